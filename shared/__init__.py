@@ -1,0 +1,1 @@
+"""EHR Bridge core: rules and services with no dependency on azure.functions."""

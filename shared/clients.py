@@ -1,0 +1,285 @@
+"""OAuth client registration and secret rotation.
+
+A client is a row in the ``clients`` table (no secret there) plus the Key Vault secret
+``client-<client_id>``, whose versions are the client's secrets. Rotation adds a version and
+retires the older ones, at once or after a grace period (their ``expires_on``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared.audit import audit
+from shared.ids import client_secret_name, is_guid, new_client_id, new_client_secret
+from shared.secret_store import (
+    SecretNotFound,
+    SecretStore,
+    SecretStoreError,
+    SecretVersion,
+    disable_version,
+    utcnow,
+)
+from shared.tables import Entity, EntityChanged, EntityNotFound, EntityTable, ETagMismatch
+
+log = logging.getLogger(__name__)
+
+PARTITION = "client"
+CLIENT_CREDENTIALS = "client_credentials"
+MAX_GRACE_SECONDS = 30 * 24 * 3600
+MAX_DISPLAY_NAME = 200
+
+
+class ClientError(Exception):
+    """Base class of client-registry errors."""
+
+
+class ClientNotFound(ClientError):
+    """No client with that id."""
+
+
+class ClientConflict(ClientError):
+    """The client changed concurrently, or the request contradicts its state."""
+
+
+class InvalidClientInput(ClientError):
+    """A value the registry will not store; the message names the field."""
+
+
+@dataclass(frozen=True)
+class ClientRecord:
+    """A registered client as stored in the table (never its secret)."""
+
+    client_id: str
+    display_name: str
+    enabled: bool
+    grant_types: tuple[str, ...]
+    created_at: str
+    updated_at: str
+    etag: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as the management API shows it."""
+        return {
+            "client_id": self.client_id,
+            "display_name": self.display_name,
+            "enabled": self.enabled,
+            "grant_types": list(self.grant_types),
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+@dataclass(frozen=True)
+class IssuedSecret:
+    """A freshly generated secret, returned exactly once."""
+
+    client: ClientRecord
+    secret: str
+    version: SecretVersion
+
+    def __repr__(self) -> str:
+        return (
+            f"IssuedSecret(client_id={self.client.client_id!r}, version={self.version.version!r})"
+        )
+
+
+def version_json(props: SecretVersion, now: datetime | None = None) -> dict[str, Any]:
+    """A secret version's metadata as the management API shows it (no value)."""
+    return {
+        "version": props.version,
+        "state": props.state(now),
+        "enabled": props.enabled,
+        "created_on": props.created_on.isoformat(),
+        "expires_on": props.expires_on.isoformat() if props.expires_on else None,
+        "not_before": props.not_before.isoformat() if props.not_before else None,
+    }
+
+
+def validate_display_name(value: object) -> str:
+    """A printable display name of at most 200 characters."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidClientInput("display_name must be a non-empty string")
+    if len(value) > MAX_DISPLAY_NAME or not value.isprintable():
+        raise InvalidClientInput("display_name must be printable and at most 200 characters")
+    return value.strip()
+
+
+def _record(entity: Entity) -> ClientRecord:
+    props = entity.properties
+    grants = tuple(g for g in str(props.get("grant_types", CLIENT_CREDENTIALS)).split() if g)
+    return ClientRecord(
+        client_id=entity.row_key,
+        display_name=str(props.get("display_name", "")),
+        enabled=bool(props.get("enabled", False)),
+        grant_types=grants,
+        created_at=str(props.get("created_at", "")),
+        updated_at=str(props.get("updated_at", "")),
+        etag=entity.etag,
+    )
+
+
+class ClientRegistry:
+    """Registers clients, rotates and disables their secrets."""
+
+    def __init__(self, table: EntityTable, secrets: SecretStore) -> None:
+        self._table = table
+        self._secrets = secrets
+
+    def register(self, display_name: str) -> IssuedSecret:
+        """Create a client with a server-generated id and secret (shown once)."""
+        name = validate_display_name(display_name)
+        client_id = new_client_id()
+        secret = new_client_secret()
+        # Secret first: a client row without a secret could never authenticate, but a row
+        # written before a failed secret write would look registered when it is not.
+        version = self._secrets.set_secret(
+            client_secret_name(client_id), secret, tags={"client_id": client_id}
+        )
+        now = utcnow().isoformat()
+        entity = Entity(
+            PARTITION,
+            client_id,
+            {
+                "display_name": name,
+                "enabled": True,
+                "grant_types": CLIENT_CREDENTIALS,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+        try:
+            stored = self._table.create(entity)
+        except Exception:
+            self._retire_orphan(client_id, version.version)
+            raise
+        record = _record(stored)
+        audit("client.registered", client_id=client_id, secret_version=version.version)
+        return IssuedSecret(client=record, secret=secret, version=version)
+
+    def _retire_orphan(self, client_id: str, version: str) -> None:
+        try:
+            disable_version(self._secrets, client_secret_name(client_id), version)
+        except SecretStoreError:
+            log.warning("could not disable orphaned secret version of client %s", client_id)
+
+    def get(self, client_id: str) -> ClientRecord:
+        """One client, or ClientNotFound."""
+        if not is_guid(client_id):
+            raise ClientNotFound(client_id)
+        try:
+            return _record(self._table.get(PARTITION, client_id.lower()))
+        except EntityNotFound:
+            raise ClientNotFound(client_id) from None
+
+    def list_all(self) -> list[ClientRecord]:
+        """Every client, sorted by display name."""
+        records = [_record(e) for e in self._table.query_partition(PARTITION)]
+        return sorted(records, key=lambda r: (r.display_name.lower(), r.client_id))
+
+    def update(
+        self,
+        client_id: str,
+        *,
+        display_name: str | None = None,
+        enabled: bool | None = None,
+        if_match: str | None = None,
+    ) -> ClientRecord:
+        """Change a client's display name or enabled flag, with ETag concurrency."""
+        current = self.get(client_id)
+        if if_match is not None and if_match != current.etag:
+            raise ETagMismatch("the client changed since you read it (If-Match)")
+        props = {
+            "display_name": current.display_name
+            if display_name is None
+            else validate_display_name(display_name),
+            "enabled": current.enabled if enabled is None else enabled,
+            "grant_types": " ".join(current.grant_types),
+            "created_at": current.created_at,
+            "updated_at": utcnow().isoformat(),
+        }
+        try:
+            stored = self._table.replace(Entity(PARTITION, current.client_id, props, current.etag))
+        except EntityChanged:
+            raise ClientConflict("the client changed concurrently; read it and retry") from None
+        except EntityNotFound:
+            raise ClientNotFound(client_id) from None
+        audit(
+            "client.updated",
+            client_id=current.client_id,
+            enabled=props["enabled"],
+        )
+        return _record(stored)
+
+    def rotate_secret(self, client_id: str, grace_seconds: int = 0) -> IssuedSecret:
+        """Add a new secret version; older usable versions expire after ``grace_seconds``."""
+        if (
+            isinstance(grace_seconds, bool)
+            or not isinstance(grace_seconds, int)
+            or not 0 <= grace_seconds <= MAX_GRACE_SECONDS
+        ):
+            raise InvalidClientInput(
+                f"grace_period_seconds must be an integer from 0 to {MAX_GRACE_SECONDS}"
+            )
+        record = self.get(client_id)
+        name = client_secret_name(record.client_id)
+        now = utcnow()
+        previous = [v for v in self._secrets.list_versions(name) if v.is_usable(now)]
+        secret = new_client_secret()
+        version = self._secrets.set_secret(name, secret, tags={"client_id": record.client_id})
+        retire_at = now + timedelta(seconds=grace_seconds)
+        changed: list[SecretVersion] = []
+        try:
+            for old in previous:
+                if grace_seconds == 0:
+                    self._secrets.update_version(name, old.version, enabled=False)
+                elif old.expires_on is None or old.expires_on > retire_at:
+                    self._secrets.update_version(name, old.version, expires_on=retire_at)
+                else:
+                    continue
+                changed.append(old)
+        except SecretStoreError:
+            self._undo_rotation(name, version.version, changed)
+            raise
+        audit(
+            "client.secret_rotated",
+            client_id=record.client_id,
+            secret_version=version.version,
+            grace_seconds=grace_seconds,
+            retired_versions=[v.version for v in changed],
+        )
+        return IssuedSecret(client=record, secret=secret, version=version)
+
+    def _undo_rotation(self, name: str, new_version: str, changed: list[SecretVersion]) -> None:
+        """Best effort: disable the new version and restore what was already changed."""
+        try:
+            self._secrets.update_version(name, new_version, enabled=False)
+            for old in changed:
+                # Key Vault cannot clear an expiry through the SDK; an old version that had none
+                # keeps the grace expiry, which only ever shortens its life.
+                self._secrets.update_version(
+                    name, old.version, enabled=old.enabled, expires_on=old.expires_on
+                )
+        except SecretStoreError:
+            log.warning("rotation of %s failed and could not be fully undone", name)
+
+    def list_secret_versions(self, client_id: str) -> list[SecretVersion]:
+        """Metadata of every secret version of a client, newest first."""
+        record = self.get(client_id)
+        return self._secrets.list_versions(client_secret_name(record.client_id))
+
+    def disable_secret_version(self, client_id: str, version: str) -> SecretVersion:
+        """Disable one secret version immediately."""
+        record = self.get(client_id)
+        name = client_secret_name(record.client_id)
+        known = {v.version for v in self._secrets.list_versions(name)}
+        if version not in known:
+            raise ClientNotFound(f"{client_id}/{version}")
+        try:
+            props = disable_version(self._secrets, name, version)
+        except SecretNotFound:
+            raise ClientNotFound(f"{client_id}/{version}") from None
+        audit("client.secret_disabled", client_id=record.client_id, secret_version=version)
+        return props

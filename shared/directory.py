@@ -1,0 +1,104 @@
+"""Cached reads of clients, tenants and client secrets: what every request looks up.
+
+Every entry lives for the cache TTL (``EHRB_CACHE_TTL_SECONDS``), which is therefore the delay
+before a disabled client, a retired secret or a changed tenant mapping takes effect on an
+instance. Negative answers are cached for at most 30 s so a new registration shows up quickly.
+"""
+
+from __future__ import annotations
+
+from shared.cache import TTLCache
+from shared.clients import ClientNotFound, ClientRecord, ClientRegistry
+from shared.ids import client_secret_name
+from shared.secret_store import (
+    Secret,
+    SecretDisabled,
+    SecretNotFound,
+    SecretStore,
+    SecretVersion,
+)
+from shared.tenants import TenantMapping, TenantNotFound, TenantRegistry
+
+NEGATIVE_TTL = 30.0
+
+
+class Directory:
+    """Cached lookups over the registries and the secret store."""
+
+    def __init__(
+        self,
+        clients: ClientRegistry,
+        tenants: TenantRegistry,
+        secrets: SecretStore,
+        ttl: float,
+    ) -> None:
+        self._clients = clients
+        self._tenants = tenants
+        self._secrets = secrets
+        self._ttl = ttl
+        self._negative_ttl = min(ttl, NEGATIVE_TTL)
+        self._client_cache: TTLCache[ClientRecord | None] = TTLCache(ttl)
+        self._tenant_cache: TTLCache[TenantMapping | None] = TTLCache(ttl)
+        self._secret_cache: TTLCache[list[Secret]] = TTLCache(ttl)
+
+    def client(self, client_id: str) -> ClientRecord | None:
+        """The client record, or None when unknown."""
+        key = client_id.lower()
+        # An unknown id may be registered any moment: cache "unknown" only briefly.
+        return self._client_cache.get(key, lambda: self._load_client(key), ttl=self._ttl_for)
+
+    def _ttl_for(self, value: object) -> float:
+        return self._ttl if value is not None else self._negative_ttl
+
+    def _load_client(self, client_id: str) -> ClientRecord | None:
+        try:
+            return self._clients.get(client_id)
+        except ClientNotFound:
+            return None
+
+    def tenant(self, tenant_id: str) -> TenantMapping | None:
+        """The tenant mapping, or None when unmapped."""
+        key = tenant_id.lower()
+        return self._tenant_cache.get(key, lambda: self._load_tenant(key), ttl=self._ttl_for)
+
+    def _load_tenant(self, tenant_id: str) -> TenantMapping | None:
+        try:
+            return self._tenants.get(tenant_id)
+        except TenantNotFound:
+            return None
+
+    def client_secrets(self, client_id: str, *, refresh: bool = False) -> list[Secret]:
+        """Every enabled version of a client's secret with its value (validity not yet checked).
+
+        Validity (``not_before``/``expires_on``) is checked by the caller at use time, so a
+        grace period ends on the second, not a cache TTL later.
+        """
+        key = client_id.lower()
+        if refresh:
+            self._secret_cache.invalidate(key)
+        return self._secret_cache.get(key, lambda: self._load_secrets(key))
+
+    def _load_secrets(self, client_id: str) -> list[Secret]:
+        name = client_secret_name(client_id)
+        found: list[Secret] = []
+        for props in self._secrets.list_versions(name):
+            if not props.enabled:
+                continue
+            try:
+                found.append(self._secrets.get_secret(name, props.version))
+            except (SecretDisabled, SecretNotFound):
+                continue
+        return found
+
+    def secret_version(self, client_id: str, version: str) -> SecretVersion | None:
+        """Properties of one enabled secret version of a client, or None."""
+        for secret in self.client_secrets(client_id):
+            if secret.properties.version == version:
+                return secret.properties
+        return None
+
+    def forget(self) -> None:
+        """Drop every cached entry (tests, and after local management changes)."""
+        self._client_cache.clear()
+        self._tenant_cache.clear()
+        self._secret_cache.clear()

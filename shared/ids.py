@@ -1,0 +1,47 @@
+"""Identifier rules: tenant GUIDs, client ids and generated credentials."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+
+# uuid.UUID() accepts braces, urn:uuid:, undashed and full-width digits; a tenant id in a token
+# or a table key must have exactly one spelling, so validate with a strict ASCII pattern.
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+# 32 bytes from a CSPRNG: 256 bits, far beyond RFC 6749 §10.10's 2^-128 guessing bound.
+SECRET_BYTES = 32
+
+
+def is_guid(value: object) -> bool:
+    """True for a canonical 8-4-4-4-12 ASCII hex GUID (either case)."""
+    return isinstance(value, str) and _GUID.fullmatch(value) is not None
+
+
+def canonical_guid(value: str) -> str:
+    """The lower-case form of a GUID already checked with ``is_guid``."""
+    return value.lower()
+
+
+def new_client_id() -> str:
+    """A fresh, server-generated client id (random GUID, lower case)."""
+    return str(uuid.uuid4())
+
+
+def new_client_secret() -> str:
+    """A fresh client secret with 256 bits of entropy, URL-safe."""
+    return secrets.token_urlsafe(SECRET_BYTES)
+
+
+def client_secret_name(client_id: str) -> str:
+    """Key Vault secret name holding a client's secret versions."""
+    return f"client-{client_id}"
+
+
+def provider_secret_name(tenant_id: str) -> str:
+    """Key Vault secret name holding a tenant's provider credential."""
+    return f"provider-{tenant_id}"
+
+
+SIGNING_KEY_NAME = "token-signing-key"

@@ -1,0 +1,361 @@
+"""The token endpoint: OAuth 2.0 client credentials (RFC 6749 §4.4), written as the RFC reads.
+
+Order of checks: request syntax (invalid_request), grant type (unsupported_grant_type), client
+authentication (invalid_client), grant allowed for the client (unauthorized_client), scope
+(invalid_scope). A store that cannot answer is a 503 ``temporarily_unavailable``, never
+``invalid_client``: a client told its good secret is bad would rotate it for nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, unquote_plus
+
+from shared.audit import audit
+from shared.directory import Directory
+from shared.http import Request, Response, json_response
+from shared.ids import canonical_guid, is_guid
+from shared.secret_store import Secret, SecretStoreUnavailable, utcnow
+from shared.settings import Settings
+from shared.signing_keys import NoSigningKey, SigningKeys
+from shared.tables import StoreUnavailable
+from shared.throttle import FailureThrottle
+from shared.tokens import issue_access_token
+
+log = logging.getLogger(__name__)
+
+CLIENT_CREDENTIALS = "client_credentials"
+FORM_TYPE = "application/x-www-form-urlencoded"
+MAX_BODY_BYTES = 16 * 1024
+MAX_FIELDS = 16
+REALM = "ehr-bridge"
+# Compared against when the client is unknown, so an unknown id costs what a known one does.
+_DUMMY_SECRET = b"x" * 43
+
+# RFC 6749 §5.1: credential-bearing responses, and their errors, must not be cached.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+class OAuthError(Exception):
+    """An RFC 6749 §5.2 error response; descriptions are fixed ASCII, never echo input."""
+
+    def __init__(
+        self,
+        error: str,
+        description: str,
+        *,
+        status: int = 400,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+        self.status = status
+        self.headers = headers or {}
+
+    def response(self) -> Response:
+        """The JSON error response with no-store headers."""
+        body = {"error": self.error, "error_description": self.description}
+        return json_response(self.status, body, headers={**NO_STORE, **self.headers})
+
+
+def _invalid_client(description: str) -> OAuthError:
+    # RFC 6749 §5.2: 401 with a challenge for the scheme the client used; RFC 9110 §11.6.1:
+    # every 401 carries one, so a client that sent body credentials is offered Basic too.
+    return OAuthError(
+        "invalid_client",
+        description,
+        status=401,
+        headers={"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'},
+    )
+
+
+def _invalid_scope() -> OAuthError:
+    # One description for every cause: a caller must not learn whether another tenant exists.
+    return OAuthError(
+        "invalid_scope", "scope must be exactly one tenant id this client is allowed to use"
+    )
+
+
+@dataclass(frozen=True)
+class ClientCredentials:
+    """Who the caller says it is, and how it said so."""
+
+    client_id: str
+    secret: str
+    method: str  # client_secret_basic or client_secret_post
+
+    def __repr__(self) -> str:
+        return f"ClientCredentials(client_id={self.client_id!r}, method={self.method!r})"
+
+
+def parse_form(request: Request) -> dict[str, str]:
+    """The form parameters, enforcing RFC 6749 §3.2 (no repeats; empty means omitted)."""
+    if request.raw_query:
+        # §2.3.1 and §3.2: parameters, credentials above all, never travel in the URI.
+        raise OAuthError("invalid_request", "parameters must be sent in the request body")
+    media_type = (request.header("Content-Type") or "").split(";")[0].strip().lower()
+    if media_type != FORM_TYPE:
+        raise OAuthError("invalid_request", "body must be application/x-www-form-urlencoded")
+    if len(request.body) > MAX_BODY_BYTES:
+        raise OAuthError("invalid_request", "request body is too large", status=413)
+    try:
+        text = request.body.decode("ascii")
+        pairs = parse_qsl(
+            text,
+            keep_blank_values=True,
+            strict_parsing=False,
+            encoding="utf-8",
+            errors="strict",
+            max_num_fields=MAX_FIELDS,
+        )
+    except (UnicodeDecodeError, ValueError):
+        raise OAuthError("invalid_request", "body is not a valid form") from None
+    form: dict[str, str] = {}
+    seen: set[str] = set()
+    for name, value in pairs:
+        if name in seen:
+            raise OAuthError("invalid_request", "a parameter is repeated")
+        seen.add(name)
+        if value != "":
+            form[name] = value
+    return form
+
+
+def grant_type_of(form: dict[str, str]) -> str:
+    """The grant type, accepting the Patients-app guide's ``grant-type`` spelling too."""
+    if "grant_type" in form and "grant-type" in form:
+        raise OAuthError("invalid_request", "send grant_type once")
+    grant = form.get("grant_type", form.get("grant-type"))
+    if grant is None:
+        raise OAuthError("invalid_request", "grant_type is required")
+    if grant != CLIENT_CREDENTIALS:
+        raise OAuthError("unsupported_grant_type", "only client_credentials is supported")
+    return grant
+
+
+def _decode_basic(param: str) -> tuple[str, str]:
+    """RFC 6749 §2.3.1: base64 of form-urlencoded id ":" secret."""
+    try:
+        raw = base64.b64decode(param.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise _invalid_client("malformed Basic credentials") from None
+    client_id, colon, secret = raw.partition(":")
+    if not colon:
+        raise _invalid_client("malformed Basic credentials")
+    return unquote_plus(client_id, errors="strict"), unquote_plus(secret, errors="strict")
+
+
+def client_credentials_of(request: Request, form: dict[str, str]) -> ClientCredentials:
+    """The client's credentials from exactly one method (RFC 6749 §2.3)."""
+    authorizations = request.headers.get_all("Authorization")
+    if len(authorizations) > 1:
+        raise OAuthError("invalid_request", "send one Authorization header")
+    body_id, body_secret = form.get("client_id"), form.get("client_secret")
+    if authorizations:
+        scheme, _, param = authorizations[0].strip().partition(" ")
+        # RFC 9110 §11.1: the scheme name is case-insensitive.
+        if scheme.lower() != "basic":
+            raise _invalid_client("unsupported authentication scheme")
+        try:
+            client_id, secret = _decode_basic(param)
+        except UnicodeDecodeError:
+            raise _invalid_client("malformed Basic credentials") from None
+        if body_secret is not None:
+            raise OAuthError("invalid_request", "use one client authentication method")
+        if body_id is not None and body_id != client_id:
+            raise OAuthError("invalid_request", "client_id differs from the Basic credentials")
+        if not client_id or not secret:
+            raise _invalid_client("client authentication failed")
+        return ClientCredentials(client_id, secret, "client_secret_basic")
+    if body_id is not None and body_secret is not None:
+        return ClientCredentials(body_id, body_secret, "client_secret_post")
+    raise _invalid_client("client authentication is required")
+
+
+def matching_secret(
+    candidate: str, secrets: list[Secret], now_usable: Callable[[Secret], bool]
+) -> Secret | None:
+    """The usable version equal to ``candidate``, compared in constant time against all."""
+    given = candidate.encode("utf-8")
+    found: Secret | None = None
+    for secret in secrets:
+        # No early exit: the time taken must not tell which version, if any, matched.
+        equal = hmac.compare_digest(given, secret.value.encode("utf-8"))
+        if equal and now_usable(secret) and found is None:
+            found = secret
+    if not secrets:
+        hmac.compare_digest(given, _DUMMY_SECRET)
+    return found
+
+
+def source_address(request: Request) -> str | None:
+    """The caller's address as the platform front end recorded it, when it did."""
+    forwarded = request.header("X-Forwarded-For")
+    if not forwarded:
+        return None
+    # App Service appends the address it saw; earlier entries are whatever the caller sent.
+    last = forwarded.split(",")[-1].strip()
+    if last.startswith("["):
+        return last[1 : last.find("]")] if "]" in last else None
+    return last.rsplit(":", 1)[0] if last.count(":") == 1 else last
+
+
+class TokenEndpoint:
+    """Handles ``POST oauth2/token``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        directory: Directory,
+        signing_keys: SigningKeys,
+        throttle: FailureThrottle,
+        address_throttle: FailureThrottle,
+    ) -> None:
+        self._settings = settings
+        self._directory = directory
+        self._keys = signing_keys
+        self._throttle = throttle
+        self._address_throttle = address_throttle
+
+    def handle(self, request: Request) -> Response:
+        """Answer one token request."""
+        try:
+            return self._token(request)
+        except OAuthError as error:
+            return error.response()
+        except (SecretStoreUnavailable, StoreUnavailable) as error:
+            log.warning("token endpoint dependency unavailable: %s", error)
+            return self._unavailable(getattr(error, "retry_after", 5))
+        except NoSigningKey:
+            log.error("no usable token signing key; run the bootstrap or rotate the key")
+            return self._unavailable(30)
+
+    @staticmethod
+    def _unavailable(retry_after: int) -> Response:
+        # RFC 6749 §4.1.2.1's temporarily_unavailable, borrowed for the token endpoint.
+        return OAuthError(
+            "temporarily_unavailable",
+            "the service cannot issue tokens right now; retry later",
+            status=503,
+            headers={"Retry-After": str(retry_after)},
+        ).response()
+
+    def _token(self, request: Request) -> Response:
+        if request.method != "POST":
+            raise OAuthError("invalid_request", "use POST", status=405, headers={"Allow": "POST"})
+        form = parse_form(request)
+        grant_type_of(form)
+        credentials = client_credentials_of(request, form)
+        client_key = credentials.client_id.lower() if is_guid(credentials.client_id) else "?"
+        address = source_address(request)
+        self._check_throttle(client_key, address)
+
+        client_id = canonical_guid(credentials.client_id) if client_key != "?" else None
+        record = self._directory.client(client_id) if client_id else None
+        matched = self._authenticate(client_id, credentials.secret, known=record is not None)
+        if record is None or not record.enabled or matched is None:
+            self._throttle.record_failure(client_key)
+            if address:
+                self._address_throttle.record_failure(address)
+            audit(
+                "token.denied",
+                client_id=client_id,
+                reason="unknown client"
+                if record is None
+                else "client disabled"
+                if not record.enabled
+                else "secret mismatch",
+                method=credentials.method,
+            )
+            raise _invalid_client("client authentication failed")
+
+        if CLIENT_CREDENTIALS not in record.grant_types:
+            audit("token.denied", client_id=record.client_id, reason="grant not allowed")
+            raise OAuthError(
+                "unauthorized_client", "this client may not use the client_credentials grant"
+            )
+
+        tenant_id = self._tenant_of(form.get("scope"), record.client_id)
+        issued = issue_access_token(
+            self._keys.current(),
+            issuer=self._settings.token_issuer,
+            audience=self._settings.token_audience,
+            client_id=record.client_id,
+            tenant_id=tenant_id,
+            secret_version=matched.properties.version,
+            lifetime_seconds=self._settings.token_lifetime_seconds,
+            now=time.time(),
+        )
+        audit(
+            "token.issued",
+            client_id=record.client_id,
+            tenant_id=tenant_id,
+            jti=issued.claims["jti"],
+            secret_version=matched.properties.version,
+            method=credentials.method,
+        )
+        # RFC 6749 §4.4.3: no refresh token for client credentials.
+        return json_response(
+            200,
+            {
+                "access_token": issued.access_token,
+                "token_type": "Bearer",
+                "expires_in": issued.expires_in,
+                "scope": issued.scope,
+            },
+            headers=NO_STORE,
+        )
+
+    def _check_throttle(self, client_key: str, address: str | None) -> None:
+        wait = self._throttle.retry_after(client_key)
+        if wait is None and address:
+            wait = self._address_throttle.retry_after(address)
+        if wait is not None:
+            audit("token.throttled", client_id=client_key if client_key != "?" else None)
+            # slow_down: the registered OAuth error (RFC 8628 §3.5) for "too many requests".
+            raise OAuthError(
+                "slow_down",
+                "too many failed attempts; retry after the Retry-After delay",
+                status=429,
+                headers={"Retry-After": str(wait)},
+            )
+
+    def _authenticate(self, client_id: str | None, candidate: str, *, known: bool) -> Secret | None:
+        if client_id is None or not known:
+            matching_secret(candidate, [], lambda s: False)
+            return None
+        now = utcnow()
+
+        def usable(secret: Secret) -> bool:
+            return secret.properties.is_usable(now)
+
+        matched = matching_secret(candidate, self._directory.client_secrets(client_id), usable)
+        if matched is None:
+            # A secret rotated a moment ago is not in the cache yet: look once more, fresh.
+            # The failure throttle bounds how often a wrong secret can force this reload.
+            fresh = self._directory.client_secrets(client_id, refresh=True)
+            matched = matching_secret(candidate, fresh, usable)
+        return matched
+
+    def _tenant_of(self, scope: str | None, client_id: str) -> str:
+        # RFC 6749 §3.3: with no default scope, a missing scope is invalid_scope.
+        if scope is None:
+            raise _invalid_scope()
+        values = scope.split(" ")
+        if len(values) != 1 or not is_guid(values[0]):
+            raise _invalid_scope()
+        tenant_id = canonical_guid(values[0])
+        mapping = self._directory.tenant(tenant_id)
+        if mapping is None or not mapping.enabled or not mapping.allows_client(client_id):
+            audit(
+                "token.denied", client_id=client_id, tenant_id=tenant_id, reason="scope not allowed"
+            )
+            raise _invalid_scope()
+        return tenant_id

@@ -1,0 +1,198 @@
+"""Token signing keys held in Key Vault secret ``token-signing-key`` and their JWKS.
+
+Each version of the secret is one key (a PEM private key, tagged with its ``alg``); the version
+id is the JWT ``kid``. The newest usable version signs. Versions with a future ``not_before``
+are published in the JWKS before they sign, and the previous key is kept (until the expiry set
+at rotation) so that tokens it signed verify until they expire (RFC 8725 §3.10 key rollover).
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from shared.cache import TTLCache
+from shared.ids import SIGNING_KEY_NAME
+from shared.secret_store import SecretDisabled, SecretNotFound, SecretStore, SecretVersion, utcnow
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+
+
+class NoSigningKey(Exception):
+    """No usable signing key with the configured algorithm."""
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """One signing key: its ``kid``, algorithm and loaded private key."""
+
+    kid: str
+    algorithm: str
+    private_key: Any
+    properties: SecretVersion
+
+    def public_jwk(self) -> dict[str, str]:
+        """The public half as a JWK (RFC 7517) with ``kid``, ``alg`` and ``use``."""
+        return public_jwk(self.private_key, self.kid, self.algorithm)
+
+
+def _b64(number: int, length: int | None = None) -> str:
+    size = length or (number.bit_length() + 7) // 8
+    return base64.urlsafe_b64encode(number.to_bytes(size, "big")).rstrip(b"=").decode("ascii")
+
+
+def public_jwk(private_key: Any, kid: str, algorithm: str) -> dict[str, str]:
+    """JWK of the public key of ``private_key``."""
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    public = private_key.public_key()
+    if isinstance(public, rsa.RSAPublicKey):
+        numbers = public.public_numbers()
+        return {
+            "kty": "RSA",
+            "kid": kid,
+            "alg": algorithm,
+            "use": "sig",
+            "n": _b64(numbers.n),
+            "e": _b64(numbers.e),
+        }
+    if isinstance(public, ec.EllipticCurvePublicKey):
+        point = public.public_numbers()
+        return {
+            "kty": "EC",
+            "kid": kid,
+            "alg": algorithm,
+            "use": "sig",
+            "crv": "P-256",
+            "x": _b64(point.x, 32),
+            "y": _b64(point.y, 32),
+        }
+    raise NoSigningKey("unsupported key type")
+
+
+def generate_private_key_pem(algorithm: str) -> str:
+    """A new PKCS#8 PEM private key for RS256 (RSA 2048) or ES256 (P-256)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    key: PrivateKeyTypes
+    if algorithm == "RS256":
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    elif algorithm == "ES256":
+        key = ec.generate_private_key(ec.SECP256R1())
+    else:
+        raise ValueError("algorithm must be RS256 or ES256")
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode("ascii")
+
+
+def rotate_signing_key(
+    store: SecretStore,
+    algorithm: str,
+    *,
+    activate_in: timedelta = timedelta(0),
+    retire_previous_after: timedelta | None = None,
+) -> SecretVersion:
+    """Add a signing key; it signs after ``activate_in``; older keys expire later.
+
+    ``retire_previous_after`` should be at least token lifetime + clock skew + cache TTL past
+    activation, so every token the old key signed still verifies until it expires.
+    """
+    now = utcnow()
+    not_before = now + activate_in if activate_in > timedelta(0) else None
+    older = [v for v in store.list_versions(SIGNING_KEY_NAME) if v.is_usable(now)]
+    version = store.set_secret(
+        SIGNING_KEY_NAME,
+        generate_private_key_pem(algorithm),
+        not_before=not_before,
+        tags={"alg": algorithm},
+    )
+    if retire_previous_after is not None:
+        retire_at = now + activate_in + retire_previous_after
+        for old in older:
+            if old.expires_on is None or old.expires_on > retire_at:
+                store.update_version(SIGNING_KEY_NAME, old.version, expires_on=retire_at)
+    return version
+
+
+class SigningKeys:
+    """Loads signing keys from the secret store, cached for ``ttl`` seconds."""
+
+    def __init__(self, store: SecretStore, algorithm: str, ttl: float) -> None:
+        self._store = store
+        self._algorithm = algorithm
+        self._versions: TTLCache[list[SecretVersion]] = TTLCache(ttl)
+        # A PEM parse costs milliseconds; a version's key never changes, so keep it.
+        self._loaded: dict[str, SigningKey] = {}
+
+    @property
+    def algorithm(self) -> str:
+        """The one algorithm these keys sign and verify with."""
+        return self._algorithm
+
+    def _list(self) -> list[SecretVersion]:
+        return self._versions.get("versions", lambda: self._store.list_versions(SIGNING_KEY_NAME))
+
+    def _load(self, props: SecretVersion) -> SigningKey | None:
+        cached = self._loaded.get(props.version)
+        if cached is not None:
+            return cached
+        from cryptography.hazmat.primitives import serialization
+
+        try:
+            secret = self._store.get_secret(SIGNING_KEY_NAME, props.version)
+        except (SecretDisabled, SecretNotFound):
+            return None
+        key = serialization.load_pem_private_key(secret.value.encode("ascii"), password=None)
+        loaded = SigningKey(props.version, props.tags.get("alg", ""), key, props)
+        self._loaded[props.version] = loaded
+        return loaded
+
+    def _matching(self, props: SecretVersion) -> bool:
+        return props.enabled and props.tags.get("alg") == self._algorithm
+
+    def current(self, now: datetime | None = None) -> SigningKey:
+        """The key that signs now: the newest usable one with the configured algorithm."""
+        moment = now or utcnow()
+        for props in self._list():
+            if self._matching(props) and props.is_usable(moment):
+                key = self._load(props)
+                if key is not None:
+                    return key
+        raise NoSigningKey(f"no usable {self._algorithm} key in {SIGNING_KEY_NAME}")
+
+    def published(self, now: datetime | None = None) -> list[SigningKey]:
+        """Keys a verifier should accept or expect: pending, current and unexpired previous."""
+        moment = now or utcnow()
+        keys: list[SigningKey] = []
+        for props in self._list():
+            if not self._matching(props):
+                continue
+            if props.expires_on is not None and moment >= props.expires_on:
+                continue
+            key = self._load(props)
+            if key is not None:
+                keys.append(key)
+        return keys
+
+    def jwks(self, now: datetime | None = None) -> dict[str, list[dict[str, str]]]:
+        """The JWK Set document served at ``oauth2/jwks``."""
+        return {"keys": [key.public_jwk() for key in self.published(now)]}
+
+    def refresh(self) -> None:
+        """Forget the cached version list (after a rotation)."""
+        self._versions.clear()
+
+
+def ensure_signing_key(store: SecretStore, algorithm: str) -> SecretVersion:
+    """Create a signing key when none with ``algorithm`` is usable (bootstrap)."""
+    for props in store.list_versions(SIGNING_KEY_NAME):
+        if props.is_usable() and props.tags.get("alg") == algorithm:
+            return props
+    return rotate_signing_key(store, algorithm)

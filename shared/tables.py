@@ -1,0 +1,221 @@
+"""Entity access to Azure Table Storage (Azurite locally) with ETags and fail-closed errors.
+
+Registries talk to ``EntityTable``; ``AzureEntityTable`` is the one implementation, built on
+azure-data-tables, imported lazily so that importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from azure.data.tables import TableClient, TableServiceClient
+
+    from shared.settings import Settings
+
+CLIENTS_TABLE = "clients"
+TENANTS_TABLE = "tenants"
+
+T = TypeVar("T")
+
+
+class TableError(Exception):
+    """Base class of table failures."""
+
+
+class EntityNotFound(TableError):
+    """No entity with that key."""
+
+
+class EntityExists(TableError):
+    """An entity with that key already exists."""
+
+
+class EntityChanged(TableError):
+    """The entity changed since it was read (ETag mismatch)."""
+
+
+class ETagMismatch(TableError):
+    """The caller's If-Match ETag is not the entity's current one."""
+
+
+class StoreUnavailable(TableError):
+    """Table Storage did not answer in time, is busy, or refused us."""
+
+    def __init__(self, message: str, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass
+class Entity:
+    """One table row: its keys, its properties and the ETag it was read with."""
+
+    partition_key: str
+    row_key: str
+    properties: dict[str, Any] = field(default_factory=dict)
+    etag: str | None = None
+
+
+class EntityTable(Protocol):
+    """The table operations the registries need."""
+
+    def get(self, partition_key: str, row_key: str) -> Entity:
+        """One entity, or EntityNotFound."""
+        ...
+
+    def create(self, entity: Entity) -> Entity:
+        """Insert a new entity, or EntityExists."""
+        ...
+
+    def replace(self, entity: Entity) -> Entity:
+        """Replace an entity if its ETag still matches, or EntityChanged / EntityNotFound."""
+        ...
+
+    def delete(self, partition_key: str, row_key: str, etag: str | None = None) -> None:
+        """Delete an entity (only at ``etag`` when given); missing is not an error."""
+        ...
+
+    def query_partition(self, partition_key: str) -> list[Entity]:
+        """Every entity of one partition."""
+        ...
+
+
+class AzureEntityTable:
+    """``EntityTable`` over an azure.data.tables ``TableClient``."""
+
+    def __init__(self, client: TableClient) -> None:
+        self._client = client
+
+    def get(self, partition_key: str, row_key: str) -> Entity:
+        """One entity, or EntityNotFound."""
+        raw = _call(lambda: self._client.get_entity(partition_key, row_key))
+        return _to_entity(raw)
+
+    def create(self, entity: Entity) -> Entity:
+        """Insert a new entity, or EntityExists."""
+        meta = _call(lambda: self._client.create_entity(_to_raw(entity)))
+        return Entity(entity.partition_key, entity.row_key, dict(entity.properties), meta["etag"])
+
+    def replace(self, entity: Entity) -> Entity:
+        """Replace an entity if its ETag still matches."""
+        from azure.core import MatchConditions
+        from azure.data.tables import UpdateMode
+
+        if entity.etag is None:
+            raise ValueError("replace needs the ETag the entity was read with")
+        etag = entity.etag
+        meta = _call(
+            lambda: self._client.update_entity(
+                _to_raw(entity),
+                mode=UpdateMode.REPLACE,
+                etag=etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+        )
+        return Entity(entity.partition_key, entity.row_key, dict(entity.properties), meta["etag"])
+
+    def delete(self, partition_key: str, row_key: str, etag: str | None = None) -> None:
+        """Delete an entity (only at ``etag`` when given); missing is not an error."""
+        from azure.core import MatchConditions
+
+        if etag is None:
+            _call(lambda: self._client.delete_entity(partition_key, row_key))
+        else:
+            _call(
+                lambda: self._client.delete_entity(
+                    partition_key,
+                    row_key,
+                    etag=etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+            )
+
+    def query_partition(self, partition_key: str) -> list[Entity]:
+        """Every entity of one partition."""
+        # Keys are validated before they reach a filter, and the value is a bound parameter.
+        query = "PartitionKey eq @pk"
+        rows = _call(
+            lambda: list(self._client.query_entities(query, parameters={"pk": partition_key}))
+        )
+        return [_to_entity(row) for row in rows]
+
+
+def _to_raw(entity: Entity) -> dict[str, Any]:
+    raw = dict(entity.properties)
+    raw["PartitionKey"] = entity.partition_key
+    raw["RowKey"] = entity.row_key
+    return raw
+
+
+def _to_entity(raw: Any) -> Entity:
+    props = {k: v for k, v in dict(raw).items() if k not in ("PartitionKey", "RowKey")}
+    return Entity(
+        partition_key=raw["PartitionKey"],
+        row_key=raw["RowKey"],
+        properties=props,
+        etag=raw.metadata.get("etag"),
+    )
+
+
+def _call(operation: Callable[[], T]) -> T:
+    """Run one SDK call, turning its exceptions into ours (fail closed on anything transient)."""
+    from azure.core.exceptions import (
+        AzureError,
+        HttpResponseError,
+        ResourceExistsError,
+        ResourceModifiedError,
+        ResourceNotFoundError,
+    )
+
+    try:
+        return operation()
+    except ResourceNotFoundError:
+        raise EntityNotFound("not found") from None
+    except ResourceExistsError:
+        raise EntityExists("already exists") from None
+    except ResourceModifiedError:
+        raise EntityChanged("changed since read") from None
+    except HttpResponseError as error:
+        if error.status_code == 412:
+            raise EntityChanged("changed since read") from None
+        if error.status_code == 409:
+            raise EntityExists("already exists") from None
+        raise StoreUnavailable(f"table storage answered {error.status_code}") from None
+    except AzureError as error:
+        raise StoreUnavailable(f"table storage unreachable ({type(error).__name__})") from None
+
+
+def table_service(settings: Settings, credential: Any = None) -> TableServiceClient:
+    """A TableServiceClient from the connection string (Azurite) or endpoint + identity."""
+    from azure.data.tables import TableServiceClient
+
+    # Bounded retries and timeouts: a token request must fail closed quickly, not hang.
+    options: dict[str, Any] = {
+        "retry_total": 2,
+        "retry_backoff_factor": 0.2,
+        "retry_backoff_max": 2,
+        "connection_timeout": 3,
+        "read_timeout": 5,
+    }
+    if settings.tables_connection_string:
+        return TableServiceClient.from_connection_string(
+            settings.tables_connection_string, **options
+        )
+    if settings.tables_endpoint:
+        if credential is None:
+            from azure.identity import DefaultAzureCredential
+
+            credential = DefaultAzureCredential()
+        return TableServiceClient(
+            endpoint=settings.tables_endpoint, credential=credential, **options
+        )
+    raise StoreUnavailable("no table storage configured (EHRB_TABLES_*)")
+
+
+def ensure_tables(service: TableServiceClient) -> None:
+    """Create the ``clients`` and ``tenants`` tables if they do not exist (bootstrap, ops)."""
+    for name in (CLIENTS_TABLE, TENANTS_TABLE):
+        _call(lambda name=name: service.create_table_if_not_exists(name))  # type: ignore[misc]

@@ -1,0 +1,376 @@
+"""Tenant mappings: an Azure AD tenant GUID to its provider FHIR server and allowed clients."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from shared.audit import audit
+from shared.ids import canonical_guid, is_guid
+from shared.secret_store import utcnow
+from shared.tables import (
+    Entity,
+    EntityChanged,
+    EntityExists,
+    EntityNotFound,
+    EntityTable,
+    ETagMismatch,
+)
+
+PARTITION = "tenant"
+FHIR_VERSIONS = ("dstu2", "stu3", "r4")
+AUTH_KINDS = ("none", "client_credentials", "managed_identity", "bearer")
+MAX_URL_LENGTH = 2048
+MAX_ALLOWED_CLIENTS = 100
+
+FIELDS = frozenset(
+    {
+        "display_name",
+        "provider_base_url",
+        "provider_fhir_version",
+        "provider_auth_kind",
+        "provider_token_url",
+        "provider_client_id",
+        "provider_scope",
+        "allowed_client_ids",
+        "enabled",
+        "allow_writes",
+    }
+)
+REQUIRED = frozenset({"provider_base_url", "provider_fhir_version"})
+
+
+class TenantError(Exception):
+    """Base class of tenant-registry errors."""
+
+
+class TenantNotFound(TenantError):
+    """No mapping for that tenant."""
+
+
+class TenantConflict(TenantError):
+    """The mapping changed concurrently, or already exists where it must not."""
+
+
+class InvalidTenantInput(TenantError):
+    """A mapping the registry will not store; ``field`` names the offending field."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class TenantMapping:
+    """Where one tenant's FHIR calls go, and who may make them."""
+
+    tenant_id: str
+    provider_base_url: str
+    provider_fhir_version: str
+    provider_auth_kind: str = "none"
+    display_name: str = ""
+    provider_token_url: str = ""
+    provider_client_id: str = ""
+    provider_scope: str = ""
+    allowed_client_ids: tuple[str, ...] = ()
+    enabled: bool = True
+    allow_writes: bool = False
+    created_at: str = ""
+    updated_at: str = ""
+    etag: str | None = None
+
+    def allows_client(self, client_id: str) -> bool:
+        """True when ``client_id`` may obtain tokens for this tenant."""
+        return client_id.lower() in self.allowed_client_ids
+
+    def to_json(self) -> dict[str, Any]:
+        """The mapping as the management API shows it."""
+        return {
+            "tenant_id": self.tenant_id,
+            "display_name": self.display_name,
+            "provider_base_url": self.provider_base_url,
+            "provider_fhir_version": self.provider_fhir_version,
+            "provider_auth_kind": self.provider_auth_kind,
+            "provider_token_url": self.provider_token_url or None,
+            "provider_client_id": self.provider_client_id or None,
+            "provider_scope": self.provider_scope or None,
+            "allowed_client_ids": list(self.allowed_client_ids),
+            "enabled": self.enabled,
+            "allow_writes": self.allow_writes,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+def validate_provider_url(value: object, field: str, *, allow_insecure: bool) -> str:
+    """An absolute https URL (http and loopback only when ``allow_insecure``), normalised."""
+    if not isinstance(value, str) or not value:
+        raise InvalidTenantInput(f"{field} must be an absolute https URL", field)
+    if len(value) > MAX_URL_LENGTH or any(c.isspace() or ord(c) < 0x20 for c in value):
+        raise InvalidTenantInput(f"{field} must be an absolute https URL", field)
+    if not value.isascii():
+        raise InvalidTenantInput(f"{field} must be ASCII (punycode for IDN hosts)", field)
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        raise InvalidTenantInput(f"{field} must be an absolute http(s) URL", field)
+    if parts.scheme == "http" and not allow_insecure:
+        raise InvalidTenantInput(f"{field} must use https", field)
+    if "@" in parts.netloc or parts.username or parts.password:
+        raise InvalidTenantInput(f"{field} must not carry credentials", field)
+    if parts.query or parts.fragment or value.endswith(("?", "#")):
+        raise InvalidTenantInput(f"{field} must not have a query or fragment", field)
+    if (
+        "\\" in value
+        or "%" in parts.path
+        or "//" in parts.path
+        or "/../" in f"{parts.path}/"
+        or "/./" in f"{parts.path}/"
+    ):
+        raise InvalidTenantInput(f"{field} has a path that is not plain", field)
+    try:
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise InvalidTenantInput(f"{field} has an invalid port", field) from None
+    if not host:
+        raise InvalidTenantInput(f"{field} has no host", field)
+    _check_host(host, field, allow_insecure=allow_insecure)
+    return value.rstrip("/")
+
+
+def _check_host(host: str, field: str, *, allow_insecure: bool) -> None:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        loopback_name = host.lower() == "localhost" or host.lower().endswith(".localhost")
+        if loopback_name and not allow_insecure:
+            raise InvalidTenantInput(f"{field} must not be a loopback address", field) from None
+        return
+    # The instance metadata service (169.254.169.254) and friends are never a FHIR server.
+    if address.is_link_local or address.is_unspecified or address.is_multicast:
+        raise InvalidTenantInput(f"{field} must not be a link-local or special address", field)
+    if address.is_loopback and not allow_insecure:
+        raise InvalidTenantInput(f"{field} must not be a loopback address", field)
+
+
+def _flag(value: object, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidTenantInput(f"{field} must be true or false", field)
+    return value
+
+
+def _text(value: object, field: str, limit: int = 200) -> str:
+    if not isinstance(value, str) or len(value) > limit or not value.isprintable():
+        raise InvalidTenantInput(
+            f"{field} must be printable text of at most {limit} characters", field
+        )
+    return value.strip()
+
+
+def parse_mapping(
+    tenant_id: str,
+    body: Mapping[str, Any],
+    *,
+    allow_insecure: bool,
+    client_exists: Callable[[str], bool],
+) -> TenantMapping:
+    """Validate a mapping document from the API or CLI; every problem names its field."""
+    if not is_guid(tenant_id):
+        raise InvalidTenantInput("tenant id must be a GUID (8-4-4-4-12 hex)", "tenant_id")
+    unknown = sorted(set(body) - FIELDS)
+    if unknown:
+        raise InvalidTenantInput(f"unknown field: {unknown[0]}", unknown[0])
+    missing = sorted(REQUIRED - set(body))
+    if missing:
+        raise InvalidTenantInput(f"missing field: {missing[0]}", missing[0])
+    base = validate_provider_url(
+        body["provider_base_url"], "provider_base_url", allow_insecure=allow_insecure
+    )
+    version = body["provider_fhir_version"]
+    if version not in FHIR_VERSIONS:
+        raise InvalidTenantInput(
+            "provider_fhir_version must be dstu2, stu3 or r4", "provider_fhir_version"
+        )
+    kind = body.get("provider_auth_kind", "none")
+    if kind not in AUTH_KINDS:
+        raise InvalidTenantInput(
+            "provider_auth_kind must be none, client_credentials, managed_identity or bearer",
+            "provider_auth_kind",
+        )
+    token_url = ""
+    provider_client_id = ""
+    if kind == "client_credentials":
+        if "provider_token_url" not in body or "provider_client_id" not in body:
+            field = (
+                "provider_token_url" if "provider_token_url" not in body else "provider_client_id"
+            )
+            raise InvalidTenantInput(f"{field} is required for client_credentials", field)
+        token_url = validate_provider_url(
+            body["provider_token_url"], "provider_token_url", allow_insecure=allow_insecure
+        )
+        provider_client_id = _text(body["provider_client_id"], "provider_client_id")
+    else:
+        for field in ("provider_token_url", "provider_client_id"):
+            if body.get(field):
+                raise InvalidTenantInput(f"{field} applies only to client_credentials", field)
+    scope = _text(body.get("provider_scope", ""), "provider_scope", 500)
+    clients = body.get("allowed_client_ids", [])
+    if not isinstance(clients, list) or len(clients) > MAX_ALLOWED_CLIENTS:
+        raise InvalidTenantInput(
+            f"allowed_client_ids must be a list of at most {MAX_ALLOWED_CLIENTS} client ids",
+            "allowed_client_ids",
+        )
+    allowed: list[str] = []
+    for client_id in clients:
+        if not is_guid(client_id):
+            raise InvalidTenantInput("allowed_client_ids must hold GUIDs", "allowed_client_ids")
+        canonical = canonical_guid(client_id)
+        if not client_exists(canonical):
+            raise InvalidTenantInput(
+                f"allowed_client_ids: unknown client {canonical}", "allowed_client_ids"
+            )
+        if canonical not in allowed:
+            allowed.append(canonical)
+    return TenantMapping(
+        tenant_id=canonical_guid(tenant_id),
+        provider_base_url=base,
+        provider_fhir_version=version,
+        provider_auth_kind=kind,
+        display_name=_text(body.get("display_name", ""), "display_name"),
+        provider_token_url=token_url,
+        provider_client_id=provider_client_id,
+        provider_scope=scope,
+        allowed_client_ids=tuple(allowed),
+        enabled=_flag(body.get("enabled", True), "enabled"),
+        allow_writes=_flag(body.get("allow_writes", False), "allow_writes"),
+    )
+
+
+def _properties(mapping: TenantMapping, created_at: str, updated_at: str) -> dict[str, Any]:
+    return {
+        "display_name": mapping.display_name,
+        "provider_base_url": mapping.provider_base_url,
+        "provider_fhir_version": mapping.provider_fhir_version,
+        "provider_auth_kind": mapping.provider_auth_kind,
+        "provider_token_url": mapping.provider_token_url,
+        "provider_client_id": mapping.provider_client_id,
+        "provider_scope": mapping.provider_scope,
+        # Tables have no list type: a JSON array in a string column.
+        "allowed_client_ids": json.dumps(list(mapping.allowed_client_ids)),
+        "enabled": mapping.enabled,
+        "allow_writes": mapping.allow_writes,
+        "created_at": created_at,
+        "updated_at": updated_at,
+    }
+
+
+def _mapping(entity: Entity) -> TenantMapping:
+    p = entity.properties
+    return TenantMapping(
+        tenant_id=entity.row_key,
+        provider_base_url=str(p.get("provider_base_url", "")),
+        provider_fhir_version=str(p.get("provider_fhir_version", "")),
+        provider_auth_kind=str(p.get("provider_auth_kind", "none")),
+        display_name=str(p.get("display_name", "")),
+        provider_token_url=str(p.get("provider_token_url", "")),
+        provider_client_id=str(p.get("provider_client_id", "")),
+        provider_scope=str(p.get("provider_scope", "")),
+        allowed_client_ids=tuple(json.loads(p.get("allowed_client_ids") or "[]")),
+        enabled=bool(p.get("enabled", False)),
+        allow_writes=bool(p.get("allow_writes", False)),
+        created_at=str(p.get("created_at", "")),
+        updated_at=str(p.get("updated_at", "")),
+        etag=entity.etag,
+    )
+
+
+class TenantRegistry:
+    """Create, read, replace and delete tenant mappings with ETag concurrency."""
+
+    def __init__(self, table: EntityTable) -> None:
+        self._table = table
+
+    def get(self, tenant_id: str) -> TenantMapping:
+        """One mapping, or TenantNotFound."""
+        if not is_guid(tenant_id):
+            raise TenantNotFound(tenant_id)
+        try:
+            return _mapping(self._table.get(PARTITION, canonical_guid(tenant_id)))
+        except EntityNotFound:
+            raise TenantNotFound(tenant_id) from None
+
+    def list_all(self) -> list[TenantMapping]:
+        """Every mapping, sorted by tenant id."""
+        return sorted(
+            (_mapping(e) for e in self._table.query_partition(PARTITION)), key=lambda m: m.tenant_id
+        )
+
+    def put(
+        self,
+        mapping: TenantMapping,
+        *,
+        if_match: str | None = None,
+        create_only: bool = False,
+    ) -> tuple[TenantMapping, bool]:
+        """Create or replace a mapping; returns it and whether it was created."""
+        now = utcnow().isoformat()
+        try:
+            current = self.get(mapping.tenant_id)
+        except TenantNotFound:
+            current = None
+        if current is None:
+            if if_match is not None:
+                raise ETagMismatch("the mapping does not exist (If-Match)")
+            try:
+                stored = self._table.create(
+                    Entity(PARTITION, mapping.tenant_id, _properties(mapping, now, now))
+                )
+            except EntityExists:
+                raise TenantConflict("the tenant was created concurrently; retry") from None
+            audit("tenant.created", **_audit_fields(mapping))
+            return _mapping(stored), True
+        if create_only:
+            raise TenantConflict("the tenant is already mapped")
+        if if_match is not None and if_match != current.etag:
+            raise ETagMismatch("the mapping changed since you read it (If-Match)")
+        entity = Entity(
+            PARTITION,
+            mapping.tenant_id,
+            _properties(mapping, current.created_at, now),
+            current.etag,
+        )
+        try:
+            stored = self._table.replace(entity)
+        except EntityChanged:
+            raise TenantConflict("the mapping changed concurrently; read it and retry") from None
+        except EntityNotFound:
+            raise TenantConflict("the mapping was deleted concurrently; retry") from None
+        audit("tenant.replaced", **_audit_fields(mapping))
+        return _mapping(stored), False
+
+    def delete(self, tenant_id: str, *, if_match: str | None = None) -> None:
+        """Remove a mapping (offboarding); its tokens stop routing within the cache TTL."""
+        current = self.get(tenant_id)
+        if if_match is not None and if_match != current.etag:
+            raise ETagMismatch("the mapping changed since you read it (If-Match)")
+        try:
+            self._table.delete(PARTITION, current.tenant_id, etag=current.etag)
+        except EntityChanged:
+            raise TenantConflict("the mapping changed concurrently; read it and retry") from None
+        audit("tenant.deleted", tenant_id=current.tenant_id)
+
+
+def _audit_fields(mapping: TenantMapping) -> dict[str, Any]:
+    # The provider URL is configuration, not a secret, but it stays out of logs anyway:
+    # responses and logs never name an upstream.
+    return {
+        "tenant_id": mapping.tenant_id,
+        "provider_fhir_version": mapping.provider_fhir_version,
+        "provider_auth_kind": mapping.provider_auth_kind,
+        "allowed_client_ids": list(mapping.allowed_client_ids),
+        "enabled": mapping.enabled,
+    }

@@ -1,0 +1,139 @@
+"""Fixtures shared by every test: Azurite, a local secret store, wired services, factories."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+
+from shared.clients import IssuedSecret
+from shared.http import Headers, Request, Response
+from shared.secret_store import LocalSecretStore
+from shared.services import Services
+from shared.settings import Settings
+from shared.signing_keys import ensure_signing_key
+from shared.tables import CLIENTS_TABLE, TENANTS_TABLE, ensure_tables
+from shared.tenants import TenantMapping
+from tests.support.azurite import running_azurite
+
+ADMIN_KEY = "test-admin-key-" + "k" * 32
+PROVIDER_URL = "https://fhir.hospital-a.example/r4"
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Connection string of an Azurite table service for this test session (or worker)."""
+    with running_azurite(tmp_path_factory.mktemp("azurite")) as connection:
+        yield connection
+
+
+@pytest.fixture
+def table_service(azurite: str) -> Any:
+    """A TableServiceClient on Azurite with empty ``clients`` and ``tenants`` tables."""
+    from azure.data.tables import TableServiceClient
+
+    service = TableServiceClient.from_connection_string(azurite)
+    ensure_tables(service)
+    for name in (CLIENTS_TABLE, TENANTS_TABLE):
+        table = service.get_table_client(name)
+        for entity in table.list_entities(select=["PartitionKey", "RowKey"]):
+            table.delete_entity(entity["PartitionKey"], entity["RowKey"])
+    return service
+
+
+@pytest.fixture
+def secret_store(tmp_path: Path) -> LocalSecretStore:
+    """A file-backed local secret store in this test's temporary folder."""
+    return LocalSecretStore(tmp_path / "secrets.json")
+
+
+@pytest.fixture
+def settings(azurite: str, tmp_path: Path) -> Settings:
+    """Settings for a local run against Azurite; tests replace fields with ``dataclasses``."""
+    return Settings(
+        public_base_url="",
+        secret_store="local",
+        local_secrets_path=str(tmp_path / "secrets.json"),
+        tables_connection_string=azurite,
+        local_admin_key=ADMIN_KEY,
+        token_issuer="https://bridge.test/api/oauth2",
+        token_audience="https://bridge.test/api/fhir",
+    )
+
+
+@pytest.fixture
+def make_services(
+    settings: Settings, secret_store: LocalSecretStore, table_service: Any
+) -> Callable[..., Services]:
+    """Build Services over Azurite and the local store, with settings overrides."""
+
+    def build(**overrides: Any) -> Services:
+        services = Services(
+            dataclasses.replace(settings, **overrides),
+            secret_store=secret_store,
+            table_service=table_service,
+        )
+        ensure_signing_key(secret_store, services.settings.token_algorithm)
+        return services
+
+    return build
+
+
+@pytest.fixture
+def services(make_services: Callable[..., Services]) -> Services:
+    """Services with the default test settings."""
+    return make_services()
+
+
+@pytest.fixture
+def client(services: Services) -> IssuedSecret:
+    """A registered, enabled client and its one secret."""
+    return services.clients.register("Teams Patients app")
+
+
+@pytest.fixture
+def make_tenant(services: Services) -> Callable[..., TenantMapping]:
+    """Map a fresh tenant (random GUID) allowing the given clients."""
+
+    def build(*client_ids: str, **fields: Any) -> TenantMapping:
+        mapping = TenantMapping(
+            tenant_id=fields.pop("tenant_id", str(uuid.uuid4())),
+            provider_base_url=fields.pop("provider_base_url", PROVIDER_URL),
+            provider_fhir_version=fields.pop("provider_fhir_version", "r4"),
+            allowed_client_ids=tuple(client_ids),
+            **fields,
+        )
+        stored, _ = services.tenants.put(mapping)
+        return stored
+
+    return build
+
+
+@pytest.fixture
+def tenant(client: IssuedSecret, make_tenant: Callable[..., TenantMapping]) -> TenantMapping:
+    """A tenant mapped to a provider, allowing ``client``."""
+    return make_tenant(client.client.client_id)
+
+
+def form_request(
+    fields: dict[str, str] | list[tuple[str, str]],
+    *,
+    headers: dict[str, str] | None = None,
+    method: str = "POST",
+    url: str = "https://bridge.test/api/oauth2/token",
+) -> Request:
+    """A form-encoded request as the token endpoint receives it."""
+    all_headers = Headers({"Content-Type": "application/x-www-form-urlencoded"})
+    for name, value in (headers or {}).items():
+        all_headers.add(name, value)
+    return Request(method=method, url=url, headers=all_headers, body=urlencode(fields).encode())
+
+
+def request_token(services: Services, fields: Any, **kwargs: Any) -> Response:
+    """Send one token request through the token endpoint."""
+    return services.token_endpoint.handle(form_request(fields, **kwargs))
