@@ -1,0 +1,9 @@
+"""The Azure Functions app: creates the FunctionApp and registers the blueprints. Nothing else."""
+
+import azure.functions as func
+
+from functions import health, manage, metadata, token
+
+app = func.FunctionApp()
+for blueprint in (metadata.bp, token.bp, manage.bp, health.bp):
+    app.register_functions(blueprint)

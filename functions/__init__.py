@@ -1,0 +1,1 @@
+"""Thin HTTP-trigger blueprints: parse the request, call shared/, return the response."""

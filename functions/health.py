@@ -1,0 +1,17 @@
+"""Liveness: ``GET health`` reports dependency reachability, never secrets or addresses."""
+
+import azure.functions as func
+
+from functions._adapter import to_http_response
+
+bp = func.Blueprint()
+
+
+@bp.function_name("health")
+@bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def health(req: func.HttpRequest) -> func.HttpResponse:
+    """Report whether tables, secrets and a signing key are reachable."""
+    from shared.health import health_response
+    from shared.services import get_services
+
+    return to_http_response(health_response(get_services()))

@@ -1,0 +1,39 @@
+"""Management API (``manage/…``): clients, secrets and tenant mappings. Admin level only."""
+
+import azure.functions as func
+
+from functions._adapter import to_http_response, to_request
+
+bp = func.Blueprint()
+
+# The host refuses routes starting with "admin", hence "manage". Auth level is set on every
+# route: a Blueprint-level auth level is silently ignored.
+_ROUTES = {
+    "clients": ("manage/clients", ["GET", "POST"]),
+    "client": ("manage/clients/{client_id}", ["GET", "PUT", "DELETE"]),
+    "client_secrets": ("manage/clients/{client_id}/secrets", ["GET", "POST"]),
+    "client_secret": ("manage/clients/{client_id}/secrets/{version}", ["GET", "DELETE"]),
+    "tenants": ("manage/tenants", ["GET"]),
+    "tenant": ("manage/tenants/{tenant_id}", ["GET", "PUT", "DELETE"]),
+}
+
+
+def _handle(route: str, req: func.HttpRequest) -> func.HttpResponse:
+    from shared.services import get_services
+
+    return to_http_response(get_services().management.handle(route, to_request(req)))
+
+
+def _register(name: str, template: str, methods: list[str]) -> None:
+    def handler(req: func.HttpRequest) -> func.HttpResponse:
+        return _handle(name, req)
+
+    handler.__name__ = f"manage_{name}"
+    handler.__doc__ = f"Management route {template}."
+    bp.function_name(f"manage_{name}")(
+        bp.route(route=template, methods=methods, auth_level=func.AuthLevel.ADMIN)(handler)
+    )
+
+
+for _name, (_template, _methods) in _ROUTES.items():
+    _register(_name, _template, _methods)

@@ -1,0 +1,28 @@
+"""OAuth endpoints: ``oauth2/token`` (client credentials) and ``oauth2/jwks``."""
+
+import azure.functions as func
+
+from functions._adapter import to_http_response, to_request
+from shared import routes
+
+bp = func.Blueprint()
+
+
+# GET is routed too, so that a wrong method gets RFC 6749 JSON with Allow: POST, not a host 404.
+@bp.function_name("oauth_token")
+@bp.route(route=routes.TOKEN, methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def oauth_token(req: func.HttpRequest) -> func.HttpResponse:
+    """Issue an access token for a client and one tenant."""
+    from shared.services import get_services
+
+    return to_http_response(get_services().token_endpoint.handle(to_request(req)))
+
+
+@bp.function_name("oauth_jwks")
+@bp.route(route=routes.JWKS, methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def oauth_jwks(req: func.HttpRequest) -> func.HttpResponse:
+    """Publish the public signing keys (current, previous and pending)."""
+    from shared.jwks import jwks_response
+    from shared.services import get_services
+
+    return to_http_response(jwks_response(get_services().signing_keys))

@@ -1,0 +1,33 @@
+"""Dependency checks for ``GET health``."""
+
+from __future__ import annotations
+
+import logging
+
+from shared.http import Response, json_response
+from shared.services import Services
+
+log = logging.getLogger(__name__)
+
+
+def health_response(services: Services) -> Response:
+    """200 when every dependency answers, else 503; names states, never hosts or errors."""
+    checks: dict[str, str] = {}
+    try:
+        services.directory.tenant("00000000-0000-0000-0000-000000000000")
+        checks["tables"] = "ok"
+    except Exception as error:  # noqa: BLE001 - any failure means "unavailable" here
+        log.warning("health: tables unavailable (%s)", type(error).__name__)
+        checks["tables"] = "unavailable"
+    try:
+        services.signing_keys.current()
+        checks["signing_key"] = "ok"
+    except Exception as error:  # noqa: BLE001
+        log.warning("health: signing key unavailable (%s)", type(error).__name__)
+        checks["signing_key"] = "unavailable"
+    healthy = all(state == "ok" for state in checks.values())
+    return json_response(
+        200 if healthy else 503,
+        {"status": "ok" if healthy else "degraded", "checks": checks},
+        headers={"Cache-Control": "no-store"},
+    )

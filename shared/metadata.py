@@ -1,0 +1,426 @@
+"""The unauthenticated discovery documents: each face's /metadata and SMART configuration.
+
+The capability statement is generated for the face's own release, never converted from a
+provider's: it advertises exactly what the Patients app reads and what the proxy translates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from shared import routes
+from shared.fhir import json_mime_type
+from shared.fhir.outcome import outcome_response
+from shared.http import Request, Response, json_response, public_origin
+from shared.settings import FACES, Settings
+
+SOFTWARE_NAME: Final = "EHR Bridge"
+# Equal to pyproject's version (a unit test keeps them together); read at import it would cost
+# a package-metadata lookup on cold start and fail where the app is not pip-installed.
+SOFTWARE_VERSION: Final = "0.1.0"
+# CapabilityStatement.date is when the statement last changed: bump it with the tables below.
+STATEMENT_DATE: Final = "2026-11-22"
+
+# The body depends only on configuration and the public origin, and carries nothing secret.
+CACHE_CONTROL: Final = "public, max-age=300"
+
+OAUTH_URIS_EXTENSION: Final = (
+    "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+)
+_SEARCH_PARAMETER_BASE: Final = "http://hl7.org/fhir/SearchParameter/"
+
+
+@dataclass(frozen=True)
+class _FaceRules:
+    """How one release spells the statement."""
+
+    label: str
+    resource_type: str
+    fhir_version: str
+    security_system: str
+    # DSTU2 and STU3 make acceptUnknown 1..1; R4 removed the element.
+    accept_unknown: bool
+    # DSTU2's system interactions are transaction/search-system/history-system only: batch
+    # support is rest.transactionMode there.
+    batch_as_transaction_mode: bool
+    # searchParam.target and .modifier exist in DSTU2 only.
+    search_param_details: bool
+    descending_sort: str
+
+
+_FACE_RULES: Final[Mapping[str, _FaceRules]] = {
+    "dstu2": _FaceRules(
+        label="DSTU2",
+        resource_type="Conformance",
+        fhir_version="1.0.2",
+        security_system="http://hl7.org/fhir/restful-security-service",
+        accept_unknown=True,
+        batch_as_transaction_mode=True,
+        search_param_details=True,
+        descending_sort="_sort:desc={}",
+    ),
+    "stu3": _FaceRules(
+        label="STU3",
+        resource_type="CapabilityStatement",
+        fhir_version="3.0.2",
+        security_system="http://hl7.org/fhir/restful-security-service",
+        accept_unknown=True,
+        batch_as_transaction_mode=False,
+        search_param_details=False,
+        descending_sort="_sort=-{}",
+    ),
+    "r4": _FaceRules(
+        label="R4",
+        resource_type="CapabilityStatement",
+        fhir_version="4.0.1",
+        security_system="http://terminology.hl7.org/CodeSystem/restful-security-service",
+        accept_unknown=False,
+        batch_as_transaction_mode=False,
+        search_param_details=False,
+        descending_sort="_sort=-{}",
+    ),
+}
+assert set(_FACE_RULES) == set(FACES)
+
+
+@dataclass(frozen=True)
+class _Param:
+    """One search parameter the app sends, with its official definition in each release."""
+
+    name: str
+    type: str
+    # Face -> id of the SearchParameter in that release's official bundle; None where the
+    # release defines no such parameter for the resource (then ``undefined_note`` explains).
+    definitions: Mapping[str, str | None]
+    undefined_note: str = ""
+    sortable: bool = False
+    modifiers: tuple[str, ...] = ()
+    target: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Resource:
+    """One resource type the app reads."""
+
+    type: str
+    interactions: tuple[str, ...]
+    params: tuple[_Param, ...] = ()
+    dstu2_type: str | None = None
+
+
+def _defs(dstu2: str | None, stu3: str | None, r4: str | None) -> dict[str, str | None]:
+    return {"dstu2": dstu2, "stu3": stu3, "r4": r4}
+
+
+_READ_SEARCH: Final = ("read", "search-type")
+_PATIENT_TARGET: Final = ("Patient",)
+
+
+def _patient(resource: str, stu3: str = "clinical-patient", r4: str = "clinical-patient") -> _Param:
+    return _Param(
+        "patient", "reference", _defs(f"{resource}-patient", stu3, r4), target=_PATIENT_TARGET
+    )
+
+
+# The resources and parameters of the Patients app's DSTU2 and STU3 interface specifications.
+# Definition ids are those of each release's official search-parameters bundle (checked by
+# tests/unit/test_metadata.py against the bundles themselves).
+_RESOURCES: Final[tuple[_Resource, ...]] = (
+    _Resource(
+        "Patient",
+        _READ_SEARCH,
+        (
+            _Param("_id", "token", _defs("Resource-id", "Resource-id", "Resource-id")),
+            # The DSTU2 app sends family:contains; STU3 expects the same semantics unmarked.
+            _Param(
+                "family",
+                "string",
+                _defs("Patient-family", "individual-family", "individual-family"),
+                modifiers=("contains",),
+            ),
+            _Param(
+                "given", "string", _defs("Patient-given", "individual-given", "individual-given")
+            ),
+            _Param("name", "string", _defs("Patient-name", "Patient-name", "Patient-name")),
+            _Param(
+                "birthdate",
+                "date",
+                _defs("Patient-birthdate", "individual-birthdate", "individual-birthdate"),
+            ),
+            _Param(
+                "gender",
+                "token",
+                _defs("Patient-gender", "individual-gender", "individual-gender"),
+            ),
+            _Param(
+                "identifier",
+                "token",
+                _defs("Patient-identifier", "Patient-identifier", "Patient-identifier"),
+            ),
+        ),
+    ),
+    _Resource(
+        "Observation",
+        _READ_SEARCH,
+        (
+            _patient("Observation"),
+            _Param(
+                "category",
+                "token",
+                _defs("Observation-category", "Observation-category", "Observation-category"),
+            ),
+            _Param(
+                "date",
+                "date",
+                _defs("Observation-date", "clinical-date", "clinical-date"),
+                sortable=True,
+            ),
+            _Param("code", "token", _defs("Observation-code", "clinical-code", "clinical-code")),
+        ),
+    ),
+    _Resource("Condition", _READ_SEARCH, (_patient("Condition"),)),
+    _Resource(
+        "Encounter",
+        _READ_SEARCH,
+        (
+            _patient("Encounter"),
+            _Param(
+                "date",
+                "date",
+                _defs("Encounter-date", "clinical-date", "clinical-date"),
+                sortable=True,
+            ),
+        ),
+    ),
+    _Resource("AllergyIntolerance", _READ_SEARCH, (_patient("AllergyIntolerance"),)),
+    _Resource(
+        "MedicationRequest",
+        _READ_SEARCH,
+        (_patient("MedicationOrder", stu3="medications-patient"),),
+        dstu2_type="MedicationOrder",
+    ),
+    _Resource(
+        "Coverage",
+        _READ_SEARCH,
+        (
+            # DSTU2 and STU3 define no Coverage "patient" parameter, yet both app specs send
+            # Coverage?patient=; the proxy maps it to R4's Coverage-patient (= beneficiary).
+            _Param(
+                "patient",
+                "reference",
+                _defs(None, None, "Coverage-patient"),
+                undefined_note=(
+                    "Not a standard parameter of this FHIR version; supported because the "
+                    "Patients app sends it. Matches the patient the coverage is for "
+                    "(the beneficiary)."
+                ),
+                target=_PATIENT_TARGET,
+            ),
+        ),
+    ),
+    # The app only shows Encounter.location.display, but references must resolve.
+    _Resource("Location", ("read",)),
+)
+
+
+def capability_statement(
+    face: str,
+    token_url: str,
+    *,
+    software_version: str,
+    published: str,
+    base_url: str | None = None,
+) -> dict[str, Any]:
+    """The face's Conformance (DSTU2) or CapabilityStatement (STU3, R4) as a JSON document."""
+    rules = _FACE_RULES.get(face)
+    if rules is None:
+        raise ValueError(f"unknown face {face!r}")
+    implementation: dict[str, Any] = {"description": f"{SOFTWARE_NAME} FHIR {rules.label} face"}
+    if base_url:
+        implementation["url"] = base_url
+    statement: dict[str, Any] = {
+        "resourceType": rules.resource_type,
+        "name": "EHRBridge",
+        "status": "active",
+        "date": published,
+        "publisher": SOFTWARE_NAME,
+        "kind": "instance",
+        "software": {"name": SOFTWARE_NAME, "version": software_version},
+        # R4 cpb-14: an instance statement must have implementation.
+        "implementation": implementation,
+        "fhirVersion": rules.fhir_version,
+    }
+    if rules.accept_unknown:
+        # "no" promises the least: the proxy may refuse unknown elements in what it receives.
+        statement["acceptUnknown"] = "no"
+    # JSON only: XML bodies are refused (security case 60).
+    statement["format"] = ["json", json_mime_type(face)]
+    statement["rest"] = [_rest(face, rules, token_url)]
+    return statement
+
+
+def _rest(face: str, rules: _FaceRules, token_url: str) -> dict[str, Any]:
+    rest: dict[str, Any] = {
+        "mode": "server",
+        "documentation": _rest_documentation(rules),
+        "security": _security(rules, token_url),
+        "resource": [_resource(face, rules, resource) for resource in _RESOURCES],
+    }
+    # The app loads several resources with one batch Bundle POSTed to the base.
+    if rules.batch_as_transaction_mode:
+        rest["transactionMode"] = "batch"
+    else:
+        rest["interaction"] = [{"code": "batch"}]
+    return rest
+
+
+def _rest_documentation(rules: _FaceRules) -> str:
+    # No release has a structured element for result parameters (_count, _sort): they are not
+    # SearchParameters, so listing them as searchParam would misstate them. Say it in prose.
+    return (
+        f"{SOFTWARE_NAME}: one FHIR {rules.label} endpoint in front of each customer's own FHIR "
+        "server. Send the access token from the token URL in rest.security as a Bearer token. "
+        "Load several resources at once by POSTing a batch Bundle to this base. Every search "
+        "may also be sent as POST [type]/_search with a form body, accepts _count, and answers "
+        "a Bundle with total. Observation and Encounter searches sort on date, newest first "
+        f"with {rules.descending_sort.format('date')}."
+    )
+
+
+def _security(rules: _FaceRules, token_url: str) -> dict[str, Any]:
+    return {
+        "extension": [
+            {
+                "url": OAUTH_URIS_EXTENSION,
+                # Client credentials only: there is no authorize endpoint to publish.
+                "extension": [{"url": "token", "valueUri": token_url}],
+            }
+        ],
+        "service": [
+            {
+                "coding": [{"system": rules.security_system, "code": "OAuth", "display": "OAuth"}],
+                "text": "OAuth 2.0 client credentials",
+            }
+        ],
+        "description": (
+            "OAuth 2.0 client credentials grant (RFC 6749 section 4.4): POST "
+            "grant_type=client_credentials and scope=<your Azure AD tenant ID> to the token URL, "
+            "authenticating with HTTP Basic or client_id and client_secret in the form body."
+        ),
+    }
+
+
+def _resource(face: str, rules: _FaceRules, resource: _Resource) -> dict[str, Any]:
+    name = resource.dstu2_type if face == "dstu2" and resource.dstu2_type else resource.type
+    entry: dict[str, Any] = {
+        "type": name,
+        "interaction": [{"code": code} for code in resource.interactions],
+    }
+    if resource.params:
+        entry["searchParam"] = [_search_param(face, rules, param) for param in resource.params]
+    return entry
+
+
+def _search_param(face: str, rules: _FaceRules, param: _Param) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": param.name}
+    definition = param.definitions[face]
+    if definition:
+        out["definition"] = _SEARCH_PARAMETER_BASE + definition
+    out["type"] = param.type
+    notes = [param.undefined_note] if definition is None else []
+    if param.sortable:
+        notes.append(f"Sort key: {rules.descending_sort.format(param.name)} sorts newest first.")
+    if notes:
+        out["documentation"] = " ".join(notes)
+    if rules.search_param_details:
+        if param.target:
+            out["target"] = list(param.target)
+        if param.modifiers:
+            out["modifier"] = list(param.modifiers)
+    return out
+
+
+def smart_configuration(token_url: str, jwks_url: str) -> dict[str, Any]:
+    """The ``.well-known/smart-configuration`` of a client-credentials-only server."""
+    # SMART App Launch 2.x: token_endpoint, grant_types_supported and capabilities are
+    # required. Left out on purpose, because they would be untrue here:
+    # - issuer: only with sso-openid-connect ("otherwise, omitted"); our tokens' iss is not an
+    #   OpenID Connect issuer;
+    # - authorization_endpoint, code_challenge_methods_supported, response_types_supported:
+    #   they describe the authorization-code flow, which we do not offer (HL7's own backend
+    #   services example omits them too);
+    # - scopes_supported: the scope is the caller's Azure AD tenant ID (a GUID), different for
+    #   every customer; listing the ones we serve would disclose our customers, and the field
+    #   promises support for every scope listed.
+    return {
+        "token_endpoint": token_url,
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "grant_types_supported": ["client_credentials"],
+        # Optional without OpenID Connect; true, and what a resource server needs to check our
+        # access tokens.
+        "jwks_uri": jwks_url,
+        # Confidential clients authenticating with a shared secret; no launch, no SMART scopes.
+        "capabilities": ["client-confidential-symmetric"],
+    }
+
+
+def metadata_response(request: Request, face: str, settings: Settings) -> Response:
+    """GET [base]/metadata: the face's capability statement, or a FHIR error."""
+    refusal = _refusal(request, face)
+    if refusal is not None:
+        return refusal
+    origin = _origin(request, settings)
+    document = capability_statement(
+        face,
+        routes.token_url(origin),
+        software_version=SOFTWARE_VERSION,
+        published=STATEMENT_DATE,
+        base_url=routes.face_base_url(origin, face),
+    )
+    return json_response(
+        200, document, content_type=json_mime_type(face), headers=_cache_headers(settings)
+    )
+
+
+def smart_configuration_response(request: Request, face: str, settings: Settings) -> Response:
+    """GET [base]/.well-known/smart-configuration, or a FHIR error."""
+    refusal = _refusal(request, face)
+    if refusal is not None:
+        return refusal
+    origin = _origin(request, settings)
+    return json_response(
+        200,
+        smart_configuration(routes.token_url(origin), routes.jwks_url(origin)),
+        headers=_cache_headers(settings),
+    )
+
+
+def _refusal(request: Request, face: str) -> Response | None:
+    if face not in FACES:
+        # Never echo the requested face: it is caller input reflected into a response.
+        return outcome_response(
+            404,
+            "not-found",
+            f"Unknown FHIR endpoint. Supported versions: {', '.join(FACES)}.",
+            None,
+        )
+    if request.method != "GET":
+        # POST is routed only so that it gets this answer instead of the host's bare 404.
+        return outcome_response(
+            405, "not-supported", "Only GET is allowed here.", face, headers={"Allow": "GET"}
+        )
+    return None
+
+
+def _origin(request: Request, settings: Settings) -> str:
+    return public_origin(request, settings.public_base_url, settings.trust_forwarded_headers)
+
+
+def _cache_headers(settings: Settings) -> dict[str, str]:
+    headers = {"Cache-Control": CACHE_CONTROL}
+    if not settings.public_base_url and settings.trust_forwarded_headers:
+        # The URLs inside then come from these headers, which are not part of a cache key.
+        headers["Vary"] = "X-Forwarded-Host, X-Forwarded-Proto"
+    return headers

@@ -1,0 +1,150 @@
+"""The app's services, built once per process from settings and injected everywhere.
+
+Nothing here connects at import time: each service is built on first use, so a missing setting
+shows as a clear error on the first request rather than "0 functions loaded" at start-up.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from azure.data.tables import TableServiceClient
+
+    from shared.clients import ClientRegistry
+    from shared.directory import Directory
+    from shared.manage_api import ManagementApi
+    from shared.oauth import TokenEndpoint
+    from shared.secret_store import SecretStore
+    from shared.signing_keys import SigningKeys
+    from shared.tenants import TenantRegistry
+
+
+def build_secret_store(settings: Settings, credential: Any = None) -> SecretStore:
+    """The configured secret store: Key Vault in Azure, a local file in development."""
+    if settings.secret_store == "local":
+        from shared.secret_store import LocalSecretStore
+
+        return LocalSecretStore(
+            settings.local_secrets_path,
+            running_in_azure=settings.running_in_azure,
+            allow_in_azure=settings.allow_local_secret_store_in_azure,
+        )
+    from shared.keyvault_store import build_keyvault_store
+
+    return build_keyvault_store(settings, credential=credential)
+
+
+class Services:
+    """Lazily built, shared service objects; pass parts in to replace them in tests."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        secret_store: SecretStore | None = None,
+        table_service: TableServiceClient | None = None,
+        credential: Any = None,
+    ) -> None:
+        self.settings = settings
+        self._credential = credential
+        if secret_store is not None:
+            self.__dict__["secret_store"] = secret_store
+        if table_service is not None:
+            self.__dict__["table_service"] = table_service
+
+    @cached_property
+    def secret_store(self) -> SecretStore:
+        """Key Vault or the local store."""
+        return build_secret_store(self.settings, self._credential)
+
+    @cached_property
+    def table_service(self) -> TableServiceClient:
+        """Table Storage (Azurite locally)."""
+        from shared.tables import table_service
+
+        return table_service(self.settings, self._credential)
+
+    @cached_property
+    def clients(self) -> ClientRegistry:
+        """Client registrations and their secrets."""
+        from shared.clients import ClientRegistry
+        from shared.tables import CLIENTS_TABLE, AzureEntityTable
+
+        table = AzureEntityTable(self.table_service.get_table_client(CLIENTS_TABLE))
+        return ClientRegistry(table, self.secret_store)
+
+    @cached_property
+    def tenants(self) -> TenantRegistry:
+        """Tenant → provider mappings."""
+        from shared.tables import TENANTS_TABLE, AzureEntityTable
+        from shared.tenants import TenantRegistry
+
+        return TenantRegistry(AzureEntityTable(self.table_service.get_table_client(TENANTS_TABLE)))
+
+    @cached_property
+    def directory(self) -> Directory:
+        """Cached lookups used on every request."""
+        from shared.directory import Directory
+
+        return Directory(
+            self.clients, self.tenants, self.secret_store, self.settings.cache_ttl_seconds
+        )
+
+    @cached_property
+    def signing_keys(self) -> SigningKeys:
+        """Token signing keys from the secret store."""
+        from shared.signing_keys import SigningKeys
+
+        return SigningKeys(
+            self.secret_store, self.settings.token_algorithm, self.settings.cache_ttl_seconds
+        )
+
+    @cached_property
+    def token_endpoint(self) -> TokenEndpoint:
+        """The OAuth token endpoint."""
+        from shared.oauth import TokenEndpoint
+        from shared.throttle import FailureThrottle
+
+        limit = self.settings.token_failure_limit
+        window = self.settings.token_failure_window_seconds
+        return TokenEndpoint(
+            self.settings,
+            self.directory,
+            self.signing_keys,
+            FailureThrottle(limit, window),
+            # Per source address: five clients' worth, so one office behind NAT still works.
+            FailureThrottle(limit * 5, window),
+        )
+
+    @cached_property
+    def management(self) -> ManagementApi:
+        """The management API."""
+        from shared.manage_api import ManagementApi
+
+        return ManagementApi(self.settings, self.clients, self.tenants, self.directory)
+
+
+_lock = threading.Lock()
+_services: Services | None = None
+
+
+def get_services() -> Services:
+    """The process-wide services, built from the environment on first call."""
+    global _services
+    if _services is None:
+        with _lock:
+            if _services is None:
+                _services = Services(Settings.from_env())
+    return _services
+
+
+def set_services(services: Services | None) -> None:
+    """Replace the process-wide services (tests and tools)."""
+    global _services
+    with _lock:
+        _services = services
