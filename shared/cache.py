@@ -14,13 +14,22 @@ class TTLCache(Generic[V]):
     """Values expire ``ttl`` seconds after they were loaded; one loader runs per key at a time.
 
     Single-flight matters when Key Vault throttles: a burst of token requests for one client
-    makes one Key Vault call, not a hundred.
+    makes one Key Vault call, not a hundred. For the same reason a failed load is shared: the
+    callers that waited for it, and those arriving within ``failure_ttl`` seconds, get the same
+    error without calling the store again.
     """
 
     def __init__(
-        self, ttl: float, *, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic
+        self,
+        ttl: float,
+        *,
+        failure_ttl: float = 1.0,
+        max_entries: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._ttl = ttl
+        self._failure_ttl = failure_ttl
+        self._failures: dict[Hashable, tuple[float, Exception]] = {}
         self._max_entries = max_entries
         self._clock = clock
         self._entries: dict[Hashable, tuple[float, V]] = {}
@@ -47,10 +56,26 @@ class TTLCache(Generic[V]):
             hit = self._fresh(key)
             if hit is not None:
                 return hit[1]
-            value = load()
+            failed = self._failures.get(key)
+            if failed is not None and failed[0] > self._clock():
+                raise failed[1]
+            try:
+                value = load()
+            except Exception as error:
+                self._remember_failure(key, error)
+                raise
+            self._failures.pop(key, None)
             lifetime = self._ttl if ttl is None else ttl(value) if callable(ttl) else ttl
             self._store(key, value, lifetime)
             return value
+
+    def _remember_failure(self, key: Hashable, error: Exception) -> None:
+        with self._guard:
+            now = self._clock()
+            if len(self._failures) >= self._max_entries:
+                self._failures = {k: f for k, f in self._failures.items() if f[0] > now}
+            if len(self._failures) < self._max_entries:
+                self._failures[key] = (now + self._failure_ttl, error)
 
     def invalidate(self, key: Hashable) -> None:
         """Forget ``key`` so the next ``get`` loads it again."""
@@ -61,6 +86,7 @@ class TTLCache(Generic[V]):
         """Forget everything."""
         with self._guard:
             self._entries.clear()
+            self._failures.clear()
 
     def _fresh(self, key: Hashable) -> tuple[float, V] | None:
         entry = self._entries.get(key)

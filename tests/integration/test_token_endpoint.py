@@ -93,9 +93,7 @@ def test_form_body_credentials_get_a_token(services, client, tenant):
 def test_issued_token_verifies_against_the_published_jwks_with_every_claim(
     services, client, tenant
 ):
-    body = request_token(
-        services, {**grant(tenant.tenant_id), **post_credentials(client)}
-    ).json()
+    body = request_token(services, {**grant(tenant.tenant_id), **post_credentials(client)}).json()
     header = jwt.get_unverified_header(body["access_token"])
     assert header["alg"] == "RS256"
     assert header["typ"] == "at+jwt"
@@ -366,9 +364,7 @@ def test_client_without_the_client_credentials_grant_is_unauthorized_client(
         "Token x",
     ],
 )
-def test_malformed_authorization_is_401_invalid_client_never_500(
-    services, tenant, authorization
-):
+def test_malformed_authorization_is_401_invalid_client_never_500(services, tenant, authorization):
     response = request_token(
         services, grant(tenant.tenant_id), headers={"Authorization": authorization}
     )
@@ -436,9 +432,7 @@ def test_repeated_failures_for_one_client_are_slowed_down_with_retry_after(
     assert request_token(services, good).status == 429
 
 
-def test_throttling_one_client_leaves_other_clients_unaffected(
-    make_services, client, make_tenant
-):
+def test_throttling_one_client_leaves_other_clients_unaffected(make_services, client, make_tenant):
     services = make_services(token_failure_limit=3)
     other = services.clients.register("Other app")
     other_tenant = make_tenant(other.client.client_id)
@@ -449,9 +443,7 @@ def test_throttling_one_client_leaves_other_clients_unaffected(
     assert request_token(services, fields).status == 200
 
 
-def test_failures_from_one_source_address_are_slowed_down_across_client_ids(
-    make_services, tenant
-):
+def test_failures_from_one_source_address_are_slowed_down_across_client_ids(make_services, tenant):
     services = make_services(token_failure_limit=2)  # 10 per address
     headers = {"X-Forwarded-For": "203.0.113.9:51234"}
     for _ in range(10):
@@ -606,9 +598,7 @@ def test_token_events_are_audited_without_secrets(services, client, tenant, capl
     assert "wrong-secret-value" not in caplog.text
 
 
-def test_tenant_mapping_is_cached_so_a_removed_client_works_until_the_ttl(
-    services, client, tenant
-):
+def test_tenant_mapping_is_cached_so_a_removed_client_works_until_the_ttl(services, client, tenant):
     # Documented revocation delay: a change made elsewhere is seen after the cache TTL.
     fields = {**grant(tenant.tenant_id), **post_credentials(client)}
     assert request_token(services, fields).status == 200

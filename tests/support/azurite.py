@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-AZURITE_TABLE = ROOT / ".tools" / "node_modules" / ".bin" / "azurite-table"
+AZURITE_TABLE = ROOT / "node_modules" / ".bin" / "azurite-table"
 
 # Azurite's published development account: a well-known value, not a secret.
 ACCOUNT_KEY = (

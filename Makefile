@@ -1,0 +1,47 @@
+# EHR Bridge developer commands. Each target installs what it needs, once.
+#   make run    Azurite + demo data + the dev host on http://127.0.0.1:7071
+#   make test   lint, type checks and the whole test suite (Azurite included)
+#   make lint   ruff (lint + format check) and mypy on shared/
+#   make bench  benchmark figures
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEPS := $(VENV)/.deps-installed
+AZURITE := node_modules/.bin/azurite
+PYTEST_ARGS ?=
+
+.PHONY: run test lint bench deps clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(DEPS): requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(AZURITE): package.json package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	touch $@
+
+local.settings.json: | $(DEPS)
+	$(BIN)/python -m tools.bootstrap settings
+
+deps: $(DEPS) $(AZURITE)
+
+run: deps local.settings.json
+	$(BIN)/python -m tools.run
+
+lint: $(DEPS)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: deps lint
+	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+
+bench: deps local.settings.json
+	$(BIN)/python -m tools.bench
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Development tools for EHR Bridge; nothing here is deployed."""
