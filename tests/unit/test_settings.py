@@ -1,0 +1,64 @@
+"""Settings: names in one place, validated once, safe defaults."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.settings import SETTINGS, Settings, SettingsError
+
+
+def test_defaults_are_the_documented_ones():
+    settings = Settings.from_env({})
+    assert settings.token_algorithm == "RS256"
+    assert settings.cache_ttl_seconds == 60
+    assert settings.secret_store == "keyvault"
+    assert settings.allow_insecure_provider_urls is False
+    assert settings.trust_forwarded_headers is False
+    assert settings.running_in_azure is False
+
+
+def test_every_setting_has_a_description_and_a_unique_name():
+    names = [s.name for s in SETTINGS]
+    assert len(names) == len(set(names))
+    assert all(s.description for s in SETTINGS)
+
+
+def test_website_instance_id_marks_azure():
+    assert Settings.from_env({"WEBSITE_INSTANCE_ID": "abc"}).running_in_azure is True
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("EHRB_TOKEN_ALGORITHM", "HS256"),
+        ("EHRB_TOKEN_ALGORITHM", "none"),
+        ("EHRB_SECRET_STORE", "vault"),
+        ("EHRB_CACHE_TTL_SECONDS", "0"),
+        ("EHRB_CACHE_TTL_SECONDS", "sixty"),
+        ("EHRB_TOKEN_LIFETIME_SECONDS", "-5"),
+        ("EHRB_TRUST_FORWARDED_HEADERS", "maybe"),
+        ("EHRB_PUBLIC_BASE_URL", "bridge.example"),
+    ],
+)
+def test_invalid_values_are_refused_by_name(name, value):
+    with pytest.raises(SettingsError) as error:
+        Settings.from_env({name: value})
+    assert name in str(error.value)
+
+
+def test_flags_accept_the_spellings_core_tools_writes():
+    for text in ("true", "True", "1", "yes"):
+        assert Settings.from_env(
+            {"EHRB_ALLOW_INSECURE_PROVIDER_URLS": text}
+        ).allow_insecure_provider_urls
+
+
+def test_secrets_do_not_appear_in_the_repr():
+    settings = Settings.from_env(
+        {
+            "EHRB_LOCAL_ADMIN_KEY": "super-secret-key",
+            "EHRB_TABLES_CONNECTION_STRING": "AccountKey=x",
+        }
+    )
+    assert "super-secret-key" not in repr(settings)
+    assert "AccountKey" not in repr(settings)
