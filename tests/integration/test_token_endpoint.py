@@ -614,3 +614,48 @@ def test_client_row_without_display_fields_still_reads(services, table_service):
     record = services.clients.get(client_id)
     assert record.grant_types == ("client_credentials",)
     assert record.display_name == ""
+
+
+def test_table_storage_busy_is_503_after_bounded_retries(settings, secret_store, client):
+    """Table 503 ServerBusy and 500 OperationTimedOut: retried, then fail closed (table F, 71)."""
+    import http.server
+    import threading
+
+    from azure.data.tables import TableServiceClient
+
+    from tests.support.azurite import connection_string
+
+    seen: list[str] = []
+
+    class Busy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            code, status = ("ServerBusy", 503) if len(seen) % 2 else ("OperationTimedOut", 500)
+            body = json.dumps({"odata.error": {"code": code, "message": {"value": code}}})
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Busy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        busy = TableServiceClient.from_connection_string(
+            connection_string(server.server_address[1]),
+            retry_total=2,
+            retry_backoff_factor=0.01,
+        )
+        services = Services(settings, secret_store=secret_store, table_service=busy)
+        fields = {**grant(str(uuid.uuid4())), **post_credentials(client)}
+        started = time.monotonic()
+        response = request_token(services, fields)
+        assert_oauth_error(response, 503, "temporarily_unavailable")
+        assert "Retry-After" in response.headers
+        assert len(seen) == 3  # the first try and two retries, then fail closed
+        assert time.monotonic() - started < 10
+    finally:
+        server.shutdown()
