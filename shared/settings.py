@@ -101,6 +101,56 @@ SETTINGS: tuple[Setting, ...] = (
         local_only=True,
     ),
     Setting(
+        "EHRB_MAX_REQUEST_BODY_BYTES",
+        "1048576",
+        "Largest request body the FHIR proxy accepts (413 above).",
+    ),
+    Setting(
+        "EHRB_UPSTREAM_CONNECT_TIMEOUT_SECONDS",
+        "5",
+        "Connect timeout to a provider FHIR server (504 when exceeded).",
+    ),
+    Setting(
+        "EHRB_UPSTREAM_READ_TIMEOUT_SECONDS",
+        "30",
+        "Read timeout per provider response, and the bound on one proxied call (504).",
+    ),
+    Setting(
+        "EHRB_CIRCUIT_FAILURE_THRESHOLD",
+        "5",
+        "Consecutive provider failures that open its circuit breaker (503 with Retry-After).",
+    ),
+    Setting(
+        "EHRB_CIRCUIT_OPEN_SECONDS",
+        "30",
+        "How long an open circuit refuses calls before one probe is let through.",
+    ),
+    Setting(
+        "EHRB_TENANT_RATE_LIMIT_PER_SECOND",
+        "50",
+        "Proxied requests per second per tenant, per instance (429 above; bursts of 2x).",
+    ),
+    Setting(
+        "EHRB_CLIENT_RATE_LIMIT_PER_SECOND",
+        "50",
+        "Proxied requests per second per client, per instance (429 above; bursts of 2x).",
+    ),
+    Setting(
+        "EHRB_BATCH_MAX_ENTRIES",
+        "50",
+        "Most entries a batch Bundle may carry (400 above).",
+    ),
+    Setting(
+        "EHRB_BATCH_CONCURRENCY",
+        "4",
+        "Entries the proxy runs at once when it executes a batch itself.",
+    ),
+    Setting(
+        "EHRB_SORT_COMPENSATION_CAP",
+        "1000",
+        "Most resources the proxy reads to sort by date for a provider that cannot.",
+    ),
+    Setting(
         "EHRB_DEMO_PROVIDER_URL",
         "http://127.0.0.1:8080/fhir",
         "Provider base URL of the demo tenant that `make run` seeds (read by tools/bootstrap.py "
@@ -139,6 +189,21 @@ def _positive_int(value: str, name: str) -> int:
     return number
 
 
+# Integer proxy settings: dataclass field -> environment variable.
+_PROXY_INTS = {
+    "max_request_body_bytes": "EHRB_MAX_REQUEST_BODY_BYTES",
+    "upstream_connect_timeout_seconds": "EHRB_UPSTREAM_CONNECT_TIMEOUT_SECONDS",
+    "upstream_read_timeout_seconds": "EHRB_UPSTREAM_READ_TIMEOUT_SECONDS",
+    "circuit_failure_threshold": "EHRB_CIRCUIT_FAILURE_THRESHOLD",
+    "circuit_open_seconds": "EHRB_CIRCUIT_OPEN_SECONDS",
+    "tenant_rate_limit_per_second": "EHRB_TENANT_RATE_LIMIT_PER_SECOND",
+    "client_rate_limit_per_second": "EHRB_CLIENT_RATE_LIMIT_PER_SECOND",
+    "batch_max_entries": "EHRB_BATCH_MAX_ENTRIES",
+    "batch_concurrency": "EHRB_BATCH_CONCURRENCY",
+    "sort_compensation_cap": "EHRB_SORT_COMPENSATION_CAP",
+}
+
+
 @dataclass(frozen=True)
 class Settings:
     """Typed view of the environment; build it with ``Settings.from_env``."""
@@ -161,6 +226,16 @@ class Settings:
     tables_connection_string: str = field(default="", repr=False)
     allow_insecure_provider_urls: bool = False
     local_admin_key: str = field(default="", repr=False)
+    max_request_body_bytes: int = 1_048_576
+    upstream_connect_timeout_seconds: int = 5
+    upstream_read_timeout_seconds: int = 30
+    circuit_failure_threshold: int = 5
+    circuit_open_seconds: int = 30
+    tenant_rate_limit_per_second: int = 50
+    client_rate_limit_per_second: int = 50
+    batch_max_entries: int = 50
+    batch_concurrency: int = 4
+    sort_compensation_cap: int = 1000
     running_in_azure: bool = False
 
     @classmethod
@@ -216,6 +291,10 @@ class Settings:
                 get("EHRB_ALLOW_INSECURE_PROVIDER_URLS"), "EHRB_ALLOW_INSECURE_PROVIDER_URLS"
             ),
             local_admin_key=get("EHRB_LOCAL_ADMIN_KEY"),
+            **{
+                field_name: _positive_int(get(name), name)
+                for field_name, name in _PROXY_INTS.items()
+            },
             # Set by App Service / Functions on every instance; never set locally.
             running_in_azure=bool(env.get("WEBSITE_INSTANCE_ID", "").strip()),
         )
