@@ -15,6 +15,7 @@ _ROUTES = {
     "client_secret": ("manage/clients/{client_id}/secrets/{version}", ["GET", "DELETE"]),
     "tenants": ("manage/tenants", ["GET"]),
     "tenant": ("manage/tenants/{tenant_id}", ["GET", "PUT", "DELETE"]),
+    "tenant_check": ("manage/tenants/{tenant_id}/check", ["POST"]),
 }
 
 

@@ -11,7 +11,7 @@ import hmac
 import json
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.clients import (
     ClientConflict,
@@ -36,6 +36,9 @@ from shared.tenants import (
     TenantRegistry,
     parse_mapping,
 )
+
+if TYPE_CHECKING:
+    from shared.proxy.check import TenantChecker
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +139,15 @@ def _version(params: dict[str, str]) -> str:
 class ManagementApi:
     """Dispatches ``manage/…`` requests to the registries."""
 
-    ROUTES = ("clients", "client", "client_secrets", "client_secret", "tenants", "tenant")
+    ROUTES = (
+        "clients",
+        "client",
+        "client_secrets",
+        "client_secret",
+        "tenants",
+        "tenant",
+        "tenant_check",
+    )
 
     def __init__(
         self,
@@ -144,11 +155,14 @@ class ManagementApi:
         clients: ClientRegistry,
         tenants: TenantRegistry,
         directory: Directory,
+        *,
+        checker: TenantChecker | None = None,
     ) -> None:
         self._settings = settings
         self._clients = clients
         self._tenants = tenants
         self._directory = directory
+        self._checker = checker
         self._handlers: dict[tuple[str, str], Callable[[Request], Response]] = {
             ("clients", "GET"): self._list_clients,
             ("clients", "POST"): self._register_client,
@@ -163,6 +177,7 @@ class ManagementApi:
             ("tenant", "GET"): self._get_tenant,
             ("tenant", "PUT"): self._put_tenant,
             ("tenant", "DELETE"): self._delete_tenant,
+            ("tenant_check", "POST"): self._check_tenant,
         }
 
     def allowed_methods(self, route: str) -> list[str]:
@@ -325,7 +340,20 @@ class ManagementApi:
             if_match=request.header("If-Match"),
             create_only=(request.header("If-None-Match") or "").strip() == "*",
         )
-        return _ok(201 if created else 200, stored.to_json(), stored.etag)
+        document = stored.to_json()
+        if self._checker is not None:
+            # Record what the provider can do now that it is mapped; a provider that cannot
+            # be reached yet does not stop the mapping (run manage/tenants/{id}/check later).
+            report = self._checker.check(stored)
+            stored = self._tenants.get(stored.tenant_id)
+            document = {**stored.to_json(), "check": {"ok": report["ok"], "steps": report["steps"]}}
+        return _ok(201 if created else 200, document, stored.etag)
+
+    def _check_tenant(self, request: Request) -> Response:
+        if self._checker is None:
+            raise ApiError(501, "not_implemented", "no checker is configured")
+        mapping = self._tenants.get(_tenant_id(request.route_params))
+        return _ok(200, self._checker.check(mapping))
 
     def _delete_tenant(self, request: Request) -> Response:
         self._tenants.delete(_tenant_id(request.route_params), if_match=request.header("If-Match"))

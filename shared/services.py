@@ -19,6 +19,11 @@ if TYPE_CHECKING:
     from shared.directory import Directory
     from shared.manage_api import ManagementApi
     from shared.oauth import TokenEndpoint
+    from shared.proxy.bearer import BearerVerifier
+    from shared.proxy.check import TenantChecker
+    from shared.proxy.handler import FhirProxy
+    from shared.proxy.provider_auth import ProviderAuth
+    from shared.proxy.transport import ProviderTransport
     from shared.secret_store import SecretStore
     from shared.signing_keys import SigningKeys
     from shared.tenants import TenantRegistry
@@ -126,7 +131,51 @@ class Services:
         """The management API."""
         from shared.manage_api import ManagementApi
 
-        return ManagementApi(self.settings, self.clients, self.tenants, self.directory)
+        return ManagementApi(
+            self.settings, self.clients, self.tenants, self.directory, checker=self.checker
+        )
+
+    @cached_property
+    def verifier(self) -> BearerVerifier:
+        """Bearer-token verification for the FHIR routes."""
+        from shared.proxy.bearer import BearerVerifier
+
+        return BearerVerifier(self.settings, self.signing_keys, self.directory)
+
+    @cached_property
+    def provider_auth(self) -> ProviderAuth:
+        """Credentials EHR Bridge presents to providers."""
+        from shared.proxy.provider_auth import ProviderAuth
+
+        return ProviderAuth(
+            self.secret_store,
+            secret_ttl_seconds=self.settings.cache_ttl_seconds,
+            timeout=(
+                self.settings.upstream_connect_timeout_seconds,
+                self.settings.upstream_read_timeout_seconds,
+            ),
+        )
+
+    @cached_property
+    def transport(self) -> ProviderTransport:
+        """Pooled HTTP to provider FHIR servers."""
+        from shared.proxy.transport import ProviderTransport
+
+        return ProviderTransport(self.settings, self.provider_auth)
+
+    @cached_property
+    def proxy(self) -> FhirProxy:
+        """The FHIR proxy."""
+        from shared.proxy.handler import FhirProxy
+
+        return FhirProxy(self.settings, self.verifier, self.directory, self.transport)
+
+    @cached_property
+    def checker(self) -> TenantChecker:
+        """The per-tenant provider diagnosis."""
+        from shared.proxy.check import TenantChecker
+
+        return TenantChecker(self.tenants, self.transport, self.provider_auth)
 
 
 _lock = threading.Lock()

@@ -9,6 +9,8 @@ at rotation) so that tokens it signed verify until they expire (RFC 8725 §3.10 
 from __future__ import annotations
 
 import base64
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -188,6 +190,41 @@ class SigningKeys:
     def refresh(self) -> None:
         """Forget the cached version list (after a rotation)."""
         self._versions.clear()
+
+    # An unknown kid forces a re-read of the version list (a key rotated in on another instance
+    # must verify at once), but at most once per interval per instance: random kids must not
+    # become one Key Vault call each (security-requirements §3, RFC 8725 §3.10).
+    UNKNOWN_KID_REFRESH_SECONDS = 10.0
+    _kid_refresh_lock = threading.Lock()
+    _kid_refreshed_at: float | None = None
+
+    def verification_key(self, kid: str) -> Any | None:
+        """Public key of the published, unexpired key ``kid`` of our algorithm, else None."""
+
+        def lookup() -> tuple[bool, SigningKey | None]:
+            moment = utcnow()
+            for props in self._list():
+                if props.version != kid:
+                    continue
+                if not self._matching(props) or (
+                    props.expires_on is not None and moment >= props.expires_on
+                ):
+                    return True, None
+                return True, self._load(props)
+            return False, None
+
+        listed, key = lookup()
+        if not listed:
+            with self._kid_refresh_lock:
+                now = time.monotonic()
+                last = self._kid_refreshed_at
+                allowed = last is None or now - last >= self.UNKNOWN_KID_REFRESH_SECONDS
+                if allowed:
+                    self._kid_refreshed_at = now
+            if allowed:
+                self.refresh()
+                _, key = lookup()
+        return None if key is None else key.private_key.public_key()
 
 
 def ensure_signing_key(store: SecretStore, algorithm: str) -> SecretVersion:

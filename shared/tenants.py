@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -39,6 +39,7 @@ FIELDS = frozenset(
         "allowed_client_ids",
         "enabled",
         "allow_writes",
+        "capabilities",
     }
 )
 REQUIRED = frozenset({"provider_base_url", "provider_fhir_version"})
@@ -79,6 +80,11 @@ class TenantMapping:
     allowed_client_ids: tuple[str, ...] = ()
     enabled: bool = True
     allow_writes: bool = False
+    # Operator overrides of what the provider can do (batch, sort_by_date, post_search) and
+    # what its CapabilityStatement said when it was last checked; see shared/proxy/capabilities.
+    capabilities: dict[str, bool] = field(default_factory=dict)
+    detected_capabilities: dict[str, bool] = field(default_factory=dict)
+    capabilities_checked_at: str = ""
     created_at: str = ""
     updated_at: str = ""
     etag: str | None = None
@@ -101,6 +107,9 @@ class TenantMapping:
             "allowed_client_ids": list(self.allowed_client_ids),
             "enabled": self.enabled,
             "allow_writes": self.allow_writes,
+            "capabilities": dict(self.capabilities),
+            "detected_capabilities": dict(self.detected_capabilities),
+            "capabilities_checked_at": self.capabilities_checked_at or None,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
         }
@@ -247,7 +256,17 @@ def parse_mapping(
         allowed_client_ids=tuple(allowed),
         enabled=_flag(body.get("enabled", True), "enabled"),
         allow_writes=_flag(body.get("allow_writes", False), "allow_writes"),
+        capabilities=_capabilities(body.get("capabilities", {})),
     )
+
+
+def _capabilities(value: object) -> dict[str, bool]:
+    from shared.proxy.capabilities import validate_overrides
+
+    try:
+        return validate_overrides(value)
+    except ValueError as error:
+        raise InvalidTenantInput(str(error), "capabilities") from None
 
 
 def _properties(mapping: TenantMapping, created_at: str, updated_at: str) -> dict[str, Any]:
@@ -263,6 +282,9 @@ def _properties(mapping: TenantMapping, created_at: str, updated_at: str) -> dic
         "allowed_client_ids": json.dumps(list(mapping.allowed_client_ids)),
         "enabled": mapping.enabled,
         "allow_writes": mapping.allow_writes,
+        "capabilities": json.dumps(mapping.capabilities),
+        "detected_capabilities": json.dumps(mapping.detected_capabilities),
+        "capabilities_checked_at": mapping.capabilities_checked_at,
         "created_at": created_at,
         "updated_at": updated_at,
     }
@@ -282,6 +304,9 @@ def _mapping(entity: Entity) -> TenantMapping:
         allowed_client_ids=tuple(json.loads(p.get("allowed_client_ids") or "[]")),
         enabled=bool(p.get("enabled", False)),
         allow_writes=bool(p.get("allow_writes", False)),
+        capabilities=json.loads(p.get("capabilities") or "{}"),
+        detected_capabilities=json.loads(p.get("detected_capabilities") or "{}"),
+        capabilities_checked_at=str(p.get("capabilities_checked_at", "")),
         created_at=str(p.get("created_at", "")),
         updated_at=str(p.get("updated_at", "")),
         etag=entity.etag,
@@ -337,6 +362,15 @@ class TenantRegistry:
             raise TenantConflict("the tenant is already mapped")
         if if_match is not None and if_match != current.etag:
             raise ETagMismatch("the mapping changed since you read it (If-Match)")
+        if not mapping.detected_capabilities and mapping.provider_base_url == (
+            current.provider_base_url
+        ):
+            # Same provider: what we learnt about it still holds.
+            mapping = replace(
+                mapping,
+                detected_capabilities=current.detected_capabilities,
+                capabilities_checked_at=current.capabilities_checked_at,
+            )
         entity = Entity(
             PARTITION,
             mapping.tenant_id,
@@ -351,6 +385,25 @@ class TenantRegistry:
             raise TenantConflict("the mapping was deleted concurrently; retry") from None
         audit("tenant.replaced", **_audit_fields(mapping))
         return _mapping(stored), False
+
+    def record_capabilities(self, tenant_id: str, detected: dict[str, bool]) -> TenantMapping:
+        """Store what the provider's CapabilityStatement declared, and when."""
+        current = self.get(tenant_id)
+        checked = replace(
+            current,
+            detected_capabilities=dict(detected),
+            capabilities_checked_at=utcnow().isoformat(),
+        )
+        entity = Entity(
+            PARTITION,
+            current.tenant_id,
+            _properties(checked, current.created_at, current.updated_at),
+            current.etag,
+        )
+        try:
+            return _mapping(self._table.replace(entity))
+        except (EntityChanged, EntityNotFound):
+            raise TenantConflict("the mapping changed while it was checked; check again") from None
 
     def delete(self, tenant_id: str, *, if_match: str | None = None) -> None:
         """Remove a mapping (offboarding); its tokens stop routing within the cache TTL."""

@@ -137,3 +137,77 @@ def form_request(
 def request_token(services: Services, fields: Any, **kwargs: Any) -> Response:
     """Send one token request through the token endpoint."""
     return services.token_endpoint.handle(form_request(fields, **kwargs))
+
+
+# -- FHIR proxy -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fhir_server() -> Iterator[Callable[..., Any]]:
+    """Start fake provider FHIR servers (real HTTP on 127.0.0.1); all stop after the test."""
+    from tests.support.fake_fhir import FakeFhirServer
+
+    started: list[Any] = []
+
+    def start(**kwargs: Any) -> Any:
+        server = FakeFhirServer(**kwargs).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def proxy_services(make_services: Callable[..., Services]) -> Iterator[Services]:
+    """Services whose tenants may point at loopback providers, with short upstream timeouts."""
+    services = make_services(
+        allow_insecure_provider_urls=True,
+        upstream_connect_timeout_seconds=1,
+        upstream_read_timeout_seconds=1,
+    )
+    yield services
+    if "proxy" in services.__dict__:
+        services.proxy.close()
+    if "transport" in services.__dict__:
+        services.transport.close()
+
+
+def bearer_token(services: Services, client: IssuedSecret, tenant_id: str) -> str:
+    """An access token from the token endpoint for ``client`` and ``tenant_id``."""
+    response = request_token(
+        services,
+        {
+            "grant_type": "client_credentials",
+            "scope": tenant_id,
+            "client_id": client.client.client_id,
+            "client_secret": client.secret,
+        },
+    )
+    assert response.status == 200, response.text
+    return str(response.json()["access_token"])
+
+
+def fhir_request(
+    method: str,
+    path: str,
+    token: str | None,
+    *,
+    face: str = "r4",
+    query: str = "",
+    body: bytes = b"",
+    headers: dict[str, str] | list[tuple[str, str]] | None = None,
+    origin: str = "https://bridge.test",
+) -> Request:
+    """A request to the proxy as the function receives it."""
+    url = f"{origin}/api/fhir/{face}/{path}" if path else f"{origin}/api/fhir/{face}"
+    if query:
+        url += f"?{query}"
+    all_headers = Headers()
+    if token is not None:
+        all_headers.add("Authorization", f"Bearer {token}")
+    pairs = headers.items() if isinstance(headers, dict) else headers or []
+    for name, value in pairs:
+        all_headers.add(name, value)
+    return Request(method, url, all_headers, body, {"face": face, "path": path})

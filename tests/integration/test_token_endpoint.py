@@ -310,7 +310,8 @@ def test_non_canonical_guid_spellings_are_invalid_scope(services, client, tenant
 
 
 def test_undashed_and_fullwidth_guids_are_invalid_scope(services, client, tenant):
-    for scope in (tenant.tenant_id.replace("-", ""), tenant.tenant_id.replace("0", "\uff10")):
+    fullwidth = "\uff11" + tenant.tenant_id[1:]  # a full-width digit first: uuid.UUID() takes it
+    for scope in (tenant.tenant_id.replace("-", ""), fullwidth):
         response = request_token(services, {**grant(scope), **post_credentials(client)})
         assert_oauth_error(response, 400, "invalid_scope")
 

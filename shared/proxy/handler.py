@@ -1,0 +1,535 @@
+"""The proxy pipeline: one request from the Patients app to its tenant's provider and back."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.audit import audit
+from shared.directory import Directory
+from shared.fhir import json_mime_type
+from shared.fhir.outcome import operation_outcome, outcome_response
+from shared.http import Headers, Request, Response, public_origin
+from shared.proxy import compensate
+from shared.proxy.batch import BatchEntry, EntryResult, load_json, parse_batch, run_entries
+from shared.proxy.bearer import BearerVerifier
+from shared.proxy.capabilities import Capabilities, effective
+from shared.proxy.conversion import SameVersionOnly, VersionConverter
+from shared.proxy.errors import (
+    Forbidden,
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+    ProxyError,
+    RateLimited,
+    TooLarge,
+    Unavailable,
+    UpstreamError,
+)
+from shared.proxy.headers import (
+    check_content_negotiation,
+    downstream_response_headers,
+    request_id,
+    upstream_request_headers,
+)
+from shared.proxy.model import Caller, UpstreamRequest, UpstreamResponse
+from shared.proxy.paths import (
+    ALLOWED_TYPES,
+    FhirPath,
+    face_relative_path,
+    parse_fhir_path,
+    parse_form_body,
+    upstream_url,
+    validate_query,
+)
+from shared.proxy.provider_auth import ProviderAuthError
+from shared.proxy.rewrite import UrlRewriter
+from shared.proxy.transport import ProviderTransport
+from shared.ratelimit import RateLimiter
+from shared.routes import face_base_url
+from shared.secret_store import SecretStoreUnavailable
+from shared.settings import FACES, Settings
+from shared.tables import StoreUnavailable
+from shared.tenants import TenantMapping
+
+log = logging.getLogger(__name__)
+
+MAX_URL_BYTES = 4096
+FORM_TYPE = "application/x-www-form-urlencoded"
+# A provider that refuses an interaction answers one of these; then we compensate.
+REFUSED = frozenset({404, 405, 501})
+_TENANT_HEADERS = ("X-Tenant-Id", "X-Ms-Tenant-Id", "X-Tenant")
+_TENANT_PARAMS = frozenset({"tenant", "tenant_id", "tenantid", "tid"})
+_SORT_PARAMS = frozenset({"_sort", "_count"})
+_INTERACTIONS = {"instance": "read", "type": "search", "history": "history"}
+_PAGE_SIZE = 100
+
+
+@dataclass
+class Exchange:
+    """What one proxied request carried and became: the audit event's content."""
+
+    request_id: str
+    face: str
+    method: str
+    started: float = field(default_factory=time.perf_counter)
+    caller: Caller | None = None
+    interaction: str = ""
+    resource_type: str | None = None
+    resource_id: str | None = None
+    patients: list[str] = field(default_factory=list)
+    provider_status: int | None = None
+    entries: int | None = None
+
+
+class FhirProxy:
+    """Handles ``ANY fhir/{face}/{*path}``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        verifier: BearerVerifier,
+        directory: Directory,
+        transport: ProviderTransport,
+        *,
+        converter: VersionConverter | None = None,
+    ) -> None:
+        self._settings = settings
+        self._verifier = verifier
+        self._directory = directory
+        self._transport = transport
+        self._converter = converter or SameVersionOnly()
+        burst_t = settings.tenant_rate_limit_per_second * 2
+        burst_c = settings.client_rate_limit_per_second * 2
+        self._tenant_rate = RateLimiter(settings.tenant_rate_limit_per_second, burst_t)
+        self._client_rate = RateLimiter(settings.client_rate_limit_per_second, burst_c)
+        self._batch_pool = ThreadPoolExecutor(
+            max_workers=settings.batch_concurrency, thread_name_prefix="batch"
+        )
+
+    def handle(self, request: Request, face: str) -> Response:
+        """Answer one FHIR request; never raises, never leaks a provider URL or a token."""
+        exchange = Exchange(request_id(request.headers), face, request.method)
+        try:
+            response = self._handle(request, exchange)
+        except ProxyError as error:
+            response = self._outcome(error, exchange)
+        except (SecretStoreUnavailable, StoreUnavailable) as error:
+            log.warning("proxy dependency unavailable: %s", error)
+            retry = str(getattr(error, "retry_after", 5))
+            response = self._outcome(
+                Unavailable(
+                    "a service EHR Bridge depends on is unavailable; retry later",
+                    headers={"Retry-After": retry},
+                ),
+                exchange,
+            )
+        except ProviderAuthError as error:
+            log.warning(
+                "ALERT provider credentials refused for tenant %s: %s",
+                exchange.caller.tenant_id if exchange.caller else "?",
+                type(error).__name__,
+            )
+            response = self._outcome(
+                UpstreamError(
+                    "EHR Bridge could not authenticate to the provider FHIR server "
+                    f"(correlation id {exchange.request_id})"
+                ),
+                exchange,
+            )
+        except Exception:
+            # A bug of ours: logged with its trace here, never sent to the caller.
+            log.exception("proxy failed (request id %s)", exchange.request_id)
+            response = self._outcome(
+                ProxyError(
+                    f"internal error (correlation id {exchange.request_id})",
+                    status=500,
+                    code="exception",
+                ),
+                exchange,
+            )
+        response.headers.set("X-Request-Id", exchange.request_id)
+        self._audit(exchange, response.status)
+        return response
+
+    # -- pipeline ------------------------------------------------------------------------------
+
+    def _handle(self, request: Request, exchange: Exchange) -> Response:
+        face = exchange.face
+        if face not in FACES:
+            raise NotFound("unknown FHIR endpoint; use dstu2, stu3 or r4")
+        if len(request.url.encode("utf-8")) > MAX_URL_BYTES:
+            raise TooLarge("the URL is longer than 4 KB", status=414)
+        if len(request.body) > self._settings.max_request_body_bytes:
+            raise TooLarge(f"the body is larger than {self._settings.max_request_body_bytes} bytes")
+        caller = self._verifier.verify(request)
+        exchange.caller = caller
+        tenant = self._directory.tenant(caller.tenant_id)
+        if tenant is None:  # unmapped between verification and now: fail closed
+            raise Forbidden("tenant is not mapped")
+        self._check_rates(caller)
+        self._check_tenant_hints(request, caller)
+        check_content_negotiation(request.headers, request.method)
+        path = parse_fhir_path(
+            face_relative_path(request.path, face), allowed_types=ALLOWED_TYPES[face]
+        )
+        validate_query(request.raw_query)
+        exchange.resource_type, exchange.resource_id = path.resource_type, path.resource_id
+        caps = effective(tenant.detected_capabilities, tenant.capabilities)
+        face_base = face_base_url(
+            public_origin(
+                request, self._settings.public_base_url, self._settings.trust_forwarded_headers
+            ),
+            face,
+        )
+        context = _Context(tenant, caps, face, face_base, exchange, request)
+
+        method = request.method
+        if method == "GET":
+            return self._read_or_search(context, path, request.raw_query)
+        if method == "POST" and path.interaction == "search-post":
+            return self._post_search(context, path)
+        if method == "POST" and path.interaction == "base":
+            return self._batch(context)
+        return self._write(context, path)
+
+    def _check_rates(self, caller: Caller) -> None:
+        for limiter, key, what in (
+            (self._tenant_rate, caller.tenant_id, "tenant"),
+            (self._client_rate, caller.client_id, "client"),
+        ):
+            wait = limiter.acquire(key)
+            if wait is not None:
+                raise RateLimited(
+                    f"too many requests for this {what}; retry later",
+                    headers={"Retry-After": str(wait)},
+                )
+
+    @staticmethod
+    def _check_tenant_hints(request: Request, caller: Caller) -> None:
+        # The tenant comes from the token only; a different one named anywhere is refused
+        # without saying whether it exists (RFC 9700 §2.3).
+        hints = [v for name in _TENANT_HEADERS for v in request.headers.get_all(name)]
+        hints += [v for name, v in request.query if name.lower() in _TENANT_PARAMS]
+        for hint in hints:
+            if hint.strip().lower() != caller.tenant_id:
+                raise Forbidden("the request names a tenant other than the token's")
+
+    # -- interactions --------------------------------------------------------------------------
+
+    def _read_or_search(
+        self, ctx: _Context, path: FhirPath, raw_query: str, *, record: bool = True
+    ) -> Response:
+        if path.interaction == "base":
+            raise MethodNotAllowed("GET on the base is not supported", headers={"Allow": "POST"})
+        if path.interaction == "search-post":
+            raise MethodNotAllowed("use POST for _search", headers={"Allow": "POST"})
+        if record:  # batch entries are recorded once, by the batch
+            ctx.exchange.interaction = _INTERACTIONS[path.interaction]
+            self._note_patients(ctx.exchange, path, raw_query)
+        if (
+            path.interaction == "type"
+            and not ctx.caps.sort_by_date
+            and compensate.wants_date_sort(raw_query)
+        ):
+            return self._sorted_search(ctx, path, raw_query)
+        upstream = UpstreamRequest("GET", path.relative, raw_query, self._headers(ctx))
+        return self._forward(ctx, upstream, idempotent=True)
+
+    def _post_search(self, ctx: _Context, path: FhirPath) -> Response:
+        ctx.exchange.interaction = "search"
+        media_type = (ctx.request.header("Content-Type") or "").split(";")[0].strip().lower()
+        if ctx.request.body and media_type != FORM_TYPE:
+            raise InvalidRequest("POST _search takes an application/x-www-form-urlencoded body")
+        form = parse_form_body(ctx.request.body)
+        query_names = {name for name, _ in ctx.request.query}
+        if query_names & {name for name, _ in form}:
+            raise InvalidRequest("a search parameter is in both the URL and the body")
+        combined = compensate.form_as_query(ctx.request.raw_query, ctx.request.body)
+        self._note_patients(ctx.exchange, path, combined)
+        search_type = FhirPath((path.resource_type or "",), path.resource_type, None, "type")
+        if not ctx.caps.post_search:
+            return self._read_or_search(ctx, search_type, combined, record=False)
+        headers = self._headers(ctx)
+        headers.set("Content-Type", FORM_TYPE)
+        upstream = UpstreamRequest(
+            "POST", path.relative, ctx.request.raw_query, headers, ctx.request.body
+        )
+        converted = self._converter.request(ctx.face, ctx.tenant.provider_fhir_version, upstream)
+        answer = self._send(ctx, converted, idempotent=True)
+        if answer.status in REFUSED:
+            # The provider does not take POST _search: the same search as a GET.
+            return self._read_or_search(ctx, search_type, combined, record=False)
+        return self._respond(ctx, answer)
+
+    def _batch(self, ctx: _Context) -> Response:
+        ctx.exchange.interaction = "batch"
+        entries = parse_batch(
+            ctx.request.body,
+            allowed_types=ALLOWED_TYPES[ctx.face],
+            max_entries=self._settings.batch_max_entries,
+        )
+        ctx.exchange.entries = len(entries)
+        for entry in entries:
+            self._note_patients(ctx.exchange, entry.path, entry.query)
+        if ctx.caps.batch:
+            headers = self._headers(ctx)
+            headers.set(
+                "Content-Type", ctx.request.header("Content-Type") or json_mime_type(ctx.face)
+            )
+            upstream = UpstreamRequest("POST", "", "", headers, ctx.request.body)
+            converted = self._converter.request(
+                ctx.face, ctx.tenant.provider_fhir_version, upstream
+            )
+            # A batch of reads changes nothing, so it may be retried like a read.
+            answer = self._send(ctx, converted, idempotent=True)
+            if answer.status not in REFUSED:
+                return self._respond(ctx, answer)
+        bundle = run_entries(entries, lambda e: self._run_entry(ctx, e), self._batch_pool)
+        body = json.dumps(bundle, separators=(",", ":")).encode("utf-8")
+        headers = Headers({"Content-Type": f"{json_mime_type(ctx.face)}; charset=utf-8"})
+        return self._respond(ctx, UpstreamResponse(200, headers, body))
+
+    def _run_entry(self, ctx: _Context, entry: BatchEntry) -> EntryResult:
+        try:
+            response = self._read_or_search(ctx, entry.path, entry.query, record=False)
+        except ProxyError as error:
+            outcome = operation_outcome("error", error.code, error.diagnostics, ctx.face)
+            return EntryResult(error.status, outcome)
+        resource = json.loads(response.body) if response.body else None
+        return EntryResult(
+            response.status,
+            resource,
+            location=response.headers.get("Location"),
+            etag=response.headers.get("ETag"),
+        )
+
+    def _write(self, ctx: _Context, path: FhirPath) -> Response:
+        # Read-only unless the tenant's mapping allows writes (architecture.md).
+        if not ctx.tenant.allow_writes:
+            raise MethodNotAllowed(
+                "EHR Bridge is read-only for this tenant", headers={"Allow": "GET, POST"}
+            )
+        ctx.exchange.interaction = "write"
+        headers = self._headers(ctx)
+        content_type = ctx.request.header("Content-Type")
+        if content_type:
+            headers.set("Content-Type", content_type)
+        upstream = UpstreamRequest(
+            ctx.request.method, path.relative, ctx.request.raw_query, headers, ctx.request.body
+        )
+        return self._forward(ctx, upstream, idempotent=False)
+
+    def _sorted_search(self, ctx: _Context, path: FhirPath, raw_query: str) -> Response:
+        ctx.exchange.interaction = "search"
+        cap = self._settings.sort_compensation_cap
+        count = compensate.requested_count(raw_query)
+        query = compensate.without_params(raw_query, _SORT_PARAMS)
+        query = "&".join(p for p in (query, f"_count={min(_PAGE_SIZE, cap)}") if p)
+        converted = self._converter.request(
+            ctx.face,
+            ctx.tenant.provider_fhir_version,
+            UpstreamRequest("GET", path.relative, query, self._headers(ctx)),
+        )
+        url: str | None = upstream_url(
+            ctx.tenant.provider_base_url, _relative_path(converted.path), converted.query
+        )
+        collected: list[dict[str, Any]] = []
+        total: int | None = None
+        while url and len(collected) < cap:
+            answer = self._transport.send(
+                ctx.tenant, "GET", url, converted.headers, b"", idempotent=True
+            )
+            ctx.exchange.provider_status = answer.status
+            if answer.status != 200:
+                return self._respond(ctx, answer)
+            page = load_json(answer.body, "the provider's answer")
+            total = page.get("total", total) if isinstance(page, dict) else total
+            for entry in page.get("entry") or []:
+                if (entry.get("search") or {}).get("mode", "match") == "match":
+                    collected.append(entry.get("resource") or {})
+            url = _next_link(page, ctx.tenant.provider_base_url)
+        truncated = url is not None or len(collected) > cap
+        warning = operation_outcome(
+            "warning",
+            "too-costly",
+            f"the provider cannot sort by date; EHR Bridge sorted the first {cap} matches only",
+            ctx.face,
+        )
+        bundle = compensate.sorted_searchset(
+            collected[:cap], count=count, truncated=truncated, cap=cap, total=total, outcome=warning
+        )
+        body = json.dumps(bundle, separators=(",", ":")).encode("utf-8")
+        headers = Headers({"Content-Type": json_mime_type(ctx.tenant.provider_fhir_version)})
+        return self._respond(ctx, UpstreamResponse(200, headers, body))
+
+    # -- transport and response ----------------------------------------------------------------
+
+    def _headers(self, ctx: _Context) -> Headers:
+        return upstream_request_headers(
+            ctx.request.headers,
+            request_id=ctx.exchange.request_id,
+            accept=json_mime_type(ctx.tenant.provider_fhir_version),
+        )
+
+    def _forward(self, ctx: _Context, upstream: UpstreamRequest, *, idempotent: bool) -> Response:
+        converted = self._converter.request(ctx.face, ctx.tenant.provider_fhir_version, upstream)
+        return self._respond(ctx, self._send(ctx, converted, idempotent=idempotent))
+
+    def _send(
+        self, ctx: _Context, upstream: UpstreamRequest, *, idempotent: bool
+    ) -> UpstreamResponse:
+        url = upstream_url(
+            ctx.tenant.provider_base_url, _relative_path(upstream.path), upstream.query
+        )
+        answer = self._transport.send(
+            ctx.tenant,
+            upstream.method,
+            url,
+            upstream.headers,
+            upstream.body,
+            idempotent=idempotent,
+        )
+        ctx.exchange.provider_status = answer.status
+        return answer
+
+    def _respond(self, ctx: _Context, answer: UpstreamResponse) -> Response:
+        status = answer.status
+        if status in (401, 403):
+            log.warning(
+                "ALERT provider answered %s to EHR Bridge for tenant %s",
+                status,
+                ctx.tenant.tenant_id,
+            )
+            raise UpstreamError(
+                "the provider FHIR server refused EHR Bridge's credentials "
+                f"(correlation id {ctx.exchange.request_id})"
+            )
+        if status >= 500 or 300 <= status < 400:
+            raise UpstreamError(
+                f"the provider FHIR server failed (status {status}; correlation id "
+                f"{ctx.exchange.request_id})"
+            )
+        if not _is_fhir_json(answer):
+            if status < 300:
+                raise UpstreamError(
+                    "the provider answered something that is not FHIR JSON "
+                    f"(correlation id {ctx.exchange.request_id})"
+                )
+            # A provider error that is not FHIR: wrapped, its body (maybe HTML, maybe a trace)
+            # withheld.
+            raise ProxyError(
+                f"the provider answered {status} (correlation id {ctx.exchange.request_id})",
+                status=status,
+                code="processing",
+            )
+        converted = self._converter.response(ctx.face, ctx.tenant.provider_fhir_version, answer)
+        rewriter = UrlRewriter(ctx.tenant.provider_base_url, ctx.face_base)
+        # Entries of a batch we ran ourselves were rewritten already; rewriting is idempotent.
+        body = rewriter.body(converted.body)
+        headers = downstream_response_headers(converted.headers)
+        for name in ("Location", "Content-Location", "Link"):
+            values = headers.get_all(name)
+            if values:
+                headers.remove(name)
+                for value in values:
+                    headers.add(name, rewriter.header(value))
+        headers.set("Content-Type", f"{json_mime_type(ctx.face)}; charset=utf-8")
+        headers.set("Cache-Control", "no-store")
+        return Response(status=status, body=body, headers=headers)
+
+    def _outcome(self, error: ProxyError, exchange: Exchange) -> Response:
+        face = exchange.face if exchange.face in FACES else None
+        headers = dict(error.headers)
+        headers["Cache-Control"] = "no-store"
+        return outcome_response(error.status, error.code, error.diagnostics, face, headers)
+
+    # -- audit ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _note_patients(exchange: Exchange, path: FhirPath, raw_query: str) -> None:
+        if path.resource_type == "Patient" and path.resource_id:
+            exchange.patients.append(path.resource_id)
+        for name, value in _pairs(raw_query):
+            base = name.split(":")[0]
+            if base in ("patient", "subject") or (
+                path.resource_type == "Patient" and base in ("_id", "id")
+            ):
+                for one in value.split(","):
+                    exchange.patients.append(one.removeprefix("Patient/"))
+
+    def _audit(self, exchange: Exchange, status: int) -> None:
+        caller = exchange.caller
+        audit(
+            "fhir.request",
+            request_id=exchange.request_id,
+            client_id=caller.client_id if caller else None,
+            tenant_id=caller.tenant_id if caller else None,
+            face=exchange.face if exchange.face in FACES else None,
+            method=exchange.method,
+            interaction=exchange.interaction or None,
+            resource_type=exchange.resource_type,
+            resource_id=exchange.resource_id,
+            patient_ids=sorted(set(exchange.patients)) or None,
+            entries=exchange.entries,
+            status=status,
+            provider_status=exchange.provider_status,
+            latency_ms=round((time.perf_counter() - exchange.started) * 1000, 2),
+        )
+
+    def close(self) -> None:
+        """Stop the batch workers."""
+        self._batch_pool.shutdown(wait=False)
+
+
+@dataclass
+class _Context:
+    tenant: TenantMapping
+    caps: Capabilities
+    face: str
+    face_base: str
+    exchange: Exchange
+    request: Request
+
+
+def _relative_path(path: str) -> FhirPath:
+    # Converters hand back a relative path string; it is validated again before use.
+    return parse_fhir_path(path, allowed_types=_ALL_TYPES)
+
+
+_ALL_TYPES = frozenset().union(*ALLOWED_TYPES.values())
+
+
+def _pairs(raw_query: str) -> list[tuple[str, str]]:
+    from urllib.parse import parse_qsl
+
+    return parse_qsl(raw_query, keep_blank_values=True)
+
+
+def _next_link(page: Any, provider_base: str) -> str | None:
+    """The provider's next-page URL, only if it stays under the provider's base."""
+    if not isinstance(page, dict):
+        return None
+    for link in page.get("link") or []:
+        if isinstance(link, dict) and link.get("relation") == "next":
+            url = link.get("url")
+            if isinstance(url, str) and url.startswith(provider_base.rstrip("/") + "/"):
+                return url
+    return None
+
+
+def _is_fhir_json(answer: UpstreamResponse) -> bool:
+    if not answer.body:
+        return answer.status < 300
+    content_type = (answer.headers.get("Content-Type") or "").lower()
+    if "json" not in content_type:
+        return False
+    try:
+        document = json.loads(answer.body)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(document, dict) and isinstance(document.get("resourceType"), str)

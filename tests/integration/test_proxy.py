@@ -1,0 +1,892 @@
+"""The FHIR proxy against real HTTP provider servers on 127.0.0.1 (security tables C, D, F).
+
+Every test runs the whole pipeline: a token from the token endpoint, the proxy handler, the
+pooled transport, a fake provider that records what it received.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any
+
+import pytest
+
+from shared.ids import provider_secret_name
+from shared.secret_store import SecretStoreUnavailable
+from shared.services import Services
+from shared.tenants import TenantMapping
+from tests.conftest import bearer_token, fhir_request
+from tests.support.fake_fhir import HTML_STACK_TRACE, TOKEN_PATH, closed_port
+
+FHIR_JSON = "application/fhir+json"
+
+
+def mapped(
+    services: Services, client, provider_url: str, version: str = "r4", **fields: Any
+) -> TenantMapping:
+    mapping = TenantMapping(
+        tenant_id=str(uuid.uuid4()),
+        provider_base_url=provider_url,
+        provider_fhir_version=version,
+        allowed_client_ids=(client.client.client_id,),
+        **fields,
+    )
+    return services.tenants.put(mapping)[0]
+
+
+@pytest.fixture
+def provider(fhir_server):
+    return fhir_server(version="r4")
+
+
+@pytest.fixture
+def tenant_a(proxy_services, client, provider):
+    return mapped(proxy_services, client, provider.base_url)
+
+
+@pytest.fixture
+def token(proxy_services, client, tenant_a):
+    return bearer_token(proxy_services, client, tenant_a.tenant_id)
+
+
+def send(services: Services, method: str, path: str, token: str | None, **kwargs: Any):
+    face = kwargs.get("face", "r4")
+    return services.proxy.handle(fhir_request(method, path, token, **kwargs), face)
+
+
+def outcome(response) -> dict:
+    document = response.json()
+    assert document["resourceType"] == "OperationOutcome"
+    return document["issue"][0]
+
+
+# -- reads and searches pass through -----------------------------------------------------------
+
+
+def test_read_reaches_the_tenants_provider_and_comes_back_as_fhir(proxy_services, provider, token):
+    response = send(proxy_services, "GET", "Patient/example", token)
+    assert response.status == 200
+    assert response.json()["id"] == "example"
+    assert response.headers.get("Content-Type").startswith(FHIR_JSON)
+    assert response.headers.get("Cache-Control") == "no-store"
+    assert provider.last().path == "/fhir/Patient/example"
+
+
+def test_callers_authorization_and_cookie_never_reach_the_provider(proxy_services, provider, token):
+    send(proxy_services, "GET", "Patient/example", token, headers={"Cookie": "session=abc"})
+    received = provider.last()
+    assert received.header("Authorization") is None
+    assert received.header("Cookie") is None
+
+
+def test_search_query_passes_byte_for_byte(proxy_services, provider, token):
+    query = "patient=example&category=vital-signs&_sort=-date&code=8867-4&code=9279-1&_count=5"
+    response = send(proxy_services, "GET", "Observation", token, query=query)
+    assert response.status == 200
+    assert provider.last().query == query
+
+
+def test_request_id_is_propagated_and_returned(proxy_services, provider, token):
+    response = send(
+        proxy_services, "GET", "Patient/example", token, headers={"X-Request-Id": "abc-123"}
+    )
+    assert response.headers.get("X-Request-Id") == "abc-123"
+    assert provider.last().header("X-Request-Id") == "abc-123"
+
+
+def test_provider_404_outcome_is_passed_on(proxy_services, provider, token):
+    response = send(proxy_services, "GET", "Patient/nope", token)
+    assert response.status == 404
+    assert response.json()["resourceType"] == "OperationOutcome"
+
+
+# -- response URLs (52) ----------------------------------------------------------------------
+
+
+def test_paging_links_and_full_urls_point_at_the_face_and_never_the_provider(
+    proxy_services, provider, token
+):
+    response = send(proxy_services, "GET", "Observation", token, query="_count=2")
+    body = response.text
+    assert provider.origin not in body
+    assert "127.0.0.1" not in body
+    bundle = response.json()
+    next_url = next(link["url"] for link in bundle["link"] if link["relation"] == "next")
+    assert next_url.startswith("https://bridge.test/api/fhir/r4/Observation?")
+    assert all(e["fullUrl"].startswith("https://bridge.test/api/fhir/r4/") for e in bundle["entry"])
+
+
+def test_following_the_next_link_through_the_proxy_reaches_page_two(
+    proxy_services, provider, token
+):
+    first = send(proxy_services, "GET", "Observation", token, query="_count=2").json()
+    next_url = next(link["url"] for link in first["link"] if link["relation"] == "next")
+    path_and_query = next_url.split("/api/fhir/r4/", 1)[1]
+    path, _, query = path_and_query.partition("?")
+    second = send(proxy_services, "GET", path, token, query=query)
+    assert second.status == 200
+    first_ids = {e["resource"]["id"] for e in first["entry"]}
+    second_ids = {e["resource"]["id"] for e in second.json()["entry"]}
+    assert first_ids.isdisjoint(second_ids)
+
+
+def test_location_headers_are_rewritten(proxy_services, provider, client, fhir_server):
+    writable = mapped(proxy_services, client, provider.base_url, allow_writes=True)
+    token = bearer_token(proxy_services, client, writable.tenant_id)
+    patient = {"resourceType": "Patient", "name": [{"family": "Black"}]}
+    response = send(
+        proxy_services,
+        "POST",
+        "Patient",
+        token,
+        body=json.dumps(patient).encode(),
+        headers={"Content-Type": FHIR_JSON},
+    )
+    assert response.status == 201
+    assert response.headers.get("Location").startswith("https://bridge.test/api/fhir/r4/Patient/")
+
+
+# -- tenancy (44, 45, 46) ----------------------------------------------------------------------
+
+
+def test_a_token_for_tenant_a_never_reaches_tenant_b_whatever_the_path(
+    proxy_services, client, fhir_server, provider, token
+):
+    other = fhir_server(version="r4")
+    mapped(proxy_services, client, other.base_url)  # tenant B, same client even
+    crafted = [
+        "Patient/example",
+        "Patient/..%2F..%2Fx",
+        f"Patient/%2F%2F127.0.0.1:{other.base_url.split(':')[2]}",
+        "http://127.0.0.1/fhir/Patient",
+        "//127.0.0.1/fhir/Patient",
+        "@127.0.0.1/fhir/Patient",
+        "Patient/%252e%252e%252f",
+        "Patient/..\\..\\x",
+    ]
+    for path in crafted:
+        send(proxy_services, "GET", path, token)
+    assert other.count() == 0
+
+
+@pytest.mark.parametrize("where", ["header", "query", "ms-header"])
+def test_naming_another_tenant_is_403_and_nothing_goes_upstream(
+    proxy_services, provider, token, where
+):
+    other = str(uuid.uuid4())
+    kwargs: dict[str, Any] = {
+        "header": {"headers": {"X-Tenant-Id": other}},
+        "ms-header": {"headers": {"X-Ms-Tenant-Id": other}},
+        "query": {"query": f"tenant={other}"},
+    }[where]
+    response = send(proxy_services, "GET", "Patient/example", token, **kwargs)
+    assert response.status == 403
+    assert outcome(response)["code"] == "forbidden"
+    assert provider.count() == 0
+
+
+def test_naming_the_tokens_own_tenant_is_allowed(proxy_services, provider, token, tenant_a):
+    response = send(
+        proxy_services,
+        "GET",
+        "Patient/example",
+        token,
+        headers={"X-Tenant-Id": tenant_a.tenant_id.upper()},
+    )
+    assert response.status == 200
+
+
+def test_tenant_unmapped_after_issuance_is_403_with_no_default_upstream(
+    proxy_services, provider, token, tenant_a
+):
+    proxy_services.tenants.delete(tenant_a.tenant_id)
+    proxy_services.directory.forget()  # the cache TTL has passed
+    response = send(proxy_services, "GET", "Patient/example", token)
+    assert response.status == 403
+    assert "not mapped" in outcome(response)["diagnostics"]
+    assert provider.count() == 0
+
+
+# -- path and query rules through the handler (47, 48, 50, 61) ---------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "Patient/..%2F..%2Fx",
+        "Patient/%2e%2e/x",
+        "Patient/%252e%252e%252f",
+        "Patient/..\\x",
+        "http://evil.example/x",
+        "/evil.example/x",
+        "@evil.example/x",
+        "Patient/%00",
+        "Patient/a%0d%0aX-Injected:1",
+    ],
+)
+def test_traversal_and_injection_paths_are_400_before_any_upstream_call(
+    proxy_services, provider, token, path
+):
+    response = send(proxy_services, "GET", path, token)
+    assert response.status == 400
+    assert outcome(response)["code"] == "invalid"
+    assert provider.count() == 0
+    assert "X-Injected" not in str(response.headers.items())
+
+
+@pytest.mark.parametrize("path", ["Foo", "Patient/$purge", "Patient/example/$everything"])
+def test_unknown_types_and_operations_are_refused_before_upstream(
+    proxy_services, provider, token, path
+):
+    response = send(proxy_services, "GET", path, token)
+    assert response.status in (400, 404)
+    assert provider.count() == 0
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "_include=*",
+        "_revinclude=*",
+        "_count=100000",
+        "subject.organization.partof.name=x",
+        "_has:Observation:patient:code=1",
+        "name=%0d%0aX-Injected:%201",
+        "&".join(f"p{i}=1" for i in range(500)),
+    ],
+)
+def test_search_abuse_is_400_before_upstream(proxy_services, provider, token, query):
+    response = send(proxy_services, "GET", "Patient", token, query=query)
+    assert response.status == 400
+    assert provider.count() == 0
+
+
+def test_parameter_in_both_query_and_body_is_400(proxy_services, provider, token):
+    response = send(
+        proxy_services,
+        "POST",
+        "Patient/_search",
+        token,
+        query="family=black",
+        body=b"family=white",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status == 400
+    assert provider.count() == 0
+
+
+# -- hygiene (54, 55, 57, 58, 59, 60, 62) ------------------------------------------------------
+
+
+def test_hop_by_hop_and_forwarding_headers_never_reach_the_provider(
+    proxy_services, provider, token
+):
+    send(
+        proxy_services,
+        "GET",
+        "Patient/example",
+        token,
+        headers=[
+            ("Connection", "X-Foo"),
+            ("X-Foo", "1"),
+            ("Keep-Alive", "timeout=5"),
+            ("TE", "trailers"),
+            ("Upgrade", "websocket"),
+            ("Proxy-Authorization", "Basic eA=="),
+            ("X-Forwarded-For", "6.6.6.6"),
+            ("X-Forwarded-Host", "evil.example"),
+            ("Forwarded", "host=evil.example"),
+            ("X-Original-URL", "/admin"),
+            ("X-HTTP-Method-Override", "DELETE"),
+        ],
+    )
+    received = provider.last()
+    assert received.method == "GET"
+    for name in (
+        "X-Foo",
+        "Keep-Alive",
+        "TE",
+        "Upgrade",
+        "Proxy-Authorization",
+        "X-Forwarded-For",
+        "X-Forwarded-Host",
+        "Forwarded",
+        "X-Original-URL",
+        "X-HTTP-Method-Override",
+    ):
+        assert received.header(name) is None, name
+
+
+def test_provider_cookies_server_and_caching_headers_are_stripped(proxy_services, provider, token):
+    provider.extra_headers(
+        {
+            "Set-Cookie": "JSESSIONID=1",
+            "Server": "Tomcat/9",
+            "X-Powered-By": "Servlet",
+            "Cache-Control": "public, max-age=3600",
+        }
+    )
+    response = send(proxy_services, "GET", "Patient/example", token)
+    names = {name.lower() for name, _ in response.headers.items()}
+    assert not names & {"set-cookie", "server", "x-powered-by"}
+    assert response.headers.get("Cache-Control") == "no-store"
+
+
+def test_provider_refusing_our_credentials_is_502_and_an_alert(
+    proxy_services, provider, token, caplog
+):
+    provider.fail(401, times=5)
+    caplog.set_level(logging.WARNING)
+    response = send(proxy_services, "GET", "Patient/example", token)
+    assert response.status == 502
+    assert "ALERT" in caplog.text
+
+
+def test_body_over_the_cap_is_413_before_upstream(make_services, client, fhir_server):
+    services = make_services(allow_insecure_provider_urls=True, max_request_body_bytes=1000)
+    server = fhir_server(version="r4")
+    tenant = mapped(services, client, server.base_url)
+    token = bearer_token(services, client, tenant.tenant_id)
+    response = send(
+        services,
+        "POST",
+        "Patient/_search",
+        token,
+        body=b"family=" + b"x" * 2000,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status == 413
+    assert outcome(response)["code"] == "too-long"
+    assert server.count() == 0
+
+
+def test_url_over_4kb_is_414_before_upstream(proxy_services, provider, token):
+    response = send(proxy_services, "GET", "Patient", token, query="name=" + "x" * 5000)
+    assert response.status == 414
+    assert provider.count() == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 50_000 + b"]" * 50_000, b'{"resourceType":"Bundle","total":' + b"9" * 5000 + b"}"],
+)
+def test_json_bombs_in_a_batch_are_400_structure(proxy_services, provider, token, body):
+    response = send(
+        proxy_services, "POST", "", token, body=body, headers={"Content-Type": FHIR_JSON}
+    )
+    assert response.status == 400
+    assert outcome(response)["code"] == "structure"
+    assert provider.count() == 0
+
+
+def test_xml_body_is_415_and_xml_accept_is_406(proxy_services, provider, token):
+    xml = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>'
+    posted = send(
+        proxy_services,
+        "POST",
+        "",
+        token,
+        body=xml,
+        headers={"Content-Type": "application/fhir+xml"},
+    )
+    assert posted.status == 415
+    read = send(
+        proxy_services, "GET", "Patient/example", token, headers={"Accept": "application/fhir+xml"}
+    )
+    assert read.status == 406
+    assert provider.count() == 0
+
+
+def test_provider_500_with_a_stack_trace_is_a_sanitized_502_with_correlation_id(
+    proxy_services, provider, token
+):
+    provider.fail(500, body=HTML_STACK_TRACE, content_type="text/html", times=3)
+    response = send(
+        proxy_services, "GET", "Patient/example", token, headers={"X-Request-Id": "corr-1"}
+    )
+    assert response.status == 502
+    issue = outcome(response)
+    assert "corr-1" in issue["diagnostics"]
+    for leak in ("NullPointerException", "hospital.internal", "Tomcat", "svc_fhir"):
+        assert leak not in response.text
+
+
+def test_provider_4xx_that_is_not_fhir_is_wrapped_in_an_outcome(proxy_services, provider, token):
+    provider.fail(400, body="<html>bad request</html>", content_type="text/html")
+    response = send(proxy_services, "GET", "Patient/example", token)
+    assert response.status == 400
+    assert "<html>" not in response.text
+    assert outcome(response)["code"] == "processing"
+
+
+# -- methods (43) -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
+def test_writes_are_405_with_allow_unless_the_tenant_allows_them(
+    proxy_services, provider, token, method
+):
+    response = send(
+        proxy_services,
+        method,
+        "Patient/example",
+        token,
+        body=b"{}",
+        headers={"Content-Type": FHIR_JSON},
+    )
+    assert response.status == 405
+    assert response.headers.get("Allow") == "GET, POST"
+    assert outcome(response)["code"] == "not-supported"
+    assert provider.count() == 0
+
+
+def test_post_of_a_resource_is_405_when_read_only(proxy_services, provider, token):
+    response = send(
+        proxy_services,
+        "POST",
+        "Patient",
+        token,
+        body=b'{"resourceType":"Patient"}',
+        headers={"Content-Type": FHIR_JSON},
+    )
+    assert response.status == 405
+
+
+# -- batch (51) and the Patients app's load -----------------------------------------------------
+
+
+def batch(*urls: str, kind: str = "batch") -> bytes:
+    return json.dumps(
+        {
+            "resourceType": "Bundle",
+            "type": kind,
+            "entry": [{"request": {"method": "GET", "url": url}} for url in urls],
+        }
+    ).encode()
+
+
+APP_BATCH = (
+    "Observation?patient=example&category=vital-signs&_sort=-date",
+    "Condition?patient=example&_count=10",
+    "Encounter?patient=example&_sort=-date&_count=1",
+    "AllergyIntolerance?patient=example",
+    "MedicationRequest?patient=example&_count=10",
+    "Coverage?patient=example",
+)
+
+
+def test_batch_is_forwarded_to_a_provider_that_supports_it(proxy_services, provider, token):
+    response = send(
+        proxy_services,
+        "POST",
+        "",
+        token,
+        body=batch(*APP_BATCH),
+        headers={"Content-Type": FHIR_JSON},
+    )
+    assert response.status == 200
+    bundle = response.json()
+    assert bundle["type"] == "batch-response"
+    assert len(bundle["entry"]) == len(APP_BATCH)
+    assert provider.count(method="POST") == 1
+    assert provider.origin not in response.text
+
+
+def test_provider_refusing_batch_gets_the_entries_run_by_the_proxy_in_order(
+    proxy_services, client, fhir_server
+):
+    refusing = fhir_server(version="r4", capabilities={"batch": False})
+    tenant = mapped(proxy_services, client, refusing.base_url)
+    token = bearer_token(proxy_services, client, tenant.tenant_id)
+    urls = ("Patient/example", "Patient/missing", "Condition?patient=example")
+    response = send(
+        proxy_services, "POST", "", token, body=batch(*urls), headers={"Content-Type": FHIR_JSON}
+    )
+    assert response.status == 200
+    entries = response.json()["entry"]
+    assert [e["response"]["status"].split()[0] for e in entries] == ["200", "404", "200"]
+    assert entries[0]["resource"]["id"] == "example"
+    assert entries[2]["resource"]["type"] == "searchset"
+    assert refusing.origin not in response.text
+
+
+def test_mapping_saying_no_batch_skips_the_providers_batch_endpoint(
+    proxy_services, client, provider
+):
+    tenant = mapped(proxy_services, client, provider.base_url, capabilities={"batch": False})
+    token = bearer_token(proxy_services, client, tenant.tenant_id)
+    send(
+        proxy_services,
+        "POST",
+        "",
+        token,
+        body=batch("Patient/example"),
+        headers={"Content-Type": FHIR_JSON},
+    )
+    assert provider.count(method="POST") == 0
+    assert provider.count(method="GET") == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        batch("http://evil.example/Patient/1"),
+        batch("Patient/../../admin"),
+        batch("Patient/1", kind="transaction"),
+        batch(*["Patient/example"] * 51),
+        json.dumps(
+            {
+                "resourceType": "Bundle",
+                "type": "batch",
+                "entry": [{"request": {"method": "DELETE", "url": "Patient/example"}}],
+            }
+        ).encode(),
+        json.dumps(
+            {
+                "resourceType": "Bundle",
+                "type": "batch",
+                "entry": [
+                    {
+                        "fullUrl": "http://evil.example/x",
+                        "request": {"method": "GET", "url": "Patient/1"},
+                    }
+                ],
+            }
+        ).encode(),
+    ],
+)
+def test_bad_batches_are_refused_and_nothing_is_forwarded(proxy_services, provider, token, body):
+    response = send(
+        proxy_services, "POST", "", token, body=body, headers={"Content-Type": FHIR_JSON}
+    )
+    assert response.status in (400, 405)
+    assert provider.count() == 0
+
+
+# -- providers as they are ----------------------------------------------------------------------
+
+
+def test_post_search_goes_upstream_as_post_when_the_provider_takes_it(
+    proxy_services, provider, token
+):
+    response = send(
+        proxy_services,
+        "POST",
+        "Patient/_search",
+        token,
+        body=b"given=peter&family=chalmers",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status == 200
+    assert response.json()["total"] >= 0
+    received = provider.last()
+    assert (received.method, received.path, received.body) == (
+        "POST",
+        "/fhir/Patient/_search",
+        b"given=peter&family=chalmers",
+    )
+
+
+def test_post_search_becomes_a_get_for_a_provider_that_refuses_it(
+    proxy_services, client, fhir_server
+):
+    no_post = fhir_server(version="r4", capabilities={"post_search": False})
+    tenant = mapped(proxy_services, client, no_post.base_url)
+    token = bearer_token(proxy_services, client, tenant.tenant_id)
+    response = send(
+        proxy_services,
+        "POST",
+        "Patient/_search",
+        token,
+        body=b"family:contains=chal&_count=5",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status == 200
+    received = no_post.last()
+    assert (received.method, received.path, received.query) == (
+        "GET",
+        "/fhir/Patient",
+        "family:contains=chal&_count=5",
+    )
+
+
+def test_mapping_saying_no_post_search_sends_get_straight_away(proxy_services, client, provider):
+    tenant = mapped(proxy_services, client, provider.base_url, capabilities={"post_search": False})
+    token = bearer_token(proxy_services, client, tenant.tenant_id)
+    send(
+        proxy_services,
+        "POST",
+        "Patient/_search",
+        token,
+        body=b"identifier=12345",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert [r.method for r in provider.requests()] == ["GET"]
+
+
+def observations(server, count: int) -> None:
+    for day in range(count):
+        server.add(
+            {
+                "resourceType": "Observation",
+                "id": f"hr-{day}",
+                "status": "final",
+                "category": [{"coding": [{"code": "vital-signs"}]}],
+                "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+                "subject": {"reference": "Patient/sorted"},
+                "effectiveDateTime": f"2026-{1 + day % 12:02d}-{1 + day % 28:02d}T08:00:00Z",
+                "valueQuantity": {"value": 60 + day, "unit": "/min"},
+            }
+        )
+
+
+def test_provider_that_cannot_sort_gets_the_latest_first_from_the_proxy(
+    proxy_services, client, fhir_server
+):
+    unsorted = fhir_server(version="r4", capabilities={"sort": False})
+    observations(unsorted, 30)
+    tenant = mapped(proxy_services, client, unsorted.base_url, capabilities={"sort_by_date": False})
+    token = bearer_token(proxy_services, client, tenant.tenant_id)
+    response = send(
+        proxy_services,
+        "GET",
+        "Observation",
+        token,
+        query="patient=sorted&category=vital-signs&_sort=-date&_count=5",
+    )
+    assert response.status == 200
+    bundle = response.json()
+    dates = [e["resource"]["effectiveDateTime"] for e in bundle["entry"]]
+    assert len(dates) == 5
+    assert dates == sorted(dates, reverse=True)
+    all_dates = sorted(
+        (
+            r["effectiveDateTime"]
+            for r in unsorted.resources("Observation")
+            if r["subject"]["reference"] == "Patient/sorted"
+        ),
+        reverse=True,
+    )
+    assert dates == all_dates[:5]
+    assert all("_sort" not in r.query for r in unsorted.requests())
+
+
+def test_sorting_compensation_warns_when_the_cap_is_hit(make_services, client, fhir_server):
+    services = make_services(allow_insecure_provider_urls=True, sort_compensation_cap=10)
+    unsorted = fhir_server(version="r4", capabilities={"sort": False}, default_page_size=4)
+    observations(unsorted, 30)
+    tenant = mapped(services, client, unsorted.base_url, capabilities={"sort_by_date": False})
+    token = bearer_token(services, client, tenant.tenant_id)
+    response = send(services, "GET", "Observation", token, query="patient=sorted&_sort=-date")
+    entries = response.json()["entry"]
+    warning = [e for e in entries if e["search"]["mode"] == "outcome"]
+    assert warning and warning[0]["resource"]["issue"][0]["severity"] == "warning"
+    assert len([e for e in entries if e["search"]["mode"] == "match"]) == 10
+
+
+def test_cross_version_face_is_501_until_conversion_lands(proxy_services, client, provider):
+    tenant = mapped(proxy_services, client, provider.base_url, version="r4")
+    token = bearer_token(proxy_services, client, tenant.tenant_id)
+    response = send(proxy_services, "GET", "Patient/example", token, face="stu3")
+    assert response.status == 501
+    assert response.headers.get("Content-Type").startswith(FHIR_JSON)
+    assert provider.count() == 0
+
+
+# -- resilience (72) ---------------------------------------------------------------------------
+
+
+def test_slow_provider_is_504(proxy_services, provider, token):
+    provider.slow(3)
+    response = send(proxy_services, "GET", "Patient/example", token)
+    assert response.status == 504
+    assert outcome(response)["code"] == "timeout"
+
+
+def test_refused_connection_is_502_after_one_retry(proxy_services, client):
+    tenant = mapped(proxy_services, client, f"http://127.0.0.1:{closed_port()}/fhir")
+    token = bearer_token(proxy_services, client, tenant.tenant_id)
+    response = send(proxy_services, "GET", "Patient/example", token)
+    assert response.status == 502
+    assert "127.0.0.1" not in response.text
+
+
+def test_garbage_from_the_provider_is_502(proxy_services, provider, token):
+    provider.garbage()
+    assert send(proxy_services, "GET", "Patient/example", token).status == 502
+
+
+def test_redirect_is_502_and_not_followed(proxy_services, provider, token, fhir_server):
+    elsewhere = fhir_server(version="r4")
+    provider.redirect(f"{elsewhere.base_url}/Patient/example")
+    response = send(proxy_services, "GET", "Patient/example", token)
+    assert response.status == 502
+    assert elsewhere.count() == 0
+
+
+def test_repeated_failures_open_the_circuit_with_retry_after(proxy_services, provider, token):
+    provider.fail(503, times=50)
+    statuses = [send(proxy_services, "GET", "Patient/example", token).status for _ in range(7)]
+    assert statuses[-1] == 503
+    last = send(proxy_services, "GET", "Patient/example", token)
+    assert last.status == 503
+    assert int(last.headers.get("Retry-After")) >= 1
+    seen = provider.count()
+    send(proxy_services, "GET", "Patient/example", token)
+    assert provider.count() == seen  # open: nothing reaches the provider
+
+
+class ProviderSecretsDown:
+    """A secret store that answers for everything but the provider credentials."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self._inner, name)
+
+        def call(secret_name: str, *args: Any, **kwargs: Any) -> Any:
+            if secret_name.startswith("provider-"):
+                raise SecretStoreUnavailable("down", retry_after=4)
+            return target(secret_name, *args, **kwargs)
+
+        return call
+
+
+def test_key_vault_down_for_the_provider_secret_is_503(
+    make_services, client, fhir_server, secret_store, table_service
+):
+    healthy = make_services(allow_insecure_provider_urls=True)
+    server = fhir_server(version="r4", require_bearer=True)
+    tenant = mapped(healthy, client, server.base_url, provider_auth_kind="bearer")
+    token = bearer_token(healthy, client, tenant.tenant_id)
+    broken = Services(
+        healthy.settings,
+        secret_store=ProviderSecretsDown(secret_store),
+        table_service=table_service,
+    )
+    response = send(broken, "GET", "Patient/example", token)
+    assert response.status == 503
+    assert response.headers.get("Retry-After") == "4"
+    assert outcome(response)["code"] == "transient"
+    assert server.count() == 0
+
+
+# -- provider auth ------------------------------------------------------------------------------
+
+
+def test_client_credentials_provider_gets_its_own_token_and_never_ours(
+    proxy_services, client, fhir_server, secret_store
+):
+    server = fhir_server(version="r4", require_bearer=True)
+    server.issue_tokens("bridge", "provider-secret", expires_in=3600)
+    tenant = mapped(
+        proxy_services,
+        client,
+        server.base_url,
+        provider_auth_kind="client_credentials",
+        provider_token_url=server.token_url,
+        provider_client_id="bridge",
+    )
+    secret_store.set_secret(provider_secret_name(tenant.tenant_id), "provider-secret")
+    token = bearer_token(proxy_services, client, tenant.tenant_id)
+    for _ in range(3):
+        assert send(proxy_services, "GET", "Patient/example", token).status == 200
+    assert server.token_requests() == 1
+    assert all(r.bearer != token for r in server.requests())
+
+
+def test_provider_rotating_its_tokens_is_refreshed_once_and_retried(
+    proxy_services, client, fhir_server, secret_store
+):
+    server = fhir_server(version="r4", require_bearer=True)
+    server.issue_tokens("bridge", "provider-secret")
+    tenant = mapped(
+        proxy_services,
+        client,
+        server.base_url,
+        provider_auth_kind="client_credentials",
+        provider_token_url=server.token_url,
+        provider_client_id="bridge",
+    )
+    secret_store.set_secret(provider_secret_name(tenant.tenant_id), "provider-secret")
+    token = bearer_token(proxy_services, client, tenant.tenant_id)
+    assert send(proxy_services, "GET", "Patient/example", token).status == 200
+    server.rotate_tokens()
+    assert send(proxy_services, "GET", "Patient/example", token).status == 200
+    assert server.token_requests() == 2
+    assert server.count(path=TOKEN_PATH) == 2
+
+
+# -- rate limits, bearer errors, audit ------------------------------------------------------------
+
+
+def test_per_client_rate_limit_is_429_with_retry_after(make_services, client, fhir_server):
+    services = make_services(allow_insecure_provider_urls=True, client_rate_limit_per_second=1)
+    server = fhir_server(version="r4")
+    tenant = mapped(services, client, server.base_url)
+    token = bearer_token(services, client, tenant.tenant_id)
+    statuses = [send(services, "GET", "Patient/example", token).status for _ in range(4)]
+    assert statuses[:2] == [200, 200]
+    limited = send(services, "GET", "Patient/example", token)
+    assert limited.status == 429
+    assert int(limited.headers.get("Retry-After")) >= 1
+
+
+def test_missing_token_is_401_with_a_bearer_challenge_in_the_faces_version(
+    proxy_services, provider
+):
+    response = send(proxy_services, "GET", "Patient/example", None, face="dstu2")
+    assert response.status == 401
+    assert response.headers.get("WWW-Authenticate") == 'Bearer realm="fhir"'
+    assert response.headers.get("Content-Type").startswith("application/json+fhir")
+    assert provider.count() == 0
+
+
+def test_every_request_writes_one_audit_event_naming_who_read_which_patient(
+    proxy_services, provider, token, client, tenant_a, caplog
+):
+    caplog.set_level(logging.INFO, logger="ehrbridge.audit")
+    send(proxy_services, "GET", "Observation", token, query="patient=example&_sort=-date")
+    send(proxy_services, "GET", "Patient/example", token)
+    events = [
+        json.loads(r.message)
+        for r in caplog.records
+        if r.name == "ehrbridge.audit" and "fhir.request" in r.message
+    ]
+    assert len(events) == 2
+    search, read = events
+    assert search["client_id"] == client.client.client_id
+    assert search["tenant_id"] == tenant_a.tenant_id
+    assert (search["interaction"], search["resource_type"], search["patient_ids"]) == (
+        "search",
+        "Observation",
+        ["example"],
+    )
+    assert (read["interaction"], read["resource_id"], read["patient_ids"]) == (
+        "read",
+        "example",
+        ["example"],
+    )
+    assert read["status"] == 200 and read["provider_status"] == 200
+    assert read["latency_ms"] >= 0
+    assert token not in caplog.text
+    assert provider.origin not in caplog.text
+
+
+def test_batch_audit_event_lists_every_patient_read(proxy_services, provider, token, caplog):
+    caplog.set_level(logging.INFO, logger="ehrbridge.audit")
+    send(
+        proxy_services,
+        "POST",
+        "",
+        token,
+        body=batch("Patient/a1", "Observation?patient=b2", "Condition?subject=Patient/c3"),
+        headers={"Content-Type": FHIR_JSON},
+    )
+    event = [json.loads(r.message) for r in caplog.records if "fhir.request" in r.message][-1]
+    assert event["interaction"] == "batch"
+    assert event["patient_ids"] == ["a1", "b2", "c3"]
+    assert event["entries"] == 3
