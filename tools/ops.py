@@ -382,6 +382,14 @@ def tenants_list(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
     return {"tenants": [t.to_json() for t in ctx.tenants.list_all()]}
 
 
+def tenants_check(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
+    """Diagnose a tenant's provider (reach, auth, version, capabilities) and record them."""
+    tenant_id = _guid(args.tenant_id, "TENANT_ID")
+    report = ctx.services.checker.check(ctx.tenants.get(tenant_id))
+    _forget_cached_lookups(ctx.services)
+    return report
+
+
 def tenants_delete(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
     """Remove a tenant mapping (offboarding)."""
     tenant_id = _guid(args.tenant_id, "TENANT_ID")
@@ -609,6 +617,7 @@ def build_parser() -> argparse.ArgumentParser:
     actions.add_parser("list", help="every mapping").set_defaults(handler=tenants_list)
     for name, handler, text in (
         ("show", tenants_show, "one mapping"),
+        ("check", tenants_check, "diagnose the provider and record its capabilities"),
         ("delete", tenants_delete, "remove a mapping (offboarding)"),
         (
             "set-provider-secret",

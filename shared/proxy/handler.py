@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -428,9 +429,17 @@ class FhirProxy:
                 code="processing",
             )
         converted = self._converter.response(ctx.face, ctx.tenant.provider_fhir_version, answer)
-        rewriter = UrlRewriter(ctx.tenant.provider_base_url, ctx.face_base)
+        rewriter = _rewriter(ctx.tenant.provider_base_url, ctx.face_base)
         # Entries of a batch we ran ourselves were rewritten already; rewriting is idempotent.
         body = rewriter.body(converted.body)
+        if rewriter.leaks(body):
+            # The provider's host in a form the rewriter cannot map (another path on it, say):
+            # worth an operator's look, never a reason to fail the clinician's request.
+            log.warning(
+                "provider host still present in a response for tenant %s (request id %s)",
+                ctx.tenant.tenant_id,
+                ctx.exchange.request_id,
+            )
         headers = downstream_response_headers(converted.headers)
         for name in ("Location", "Content-Location", "Link"):
             values = headers.get_all(name)
@@ -494,6 +503,12 @@ class _Context:
     face_base: str
     exchange: Exchange
     request: Request
+
+
+@functools.lru_cache(maxsize=1024)
+def _rewriter(provider_base: str, face_base: str) -> UrlRewriter:
+    # Compiling the patterns costs ~12 µs; a tenant's pair of bases rarely changes.
+    return UrlRewriter(provider_base, face_base)
 
 
 def _relative_path(path: str) -> FhirPath:

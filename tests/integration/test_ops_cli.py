@@ -514,3 +514,21 @@ def test_local_settings_json_in_the_working_directory_configures_the_cli(
     client_id = json.loads(out.getvalue())["client_id"]
     store = LocalSecretStore(tmp_path / "state" / "secrets.json")
     assert len(store.list_versions(client_secret_name(client_id))) == 1
+
+
+def test_tenants_check_reports_an_unreachable_provider_without_its_url(
+    services: Services,
+) -> None:
+    tenant_id = str(uuid.uuid4())
+    provider = "https://fhir.unreachable.example/r4"
+    assert main(
+        ["tenants", "put", tenant_id, "--provider-url", provider, "--fhir-version", "r4"],
+        services=services,
+        stdout=io.StringIO(),
+    ) == 0
+    out = io.StringIO()
+    assert main(["tenants", "check", tenant_id], services=services, stdout=out) == 0
+    report = json.loads(out.getvalue())
+    assert report["ok"] is False
+    assert [step["step"] for step in report["steps"]][:2] == ["mapping", "auth"]
+    assert provider not in out.getvalue()
