@@ -1,0 +1,304 @@
+"""Rules every resource converter shares: code-system URIs, references, data types, extensions.
+
+Pure functions over plain dicts; no I/O. Section numbers refer to
+``../shared/docs/fhir-version-mapping.md``; docs/conversion/ records every lossy decision.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+VERSIONS = ("dstu2", "stu3", "r4")
+# The cross-version extension form names the source release as major.minor (§2.7).
+RELEASE = {"dstu2": "1.0", "stu3": "3.0", "r4": "4.0"}
+
+Resource = dict[str, Any]
+Step = Callable[[Resource], Resource]
+
+
+class ConversionError(ValueError):
+    """A resource or request that cannot be expressed in the target version."""
+
+
+class UnsupportedResource(ConversionError):
+    """No converter for this resource type between these versions."""
+
+    def __init__(self, resource_type: str, source: str, target: str) -> None:
+        super().__init__(f"{resource_type} cannot be converted from {source} to {target}")
+        self.resource_type = resource_type
+
+
+# -- code-system URIs (§2.4) -------------------------------------------------------------------
+
+_TERMINOLOGY = "http://terminology.hl7.org/CodeSystem/"
+_FHIR = "http://hl7.org/fhir/"
+
+# R4 URI → STU3/DSTU2 URI, for the systems that moved but kept their name or were renamed.
+_R4_TO_OLD_NAMES = {
+    "observation-category": "observation-category",
+    "data-absent-reason": "data-absent-reason",
+    "condition-clinical": "condition-clinical",
+    "condition-ver-status": "condition-ver-status",
+    "condition-category": "condition-category",
+    "allergyintolerance-clinical": "allergy-clinical-status",
+    "allergyintolerance-verification": "allergy-verification-status",
+    "reaction-event-certainty": "reaction-event-certainty",
+    "medicationrequest-category": "medication-request-category",
+    "diagnosis-role": "diagnosis-role",
+    "participant-type": "participant-type",
+    "admit-source": "admit-source",
+    "discharge-disposition": "discharge-disposition",
+    "location-physical-type": "location-physical-type",
+    "coverage-selfpay": "coverage-selfpay",
+    "subscriber-relationship": "policyholder-relationship",
+    "operation-outcome": "operation-outcome",
+    "restful-security-service": "restful-security-service",
+    "condition-severity": "condition-severity",
+}
+# Systems whose R4 URI stays under hl7.org/fhir but whose STU3 name differs.
+_R4_FHIR_TO_STU3 = {
+    _FHIR + "CodeSystem/medicationrequest-status": _FHIR + "medication-request-status",
+    _FHIR + "CodeSystem/medicationrequest-intent": _FHIR + "medication-request-intent",
+}
+_IDENTIFIER_TYPE_CODES = frozenset({"UDI", "SNO", "SB", "PLAC", "FILL"})
+
+_OLD_TO_R4 = {_FHIR + old: _TERMINOLOGY + new for new, old in _R4_TO_OLD_NAMES.items()}
+_OLD_TO_R4.update({old: new for new, old in _R4_FHIR_TO_STU3.items()})
+_R4_TO_OLD = {new: old for old, new in _OLD_TO_R4.items()}
+
+_V2_R4 = re.compile(r"http://terminology\.hl7\.org/CodeSystem/v2-(\d{4})\Z")
+_V3_R4 = re.compile(r"http://terminology\.hl7\.org/CodeSystem/v3-([A-Za-z]+)\Z")
+_V2_OLD = re.compile(r"http://hl7\.org/fhir/v2/(\d{4})\Z")
+_V3_OLD = re.compile(r"http://hl7\.org/fhir/v3/([A-Za-z]+)\Z")
+
+
+def system_for(uri: str, target: str, code: str | None = None) -> str:
+    """``uri`` as ``target`` spells it; either spelling is accepted as input."""
+    if target == "r4":
+        if match := _V2_OLD.match(uri):
+            return f"{_TERMINOLOGY}v2-{match.group(1)}"
+        if match := _V3_OLD.match(uri):
+            return f"{_TERMINOLOGY}v3-{match.group(1)}"
+        if uri == _FHIR + "identifier-type":
+            return f"{_TERMINOLOGY}v2-0203"
+        return _OLD_TO_R4.get(uri, uri)
+    if match := _V2_R4.match(uri):
+        if match.group(1) == "0203" and code in _IDENTIFIER_TYPE_CODES:
+            return _FHIR + "identifier-type"
+        return f"{_FHIR}v2/{match.group(1)}"
+    if match := _V3_R4.match(uri):
+        return f"{_FHIR}v3/{match.group(1)}"
+    return _R4_TO_OLD.get(uri, uri)
+
+
+def rewrite_systems(node: Any, target: str) -> Any:
+    """Rewrite every Coding ``system`` in a tree (in place) to ``target``'s URIs; returns it."""
+    if isinstance(node, dict):
+        system = node.get("system")
+        if isinstance(system, str) and ("code" in node or "display" in node):
+            node["system"] = system_for(system, target, node.get("code"))
+        for value in node.values():
+            if isinstance(value, dict | list):
+                rewrite_systems(value, target)
+    elif isinstance(node, list):
+        for item in node:
+            rewrite_systems(item, target)
+    return node
+
+
+def token_for(value: str, target: str) -> str:
+    """A ``system|code`` search token with its system rewritten (§14.4)."""
+    system, bar, code = value.partition("|")
+    if not bar or not system:
+        return value
+    return f"{system_for(system, target, code)}|{code}"
+
+
+# -- references and renames (§2.2, §2.3) -------------------------------------------------------
+
+_TYPE_NAMES = {
+    "dstu2": {"MedicationRequest": "MedicationOrder"},
+    "stu3": {"MedicationOrder": "MedicationRequest"},
+    "r4": {"MedicationOrder": "MedicationRequest"},
+}
+
+
+def type_name(resource_type: str, target: str) -> str:
+    """The name ``target`` gives a resource type (MedicationOrder ⇄ MedicationRequest)."""
+    return _TYPE_NAMES[target].get(resource_type, resource_type)
+
+
+def reference_string(reference: str, target: str) -> str:
+    """A reference or URL with its resource-type segment renamed for ``target``."""
+    for old, new in _TYPE_NAMES[target].items():
+        reference = re.sub(rf"(^|/){old}(?=[/?]|$)", rf"\g<1>{new}", reference)
+    return reference
+
+
+def convert_reference(reference: Any, target: str) -> Any:
+    """A Reference for ``target``: R4 ``type`` dropped for older targets, DSTU2 has no
+    ``identifier`` (its value becomes ``display`` when there is none: a proxy decision)."""
+    if not isinstance(reference, dict):
+        return reference
+    out = dict(reference)
+    if isinstance(out.get("reference"), str):
+        out["reference"] = reference_string(out["reference"], target)
+    if target != "r4":
+        out.pop("type", None)
+    if target == "dstu2":
+        identifier = out.pop("identifier", None)
+        if not out.get("display") and isinstance(identifier, dict) and identifier.get("value"):
+            out["display"] = str(identifier["value"])
+    return out
+
+
+# -- data types (§2.5) -------------------------------------------------------------------------
+
+
+def name_to_dstu2(name: Any) -> Any:
+    """HumanName with ``family`` as DSTU2's list."""
+    if not isinstance(name, dict):
+        return name
+    out = dict(name)
+    if isinstance(out.get("family"), str):
+        out["family"] = [out["family"]]
+        if "_family" in out:
+            out["_family"] = [out["_family"]]
+    return out
+
+
+def name_from_dstu2(name: Any) -> Any:
+    """HumanName with DSTU2's family list joined into one string (parts kept in an extension)."""
+    if not isinstance(name, dict):
+        return name
+    out = dict(name)
+    family = out.get("family")
+    if isinstance(family, list):
+        parts = [part for part in family if isinstance(part, str)]
+        out.pop("_family", None)
+        if parts:
+            out["family"] = parts[0]
+            if len(parts) > 1:
+                out.setdefault("extension", []).extend(
+                    {
+                        "url": "http://hl7.org/fhir/StructureDefinition/HumanName-familyRepeat",
+                        "valueString": part,
+                    }
+                    for part in parts[1:]
+                )
+        else:
+            out.pop("family")
+    return out
+
+
+def strip_fhir_comments(node: Any) -> Any:
+    """Remove DSTU2's ``fhir_comments`` everywhere (in place); it is not a FHIR element."""
+    if isinstance(node, dict):
+        node.pop("fhir_comments", None)
+        for value in node.values():
+            strip_fhir_comments(value)
+    elif isinstance(node, list):
+        for item in node:
+            strip_fhir_comments(item)
+    return node
+
+
+def drop_meta_for_older(resource: Resource, target: str) -> None:
+    """R4 ``meta.source`` and R4 profiles mean nothing to older releases (§2.5)."""
+    meta = resource.get("meta")
+    if target == "r4" or not isinstance(meta, dict):
+        return
+    meta.pop("source", None)
+    meta.pop("profile", None)
+    if not meta:
+        resource.pop("meta")
+
+
+# -- cross-version extensions (§2.7) -----------------------------------------------------------
+
+
+def xver_url(source: str, path: str) -> str:
+    """HL7's URL for an element of ``source`` carried where it has no home."""
+    return f"http://hl7.org/fhir/{RELEASE[source]}/StructureDefinition/extension-{path}"
+
+
+def add_xver(resource: Resource, source: str, path: str, value_key: str, value: Any) -> None:
+    """Carry ``value`` as a cross-version extension on ``resource``."""
+    if value is None:
+        return
+    resource.setdefault("extension", []).append({"url": xver_url(source, path), value_key: value})
+
+
+def take_xver(resource: Resource, source: str, path: str) -> Any:
+    """Remove and return the value of a cross-version extension (for round trips), or None."""
+    url = xver_url(source, path)
+    extensions = resource.get("extension")
+    if not isinstance(extensions, list):
+        return None
+    for index, extension in enumerate(extensions):
+        if isinstance(extension, dict) and extension.get("url") == url:
+            del extensions[index]
+            if not extensions:
+                resource.pop("extension")
+            return next((v for k, v in extension.items() if k.startswith("value")), None)
+    return None
+
+
+# -- small dict helpers ------------------------------------------------------------------------
+
+
+def clone(resource: Mapping[str, Any]) -> Resource:
+    """A deep copy, so converters never change their input."""
+    return copy.deepcopy(dict(resource))
+
+
+def rename(resource: Resource, pairs: Iterable[tuple[str, str]]) -> None:
+    """Rename keys in place (and their ``_key`` primitive-extension twins)."""
+    for old, new in pairs:
+        for prefix in ("", "_"):
+            if prefix + old in resource:
+                resource[prefix + new] = resource.pop(prefix + old)
+
+
+def drop(resource: Resource, keys: Iterable[str]) -> None:
+    """Remove keys in place (and their ``_key`` twins)."""
+    for key in keys:
+        resource.pop(key, None)
+        resource.pop("_" + key, None)
+
+
+def codeable_text(concept: Any) -> str | None:
+    """The text of a CodeableConcept, or its first coding's display or code."""
+    if not isinstance(concept, dict):
+        return None
+    if concept.get("text"):
+        return str(concept["text"])
+    for coding in concept.get("coding") or []:
+        if isinstance(coding, dict) and (coding.get("display") or coding.get("code")):
+            return str(coding.get("display") or coding.get("code"))
+    return None
+
+
+def first_code(concept: Any, system_suffix: str = "") -> str | None:
+    """The first coding's code (optionally of a system ending with ``system_suffix``)."""
+    if isinstance(concept, str):
+        return concept
+    if not isinstance(concept, dict):
+        return None
+    for coding in concept.get("coding") or []:
+        if isinstance(coding, dict) and coding.get("code"):
+            if system_suffix and not str(coding.get("system", "")).endswith(system_suffix):
+                continue
+            return str(coding["code"])
+    return None
+
+
+def concept(system: str, code: str, display: str | None = None) -> dict[str, Any]:
+    """A one-coding CodeableConcept."""
+    coding: dict[str, Any] = {"system": system, "code": code}
+    if display:
+        coding["display"] = display
+    return {"coding": [coding]}
