@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
+from shared.http import Headers, Request
 from shared.ids import provider_secret_name
 from shared.secret_store import SecretStoreUnavailable
 from shared.services import Services
 from shared.tenants import TenantMapping
-from tests.conftest import bearer_token, fhir_request
+from tests.conftest import ADMIN_KEY, bearer_token, fhir_request
 from tests.support.fake_fhir import HTML_STACK_TRACE, TOKEN_PATH, closed_port
 
 FHIR_JSON = "application/fhir+json"
@@ -890,3 +891,29 @@ def test_batch_audit_event_lists_every_patient_read(proxy_services, provider, to
     assert event["interaction"] == "batch"
     assert event["patient_ids"] == ["a1", "b2", "c3"]
     assert event["entries"] == 3
+
+
+def test_two_instances_each_stop_a_disabled_client_within_their_cache_ttl(
+    make_services, client, fhir_server
+):
+    """Row 73 with two instances: each has its own caches; the TTL is the revocation delay."""
+    first = make_services(allow_insecure_provider_urls=True)
+    second = make_services(allow_insecure_provider_urls=True)
+    server = fhir_server(version="r4")
+    tenant = mapped(first, client, server.base_url)
+    token = bearer_token(first, client, tenant.tenant_id)
+    assert send(first, "GET", "Patient/example", token).status == 200
+    assert send(second, "GET", "Patient/example", token).status == 200
+    # An operator disables the client through the first instance's management API.
+    disable = Request(
+        "DELETE",
+        f"https://bridge.test/api/manage/clients/{client.client.client_id}",
+        Headers({"x-functions-key": ADMIN_KEY}),
+        b"",
+        {"client_id": client.client.client_id},
+    )
+    assert first.management.handle("client", disable).status == 200
+    assert send(first, "GET", "Patient/example", token).status == 401  # at once, here
+    assert send(second, "GET", "Patient/example", token).status == 200  # cached on the other
+    second.directory.forget()  # the other instance's TTL has passed
+    assert send(second, "GET", "Patient/example", token).status == 401
