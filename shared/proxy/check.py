@@ -55,15 +55,7 @@ class TenantChecker:
         steps: list[dict[str, Any]] = []
         statement: dict[str, Any] | None = None
 
-        steps.append(
-            {
-                "step": "mapping",
-                "ok": mapping.enabled,
-                "enabled": mapping.enabled,
-                "provider_fhir_version": mapping.provider_fhir_version,
-                "provider_auth_kind": mapping.provider_auth_kind,
-            }
-        )
+        self._timed(steps, "mapping", self._check_mapping, mapping)
         auth_ok = self._timed(steps, "auth", self._check_auth, mapping)
         if auth_ok:
             statement = self._timed(steps, "metadata", self._check_metadata, mapping)
@@ -96,9 +88,8 @@ class TenantChecker:
             result = action(mapping, step)
             step.setdefault("ok", True)
         except ProviderAuthError as error:
-            step.update(
-                ok=False, error=f"provider credential refused or missing ({type(error).__name__})"
-            )
+            # Our messages name the failing step and the Key Vault secret, never a value.
+            step.update(ok=False, error=str(error))
         except SecretStoreUnavailable:
             step.update(ok=False, error="Key Vault is unavailable")
         except ProxyError as error:
@@ -106,6 +97,15 @@ class TenantChecker:
         step["ms"] = round((self._clock() - started) * 1000, 1)
         steps.append(step)
         return result if step["ok"] else None
+
+    def _check_mapping(self, mapping: TenantMapping, step: dict[str, Any]) -> bool:
+        step.update(
+            ok=mapping.enabled,
+            enabled=mapping.enabled,
+            provider_fhir_version=mapping.provider_fhir_version,
+            provider_auth_kind=mapping.provider_auth_kind,
+        )
+        return mapping.enabled
 
     def _check_auth(self, mapping: TenantMapping, step: dict[str, Any]) -> bool:
         headers = self._auth.headers_for(mapping, force_refresh=True)
