@@ -41,6 +41,9 @@ test: deps lint
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
 bench: deps local.settings.json
+	@command -v nginx >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		nginx >/dev/null 2>&1; } || echo "make bench: nginx not installed; its row is skipped"
 	$(BIN)/python -m tools.bench
 
 clean:

@@ -1,4 +1,6 @@
-"""``make bench``: figures for cold import and token issuance (in-process and over HTTP).
+"""``make bench``: figures for cold import, token issuance (in-process and over HTTP) and the
+FHIR proxy (the handler's own cost per request; the latency it adds over HTTP, next to calling
+the upstream directly and through nginx).
 
 Development only, loopback only. It prints numbers and never fails on them: goals are shown
 next to the figures for a reader to judge. Each measurement is a function returning a dict, so
@@ -309,8 +311,13 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def devhost_for(fixture: BenchFixture, algorithm: str = "RS256") -> Iterator[str]:
-    """Serve the real ``function_app`` wired to ``fixture``'s stores; yield the base URL."""
+def devhost_for(
+    fixture: BenchFixture, algorithm: str = "RS256", extra_env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """Serve the real ``function_app`` wired to ``fixture``'s stores; yield the base URL.
+
+    ``extra_env`` adds or overrides settings (``EHRB_*``) for this dev host only.
+    """
     import function_app
     from shared.services import set_services
     from tests.support.devhost import running_devhost
@@ -325,6 +332,7 @@ def devhost_for(fixture: BenchFixture, algorithm: str = "RS256") -> Iterator[str
         "EHRB_TOKEN_ALGORITHM": algorithm,
         "EHRB_PUBLIC_BASE_URL": "",
         "WEBSITE_INSTANCE_ID": "",
+        **(extra_env or {}),
     }
     # get_services() caches one Services per process: drop it before and after, so the app
     # builds its own from this environment and nothing leaks into the caller.
@@ -403,6 +411,646 @@ def measure_http(
     if errors:
         raise RuntimeError(f"HTTP bench failed: {errors[0]!r}") from errors[0]
     return {"threads": threads, **_rate_figures([x for xs in latencies for x in xs], elapsed)}
+
+
+# ---------------------------------------------------------------------------------------------
+# FHIR proxy
+
+HANDLER_GOAL_US = 500.0
+ADDED_GOAL_MS = 2.0
+BENCH_PATIENT = "example"
+SEARCHSET_ENTRIES = 20
+FHIR_JSON = "application/fhir+json"
+VITALS_QUERY = f"patient={BENCH_PATIENT}&category=vital-signs&_sort=-date"
+# The proxy's rate limits (50 requests/s per tenant and per client by default) would answer 429
+# long before a bench is done: the proxy figures run with them out of the way.
+PROXY_RATE_ENV = {
+    "EHRB_TENANT_RATE_LIMIT_PER_SECOND": "1000000",
+    "EHRB_CLIENT_RATE_LIMIT_PER_SECOND": "1000000",
+}
+# Resources of BENCH_PATIENT on the bench upstream: the HL7 R4 examples, topped up with copies.
+# (The fake matches Coverage on patient/subject only, which R4 Coverage lacks: that search comes
+# back empty, as it does for a patient without coverage.)
+SEED_TOTALS = {
+    "Observation": 40,
+    "Condition": 6,
+    "Encounter": 8,
+    "AllergyIntolerance": 4,
+    "MedicationRequest": 6,
+}
+_PATIENT_FIELD = {"AllergyIntolerance": "patient"}  # the others use ``subject`` in R4
+
+_UPSTREAM_SERVER = """
+from tools.bench import serve_upstream
+serve_upstream()
+"""
+
+
+def _refers_to(resource: dict[str, Any], patient: str) -> bool:
+    return any(
+        isinstance(resource.get(name), dict)
+        and resource[name].get("reference") == f"Patient/{patient}"
+        for name in ("subject", "patient")
+    )
+
+
+def _bench_date(index: int) -> str:
+    return f"2024-{1 + index // 28 % 12:02d}-{1 + index % 28:02d}T08:{index % 60:02d}:00Z"
+
+
+def seed_upstream(server: Any, patient: str = BENCH_PATIENT) -> dict[str, int]:
+    """Give ``patient`` a chart on a ``FakeFhirServer`` (``SEED_TOTALS``) from copies of the
+    HL7 examples; returns how many resources of each type refer to ``patient``."""
+    import copy
+
+    counts: dict[str, int] = {}
+    for resource_type, total in SEED_TOTALS.items():
+        templates = server.resources(resource_type)
+        present = sum(_refers_to(r, patient) for r in templates)
+        for index in range(max(0, total - present)):
+            clone = copy.deepcopy(templates[index % len(templates)])
+            clone["id"] = f"bench-{resource_type.lower()}-{index}"
+            clone[_PATIENT_FIELD.get(resource_type, "subject")] = {
+                "reference": f"Patient/{patient}"
+            }
+            if resource_type == "Observation":
+                for name in [n for n in clone if n.startswith("effective")]:
+                    del clone[name]
+                clone["effectiveDateTime"] = _bench_date(index)
+            elif resource_type == "Encounter":
+                clone["period"] = {"start": _bench_date(index)}
+            server.add(clone)
+        counts[resource_type] = sum(_refers_to(r, patient) for r in server.resources(resource_type))
+    return counts
+
+
+def serve_upstream() -> None:
+    """Child-process side of ``running_upstream``: serve a seeded fake until stdin closes."""
+    from tests.support import fake_fhir
+
+    server = fake_fhir.FakeFhirServer(version="r4").start()
+    try:
+        counts = seed_upstream(server)
+        print(json.dumps({"base_url": server.base_url, "counts": counts}), flush=True)
+        sys.stdin.read()
+    finally:
+        server.stop()
+
+
+@dataclasses.dataclass(frozen=True)
+class Upstream:
+    """The bench's provider FHIR server: its base URL and the seeded patient's chart."""
+
+    base_url: str
+    counts: dict[str, int]
+
+
+@contextlib.contextmanager
+def running_upstream(start_timeout: float = 30.0) -> Iterator[Upstream]:
+    """A seeded ``FakeFhirServer`` in its own process, so that it shares no GIL with the client,
+    the dev host or the proxy; stopped on exit."""
+    import select
+
+    with tempfile.TemporaryFile("w+") as errors:
+        process = subprocess.Popen(
+            [sys.executable, "-c", _UPSTREAM_SERVER],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+        )
+        assert process.stdin is not None and process.stdout is not None
+        try:
+            ready, _, _ = select.select([process.stdout], [], [], start_timeout)
+            line = process.stdout.readline() if ready else ""
+            if not line:
+                errors.seek(0)
+                raise RuntimeError(f"the bench upstream did not start: {errors.read()[-2000:]}")
+            info = json.loads(line)
+            yield Upstream(info["base_url"], info["counts"])
+        finally:
+            process.stdin.close()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+def upstream_searchset(base_url: str, entries: int = SEARCHSET_ENTRIES) -> tuple[bytes, str]:
+    """A real searchset of ``entries`` Observations from the upstream, with its fullUrls and
+    paging links made absolute under ``PROVIDER_URL`` (the bench tenant's provider), and its
+    Content-Type."""
+    import requests as http
+
+    response = http.get(
+        f"{base_url}/Observation?{VITALS_QUERY}&_count={entries}",
+        headers={"Accept": FHIR_JSON},
+        timeout=HTTP_TIMEOUT,
+    )
+    response.raise_for_status()
+    bundle = response.json()
+    relations = {link["relation"] for link in bundle.get("link", [])}
+    if len(bundle.get("entry", [])) != entries or "next" not in relations:
+        raise RuntimeError(f"the upstream has fewer than {entries + 1} Observations to page")
+    body = response.content.replace(base_url.encode(), PROVIDER_URL.encode())
+    return body, response.headers["Content-Type"]
+
+
+class CannedTransport:
+    """Stands in for ``ProviderTransport``: every ``send`` answers the same upstream response,
+    so a handler timing holds no upstream time."""
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+        self.calls = 0
+
+    def send(
+        self,
+        tenant: Any,
+        method: str,
+        url: str,
+        headers: Any,
+        body: bytes,
+        *,
+        idempotent: bool,
+    ) -> Any:
+        """The canned answer (the proxy only reads it)."""
+        self.calls += 1
+        return self.answer
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+def _token_for(services: Any, fixture: BenchFixture) -> str:
+    from tests.conftest import form_request
+
+    response = services.token_endpoint.handle(form_request(fixture.form()))
+    if response.status != 200:
+        raise RuntimeError(f"token request answered {response.status}: {response.body!r}")
+    return str(response.json()["access_token"])
+
+
+def _latencies(call: Callable[[], None], count: int, budget_s: float) -> list[float]:
+    """Seconds per call of ``count`` calls, fewer if ``budget_s`` runs out (one at least)."""
+    latencies: list[float] = []
+    deadline = time.perf_counter() + budget_s
+    while len(latencies) < count:
+        began = time.perf_counter()
+        call()
+        ended = time.perf_counter()
+        latencies.append(ended - began)
+        if ended >= deadline:
+            break
+    return latencies
+
+
+def _micro_figures(latencies: list[float]) -> dict[str, float]:
+    return {
+        "requests": len(latencies),
+        "p50_us": percentile(latencies, 0.50) * 1e6,
+        "p99_us": percentile(latencies, 0.99) * 1e6,
+        "mean_us": statistics.fmean(latencies) * 1e6,
+    }
+
+
+def measure_proxy_inprocess(
+    fixture: BenchFixture,
+    searchset: bytes,
+    content_type: str,
+    *,
+    requests: int = 5000,
+    budget_s: float = 6.0,
+) -> dict[str, Any]:
+    """``FhirProxy.handle`` for a vitals search over ``CannedTransport`` answering ``searchset``:
+    the handler's own cost per request (no upstream time), warm caches; plus bearer
+    verification and URL rewriting timed alone on the same request and body."""
+    from shared.http import Headers
+    from shared.proxy.handler import FhirProxy
+    from shared.proxy.model import UpstreamResponse
+    from shared.proxy.rewrite import UrlRewriter
+    from shared.services import Services
+    from tests.conftest import fhir_request
+
+    settings = dataclasses.replace(
+        fixture.settings(ALGORITHMS[0]),
+        tenant_rate_limit_per_second=10**6,  # the defaults would answer 429 within a second
+        client_rate_limit_per_second=10**6,
+    )
+    services = Services(settings)
+    token = _token_for(services, fixture)
+    answer = UpstreamResponse(200, Headers({"Content-Type": content_type}), searchset)
+    transport: Any = CannedTransport(answer)
+    proxy = FhirProxy(settings, services.verifier, services.directory, transport)
+    request = fhir_request("GET", "Observation", token, query=f"{VITALS_QUERY}&_count=20")
+    face_base = "https://bridge.test/api/fhir/r4"  # fhir_request's origin, the r4 face
+    urls = searchset.count(PROVIDER_URL.encode())
+    try:
+        response = proxy.handle(request, "r4")
+        if response.status != 200 or PROVIDER_URL.encode() in response.body:
+            raise RuntimeError(f"proxy answered {response.status}: {response.body[:300]!r}")
+        if response.body.count(face_base.encode()) != urls:
+            raise RuntimeError("the proxy did not rewrite every provider URL")
+
+        def handle() -> None:
+            proxy.handle(request, "r4")
+
+        def verify() -> None:
+            services.verifier.verify(request)
+
+        def rewrite() -> None:
+            # As the handler does it: a rewriter per response, then the body.
+            UrlRewriter(PROVIDER_URL, face_base).body(searchset)
+
+        parts = {"handle": handle, "verify": verify, "rewrite": rewrite}
+        for _ in range(min(WARMUP * 5, requests)):  # warm caches, as in a warm instance
+            for call in parts.values():
+                call()
+        # Interleaved, so that the parts and the whole see the same machine (a 2-core VM's
+        # speed drifts by tens of per cent between runs; the shares should not).
+        latencies: dict[str, list[float]] = {name: [] for name in parts}
+        deadline = time.perf_counter() + budget_s
+        while len(latencies["handle"]) < requests:
+            for name, call in parts.items():
+                began = time.perf_counter()
+                call()
+                latencies[name].append(time.perf_counter() - began)
+            if time.perf_counter() >= deadline:
+                break
+        figures = {name: _micro_figures(samples) for name, samples in latencies.items()}
+    finally:
+        proxy.close()
+    handler_p50 = figures["handle"]["p50_us"]
+    return {
+        **figures["handle"],
+        "goal_us": HANDLER_GOAL_US,
+        "entries": SEARCHSET_ENTRIES,
+        "body_bytes": len(searchset),
+        "urls_rewritten": urls,
+        "upstream_calls": transport.calls,
+        "verify_p50_us": figures["verify"]["p50_us"],
+        "rewrite_p50_us": figures["rewrite"]["p50_us"],
+        "verify_share": figures["verify"]["p50_us"] / handler_p50,
+        "rewrite_share": figures["rewrite"]["p50_us"] / handler_p50,
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class MixCall:
+    """One request of the Patients app, relative to a FHIR base."""
+
+    label: str
+    method: str
+    path: str
+    query: str = ""
+    body: bytes = b""
+    content_type: str = ""
+
+
+def patients_app_mix(patient: str = BENCH_PATIENT) -> list[MixCall]:
+    """The calls the Patients app makes for one patient (shared/docs/patients-app-spec.md)."""
+    reads = [
+        MixCall("Patient read", "GET", f"Patient/{patient}"),
+        MixCall("Observation vital signs", "GET", "Observation", VITALS_QUERY),
+        MixCall("Condition", "GET", "Condition", f"patient={patient}"),
+        MixCall("Encounter latest", "GET", "Encounter", f"patient={patient}&_sort=-date&_count=1"),
+        MixCall("AllergyIntolerance", "GET", "AllergyIntolerance", f"patient={patient}"),
+        MixCall("MedicationRequest", "GET", "MedicationRequest", f"patient={patient}"),
+        MixCall("Coverage", "GET", "Coverage", f"patient={patient}"),
+    ]
+    batch = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            {"request": {"method": "GET", "url": f"{c.path}?{c.query}" if c.query else c.path}}
+            for c in reads
+        ],
+    }
+    return [
+        reads[0],
+        MixCall(
+            "Patient POST _search",
+            "POST",
+            "Patient/_search",
+            body=f"_id={patient}".encode(),
+            content_type="application/x-www-form-urlencoded",
+        ),
+        *reads[1:],
+        MixCall(
+            f"batch of the {len(reads)} GETs",
+            "POST",
+            "",
+            body=json.dumps(batch).encode(),
+            content_type=FHIR_JSON,
+        ),
+    ]
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """A way to reach the upstream's FHIR API: its base URL and the headers it needs."""
+
+    name: str
+    base_url: str
+    headers: dict[str, str] = dataclasses.field(default_factory=dict, repr=False)
+
+
+def measure_mix(
+    targets: list[Target],
+    calls: list[MixCall],
+    *,
+    rounds: int = 60,
+    warmup_rounds: int = 2,
+    budget_s: float = 40.0,
+) -> dict[str, dict[str, Any]]:
+    """Every call of the mix through every target, ``rounds`` times, over one keep-alive
+    ``requests.Session`` per target; single-threaded, the targets interleaved call by call (the
+    order rotating each round) so that they share the machine's state. The first target is the
+    baseline: ``added_p50_ms`` is a target's p50 minus the baseline's; ``paired_added_p50_ms``
+    the median of (target - baseline) over the same call in the same round."""
+    import requests as http
+
+    sessions = {}
+    for target in targets:
+        session = http.Session()
+        session.headers.update({"Accept": FHIR_JSON, **target.headers})
+        sessions[target.name] = session
+    samples: dict[str, dict[str, list[float]]] = {
+        t.name: {c.label: [] for c in calls} for t in targets
+    }
+
+    def one(target: Target, call: MixCall) -> float:
+        url = target.base_url + (f"/{call.path}" if call.path else "")
+        url += f"?{call.query}" if call.query else ""
+        headers = {"Content-Type": call.content_type} if call.content_type else None
+        began = time.perf_counter()
+        response = sessions[target.name].request(
+            call.method, url, data=call.body or None, headers=headers, timeout=HTTP_TIMEOUT
+        )
+        elapsed = time.perf_counter() - began
+        if response.status_code != 200:
+            raise RuntimeError(
+                f"{target.name}: {call.label} answered {response.status_code}: "
+                f"{response.text[:300]}"
+            )
+        return elapsed
+
+    try:
+        for _ in range(warmup_rounds):
+            for call in calls:
+                for target in targets:
+                    one(target, call)
+        deadline = time.perf_counter() + budget_s
+        done = 0
+        while done < rounds:
+            order = targets[done % len(targets) :] + targets[: done % len(targets)]
+            for call in calls:
+                for target in order:
+                    samples[target.name][call.label].append(one(target, call))
+            done += 1
+            if time.perf_counter() >= deadline:
+                break
+    finally:
+        for session in sessions.values():
+            session.close()
+
+    baseline = samples[targets[0].name]
+    base_all = [x for xs in baseline.values() for x in xs]
+    results: dict[str, dict[str, Any]] = {}
+    for target in targets:
+        mine = samples[target.name]
+        flat = [x for xs in mine.values() for x in xs]
+        paired = [
+            mine[c.label][i] - baseline[c.label][i]
+            for c in calls
+            for i in range(len(mine[c.label]))
+        ]
+        results[target.name] = {
+            "rounds": done,
+            "requests": len(flat),
+            "p50_ms": percentile(flat, 0.50) * 1000,
+            "p99_ms": percentile(flat, 0.99) * 1000,
+            "mean_ms": statistics.fmean(flat) * 1000,
+            "added_p50_ms": (percentile(flat, 0.50) - percentile(base_all, 0.50)) * 1000,
+            "paired_added_p50_ms": statistics.median(paired) * 1000,
+            "by_call_p50_ms": {label: percentile(xs, 0.50) * 1000 for label, xs in mine.items()},
+        }
+    return results
+
+
+def map_tenant(fixture: BenchFixture, provider_base_url: str) -> str:
+    """Map a new tenant to ``provider_base_url`` for ``fixture``'s client; its id."""
+    from shared.services import Services
+    from shared.tenants import TenantMapping
+
+    tenant_id = str(uuid.uuid4())
+    Services(fixture.settings(ALGORITHMS[0])).tenants.put(
+        TenantMapping(
+            tenant_id=tenant_id,
+            provider_base_url=provider_base_url,
+            provider_fhir_version="r4",
+            allowed_client_ids=(fixture.client_id,),
+        )
+    )
+    return tenant_id
+
+
+def measure_proxy_paths(
+    fixture: BenchFixture,
+    upstream_base_url: str,
+    *,
+    nginx_base_url: str | None = None,
+    rounds: int = 60,
+    warmup_rounds: int = 2,
+    budget_s: float = 40.0,
+) -> dict[str, dict[str, Any]]:
+    """The Patients-app mix direct to the upstream, through nginx (when given) and through the
+    dev host and the proxy (a tenant mapped to the upstream, a token from the dev host)."""
+    import requests as http
+
+    tenant_id = map_tenant(fixture, upstream_base_url)
+    with devhost_for(fixture, extra_env=PROXY_RATE_ENV) as base_url:
+        answer = http.post(
+            f"{base_url}/api/oauth2/token",
+            data={**fixture.form(), "scope": tenant_id},
+            timeout=HTTP_TIMEOUT,
+        )
+        answer.raise_for_status()
+        bearer = {"Authorization": f"Bearer {answer.json()['access_token']}"}
+        targets = [Target("direct", upstream_base_url)]
+        if nginx_base_url is not None:
+            targets.append(Target("nginx", nginx_base_url))
+        targets.append(Target("dev host + proxy", f"{base_url}/api/fhir/r4", bearer))
+        results = measure_mix(
+            targets,
+            patients_app_mix(),
+            rounds=rounds,
+            warmup_rounds=warmup_rounds,
+            budget_s=budget_s,
+        )
+        # What the dev host costs by itself: a FHIR route it answers without the proxy or the
+        # upstream (the face's CapabilityStatement), over the same kind of session.
+        metadata = f"{base_url}/api/fhir/r4/metadata"
+        with http.Session() as session:
+            session.headers["Accept"] = FHIR_JSON
+
+            def floor() -> None:
+                response = session.get(metadata, timeout=HTTP_TIMEOUT)
+                if response.status_code != 200:
+                    raise RuntimeError(f"metadata answered {response.status_code}")
+
+            for _ in range(min(WARMUP, rounds)):
+                floor()
+            count = max(1, min(300, results["direct"]["requests"]))
+            latencies = _latencies(floor, count, budget_s / 10)
+        results["dev host + proxy"]["devhost_floor_p50_ms"] = percentile(latencies, 0.5) * 1000
+        results["dev host + proxy"]["devhost_floor_requests"] = len(latencies)
+        return results
+
+
+def nginx_binary() -> str | None:
+    """The nginx executable, or None (``make bench`` installs the Debian package)."""
+    import shutil
+
+    found = shutil.which("nginx")
+    if found is None and os.access("/usr/sbin/nginx", os.X_OK):
+        found = "/usr/sbin/nginx"
+    return found
+
+
+def nginx_config(workdir: Path, listen_port: int, upstream_host: str, upstream_port: int) -> str:
+    """A minimal reverse proxy: foreground, everything under ``workdir``, keep-alive upstream,
+    answers buffered in memory (never in temp files), no access log."""
+    return f"""daemon off;
+worker_processes 1;
+pid {workdir}/nginx.pid;
+error_log {workdir}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {workdir}/client_body;
+    proxy_temp_path {workdir}/proxy;
+    fastcgi_temp_path {workdir}/fastcgi;
+    uwsgi_temp_path {workdir}/uwsgi;
+    scgi_temp_path {workdir}/scgi;
+    client_body_buffer_size 1m;
+    proxy_buffer_size 16k;
+    proxy_buffers 64 16k;
+    proxy_max_temp_file_size 0;
+    upstream fhir {{
+        server {upstream_host}:{upstream_port};
+        keepalive 16;
+    }}
+    server {{
+        listen 127.0.0.1:{listen_port};
+        location / {{
+            proxy_pass http://fhir;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $http_host;
+        }}
+    }}
+}}
+"""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def running_nginx(upstream_base_url: str, binary: str, start_timeout: float = 5.0) -> Iterator[str]:
+    """nginx in front of the upstream on a free loopback port; yields the FHIR base URL through
+    it (same path as the upstream's). RuntimeError if it does not start; stopped on exit."""
+    import socket
+    from urllib.parse import urlsplit
+
+    upstream = urlsplit(upstream_base_url)
+    with tempfile.TemporaryDirectory(prefix="ehrb-bench-nginx-") as tmp:
+        workdir = Path(tmp)
+        port = _free_port()
+        config = workdir / "nginx.conf"
+        config.write_text(
+            nginx_config(workdir, port, upstream.hostname or "127.0.0.1", upstream.port or 80)
+        )
+        log = workdir / "error.log"
+        with (workdir / "stderr").open("w+") as errors:
+            process = subprocess.Popen(
+                [binary, "-p", str(workdir), "-c", str(config), "-e", str(log)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=errors,
+            )
+            try:
+                deadline = time.monotonic() + start_timeout
+                while True:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        errors.seek(0)
+                        details = errors.read() + (log.read_text() if log.exists() else "")
+                        what = (
+                            f"exited with status {process.returncode}"
+                            if process.returncode is not None
+                            else f"did not listen within {start_timeout:.0f} s"
+                        )
+                        raise RuntimeError(f"nginx {what}: {details.strip()[-500:]}".rstrip(": "))
+                    try:
+                        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                        break
+                    except OSError:
+                        time.sleep(0.02)
+                yield f"http://127.0.0.1:{port}{upstream.path}"
+            finally:
+                process.terminate()  # SIGTERM: the master stops its workers and exits
+                try:
+                    process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(timeout=5)
+
+
+def measure_proxy(
+    fixture: BenchFixture,
+    *,
+    inprocess_requests: int = 5000,
+    rounds: int = 60,
+    warmup_rounds: int = 2,
+    use_nginx: bool = True,
+    budget_s: float = 40.0,
+) -> dict[str, Any]:
+    """Every proxy figure from one upstream: the in-process handler, then the mix direct,
+    through nginx (if ``use_nginx`` and it starts) and through the dev host."""
+    with running_upstream() as upstream, contextlib.ExitStack() as stack:
+        searchset, content_type = upstream_searchset(upstream.base_url)
+        handler = measure_proxy_inprocess(
+            fixture, searchset, content_type, requests=inprocess_requests
+        )
+        nginx_url: str | None = None
+        nginx_status = "skipped"
+        if use_nginx:
+            binary = nginx_binary()
+            if binary is None:
+                nginx_status = "not available (not installed; `make bench` installs it)"
+            else:
+                try:
+                    nginx_url = stack.enter_context(running_nginx(upstream.base_url, binary))
+                    nginx_status = "ok"
+                except (RuntimeError, OSError) as error:
+                    nginx_status = f"not available ({error})"
+        paths = measure_proxy_paths(
+            fixture,
+            upstream.base_url,
+            nginx_base_url=nginx_url,
+            rounds=rounds,
+            warmup_rounds=warmup_rounds,
+            budget_s=budget_s,
+        )
+    return {"upstream": upstream.counts, "handler": handler, "paths": paths, "nginx": nginx_status}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -505,10 +1153,15 @@ def main() -> int:
                             "  ~40 ms per request is the Nagle + delayed-ACK signature: the "
                             "response leaves in two send()s on a socket without TCP_NODELAY"
                         )
+        proxy_began = time.perf_counter()
+        proxy = measure_proxy(fixture)
+        proxy["seconds"] = time.perf_counter() - proxy_began
     print("Token issuance (client_credentials, client_secret_post, warm caches, loopback)")
     print(_table(("alg", "path", "threads", "tokens/s", "p50", "p99", "requests", "time"), rows))
     for note in notes:
         print(f"  {note}")
+    print()
+    _print_proxy(proxy)
     print()
     print(f"bench took {time.perf_counter() - began:.1f} s")
     return 0
@@ -524,6 +1177,113 @@ def _token_row(algorithm: str, path: str, threads: int, result: dict[str, Any]) 
         f"{result['p99_ms']:.2f} ms",
         str(result["requests"]),
         f"{result['seconds']:.1f} s",
+    )
+
+
+def _verdict(value: float, goal: float) -> str:
+    return "met" if value <= goal else "MISSED"
+
+
+def _print_proxy(proxy: dict[str, Any]) -> None:
+    handler, paths = proxy["handler"], proxy["paths"]
+    chart = ", ".join(f"{count} {kind}" for kind, count in proxy["upstream"].items())
+    print(
+        f"FHIR proxy, R4 face (upstream: FakeFhirServer in its own process; patient "
+        f"{BENCH_PATIENT!r} has {chart}; section took {proxy['seconds']:.1f} s)"
+    )
+    p50 = handler["p50_us"]
+    rest = p50 - handler["verify_p50_us"] - handler["rewrite_p50_us"]
+    print(
+        f"  In-process FhirProxy.handle, upstream excluded (canned {handler['entries']}-entry "
+        f"searchset, {handler['body_bytes'] / 1024:.1f} KB, {handler['urls_rewritten']} URLs "
+        f"rewritten; warm caches; {handler['requests']} calls)"
+    )
+    print(
+        _table(
+            ("part", "p50", "p99", "mean", "share of p50", "goal"),
+            [
+                (
+                    "FhirProxy.handle",
+                    f"{p50:.0f} µs",
+                    f"{handler['p99_us']:.0f} µs",
+                    f"{handler['mean_us']:.0f} µs",
+                    "100%",
+                    f"≤ {HANDLER_GOAL_US:.0f} µs p50 ({_verdict(p50, HANDLER_GOAL_US)})",
+                ),
+                (
+                    "  BearerVerifier.verify alone",
+                    f"{handler['verify_p50_us']:.0f} µs",
+                    "",
+                    "",
+                    f"{handler['verify_share']:.0%}",
+                    "",
+                ),
+                (
+                    "  UrlRewriter(...).body alone",
+                    f"{handler['rewrite_p50_us']:.0f} µs",
+                    "",
+                    "",
+                    f"{handler['rewrite_share']:.0%}",
+                    "",
+                ),
+                ("  everything else", f"{rest:.0f} µs", "", "", f"{rest / p50:.0%}", ""),
+            ],
+            indent="    ",
+        )
+    )
+    names = list(paths)
+    first = paths[names[0]]
+    print(
+        f"  Patients-app mix over keep-alive HTTP ({len(first['by_call_p50_ms'])} calls x "
+        f"{first['rounds']} rounds per path, paths interleaved call by call, one client thread)"
+    )
+    rows: list[tuple[str, ...]] = []
+    for name, result in paths.items():
+        if name == "direct":
+            added, goal = "", "(baseline)"
+        else:
+            added = (
+                f"+{result['added_p50_ms']:.2f} ms (paired {result['paired_added_p50_ms']:+.2f})"
+            )
+            goal = (
+                "(floor)"
+                if name == "nginx"
+                else f"≤ {ADDED_GOAL_MS:.0f} ms ({_verdict(result['added_p50_ms'], ADDED_GOAL_MS)})"
+            )
+        rows.append(
+            (
+                name,
+                str(result["requests"]),
+                f"{result['p50_ms']:.2f} ms",
+                f"{result['p99_ms']:.2f} ms",
+                added,
+                goal,
+            )
+        )
+    print(_table(("path", "requests", "p50", "p99", "added p50 vs direct", "goal"), rows, "    "))
+    print("    p50 per call:")
+    labels = list(first["by_call_p50_ms"])
+    print(
+        _table(
+            ("call", *names),
+            [
+                (label, *(f"{paths[n]['by_call_p50_ms'][label]:.2f} ms" for n in names))
+                for label in labels
+            ],
+            indent="      ",
+        )
+    )
+    devhost = paths["dev host + proxy"]
+    print(
+        f"    the dev host alone, answering GET metadata itself (no proxy, no upstream; "
+        f"{devhost['devhost_floor_requests']} requests): "
+        f"p50 {devhost['devhost_floor_p50_ms']:.2f} ms"
+    )
+    if proxy["nginx"] != "ok":
+        print(f"  nginx: {proxy['nginx']}")
+    print(
+        "  client, dev host and proxy share one process (one GIL); the proxy's rate limits are "
+        "lifted for the bench"
     )
 
 

@@ -18,6 +18,7 @@ carry an ``access_token`` query parameter).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import re
@@ -26,6 +27,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.cache import TTLCache
 from shared.directory import Directory
 from shared.http import Request
 from shared.ids import is_guid
@@ -146,6 +148,12 @@ class BearerVerifier:
         self._directory = directory
         self._leeway = leeway_seconds
         self._clock = clock
+        # The signature check of a token already seen is skipped for the cache TTL; that its
+        # key is still published, its times, client, secret version and tenant are checked on
+        # every request. Keyed by a digest, so no token is kept in memory.
+        self._verified: TTLCache[tuple[str, dict[str, Any]]] = TTLCache(
+            settings.cache_ttl_seconds, failure_ttl=0, max_entries=10_000
+        )
 
     def verify(self, request: Request) -> Caller:
         """The verified caller of ``request``; raises Unauthorized, Forbidden, etc."""
@@ -164,12 +172,11 @@ class BearerVerifier:
 
     def _verify(self, request: Request) -> Caller:
         token = self._token_of(request)
-        header = self._checked_header(token)
-        kid: str = header["kid"]
-        key = self._keys.verification_key(kid)
-        if key is None:
+        digest = hashlib.sha256(token.encode("utf-8")).digest()
+        kid, claims = self._verified.get(digest, lambda: self._verify_signature(token))
+        if self._keys.verification_key(kid) is None:
+            # Retired since the signature was checked (a cheap lookup in the cached key list).
             raise _invalid_token("unknown signing key")
-        claims = self._decode(token, key)
         now = self._clock()
         expires_at = self._check_times(claims, now)
         client_id, tenant_id, jti, secret_version = self._check_identity(claims)
@@ -190,6 +197,15 @@ class BearerVerifier:
             secret_version=secret_version,
             expires_at=expires_at,
         )
+
+    def _verify_signature(self, token: str) -> tuple[str, dict[str, Any]]:
+        """The token's kid and claims once its header, key and signature check out."""
+        header = self._checked_header(token)
+        kid: str = header["kid"]
+        key = self._keys.verification_key(kid)
+        if key is None:
+            raise _invalid_token("unknown signing key")
+        return kid, self._decode(token, key)
 
     @staticmethod
     def _token_of(request: Request) -> str:

@@ -358,6 +358,9 @@ def upstream_session(pool_maxsize: int, *, pool_connections: int = 1) -> request
 
     session = _no_redirect_session_class()()
     session.cookies.set_policy(_NoCookies())
+    # No proxy variables or ~/.netrc credentials from the host apply to provider calls (and
+    # looking them up costs ~0.2 ms per request).
+    session.trust_env = False
     adapter = HTTPAdapter(
         pool_connections=pool_connections,
         pool_maxsize=pool_maxsize,

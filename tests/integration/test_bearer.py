@@ -1025,3 +1025,23 @@ def test_ec_token_signed_by_an_attacker_p256_key_fails_signature(
     attacker = ec.generate_private_key(ec.SECP256R1())
     token = forge(services, claims_for(services, client, mapped), key=attacker, algorithm="ES256")
     assert_invalid_token(verifier_for(services), token, "token signature is invalid")
+
+
+def test_a_token_seen_before_is_not_signature_checked_again_but_still_revocable(
+    services, verifier, token, client
+):
+    """The verified-token cache saves the signature check only; revocation still applies."""
+    calls = []
+    original = verifier._verify_signature
+
+    def counted(raw: str):
+        calls.append(1)
+        return original(raw)
+
+    verifier._verify_signature = counted  # type: ignore[method-assign]
+    for _ in range(3):
+        verifier.verify(fhir_request(f"Bearer {token}"))
+    assert len(calls) == 1
+    services.clients.update(client.client.client_id, enabled=False)
+    services.directory.forget()
+    assert_invalid_token(verifier, token, "client is disabled")

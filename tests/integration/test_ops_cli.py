@@ -521,11 +521,14 @@ def test_tenants_check_reports_an_unreachable_provider_without_its_url(
 ) -> None:
     tenant_id = str(uuid.uuid4())
     provider = "https://fhir.unreachable.example/r4"
-    assert main(
-        ["tenants", "put", tenant_id, "--provider-url", provider, "--fhir-version", "r4"],
-        services=services,
-        stdout=io.StringIO(),
-    ) == 0
+    assert (
+        main(
+            ["tenants", "put", tenant_id, "--provider-url", provider, "--fhir-version", "r4"],
+            services=services,
+            stdout=io.StringIO(),
+        )
+        == 0
+    )
     out = io.StringIO()
     assert main(["tenants", "check", tenant_id], services=services, stdout=out) == 0
     report = json.loads(out.getvalue())

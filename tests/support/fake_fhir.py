@@ -254,6 +254,9 @@ class _Server(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
+    # Headers and body leave in separate writes: without TCP_NODELAY each response waits
+    # ~40 ms for the client's delayed ACK.
+    disable_nagle_algorithm = True
     protocol_version = "HTTP/1.1"
     server_version = "FakeFHIR/1.0"
     sys_version = ""

@@ -5,6 +5,7 @@ No timings are asserted: a loaded CI machine must not fail this. Only the shape 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tools import bench
@@ -62,3 +63,39 @@ def test_bench_measurements_return_positive_figures(azurite: str) -> None:
                 assert result["threads"] == threads
                 assert result["requests"] == 4
                 assert_positive(result, RATE_KEYS)
+
+
+def test_patients_app_mix_has_every_call_and_a_batch_of_the_reads() -> None:
+    calls = bench.patients_app_mix("p1")
+    assert [c.method for c in calls].count("POST") == 2
+    batch = json.loads(calls[-1].body)
+    assert batch["type"] == "batch"
+    assert {e["request"]["url"] for e in batch["entry"]} == {
+        f"{c.path}?{c.query}" if c.query else c.path for c in calls if c.method == "GET"
+    }
+
+
+def test_proxy_measurements_return_positive_figures(azurite: str) -> None:
+    with bench.bench_fixture(azurite) as fixture:
+        result = bench.measure_proxy(
+            fixture, inprocess_requests=5, rounds=1, warmup_rounds=0, use_nginx=False
+        )
+    assert result["nginx"] == "skipped"
+    assert result["upstream"]["Observation"] > bench.SEARCHSET_ENTRIES
+    handler = result["handler"]
+    assert handler["requests"] == 5
+    assert handler["entries"] == bench.SEARCHSET_ENTRIES
+    assert handler["upstream_calls"] >= 5
+    assert_positive(
+        handler,
+        {"p50_us", "p99_us", "mean_us", "urls_rewritten", "verify_p50_us", "rewrite_p50_us"},
+    )
+    calls = len(bench.patients_app_mix())
+    assert list(result["paths"]) == ["direct", "dev host + proxy"]
+    for path in result["paths"].values():
+        assert path["rounds"] == 1
+        assert path["requests"] == calls
+        assert len(path["by_call_p50_ms"]) == calls
+        assert_positive(path, {"p50_ms", "p99_ms", "mean_ms"})
+    assert result["paths"]["direct"]["added_p50_ms"] == 0
+    assert_positive(result["paths"]["dev host + proxy"], {"devhost_floor_p50_ms"})
