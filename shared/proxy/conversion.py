@@ -1,19 +1,44 @@
 """The version-conversion hook: it sits between the request/response and the transport.
 
 The proxy calls ``request`` before anything goes upstream and ``response`` on what comes back,
-each with the face's and the provider's FHIR versions. The conversion milestone replaces
-``SameVersionOnly`` with converters for every pair; until then a face over a provider of
-another version answers 501.
+each with the face's and the provider's FHIR versions. ``FhirVersionConverter`` converts
+between every pair (shared.fhir.convert); ``SameVersionOnly`` passes same-version traffic and
+answers 501 across versions (tests, and a way to switch conversion off).
+
+``response`` takes an optional ``enrich`` callable (shared.proxy.enrich): it sees the parsed
+provider document before conversion, so the proxy can fill what the app shows and servers omit
+without parsing the body twice.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import json
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
 
-from shared.proxy.errors import NotConvertible
+from shared.fhir import json_mime_type
+from shared.fhir.convert import ConversionError, UnsupportedResource, convert, supports
+from shared.fhir.convert.common import reference_string
+from shared.fhir.convert.search import (
+    ParameterNotConvertible,
+    convert_batch_request,
+    convert_links,
+    convert_path,
+    convert_query,
+    resource_type_of,
+)
+from shared.http import Headers
+from shared.proxy.errors import InvalidRequest, NotConvertible, UpstreamError
 from shared.proxy.model import UpstreamRequest, UpstreamResponse
 
+log = logging.getLogger(__name__)
+
 LABELS = {"dstu2": "DSTU2", "stu3": "STU3", "r4": "R4"}
+FORM_TYPE = "application/x-www-form-urlencoded"
+Enrich = Callable[[dict[str, Any]], None]
+# Response headers that carry a FHIR URL whose type segment a DSTU2 face names differently.
+_URL_HEADERS = ("Location", "Content-Location")
 
 
 class VersionConverter(Protocol):
@@ -23,8 +48,14 @@ class VersionConverter(Protocol):
         """The request as the provider's version spells it."""
         ...
 
-    def response(self, face: str, provider: str, response: UpstreamResponse) -> UpstreamResponse:
-        """The response as the face's version spells it."""
+    def response(
+        self,
+        face: str,
+        provider: str,
+        response: UpstreamResponse,
+        enrich: Enrich | None = None,
+    ) -> UpstreamResponse:
+        """The response as the face's version spells it (``enrich`` sees the provider's)."""
         ...
 
 
@@ -41,6 +72,164 @@ class SameVersionOnly:
             )
         return request
 
-    def response(self, face: str, provider: str, response: UpstreamResponse) -> UpstreamResponse:
-        """Same-version responses need no change."""
+    def response(
+        self,
+        face: str,
+        provider: str,
+        response: UpstreamResponse,
+        enrich: Enrich | None = None,
+    ) -> UpstreamResponse:
+        """Same-version responses need no change (and get no enrichment)."""
         return response
+
+
+class FhirVersionConverter:
+    """Converts requests face → provider and responses provider → face (mapping doc §14, §11).
+
+    Same-version traffic passes untouched and unparsed, unless ``enrich`` asks for the document.
+    """
+
+    def request(self, face: str, provider: str, request: UpstreamRequest) -> UpstreamRequest:
+        """Path, query, form or batch body and media types in the provider's version.
+
+        Raises ``InvalidRequest`` (400) for a parameter the provider's version cannot express,
+        ``NotConvertible`` (501) for a resource type no converter handles.
+        """
+        if face == provider:
+            return request
+        resource_type = resource_type_of(request.path)
+        _check_supported(resource_type, face, provider)
+        try:
+            path = convert_path(request.path, face, provider)
+            query = convert_query(request.query, resource_type, face, provider)
+            body = self._request_body(request, resource_type, face, provider)
+        except ParameterNotConvertible as error:
+            raise InvalidRequest(str(error), code="not-supported") from None
+        except UnsupportedResource as error:
+            raise NotConvertible(_unsupported(error.resource_type, face, provider)) from None
+        except ConversionError:
+            raise NotConvertible(
+                f"this request cannot be expressed in FHIR {LABELS[provider]}"
+            ) from None
+        headers = _request_headers(request.headers, provider)
+        return UpstreamRequest(request.method, path, query, headers, body)
+
+    def response(
+        self,
+        face: str,
+        provider: str,
+        response: UpstreamResponse,
+        enrich: Enrich | None = None,
+    ) -> UpstreamResponse:
+        """The provider's JSON in the face's version: resources, Bundle links, media type."""
+        if face == provider and enrich is None:
+            return response
+        headers = _response_headers(response.headers, face, provider)
+        if not response.body:
+            return UpstreamResponse(response.status, headers, response.body, response.elapsed_ms)
+        try:
+            document = json.loads(response.body)
+        except (ValueError, RecursionError):
+            raise UpstreamError("the provider answered something that is not FHIR JSON") from None
+        if not isinstance(document, dict):
+            raise UpstreamError("the provider answered something that is not FHIR JSON")
+        if enrich is not None:
+            enrich(document)
+        if face != provider:
+            document = _convert_document(document, face, provider)
+        body = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        return UpstreamResponse(response.status, headers, body, response.elapsed_ms)
+
+    @staticmethod
+    def _request_body(
+        request: UpstreamRequest, resource_type: str | None, face: str, provider: str
+    ) -> bytes:
+        if not request.body:
+            return request.body
+        media_type = _media_type(request.headers.get("Content-Type"))
+        if media_type == FORM_TYPE:
+            # A _search form body is a query string in another place (§14.1).
+            text = request.body.decode("ascii")
+            return convert_query(text, resource_type, face, provider).encode("ascii")
+        try:
+            document = json.loads(request.body)
+        except (ValueError, RecursionError):
+            raise InvalidRequest("the body is not valid JSON", code="structure") from None
+        if not isinstance(document, dict):
+            raise InvalidRequest("the body is not a FHIR resource", code="structure")
+        if resource_type is None and document.get("resourceType") == "Bundle":
+            converted = convert_batch_request(document, face, provider)
+            for entry in converted.get("entry") or ():
+                request_part = entry.get("request") if isinstance(entry, dict) else None
+                url = request_part.get("url") if isinstance(request_part, dict) else None
+                _check_supported(
+                    resource_type_of(url) if isinstance(url, str) else None, face, provider
+                )
+        else:
+            converted = convert(document, face, provider)
+        return json.dumps(converted, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _convert_document(document: dict[str, Any], face: str, provider: str) -> dict[str, Any]:
+    # Links first, on the provider's own spelling (the query parameters are the provider's);
+    # the document is ours (just parsed), so in place.
+    convert_links(document, provider, face)
+    try:
+        return convert(document, provider, face)
+    except UnsupportedResource as error:
+        raise NotConvertible(_unsupported(error.resource_type, provider, face)) from None
+    except ConversionError as error:
+        resource_type = str(document.get("resourceType") or "resource")
+        log.warning("response conversion failed for %s: %s", resource_type, error)
+        raise NotConvertible(
+            f"the provider's {resource_type} cannot be expressed in FHIR {LABELS[face]}"
+        ) from None
+
+
+def _check_supported(resource_type: str | None, face: str, provider: str) -> None:
+    if resource_type is not None and not supports(resource_type):
+        raise NotConvertible(_unsupported(resource_type, face, provider))
+
+
+def _unsupported(resource_type: str, source: str, target: str) -> str:
+    # The type comes from an allow-listed path or a provider's resourceType, never free text.
+    name = resource_type if resource_type.isalnum() and len(resource_type) <= 64 else "resource"
+    return (
+        f"EHR Bridge cannot convert {name} between FHIR {LABELS.get(source, source)} and "
+        f"{LABELS.get(target, target)}"
+    )
+
+
+def _media_type(value: str | None) -> str:
+    return (value or "").split(";", 1)[0].strip().lower()
+
+
+def _is_json(media_type: str) -> bool:
+    return media_type in ("application/json", "") or media_type.endswith(("+json", "json+fhir"))
+
+
+def _request_headers(incoming: Headers, provider: str) -> Headers:
+    headers = Headers(incoming.items())
+    target_type = json_mime_type(provider)
+    content_type = incoming.get("Content-Type")
+    if content_type is not None and _is_json(_media_type(content_type)):
+        headers.set("Content-Type", f"{target_type}; charset=utf-8")
+    accepts = incoming.get_all("Accept")
+    if not accepts or all(_is_json(_media_type(a)) for a in ",".join(accepts).split(",")):
+        headers.set("Accept", target_type)
+    return headers
+
+
+def _response_headers(incoming: Headers, face: str, provider: str) -> Headers:
+    headers = Headers(incoming.items())
+    if face == provider:
+        return headers
+    for name in _URL_HEADERS:
+        values = headers.get_all(name)
+        if values:
+            headers.remove(name)
+            for value in values:
+                headers.add(name, reference_string(value, face))
+    if incoming.get("Content-Type") is not None:
+        headers.set("Content-Type", f"{json_mime_type(face)}; charset=utf-8")
+    return headers

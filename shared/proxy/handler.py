@@ -19,7 +19,8 @@ from shared.proxy import compensate
 from shared.proxy.batch import BatchEntry, EntryResult, load_json, parse_batch, run_entries
 from shared.proxy.bearer import BearerVerifier
 from shared.proxy.capabilities import Capabilities, effective
-from shared.proxy.conversion import SameVersionOnly, VersionConverter
+from shared.proxy.conversion import FhirVersionConverter, VersionConverter
+from shared.proxy.enrich import Enricher, read_batch, read_batch_results
 from shared.proxy.errors import (
     Forbidden,
     InvalidRequest,
@@ -103,7 +104,7 @@ class FhirProxy:
         self._verifier = verifier
         self._directory = directory
         self._transport = transport
-        self._converter = converter or SameVersionOnly()
+        self._converter = converter or FhirVersionConverter()
         burst_t = settings.tenant_rate_limit_per_second * 2
         burst_c = settings.client_rate_limit_per_second * 2
         self._tenant_rate = RateLimiter(settings.tenant_rate_limit_per_second, burst_t)
@@ -111,6 +112,8 @@ class FhirProxy:
         self._batch_pool = ThreadPoolExecutor(
             max_workers=settings.batch_concurrency, thread_name_prefix="batch"
         )
+        # Its own pool: enrichment runs inside batch entries, which hold _batch_pool's workers.
+        self._enrich_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="enrich")
 
     def handle(self, request: Request, face: str) -> Response:
         """Answer one FHIR request; never raises, never leaks a provider URL or a token."""
@@ -188,6 +191,10 @@ class FhirProxy:
             face,
         )
         context = _Context(tenant, caps, face, face_base, exchange, request)
+        context.enricher = Enricher(
+            functools.partial(self._read_references, context),
+            total_required=path.resource_type == "Patient" and path.interaction != "instance",
+        )
 
         method = request.method
         if method == "GET":
@@ -293,7 +300,8 @@ class FhirProxy:
         bundle = run_entries(entries, lambda e: self._run_entry(ctx, e), self._batch_pool)
         body = json.dumps(bundle, separators=(",", ":")).encode("utf-8")
         headers = Headers({"Content-Type": f"{json_mime_type(ctx.face)}; charset=utf-8"})
-        return self._respond(ctx, UpstreamResponse(200, headers, body))
+        # Each entry was converted (and enriched) on its own way back: not again.
+        return self._respond(ctx, UpstreamResponse(200, headers, body), converted=True)
 
     def _run_entry(self, ctx: _Context, entry: BatchEntry) -> EntryResult:
         try:
@@ -359,7 +367,7 @@ class FhirProxy:
             "warning",
             "too-costly",
             f"the provider cannot sort by date; EHR Bridge sorted the first {cap} matches only",
-            ctx.face,
+            ctx.tenant.provider_fhir_version,  # converted to the face with the Bundle
         )
         bundle = compensate.sorted_searchset(
             collected[:cap], count=count, truncated=truncated, cap=cap, total=total, outcome=warning
@@ -398,7 +406,9 @@ class FhirProxy:
         ctx.exchange.provider_status = answer.status
         return answer
 
-    def _respond(self, ctx: _Context, answer: UpstreamResponse) -> Response:
+    def _respond(
+        self, ctx: _Context, answer: UpstreamResponse, *, converted: bool = False
+    ) -> Response:
         status = answer.status
         if status in (401, 403):
             log.warning(
@@ -428,10 +438,14 @@ class FhirProxy:
                 status=status,
                 code="processing",
             )
-        converted = self._converter.response(ctx.face, ctx.tenant.provider_fhir_version, answer)
+        if not converted:
+            enrich = ctx.enricher if status == 200 and _enrichable(answer) else None
+            answer = self._converter.response(
+                ctx.face, ctx.tenant.provider_fhir_version, answer, enrich
+            )
         rewriter = _rewriter(ctx.tenant.provider_base_url, ctx.face_base)
         # Entries of a batch we ran ourselves were rewritten already; rewriting is idempotent.
-        body = rewriter.body(converted.body)
+        body = rewriter.body(answer.body)
         if rewriter.leaks(body):
             # The provider's host in a form the rewriter cannot map (another path on it, say):
             # worth an operator's look, never a reason to fail the clinician's request.
@@ -440,7 +454,7 @@ class FhirProxy:
                 ctx.tenant.tenant_id,
                 ctx.exchange.request_id,
             )
-        headers = downstream_response_headers(converted.headers)
+        headers = downstream_response_headers(answer.headers)
         for name in ("Location", "Content-Location", "Link"):
             values = headers.get_all(name)
             if values:
@@ -450,6 +464,35 @@ class FhirProxy:
         headers.set("Content-Type", f"{json_mime_type(ctx.face)}; charset=utf-8")
         headers.set("Cache-Control", "no-store")
         return Response(status=status, body=body, headers=headers)
+
+    def _read_references(self, ctx: _Context, references: list[str]) -> dict[str, dict[str, Any]]:
+        """The resources behind ``references``: one provider batch of reads, else parallel reads."""
+        readable = [r for r in references if r.partition("/")[0] in _ALL_TYPES]
+        if not readable:
+            return {}
+        provider = ctx.tenant.provider_fhir_version
+        headers = self._headers(ctx)
+        if ctx.caps.batch:
+            headers.set("Content-Type", json_mime_type(provider))
+            body = json.dumps(read_batch(readable)).encode("utf-8")
+            url = upstream_url(ctx.tenant.provider_base_url, _relative_path(""), "")
+            answer = self._transport.send(ctx.tenant, "POST", url, headers, body, idempotent=True)
+            if answer.status == 200:
+                return read_batch_results(readable, load_json(answer.body, "the provider's answer"))
+            if answer.status not in REFUSED:
+                return {}
+            headers.remove("Content-Type")
+
+        def read(reference: str) -> dict[str, Any] | None:
+            url = upstream_url(ctx.tenant.provider_base_url, _relative_path(reference), "")
+            answer = self._transport.send(ctx.tenant, "GET", url, headers, b"", idempotent=True)
+            if answer.status != 200:
+                return None
+            found = load_json(answer.body, "the provider's answer")
+            return found if isinstance(found, dict) else None
+
+        results = self._enrich_pool.map(read, readable)
+        return {r: found for r, found in zip(readable, results, strict=True) if found}
 
     def _outcome(self, error: ProxyError, exchange: Exchange) -> Response:
         face = exchange.face if exchange.face in FACES else None
@@ -493,6 +536,7 @@ class FhirProxy:
     def close(self) -> None:
         """Stop the batch workers."""
         self._batch_pool.shutdown(wait=False)
+        self._enrich_pool.shutdown(wait=False)
 
 
 @dataclass
@@ -503,6 +547,7 @@ class _Context:
     face_base: str
     exchange: Exchange
     request: Request
+    enricher: Enricher | None = None
 
 
 @functools.lru_cache(maxsize=1024)
@@ -535,6 +580,14 @@ def _next_link(page: Any, provider_base: str) -> str | None:
             if isinstance(url, str) and url.startswith(provider_base.rstrip("/") + "/"):
                 return url
     return None
+
+
+_ENRICHED = (b'"Patient"', b'"Encounter"', b'"MedicationRequest"', b'"MedicationOrder"')
+
+
+def _enrichable(answer: UpstreamResponse) -> bool:
+    # A cheap look before parsing: only these types carry references the app prints.
+    return any(name in answer.body for name in _ENRICHED)
 
 
 def _is_fhir_json(answer: UpstreamResponse) -> bool:

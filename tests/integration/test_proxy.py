@@ -687,10 +687,23 @@ def test_sorting_compensation_warns_when_the_cap_is_hit(make_services, client, f
     assert len([e for e in entries if e["search"]["mode"] == "match"]) == 10
 
 
-def test_cross_version_face_is_501_until_conversion_lands(proxy_services, client, provider):
+def test_same_version_only_converter_answers_501_across_versions(proxy_services, client, provider):
+    from shared.proxy.conversion import SameVersionOnly
+    from shared.proxy.handler import FhirProxy
+
+    proxy = FhirProxy(
+        proxy_services.settings,
+        proxy_services.verifier,
+        proxy_services.directory,
+        proxy_services.transport,
+        converter=SameVersionOnly(),
+    )
     tenant = mapped(proxy_services, client, provider.base_url, version="r4")
     token = bearer_token(proxy_services, client, tenant.tenant_id)
-    response = send(proxy_services, "GET", "Patient/example", token, face="stu3")
+    try:
+        response = proxy.handle(fhir_request("GET", "Patient/example", token, face="stu3"), "stu3")
+    finally:
+        proxy.close()
     assert response.status == 501
     assert response.headers.get("Content-Type").startswith(FHIR_JSON)
     assert provider.count() == 0

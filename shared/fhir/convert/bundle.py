@@ -1,0 +1,155 @@
+"""Bundle between R4, STU3 and DSTU2 (mapping doc §11): every entry's resource converts through
+``shared.fhir.convert.convert`` for the step in hand, nested Bundles included. An entry that
+cannot be converted becomes an OperationOutcome entry instead of failing the whole Bundle.
+Decisions: docs/conversion/bundle.md.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from shared.fhir.convert.common import (
+    ConversionError,
+    Resource,
+    UnsupportedResource,
+    drop,
+    drop_meta_for_older,
+    reference_string,
+    rewrite_systems,
+)
+from shared.fhir.convert.patient import prune_empty_twins
+from shared.fhir.outcome import operation_outcome
+
+# Bundle is a Resource, not a DomainResource: no extension can carry what a target lacks.
+# signature is dropped everywhere: a converted Bundle no longer matches what was signed.
+_DROPPED = {
+    ("r4", "stu3"): ("timestamp", "signature"),
+    ("stu3", "r4"): ("signature",),
+    ("stu3", "dstu2"): ("identifier", "signature"),
+    ("dstu2", "stu3"): ("signature",),
+}
+_RESPONSES = frozenset({"batch-response", "transaction-response"})
+# HTTP verbs R4 added (§11): HEAD reads like GET without a body; PATCH has no counterpart.
+_R4_METHODS = {"HEAD": "GET"}
+_TYPE_NAME = re.compile(r"[A-Z][A-Za-z]{0,63}\Z")
+
+
+def _rename(holder: Any, key: str, target: str) -> None:
+    if isinstance(holder, dict) and isinstance(holder.get(key), str):
+        holder[key] = reference_string(holder[key], target)
+
+
+def _request(request: Any, source: str, target: str) -> None:
+    if not isinstance(request, dict):
+        return
+    _rename(request, "url", target)
+    method = request.get("method")
+    if source == "r4" and method in _R4_METHODS:
+        request["method"] = _R4_METHODS[method]
+    elif source == "r4" and method == "PATCH":
+        # Replacing a write would change what the Bundle asks for: refuse the whole Bundle.
+        raise ConversionError(f"PATCH has no counterpart in {target.upper()}")
+
+
+def _why(error: ConversionError) -> str:
+    if isinstance(error, UnsupportedResource):
+        # The type name comes from upstream data: echo it only when it looks like one.
+        what = error.resource_type if _TYPE_NAME.match(error.resource_type) else "Such"
+        return f"{what} resources are not available in this FHIR version; the entry was left out."
+    return f"This entry cannot be expressed in this FHIR version and was left out: {error}"
+
+
+def _left_out(entry: dict[str, Any], kind: Any, error: ConversionError, target: str) -> Resource:
+    """The OperationOutcome entry that stands in for an entry that cannot be converted."""
+    if kind in _RESPONSES:
+        outcome = operation_outcome("error", "not-supported", _why(error), target)
+        response: dict[str, Any] = {"status": "501 Not Implemented"}
+        if target == "dstu2":
+            return {"resource": outcome, "response": response}
+        return {"response": {**response, "outcome": outcome}}
+    out: Resource = {"resource": operation_outcome("warning", "not-supported", _why(error), target)}
+    if "request" in entry:  # batch, transaction and history entries must keep their request
+        out["request"] = entry["request"]
+    if kind == "searchset":
+        out["search"] = {"mode": "outcome"}
+    return out
+
+
+def _resources(entry: dict[str, Any], source: str, target: str) -> None:
+    from shared.fhir.convert import convert  # the package imports this module lazily
+
+    if isinstance(entry.get("resource"), dict):
+        entry["resource"] = convert(entry["resource"], source, target)
+    response = entry.get("response")
+    if isinstance(response, dict) and isinstance(response.get("outcome"), dict):
+        response["outcome"] = convert(response["outcome"], source, target)
+
+
+def _outcome_place(entry: dict[str, Any], kind: Any, source: str, target: str) -> None:
+    response = entry.get("response")
+    if not isinstance(response, dict):
+        return
+    if target == "dstu2":
+        # DSTU2 has no response.outcome: the app still sees the outcome as the entry's
+        # resource; when there already is one, the outcome is dropped (the official map).
+        outcome = response.pop("outcome", None)
+        if outcome is not None and "resource" not in entry:
+            entry["resource"] = outcome
+    elif source == "dstu2" and kind in _RESPONSES:
+        resource = entry.get("resource")
+        if isinstance(resource, dict) and resource.get("resourceType") == "OperationOutcome":
+            response["outcome"] = entry.pop("resource")
+
+
+def _entry(entry: dict[str, Any], kind: Any, source: str, target: str) -> Resource:
+    _request(entry.get("request"), source, target)
+    _rename(entry, "fullUrl", target)
+    _rename(entry.get("response"), "location", target)
+    for link in entry.get("link") or []:
+        _rename(link, "url", target)
+    try:
+        _resources(entry, source, target)
+    except ConversionError as error:
+        return _left_out(entry, kind, error, target)
+    _outcome_place(entry, kind, source, target)
+    return entry
+
+
+def _step(bundle: Resource, source: str, target: str) -> Resource:
+    drop(bundle, _DROPPED[(source, target)])
+    # convert() leaves the Bundle's own meta alone (it handles each entry's resource).
+    if isinstance(bundle.get("meta"), dict):
+        rewrite_systems(bundle["meta"], target)
+    drop_meta_for_older(bundle, target)
+    for link in bundle.get("link") or []:
+        _rename(link, "url", target)  # the proxy rewrites the base and the _sort syntax
+    entries = bundle.get("entry")
+    if isinstance(entries, list):
+        kind = bundle.get("type")
+        bundle["entry"] = [
+            _entry(entry, kind, source, target) if isinstance(entry, dict) else entry
+            for entry in entries
+        ]
+    return bundle
+
+
+def r4_to_stu3(bundle: Resource) -> Resource:
+    """R4 Bundle → STU3: entries converted; timestamp dropped; HEAD requests become GET."""
+    return _step(bundle, "r4", "stu3")
+
+
+def stu3_to_r4(bundle: Resource) -> Resource:
+    """STU3 Bundle → R4: entries converted."""
+    return _step(bundle, "stu3", "r4")
+
+
+def stu3_to_dstu2(bundle: Resource) -> Resource:
+    """STU3 Bundle → DSTU2: entries converted and renamed; response.outcome → resource."""
+    return _step(bundle, "stu3", "dstu2")
+
+
+def dstu2_to_stu3(bundle: Resource) -> Resource:
+    """DSTU2 Bundle → STU3: entries converted and renamed; error outcomes → response.outcome."""
+    prune_empty_twins(bundle)  # stripped fhir_comments leave empty "_x" objects
+    return _step(bundle, "dstu2", "stu3")

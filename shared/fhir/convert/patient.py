@@ -1,0 +1,283 @@
+"""Patient between R4, STU3 and DSTU2 (mapping doc §3), and the data-type rules Patient,
+Practitioner and Location share (§2.3, §2.5).
+
+The data-type helpers above the Patient section (``convert_elements``, ``narrow_reference``,
+``restore_reference``, ``name_for_dstu2``/``name_for_stu3``, ``prune_empty_twins``, ``items``)
+are public so practitioner.py, location.py and the others can use them; they belong in
+common.py.
+Decisions: docs/conversion/patient.md.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from shared.fhir.convert.common import (
+    Resource,
+    add_xver,
+    convert_reference,
+    name_from_dstu2,
+    name_to_dstu2,
+    rename,
+    take_xver,
+)
+
+# -- data types shared by Patient, Practitioner and Location (§2.5) ---------------------------
+
+# Codes an element of a data type lacks in the older release of one step, and what the older
+# release gets instead (None: the element is left out). The code itself rides in the
+# cross-version extension, so the way up restores it. Source: the HL7 xver ConceptMaps
+# (R4 IdentifierUse, AddressUse → R3: no map; R3 ContactPointSystem → R2: no map).
+_LOST_CODES: tuple[tuple[str, str, str, str, frozenset[str], str | None], ...] = (
+    ("Identifier", "use", "r4", "stu3", frozenset({"old"}), None),
+    ("Address", "use", "r4", "stu3", frozenset({"billing"}), None),
+    ("ContactPoint", "system", "stu3", "dstu2", frozenset({"url", "sms"}), "other"),
+)
+_FAMILY_REPEAT = "http://hl7.org/fhir/StructureDefinition/HumanName-familyRepeat"
+# The type segment of a relative or absolute literal reference ("PractitionerRole/7").
+_REFERENCE_TYPE = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/[A-Za-z0-9\-.]{1,64}(?:/_history/[^/]+)?$")
+
+
+def _lost_codes(element: dict[str, Any], datatype: str, source: str, target: str) -> None:
+    for name, key, newer, older, lost, replacement in _LOST_CODES:
+        if name != datatype:
+            continue
+        path = f"{datatype}.{key}"
+        if (source, target) == (newer, older) and element.get(key) in lost:
+            add_xver(element, newer, path, "valueCode", element[key])
+            if replacement is None:
+                element.pop(key)
+                element.pop("_" + key, None)
+            else:
+                element[key] = replacement
+        elif (source, target) == (older, newer):
+            restored = take_xver(element, newer, path)
+            if restored is not None:
+                element[key] = restored
+
+
+def name_for_dstu2(name: Any) -> Any:
+    """HumanName for DSTU2: family as a list, familyRepeat extensions folded back into it."""
+    out = name_to_dstu2(name)
+    if not isinstance(out, dict) or not isinstance(out.get("extension"), list):
+        return out
+    repeats = [
+        e
+        for e in out["extension"]
+        if isinstance(e, dict)
+        and e.get("url") == _FAMILY_REPEAT
+        and isinstance(e.get("valueString"), str)
+    ]
+    if repeats:
+        out["family"] = [*out.get("family", []), *(e["valueString"] for e in repeats)]
+        if isinstance(out.get("_family"), list):  # JSON keeps _family aligned with family
+            out["_family"] = [*out["_family"], *([None] * len(repeats))]
+        out["extension"] = [e for e in out["extension"] if e not in repeats]
+        if not out["extension"]:
+            out.pop("extension")
+    return out
+
+
+def name_for_stu3(name: Any) -> Any:
+    """HumanName from DSTU2: ``name_from_dstu2``, keeping the first part's ``_family``."""
+    first = None
+    if isinstance(name, dict) and isinstance(name.get("_family"), list) and name["_family"]:
+        first = name["_family"][0]
+    out = name_from_dstu2(name)
+    if isinstance(out, dict) and isinstance(first, dict) and "family" in out:
+        out["_family"] = first
+    return out
+
+
+def convert_datatype(value: Any, datatype: str, source: str, target: str) -> Any:
+    """One data-type value for ``target`` (one step, ``source`` → ``target``)."""
+    if not isinstance(value, dict):
+        return value
+    if datatype == "Reference":
+        return convert_reference(value, target)
+    if datatype == "HumanName":
+        if target == "dstu2":
+            return name_for_dstu2(value)
+        return name_for_stu3(value) if source == "dstu2" else value
+    out = dict(value)
+    _lost_codes(out, datatype, source, target)
+    if datatype == "Identifier" and "assigner" in out:
+        out["assigner"] = convert_reference(out["assigner"], target)
+    return out
+
+
+def convert_elements(holder: Any, fields: Mapping[str, str], source: str, target: str) -> None:
+    """Convert (in place) the elements of ``holder`` named in ``fields`` (name → data type)."""
+    if not isinstance(holder, dict):
+        return
+    for key, datatype in fields.items():
+        value = holder.get(key)
+        if isinstance(value, list):
+            holder[key] = [convert_datatype(item, datatype, source, target) for item in value]
+        elif value is not None:
+            holder[key] = convert_datatype(value, datatype, source, target)
+
+
+def narrow_reference(reference: Any, allowed: frozenset[str], source: str) -> None:
+    """A reference to a type the older release does not allow keeps only ``display``; the
+    reference string rides in the cross-version extension (§2.3, proxy decision)."""
+    if not isinstance(reference, dict) or not isinstance(reference.get("reference"), str):
+        return
+    match = _REFERENCE_TYPE.search(reference["reference"])
+    if match and match.group(1) not in allowed:
+        value = reference.pop("reference")
+        reference.pop("_reference", None)
+        add_xver(reference, source, "Reference.reference", "valueString", value)
+
+
+def restore_reference(reference: Any, newer: str) -> None:
+    """Undo ``narrow_reference`` on the way back up to ``newer``."""
+    if isinstance(reference, dict):
+        restored = take_xver(reference, newer, "Reference.reference")
+        if restored is not None:
+            reference["reference"] = restored
+
+
+def prune_empty_twins(node: Any) -> Any:
+    """Remove primitive-extension twins (``_x``) left empty, e.g. once DSTU2's fhir_comments
+    are stripped: ``{}`` is not a valid element in any release (in place; returns it)."""
+    if isinstance(node, list):
+        for item in node:
+            prune_empty_twins(item)
+    elif isinstance(node, dict):
+        for key in list(node):
+            value = prune_empty_twins(node[key])
+            if not key.startswith("_"):
+                continue
+            if isinstance(value, list):
+                value = [None if item == {} else item for item in value]
+                node[key] = value
+            if value == {} or (isinstance(value, list) and all(item is None for item in value)):
+                del node[key]
+    return node
+
+
+def items(value: Any) -> list[dict[str, Any]]:
+    """The dict items of a 0..* element (or of a single dict)."""
+    if isinstance(value, dict):
+        return [value]
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+# -- Patient -----------------------------------------------------------------------------------
+
+_FIELDS = {
+    "identifier": "Identifier",
+    "name": "HumanName",
+    "telecom": "ContactPoint",
+    "address": "Address",
+    "managingOrganization": "Reference",
+    "generalPractitioner": "Reference",
+    "careProvider": "Reference",
+}
+_CONTACT_FIELDS = {
+    "name": "HumanName",
+    "telecom": "ContactPoint",
+    "address": "Address",
+    "organization": "Reference",
+}
+_LINK_FIELDS = {"other": "Reference"}
+
+# Allowed reference targets in the older release of a step (§3.1).
+_GP_TARGETS_STU3 = frozenset({"Organization", "Practitioner"})
+_LINK_TARGETS_DSTU2 = frozenset({"Patient"})
+
+# STU3/R4 link.type → DSTU2 (§3.1): both directions of a replacement become "replace".
+_LINK_TYPE_DSTU2 = {"replaced-by": "replace", "replaces": "replace"}
+_LINK_TYPE_STU3 = {"replace": "replaced-by"}  # DSTU2's "replace" points forward (HAPI agrees)
+
+# The official R4 extension that replaced Patient.animal (§3.1).
+_ANIMAL = "http://hl7.org/fhir/StructureDefinition/patient-animal"
+_ANIMAL_PARTS = ("species", "breed", "genderStatus")
+
+
+def _all_elements(patient: Resource, source: str, target: str) -> None:
+    convert_elements(patient, _FIELDS, source, target)
+    for contact in items(patient.get("contact")):
+        convert_elements(contact, _CONTACT_FIELDS, source, target)
+    for link in items(patient.get("link")):
+        convert_elements(link, _LINK_FIELDS, source, target)
+
+
+def _animal_from_extension(patient: Resource) -> None:
+    extensions = patient.get("extension")
+    if not isinstance(extensions, list):
+        return
+    for extension in [e for e in extensions if isinstance(e, dict) and e.get("url") == _ANIMAL]:
+        extensions.remove(extension)
+        parts = {
+            part["url"]: part["valueCodeableConcept"]
+            for part in items(extension.get("extension"))
+            if part.get("url") in _ANIMAL_PARTS and "valueCodeableConcept" in part
+        }
+        if parts:
+            patient["animal"] = parts
+    if not extensions:
+        patient.pop("extension")
+
+
+def _animal_to_extension(patient: Resource) -> None:
+    animal = patient.pop("animal", None)
+    if not isinstance(animal, dict):
+        return
+    parts = [
+        {"url": part, "valueCodeableConcept": animal[part]}
+        for part in _ANIMAL_PARTS
+        if part in animal
+    ]
+    patient.setdefault("extension", []).append({"url": _ANIMAL, "extension": parts})
+
+
+def _link_types(patient: Resource, table: Mapping[str, str], source: str, target: str) -> None:
+    for link in items(patient.get("link")):
+        if source == "stu3":
+            if link.get("type") in table:
+                add_xver(link, "stu3", "Patient.link.type", "valueCode", link["type"])
+                link["type"] = table[link["type"]]
+            narrow_reference(link.get("other"), _LINK_TARGETS_DSTU2, "stu3")
+        else:
+            restored = take_xver(link, "stu3", "Patient.link.type")
+            link["type"] = restored or table.get(link.get("type", ""), link.get("type"))
+            restore_reference(link.get("other"), "stu3")
+
+
+def r4_to_stu3(patient: Resource) -> Resource:
+    """R4 Patient → STU3: patient-animal extension → animal; GP PractitionerRole narrowed."""
+    _animal_from_extension(patient)
+    _all_elements(patient, "r4", "stu3")
+    for reference in items(patient.get("generalPractitioner")):
+        narrow_reference(reference, _GP_TARGETS_STU3, "r4")
+    return patient
+
+
+def stu3_to_r4(patient: Resource) -> Resource:
+    """STU3 Patient → R4: animal → patient-animal extension; carried codes restored."""
+    for reference in items(patient.get("generalPractitioner")):
+        restore_reference(reference, "r4")
+    _animal_to_extension(patient)
+    _all_elements(patient, "stu3", "r4")
+    return patient
+
+
+def stu3_to_dstu2(patient: Resource) -> Resource:
+    """STU3 Patient → DSTU2: generalPractitioner → careProvider, family as a list."""
+    _link_types(patient, _LINK_TYPE_DSTU2, "stu3", "dstu2")
+    _all_elements(patient, "stu3", "dstu2")
+    rename(patient, [("generalPractitioner", "careProvider")])
+    return patient
+
+
+def dstu2_to_stu3(patient: Resource) -> Resource:
+    """DSTU2 Patient → STU3: careProvider → generalPractitioner, family list joined."""
+    prune_empty_twins(patient)
+    rename(patient, [("careProvider", "generalPractitioner")])
+    _all_elements(patient, "dstu2", "stu3")
+    _link_types(patient, _LINK_TYPE_STU3, "dstu2", "stu3")
+    return patient

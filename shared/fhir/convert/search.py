@@ -1,0 +1,632 @@
+"""Request translation between DSTU2, STU3 and R4: paths, search queries, paging links, batches.
+
+Pure functions over strings and dicts (mapping doc §14, §11; decisions in
+docs/conversion/search.md). A query is worked on piece by piece: a parameter whose name and
+value need no change is passed on byte for byte, never decoded and re-encoded. A parameter the
+source version defines but the target cannot express raises ``ParameterNotConvertible``
+(the proxy answers 400); a parameter no table knows passes unchanged, because providers add
+their own (paging tokens, vendor parameters). Paging links go the other way with
+``strict=False``: what cannot be expressed stays as the provider wrote it, so following the
+link hands it back unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import quote, unquote_plus
+
+from shared.fhir import JSON_MIME_TYPES
+from shared.fhir.convert.common import ConversionError, reference_string, token_for, type_name
+
+__all__ = [
+    "ParameterNotConvertible",
+    "convert_batch_request",
+    "convert_link_url",
+    "convert_path",
+    "convert_query",
+    "resource_type_of",
+]
+
+
+class ParameterNotConvertible(ConversionError):
+    """A search parameter (or modifier, or value) the target version cannot express."""
+
+    def __init__(self, parameter: str, source: str, target: str, why: str = "") -> None:
+        # ``parameter`` is always a name from the tables below, never caller input.
+        detail = f" ({why})" if why else ""
+        super().__init__(
+            f"the search parameter '{parameter}' cannot be expressed in FHIR "
+            f"{_LABELS[target]}{detail}"
+        )
+        self.parameter = parameter
+        self.source = source
+        self.target = target
+
+
+_LABELS = {"dstu2": "DSTU2", "stu3": "STU3", "r4": "R4"}
+_COLUMN = {"dstu2": 0, "stu3": 1, "r4": 2}
+Row = tuple[str | None, str | None, str | None]
+
+# -- resource types (§2.2) ---------------------------------------------------------------------
+
+# Types a path or link may name that one release lacks (beyond the MedicationOrder rename).
+_MISSING_TYPES = {
+    "dstu2": frozenset({"PractitionerRole", "ServiceRequest", "CareTeam", "Endpoint"}),
+    "stu3": frozenset({"ServiceRequest", "DiagnosticOrder"}),
+    "r4": frozenset({"ProcedureRequest", "ReferralRequest", "DiagnosticOrder"}),
+}
+# Resource types a link's path may end in (either spelling); anything else is base path.
+_LINK_TYPES = frozenset(
+    {
+        "Patient",
+        "Practitioner",
+        "PractitionerRole",
+        "Organization",
+        "Location",
+        "Observation",
+        "Condition",
+        "Encounter",
+        "AllergyIntolerance",
+        "MedicationRequest",
+        "MedicationOrder",
+        "Medication",
+        "Coverage",
+    }
+)
+
+# -- search parameter names (§14.3, from each release's search-parameters.json) ----------------
+
+# (DSTU2, STU3, R4) names of one parameter; None where the release has no equivalent. Lookup
+# takes the first row whose source column matches, so for a name that several source names
+# share (Encounter ``diagnosis``), the row listed first is the way back.
+_COMMON_ROWS: tuple[Row, ...] = (
+    (None, "_contained", "_contained"),
+    (None, "_containedType", "_containedType"),
+    (None, None, "_source"),
+    (None, None, "_total"),
+)
+_ROWS: Mapping[str, tuple[Row, ...]] = {
+    "Patient": (
+        ("careprovider", "general-practitioner", "general-practitioner"),
+        ("deathdate", "death-date", "death-date"),
+        ("animal-breed", "animal-breed", None),
+        ("animal-species", "animal-species", None),
+        ("race", None, None),
+        ("ethnicity", None, None),
+    ),
+    "Observation": (
+        ("component-value-string", None, None),
+        ("component-code-value-string", None, None),
+        ("component-code-value-date", None, None),
+        ("related", "related", None),
+        ("related-target", "related-target", None),
+        ("related-type", "related-type", None),
+        ("encounter", "encounter", "encounter"),
+        ("encounter", "context", "encounter"),
+        (None, "based-on", "based-on"),
+        (None, "method", "method"),
+        (None, "combo-code", "combo-code"),
+        (None, "combo-code-value-concept", "combo-code-value-concept"),
+        (None, "combo-code-value-quantity", "combo-code-value-quantity"),
+        (None, "combo-data-absent-reason", "combo-data-absent-reason"),
+        (None, "combo-value-concept", "combo-value-concept"),
+        (None, "combo-value-quantity", "combo-value-quantity"),
+        (None, None, "focus"),
+        (None, None, "part-of"),
+        (None, None, "has-member"),
+        (None, None, "derived-from"),
+    ),
+    "Condition": (
+        ("clinicalstatus", "clinical-status", "clinical-status"),
+        ("date-recorded", "asserted-date", "recorded-date"),
+        ("onset", "onset-date", "onset-date"),
+        ("age", "onset-age", "onset-age"),
+        ("encounter", "encounter", "encounter"),
+        ("encounter", "context", "encounter"),
+        (None, "abatement-age", "abatement-age"),
+        (None, "abatement-boolean", None),
+        (None, "abatement-date", "abatement-date"),
+        (None, "abatement-string", "abatement-string"),
+        (None, "evidence-detail", "evidence-detail"),
+        (None, "subject", "subject"),
+        (None, "verification-status", "verification-status"),
+    ),
+    "Encounter": (
+        ("indication", "diagnosis", "diagnosis"),
+        ("condition", "diagnosis", "diagnosis"),
+        ("procedure", "diagnosis", "diagnosis"),
+        ("episodeofcare", "episodeofcare", "episode-of-care"),
+        ("incomingreferral", "incomingreferral", "based-on"),
+        ("reason", "reason", "reason-code"),
+        (None, None, "reason-reference"),
+        (None, "class", "class"),
+        (None, "subject", "subject"),
+        (None, "service-provider", "service-provider"),
+        (None, None, "account"),
+    ),
+    "AllergyIntolerance": (
+        ("substance", "code", "code"),
+        ("reporter", "asserter", "asserter"),
+    ),
+    "MedicationRequest": (
+        ("datewritten", "authoredon", "authoredon"),
+        ("prescriber", "requester", "requester"),
+        ("encounter", "context", "encounter"),
+        (None, "subject", "subject"),
+        (None, "intent", "intent"),
+        (None, "category", "category"),
+        (None, "priority", "priority"),
+        (None, "intended-dispenser", "intended-dispenser"),
+        # STU3/R4 `date` is dosageInstruction.timing.event, not the order date (§14.3 ⚠).
+        (None, "date", "date"),
+        (None, None, "intended-performer"),
+        (None, None, "intended-performertype"),
+    ),
+    "Coverage": (
+        ("issuer", "payor", "payor"),
+        ("group", "group", None),
+        ("plan", "plan", None),
+        ("subplan", "subplan", None),
+        ("sequence", "sequence", None),
+        (None, "subgroup", None),
+        (None, "class", None),
+        (None, "subclass", None),
+        (None, "beneficiary", "beneficiary"),
+        (None, "subscriber", "subscriber"),
+        (None, "policy-holder", "policy-holder"),
+        (None, None, "class-type"),
+        (None, None, "class-value"),
+        (None, None, "status"),
+    ),
+    "Location": (
+        # R4 `near` is one special parameter (lat|long|distance|unit); the older token pair
+        # does not translate value for value.
+        ("near", "near", None),
+        ("near-distance", "near-distance", None),
+        (None, None, "near"),
+        (None, "endpoint", "endpoint"),
+        (None, "operational-status", "operational-status"),
+    ),
+    "Practitioner": (
+        # Moved to PractitionerRole in STU3.
+        ("role", None, None),
+        ("specialty", None, None),
+        ("location", None, None),
+        ("organization", None, None),
+        (None, "active", "active"),
+    ),
+    "Organization": ((None, "endpoint", "endpoint"),),
+    "Medication": (
+        ("container", "container", None),
+        ("content", None, None),
+        (None, "over-the-counter", None),
+        (None, "package-item-code", None),
+        (None, "package-item", None),
+        (None, "ingredient-code", "ingredient-code"),
+        (None, "status", "status"),
+        (None, None, "expiration-date"),
+        (None, None, "lot-number"),
+    ),
+}
+
+# Element names for ``_elements`` (§2.9), where a release renamed them.
+_ELEMENT_ROWS: Mapping[str, tuple[Row, ...]] = {
+    "Patient": (("careProvider", "generalPractitioner", "generalPractitioner"),),
+    "Observation": (
+        ("encounter", "context", "encounter"),
+        ("comments", "comment", "note"),
+    ),
+    "Condition": (
+        ("patient", "subject", "subject"),
+        ("dateRecorded", "assertedDate", "recordedDate"),
+        ("encounter", "context", "encounter"),
+        ("notes", "note", "note"),
+    ),
+    "Encounter": (
+        ("patient", "subject", "subject"),
+        ("reason", "reason", "reasonCode"),
+        ("incomingReferral", "incomingReferral", "basedOn"),
+    ),
+    "AllergyIntolerance": (
+        ("substance", "code", "code"),
+        ("recordedDate", "assertedDate", "recordedDate"),
+        ("reporter", "asserter", "asserter"),
+        ("onset", "onsetDateTime", "onsetDateTime"),
+        ("lastOccurence", "lastOccurrence", "lastOccurrence"),
+    ),
+    "MedicationRequest": (
+        ("dateWritten", "authoredOn", "authoredOn"),
+        ("prescriber", "requester", "requester"),
+        ("patient", "subject", "subject"),
+        ("encounter", "context", "encounter"),
+    ),
+    "Coverage": (("issuer", "payor", "payor"),),
+}
+
+# Modifiers only R4 defines (§14.1).
+_R4_ONLY_MODIFIERS = frozenset({"identifier", "of-type"})
+# AllergyIntolerance: DSTU2's one `status` against STU3/R4's two (§7.2, official ConceptMaps).
+_ALLERGY_STATUS_SPLIT = {
+    "active": "clinical-status",
+    "inactive": "clinical-status",
+    "resolved": "clinical-status",
+    "unconfirmed": "verification-status",
+    "confirmed": "verification-status",
+    "refuted": "verification-status",
+    "entered-in-error": "verification-status",
+}
+# STU3/R4 code → the DSTU2 `status` codes that convert to it (official R2→R3 ConceptMaps).
+_ALLERGY_STATUS_JOIN = {
+    ("clinical-status", "active"): ("active", "confirmed"),
+    ("clinical-status", "inactive"): ("inactive",),
+    ("clinical-status", "resolved"): ("resolved",),
+    ("verification-status", "unconfirmed"): ("unconfirmed",),
+    ("verification-status", "confirmed"): ("confirmed",),
+    ("verification-status", "refuted"): ("refuted",),
+    ("verification-status", "entered-in-error"): ("entered-in-error",),
+}
+_FHIR_JSON = frozenset(JSON_MIME_TYPES.values())
+_NAME = re.compile(r"(?P<base>[^:.]+)(?P<modifier>:[^.]*)?(?P<chain>\..*)?\Z", re.DOTALL)
+# Characters kept literal when a changed name or value is re-encoded: FHIR's syntax characters
+# that RFC 3986 allows in a query ("|" is not one: it is sent as %7C, as HTTP clients do).
+_SAFE_VALUE = ":/,-_.~!$'()*;@?"
+_SAFE_NAME = ":-_."
+
+
+# -- paths -------------------------------------------------------------------------------------
+
+
+def convert_path(path: str, source: str, target: str) -> str:
+    """A relative FHIR path (``MedicationOrder/1``, ``Patient/_search``) as ``target`` names it."""
+    if source == target or not path:
+        return path
+    first, slash, rest = path.partition("/")
+    if first.startswith(("$", "_")) or first == "metadata":
+        return path
+    return _type_for(first, target) + slash + rest
+
+
+def resource_type_of(path: str) -> str | None:
+    """The resource type a relative FHIR path starts with, or None (base, operations)."""
+    first = path.lstrip("/").partition("/")[0].partition("?")[0]
+    return first if first[:1].isupper() else None
+
+
+def _type_for(resource_type: str, target: str) -> str:
+    renamed = type_name(resource_type, target)
+    if renamed in _MISSING_TYPES[target]:
+        raise ConversionError(f"{renamed} does not exist in FHIR {_LABELS[target]}")
+    return renamed
+
+
+# -- queries -----------------------------------------------------------------------------------
+
+
+def convert_query(
+    raw_query: str,
+    resource_type: str | None,
+    source: str,
+    target: str,
+    *,
+    strict: bool = True,
+) -> str:
+    """``raw_query`` (a ``source``-version search on ``resource_type``) as ``target`` spells it.
+
+    Untouched parameters keep their exact bytes. ``strict=False`` (paging links) leaves a
+    parameter that cannot be expressed as it was instead of raising.
+    """
+    if source == target or not raw_query:
+        return raw_query
+    kind = type_name(resource_type, "r4") if resource_type else None
+    out: list[str] = []
+    sorts: list[tuple[str, str, str]] = []
+    sort_at: int | None = None
+    for piece in raw_query.split("&"):
+        raw_name, _, raw_value = piece.partition("=")
+        name = unquote_plus(raw_name)
+        if name.partition(":")[0] == "_sort":
+            if sort_at is None:
+                sort_at = len(out)
+                out.append("")  # the sort goes here once all its pieces are known
+            sorts.append((piece, name, unquote_plus(raw_value)))
+            continue
+        try:
+            out.extend(_convert_piece(piece, kind, source, target))
+        except ParameterNotConvertible:
+            if strict:
+                raise
+            out.append(piece)
+    if sort_at is not None:
+        try:
+            out[sort_at] = "&".join(_convert_sort(sorts, kind, source, target))
+        except ParameterNotConvertible:
+            if strict:
+                raise
+            out[sort_at] = "&".join(piece for piece, _, _ in sorts)
+    return "&".join(out)
+
+
+def _convert_piece(piece: str, kind: str | None, source: str, target: str) -> list[str]:
+    raw_name, equals, raw_value = piece.partition("=")
+    if not raw_name:
+        return [piece]
+    name = unquote_plus(raw_name)
+    value = unquote_plus(raw_value)
+    converted = _convert_param(name, value, kind, source, target)
+    if converted == [(name, value)]:
+        return [piece]
+    pieces = []
+    for new_name, new_value in converted:
+        encoded_name = raw_name if new_name == name else quote(new_name, safe=_SAFE_NAME)
+        encoded_value = raw_value if new_value == value else quote(new_value, safe=_SAFE_VALUE)
+        pieces.append(f"{encoded_name}{equals or '='}{encoded_value}")
+    return pieces
+
+
+def _convert_param(
+    name: str, value: str, kind: str | None, source: str, target: str
+) -> list[tuple[str, str]]:
+    match = _NAME.match(name)
+    if match is None:
+        return [(name, value)]
+    base, modifier, chain = match["base"], match["modifier"] or "", match["chain"] or ""
+    if base in ("_include", "_revinclude"):
+        return [(base + _include_modifier(modifier, target), _include(value, source, target))]
+    if base == "_elements" and kind:
+        return [(name, _elements(value, kind, source, target))]
+    if base == "_format":
+        return [(name, _format(value, target))]
+    special = _special(kind, base, modifier, value, source, target)
+    if special is not None:
+        return special
+    new_base = _rename(base, kind, source, target)
+    new_modifier = _modifier(modifier, base, source, target)
+    return [(new_base + new_modifier + chain, _values(value, target))]
+
+
+def _rename(name: str, kind: str | None, source: str, target: str) -> str:
+    """A parameter name in ``target``; raises when ``source`` defines it and ``target`` cannot."""
+    rows = (*_ROWS.get(kind or "", ()), *_COMMON_ROWS)
+    return _lookup(rows, name, source, target) or name
+
+
+def _lookup(rows: Iterable[Row], name: str, source: str, target: str) -> str | None:
+    """The target column of the first row matching ``name`` in ``source``; None: no row."""
+    for row in rows:
+        if row[_COLUMN[source]] == name:
+            found = row[_COLUMN[target]]
+            if found is None:
+                raise ParameterNotConvertible(name, source, target)
+            return found
+    return None
+
+
+def _modifier(modifier: str, base: str, source: str, target: str) -> str:
+    word = modifier[1:]
+    if not word:
+        return modifier
+    if word in _R4_ONLY_MODIFIERS and target != "r4":
+        raise ParameterNotConvertible(f"{base}:{word}", source, target, "R4-only modifier")
+    if word[:1].isupper():  # a reference parameter's type modifier (subject:Patient)
+        return ":" + _type_or_raise(word, base, source, target)
+    return modifier
+
+
+def _type_or_raise(resource_type: str, parameter: str, source: str, target: str) -> str:
+    try:
+        return _type_for(resource_type, target)
+    except ConversionError:
+        raise ParameterNotConvertible(parameter, source, target, "resource type") from None
+
+
+def _values(value: str, target: str) -> str:
+    """Token systems (§14.4) and reference types (§2.2) of every comma-separated value."""
+    if "|" not in value and "/" not in value:
+        return value
+    parts = value.split(",")
+    changed = [_value(part, target) for part in parts]
+    return value if changed == parts else ",".join(changed)
+
+
+def _value(part: str, target: str) -> str:
+    if "|" in part and "://" in part.partition("|")[0]:
+        part = token_for(part, target)
+    if "/" in part:
+        part = reference_string(part, target)
+    return part
+
+
+def _format(value: str, target: str) -> str:
+    # An unencoded "+" arrives as a space (application/json+fhir): read it back as "+".
+    media_type, semicolon, rest = value.partition(";")
+    if media_type.strip().replace(" ", "+") in _FHIR_JSON:
+        return JSON_MIME_TYPES[target] + semicolon + rest
+    return value
+
+
+# -- parameters whose meaning, not only name, changes ------------------------------------------
+
+
+def _special(
+    kind: str | None, base: str, modifier: str, value: str, source: str, target: str
+) -> list[tuple[str, str]] | None:
+    if kind == "Patient" and base == "id":
+        # `id` is no search parameter in any release; the app means `_id` (§14.2 proxy decision).
+        return [("_id" + modifier, value)]
+    if kind == "Coverage" and base == "patient":
+        return _coverage_patient(modifier, value, source, target)
+    if kind == "AllergyIntolerance":
+        if source == "dstu2" and base == "status":
+            return _allergy_split(modifier, value, source, target)
+        if target == "dstu2" and base in ("clinical-status", "verification-status"):
+            return _allergy_join(base, modifier, value, source, target)
+    return None
+
+
+def _coverage_patient(modifier: str, value: str, source: str, target: str) -> list[tuple[str, str]]:
+    # The app sends Coverage?patient in every release although only R4 defines it (§14.2).
+    if target == "r4":
+        return [("patient" + modifier, value)]
+    if target == "stu3" and not modifier:
+        ids = ",".join(v if "/" in v else f"Patient/{v}" for v in value.split(","))
+        return [("beneficiary", ids)]
+    raise ParameterNotConvertible("patient", source, target, "Coverage has no patient link")
+
+
+def _allergy_split(modifier: str, value: str, source: str, target: str) -> list[tuple[str, str]]:
+    if modifier not in ("", ":not"):
+        raise ParameterNotConvertible("status" + modifier, source, target)
+    codes = [part.rpartition("|")[2] for part in value.split(",")]
+    names = {_ALLERGY_STATUS_SPLIT.get(code) for code in codes}
+    if len(names) != 1 or None in names:
+        raise ParameterNotConvertible(
+            "status", source, target, "mixes clinical and verification statuses"
+        )
+    return [(f"{names.pop()}{modifier}", ",".join(codes))]
+
+
+def _allergy_join(
+    base: str, modifier: str, value: str, source: str, target: str
+) -> list[tuple[str, str]]:
+    if modifier:
+        raise ParameterNotConvertible(base + modifier, source, target)
+    codes: list[str] = []
+    for part in value.split(","):
+        found = _ALLERGY_STATUS_JOIN.get((base, part.rpartition("|")[2]))
+        if found is None:
+            raise ParameterNotConvertible(base, source, target, "status code")
+        codes += [code for code in found if code not in codes]
+    return [("status", ",".join(codes))]
+
+
+# -- result parameters (§14.1) -----------------------------------------------------------------
+
+
+def _include_modifier(modifier: str, target: str) -> str:
+    # STU3's :recurse became :iterate in R4.
+    if modifier in (":recurse", ":iterate"):
+        return ":iterate" if target == "r4" else ":recurse"
+    return modifier
+
+
+def _include(value: str, source: str, target: str) -> str:
+    """``Type:param[:Target]`` with the types and the parameter in ``target``'s names."""
+    parts = value.split(":")
+    if len(parts) not in (2, 3) or not parts[0][:1].isupper():
+        return value
+    owner = parts[0]
+    parameter = _rename(parts[1], type_name(owner, "r4"), source, target)
+    out = [_type_or_raise(owner, "_include", source, target), parameter]
+    if len(parts) == 3:
+        out.append(_type_or_raise(parts[2], "_include", source, target))
+    return ":".join(out)
+
+
+def _elements(value: str, kind: str, source: str, target: str) -> str:
+    rows = _ELEMENT_ROWS.get(kind, ())
+    names = value.split(",")
+    converted = [_lookup(rows, n.strip(), source, target) or n for n in names]
+    return value if converted == names else ",".join(converted)
+
+
+def _convert_sort(
+    pieces: list[tuple[str, str, str]], kind: str | None, source: str, target: str
+) -> list[str]:
+    """Every ``_sort`` piece in either syntax (§14.1) as ``target`` writes sorting."""
+    keys: list[tuple[str, bool]] = []  # (parameter, descending)
+    for _, name, value in pieces:
+        modifier = name.partition(":")[2]
+        for key in filter(None, value.split(",")):
+            descending = modifier == "desc" or (not modifier and key.startswith("-"))
+            keys.append((_rename(key.lstrip("-"), kind, source, target), descending))
+    if target == "dstu2":
+        wanted = [("_sort:desc" if down else "_sort", key) for key, down in keys]
+    else:
+        wanted = [("_sort", ",".join(("-" if down else "") + key for key, down in keys))]
+    if wanted == [(name, value) for _, name, value in pieces]:
+        return [piece for piece, _, _ in pieces]
+    return [f"{name}={quote(value, safe=_SAFE_VALUE)}" for name, value in wanted]
+
+
+# -- paging links and batches ------------------------------------------------------------------
+
+
+def convert_link_url(url: str, source: str, target: str) -> str:
+    """A Bundle link (absolute or relative) with its type and query in ``target``'s spelling.
+
+    The base part is left alone (the proxy rewrites the host later); the provider's opaque
+    paging parameters pass unchanged; nothing raises.
+    """
+    if source == target:
+        return url
+    head, question, query = url.partition("?")
+    segments = head.split("/")
+    kind = None
+    for index in range(len(segments) - 1, -1, -1):
+        if segments[index] in _LINK_TYPES:
+            kind = segments[index]
+            try:
+                segments[index] = _type_for(kind, target)
+            except ConversionError:
+                return url
+            break
+    query = convert_query(query, kind, source, target, strict=False) if question else query
+    return "/".join(segments) + question + query
+
+
+def convert_links(document: Any, source: str, target: str) -> None:
+    """Rewrite (in place) the links of a Bundle and of the Bundles nested in its entries."""
+    if not isinstance(document, dict) or document.get("resourceType") != "Bundle":
+        return
+    for link in document.get("link") or ():
+        if isinstance(link, dict) and isinstance(link.get("url"), str):
+            link["url"] = convert_link_url(link["url"], source, target)
+    for entry in document.get("entry") or ():
+        if isinstance(entry, dict):
+            resource = entry.get("resource")
+            if isinstance(resource, dict) and resource.get("resourceType") == "Bundle":
+                convert_links(resource, source, target)
+
+
+def convert_request_url(url: str, source: str, target: str) -> str:
+    """A relative request URL (``MedicationOrder?patient=1``) for ``target``; raises as above."""
+    path, question, query = url.partition("?")
+    lead = "/" if path.startswith("/") else ""
+    relative = path[len(lead) :]
+    converted = convert_path(relative, source, target)
+    query = convert_query(query, resource_type_of(relative), source, target)
+    return lead + converted + question + query
+
+
+def convert_batch_request(bundle: Mapping[str, Any], source: str, target: str) -> dict[str, Any]:
+    """A batch Bundle of requests with every ``entry.request.url`` in ``target``'s spelling.
+
+    Only what a batch of reads needs is kept (type, id, entries' request and fullUrl); the input
+    is not changed. Entries that carry a resource keep it unconverted: the proxy forwards
+    GET entries only (batch.parse_batch).
+    """
+    out: dict[str, Any] = {"resourceType": "Bundle"}
+    for key in ("id", "type"):
+        if key in bundle:
+            out[key] = bundle[key]
+    entries = []
+    for index, entry in enumerate(bundle.get("entry") or ()):
+        if not isinstance(entry, dict):
+            entries.append(entry)
+            continue
+        converted = {k: v for k, v in entry.items() if k in ("fullUrl", "request", "resource")}
+        request = entry.get("request")
+        if isinstance(request, dict) and isinstance(request.get("url"), str):
+            try:
+                url = convert_request_url(request["url"], source, target)
+            except ConversionError as error:
+                error.args = (f"entry {index}: {error}",)
+                raise
+            converted["request"] = {k: v for k, v in request.items() if k != "fhir_comments"}
+            converted["request"]["url"] = url
+        entries.append(converted)
+    if entries or "entry" in bundle:
+        out["entry"] = entries
+    return out

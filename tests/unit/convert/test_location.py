@@ -1,0 +1,280 @@
+"""Location across R4, STU3 and DSTU2: fixtures, the name the app shows, round trips and every
+decision in docs/conversion/location.md."""
+
+from __future__ import annotations
+
+import json
+import string
+from typing import Any
+
+import fhir.resources.R4B as r4_models
+import fhir.resources.STU3 as stu3_models
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shared.fhir.convert import convert
+from tests.support.dstu2 import Shape, assert_dstu2
+from tests.support.paths import FIXTURES
+
+VERSIONS = ("dstu2", "stu3", "r4")
+HAPI_VERSIONS = {"10": "dstu2", "30": "stu3", "40": "r4"}
+XVER_R4 = "http://hl7.org/fhir/4.0/StructureDefinition/extension-"
+XVER_STU3 = "http://hl7.org/fhir/3.0/StructureDefinition/extension-"
+ALIAS = "http://hl7.org/fhir/StructureDefinition/location-alias"
+
+# DSTU2 (1.0.2) Location, from the DSTU2 examples and mapping doc §10.
+REFERENCE = Shape(frozenset({"reference", "display"}))
+LOCATION = Shape(
+    allowed=frozenset(
+        {"identifier", "status", "name", "description", "mode", "type", "telecom", "address"}
+        | {"physicalType", "position", "managingOrganization", "partOf"}
+    ),
+    nested={
+        "identifier": Shape(
+            frozenset({"use", "type", "system", "value", "period", "assigner"}),
+            nested={"assigner": REFERENCE},
+        ),
+        "telecom": Shape(frozenset({"system", "value", "use", "rank", "period"})),
+        "position": Shape(
+            frozenset({"longitude", "latitude", "altitude"}),
+            required=frozenset({"longitude", "latitude"}),
+        ),
+        "managingOrganization": REFERENCE,
+        "partOf": REFERENCE,
+    },
+    lists=frozenset({"identifier", "telecom"}),
+)
+DSTU2_CONTACT_SYSTEMS = {"phone", "fax", "email", "pager", "other"}
+
+
+def fixtures_of(resource_type: str) -> list[Any]:
+    """pytest params (source, target, resource): every fixture of ``resource_type`` paired
+    with every other version."""
+    found: list[tuple[str, str, dict[str, Any]]] = []
+    for version in VERSIONS:
+        for path in sorted((FIXTURES / "hl7-examples" / version).glob("*.json")):
+            found.append((version, f"{version}/{path.name}", json.loads(path.read_text())))
+        for path in sorted((FIXTURES / "synthea" / version).glob("*.json")):
+            for index, entry in enumerate(json.loads(path.read_text())["entry"]):
+                label = f"synthea/{version}/{path.stem[:20]}#{index}"
+                found.append((version, label, entry["resource"]))
+    for path in sorted((FIXTURES / "hapi-converter-pairs").glob("*.json")):
+        version = HAPI_VERSIONS[path.stem[-2:]]
+        found.append((version, f"hapi/{path.name}", json.loads(path.read_text())))
+    return [
+        pytest.param(version, target, resource, id=f"{label}->{target}")
+        for version, label, resource in found
+        if resource.get("resourceType") == resource_type
+        for target in VERSIONS
+        if target != version
+    ]
+
+
+def validate(resource: dict[str, Any], version: str) -> None:
+    """STU3 and R4 through fhir.resources models, DSTU2 through the declared shape."""
+    if version == "stu3":
+        stu3_models.get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+    elif version == "r4":
+        # R4B kept R4's Location elements unchanged, so its model checks R4 output.
+        r4_models.get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+    else:
+        assert_dstu2(resource, LOCATION)
+        assert isinstance(resource.get("type", {}), dict), "DSTU2 Location.type is 0..1"
+        assert isinstance(resource.get("address", {}), dict), "DSTU2 Location.address is 0..1"
+        for telecom in resource.get("telecom", []):
+            assert telecom.get("system", "other") in DSTU2_CONTACT_SYSTEMS
+
+
+LOCATION_FIXTURES = fixtures_of("Location")
+
+
+def test_every_version_has_location_fixtures() -> None:
+    # Synthea carries no Location; two HL7 examples per version.
+    assert {param.values[0] for param in LOCATION_FIXTURES} == set(VERSIONS)
+    assert len(LOCATION_FIXTURES) == 2 * 6
+
+
+@pytest.mark.parametrize(("source", "target", "location"), LOCATION_FIXTURES)
+def test_fixture_converts_into_a_valid_location_of_every_other_version(
+    source: str, target: str, location: dict[str, Any]
+) -> None:
+    validate(convert(location, source, target), target)
+
+
+# -- what the app shows: the name (through Encounter.location.display) -------------------------
+
+R4_LOCATION: dict[str, Any] = {
+    "resourceType": "Location",
+    "id": "ward-2",
+    "status": "active",
+    "name": "South Wing, second floor",
+    "type": [
+        {
+            "coding": [
+                {"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "HOSP"}
+            ]
+        }
+    ],
+}
+
+
+@pytest.mark.parametrize("target", ["stu3", "dstu2"])
+def test_name_and_status_reach_the_app(target: str) -> None:
+    location = convert(R4_LOCATION, "r4", target)
+    assert (location["name"], location["status"]) == ("South Wing, second floor", "active")
+
+
+@pytest.mark.parametrize("target", ["stu3", "dstu2"])
+def test_first_type_becomes_the_single_type_with_the_old_role_code_system(target: str) -> None:
+    assert convert(R4_LOCATION, "r4", target)["type"] == {
+        "coding": [{"system": "http://hl7.org/fhir/v3/RoleCode", "code": "HOSP"}]
+    }
+
+
+# -- round trips over generated R4 Locations ---------------------------------------------------
+
+_text = (
+    st.text(alphabet=string.ascii_letters + " é", min_size=1, max_size=12)
+    .map(str.strip)
+    .filter(bool)
+)
+_id = st.text(alphabet=string.ascii_lowercase + string.digits, min_size=1, max_size=8)
+_concepts = st.builds(lambda code: {"text": code}, _text)
+_hours = st.fixed_dictionaries(
+    {},
+    optional={
+        "daysOfWeek": st.lists(
+            st.sampled_from(["mon", "tue", "wed", "thu", "fri"]), min_size=1, max_size=3
+        ),
+        "allDay": st.booleans(),
+        "openingTime": st.just("08:00:00"),
+        "closingTime": st.just("17:30:00"),
+    },
+).filter(bool)
+r4_locations = st.fixed_dictionaries(
+    {"resourceType": st.just("Location"), "id": _id, "name": _text},
+    optional={
+        "status": st.sampled_from(["active", "suspended", "inactive"]),
+        "mode": st.sampled_from(["instance", "kind"]),
+        "type": st.lists(_concepts, min_size=1, max_size=3),
+        "alias": st.lists(_text, min_size=1, max_size=2),
+        "telecom": st.lists(
+            st.fixed_dictionaries(
+                {"system": st.sampled_from(["phone", "url", "sms"]), "value": _text}
+            ),
+            min_size=1,
+            max_size=2,
+        ),
+        "address": st.fixed_dictionaries(
+            {"city": _text}, optional={"use": st.sampled_from(["work", "billing"])}
+        ),
+        "operationalStatus": st.just(
+            {"system": "http://terminology.hl7.org/CodeSystem/v2-0116", "code": "O"}
+        ),
+        "hoursOfOperation": st.lists(_hours, min_size=1, max_size=2),
+        "availabilityExceptions": _text,
+        "endpoint": st.lists(
+            st.builds(lambda i: {"reference": f"Endpoint/{i}"}, _id), min_size=1, max_size=2
+        ),
+    },
+)
+
+
+@pytest.mark.parametrize("middle", ["stu3", "dstu2"])
+@settings(max_examples=50, deadline=None)
+@given(location=r4_locations)
+def test_r4_location_survives_a_round_trip_through_an_older_version(
+    middle: str, location: dict[str, Any]
+) -> None:
+    older = convert(location, "r4", middle)
+    validate(older, middle)
+    assert convert(older, middle, "r4") == location
+
+
+# -- decisions (docs/conversion/location.md) ---------------------------------------------------
+
+
+def test_types_after_the_first_ride_in_extensions_before_r4() -> None:
+    r4 = {"resourceType": "Location", "type": [{"text": "A"}, {"text": "B"}]}
+    location = convert(r4, "r4", "stu3")
+    assert location["type"] == {"text": "A"}
+    assert location["extension"] == [
+        {"url": XVER_R4 + "Location.type", "valueCodeableConcept": {"text": "B"}}
+    ]
+
+
+def test_hours_of_operation_ride_in_a_complex_extension_before_r4() -> None:
+    hours = {"daysOfWeek": ["mon", "tue"], "openingTime": "08:00:00", "closingTime": "17:00:00"}
+    r4 = {"resourceType": "Location", "hoursOfOperation": [hours]}
+    location = convert(r4, "r4", "stu3")
+    assert location["extension"] == [
+        {
+            "url": XVER_R4 + "Location.hoursOfOperation",
+            "extension": [
+                {"url": "daysOfWeek", "valueCode": "mon"},
+                {"url": "daysOfWeek", "valueCode": "tue"},
+                {"url": "openingTime", "valueTime": "08:00:00"},
+                {"url": "closingTime", "valueTime": "17:00:00"},
+            ],
+        }
+    ]
+    assert convert(location, "stu3", "r4") == r4
+
+
+def test_availability_exceptions_ride_in_an_extension_before_r4() -> None:
+    r4 = {"resourceType": "Location", "availabilityExceptions": "Closed on holidays"}
+    assert convert(r4, "r4", "stu3")["extension"] == [
+        {"url": XVER_R4 + "Location.availabilityExceptions", "valueString": "Closed on holidays"}
+    ]
+
+
+def test_alias_becomes_the_location_alias_extension_in_dstu2() -> None:
+    stu3 = {"resourceType": "Location", "alias": ["BU MC", "Burgers"]}
+    location = convert(stu3, "stu3", "dstu2")
+    assert location == {
+        "resourceType": "Location",
+        "extension": [
+            {"url": ALIAS, "valueString": "BU MC"},
+            {"url": ALIAS, "valueString": "Burgers"},
+        ],
+    }
+
+
+def test_dstu2_location_alias_extension_becomes_alias() -> None:
+    dstu2 = json.loads((FIXTURES / "hl7-examples/dstu2/location-example.json").read_text())
+    location = convert(dstu2, "dstu2", "stu3")
+    assert location["alias"] == [
+        "Burgers University Medical Center, South Wing, second floor",
+        "BU MC, SW, F2",
+    ]
+    assert "extension" not in location
+
+
+def test_operational_status_rides_in_an_extension_in_dstu2() -> None:
+    stu3 = {
+        "resourceType": "Location",
+        "operationalStatus": {"system": "http://hl7.org/fhir/v2/0116", "code": "O"},
+    }
+    assert convert(stu3, "stu3", "dstu2")["extension"] == [
+        {
+            "url": XVER_STU3 + "Location.operationalStatus",
+            "valueCoding": {"system": "http://hl7.org/fhir/v2/0116", "code": "O"},
+        }
+    ]
+
+
+def test_endpoints_ride_in_extensions_in_dstu2() -> None:
+    r4 = json.loads((FIXTURES / "hl7-examples/r4/location-example.json").read_text())
+    location = convert(r4, "r4", "dstu2")
+    assert "endpoint" not in location
+    assert {
+        "url": XVER_STU3 + "Location.endpoint",
+        "valueReference": {"reference": "Endpoint/example"},
+    } in location["extension"]
+
+
+def test_telecom_url_becomes_other_in_dstu2() -> None:
+    r4 = json.loads((FIXTURES / "hl7-examples/r4/location-example.json").read_text())
+    telecom = convert(r4, "r4", "dstu2")["telecom"][3]
+    assert (telecom["system"], telecom["value"]) == ("other", "http://sampleorg.com/southwing")

@@ -1,0 +1,236 @@
+"""OperationOutcome across R4, STU3 and DSTU2: fixtures, what the app shows of an error, round
+trips and every decision in docs/conversion/operation_outcome.md."""
+
+from __future__ import annotations
+
+import json
+import string
+from typing import Any
+
+import fhir.resources.R4B as r4_models
+import fhir.resources.STU3 as stu3_models
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shared.fhir.convert import convert
+from shared.fhir.outcome import ISSUE_TYPES
+from tests.support.dstu2 import Shape, assert_dstu2
+from tests.support.paths import FIXTURES
+
+VERSIONS = ("dstu2", "stu3", "r4")
+HAPI_VERSIONS = {"10": "dstu2", "30": "stu3", "40": "r4"}
+XVER_R4 = "http://hl7.org/fhir/4.0/StructureDefinition/extension-"
+XVER_STU3 = "http://hl7.org/fhir/3.0/StructureDefinition/extension-"
+OLDER_ISSUE_TYPES = ISSUE_TYPES - {"deleted", "multiple-matches"}
+
+# DSTU2 (1.0.2) OperationOutcome, from the DSTU2 examples and mapping doc §12.
+OPERATION_OUTCOME = Shape(
+    allowed=frozenset({"issue"}),
+    required=frozenset({"issue"}),
+    nested={
+        "issue": Shape(
+            frozenset({"severity", "code", "details", "diagnostics", "location"}),
+            required=frozenset({"severity", "code"}),
+            lists=frozenset({"location"}),
+        )
+    },
+    lists=frozenset({"issue"}),
+)
+
+
+def fixtures_of(resource_type: str) -> list[Any]:
+    """pytest params (source, target, resource): every fixture of ``resource_type`` paired
+    with every other version."""
+    found: list[tuple[str, str, dict[str, Any]]] = []
+    for version in VERSIONS:
+        for path in sorted((FIXTURES / "hl7-examples" / version).glob("*.json")):
+            found.append((version, f"{version}/{path.name}", json.loads(path.read_text())))
+        for path in sorted((FIXTURES / "synthea" / version).glob("*.json")):
+            for index, entry in enumerate(json.loads(path.read_text())["entry"]):
+                label = f"synthea/{version}/{path.stem[:20]}#{index}"
+                found.append((version, label, entry["resource"]))
+    for path in sorted((FIXTURES / "hapi-converter-pairs").glob("*.json")):
+        version = HAPI_VERSIONS[path.stem[-2:]]
+        found.append((version, f"hapi/{path.name}", json.loads(path.read_text())))
+    return [
+        pytest.param(version, target, resource, id=f"{label}->{target}")
+        for version, label, resource in found
+        if resource.get("resourceType") == resource_type
+        for target in VERSIONS
+        if target != version
+    ]
+
+
+def validate(resource: dict[str, Any], version: str) -> None:
+    """STU3 and R4 through fhir.resources models, DSTU2 through the declared shape; issue
+    codes checked against the target's IssueType list (the models do not check codes)."""
+    if version == "stu3":
+        stu3_models.get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+    elif version == "r4":
+        # R4B kept R4's OperationOutcome elements unchanged, so its model checks R4 output.
+        r4_models.get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+    else:
+        assert_dstu2(resource, OPERATION_OUTCOME)
+    allowed = ISSUE_TYPES if version == "r4" else OLDER_ISSUE_TYPES
+    assert all(issue["code"] in allowed for issue in resource["issue"])
+
+
+OUTCOME_FIXTURES = fixtures_of("OperationOutcome")
+
+
+def test_every_version_has_operation_outcome_fixtures() -> None:
+    assert {param.values[0] for param in OUTCOME_FIXTURES} == set(VERSIONS)
+    assert len(OUTCOME_FIXTURES) == 2 * 9
+
+
+@pytest.mark.parametrize(("source", "target", "outcome"), OUTCOME_FIXTURES)
+def test_fixture_converts_into_a_valid_operation_outcome_of_every_other_version(
+    source: str, target: str, outcome: dict[str, Any]
+) -> None:
+    validate(convert(outcome, source, target), target)
+
+
+# -- what the app shows of an error ------------------------------------------------------------
+
+R4_OUTCOME: dict[str, Any] = {
+    "resourceType": "OperationOutcome",
+    "issue": [
+        {
+            "severity": "error",
+            "code": "not-found",
+            "details": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/operation-outcome",
+                        "code": "MSG_NO_EXIST",
+                    }
+                ]
+            },
+            "diagnostics": "Patient/42 is not known",
+        }
+    ],
+}
+
+
+@pytest.mark.parametrize("target", ["stu3", "dstu2"])
+def test_severity_code_and_diagnostics_reach_the_app(target: str) -> None:
+    [issue] = convert(R4_OUTCOME, "r4", target)["issue"]
+    assert (issue["severity"], issue["code"], issue["diagnostics"]) == (
+        "error",
+        "not-found",
+        "Patient/42 is not known",
+    )
+
+
+@pytest.mark.parametrize("target", ["stu3", "dstu2"])
+def test_details_use_the_old_operation_outcome_system(target: str) -> None:
+    [issue] = convert(R4_OUTCOME, "r4", target)["issue"]
+    assert issue["details"]["coding"][0]["system"] == "http://hl7.org/fhir/operation-outcome"
+
+
+# -- round trips over generated R4 OperationOutcomes -------------------------------------------
+
+_text = st.text(alphabet=string.ascii_letters + " .", min_size=1, max_size=20).map(str.strip)
+_issues = st.fixed_dictionaries(
+    {
+        "severity": st.sampled_from(["fatal", "error", "warning", "information"]),
+        "code": st.sampled_from(sorted(ISSUE_TYPES)),
+    },
+    optional={
+        "diagnostics": _text.filter(bool),
+        "details": st.builds(lambda text: {"text": text}, _text.filter(bool)),
+        "expression": st.lists(
+            st.sampled_from(["Patient.name", "Patient.birthDate", "Bundle.entry[0]"]),
+            min_size=1,
+            max_size=2,
+        ),
+        "location": st.lists(st.just("/f:Patient/f:name"), min_size=1, max_size=1),
+    },
+)
+r4_outcomes = st.fixed_dictionaries(
+    {
+        "resourceType": st.just("OperationOutcome"),
+        "issue": st.lists(_issues, min_size=1, max_size=3),
+    }
+)
+
+
+@pytest.mark.parametrize("middle", ["stu3", "dstu2"])
+@settings(max_examples=50, deadline=None)
+@given(outcome=r4_outcomes)
+def test_r4_operation_outcome_survives_a_round_trip_through_an_older_version(
+    middle: str, outcome: dict[str, Any]
+) -> None:
+    older = convert(outcome, "r4", middle)
+    validate(older, middle)
+    assert convert(older, middle, "r4") == outcome
+
+
+# -- decisions (docs/conversion/operation_outcome.md) ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("r4_code", "older_code"), [("deleted", "not-found"), ("multiple-matches", "processing")]
+)
+@pytest.mark.parametrize("target", ["stu3", "dstu2"])
+def test_r4_only_issue_codes_become_their_parent_with_an_extension(
+    r4_code: str, older_code: str, target: str
+) -> None:
+    r4 = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": r4_code}]}
+    [issue] = convert(r4, "r4", target)["issue"]
+    assert issue["code"] == older_code
+    assert issue["extension"] == [
+        {"url": XVER_R4 + "OperationOutcome.issue.code", "valueCode": r4_code}
+    ]
+
+
+def test_expression_is_appended_to_diagnostics_in_dstu2() -> None:
+    stu3 = {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": "warning",
+                "code": "not-found",
+                "diagnostics": "Managing organization unknown",
+                "expression": ["Patient.managingOrganization", "Patient.link"],
+            }
+        ],
+    }
+    [issue] = convert(stu3, "stu3", "dstu2")["issue"]
+    assert "expression" not in issue
+    assert issue["diagnostics"] == (
+        "Managing organization unknown; FHIRPath: Patient.managingOrganization, Patient.link"
+    )
+    assert [e["valueString"] for e in issue["extension"]] == [
+        "Patient.managingOrganization",
+        "Patient.link",
+    ]
+    assert convert(convert(stu3, "stu3", "dstu2"), "dstu2", "stu3") == stu3
+
+
+def test_expression_becomes_the_diagnostics_when_there_are_none_in_dstu2() -> None:
+    stu3 = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "required", "expression": ["Patient.name"]}],
+    }
+    [issue] = convert(stu3, "stu3", "dstu2")["issue"]
+    assert issue["diagnostics"] == "FHIRPath: Patient.name"
+    assert convert(convert(stu3, "stu3", "dstu2"), "dstu2", "stu3") == stu3
+
+
+def test_dstu2_diagnostics_edited_after_conversion_are_kept_as_they_are() -> None:
+    carried = {"url": XVER_STU3 + "OperationOutcome.issue.expression", "valueString": "Patient.a"}
+    dstu2 = {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": "error",
+                "code": "value",
+                "diagnostics": "rewritten",
+                "extension": [carried],
+            }
+        ],
+    }
+    [issue] = convert(dstu2, "dstu2", "stu3")["issue"]
+    assert (issue["diagnostics"], issue["expression"]) == ("rewritten", ["Patient.a"])

@@ -1,0 +1,249 @@
+"""Practitioner across R4, STU3 and DSTU2: fixtures, what display references need (name,
+identifier, telecom), round trips and every decision in docs/conversion/practitioner.md."""
+
+from __future__ import annotations
+
+import json
+import string
+from typing import Any
+
+import fhir.resources.R4B as r4_models
+import fhir.resources.STU3 as stu3_models
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shared.fhir.convert import convert
+from tests.support.dstu2 import Shape, assert_dstu2
+from tests.support.paths import FIXTURES
+
+VERSIONS = ("dstu2", "stu3", "r4")
+HAPI_VERSIONS = {"10": "dstu2", "30": "stu3", "40": "r4"}
+XVER_STU3 = "http://hl7.org/fhir/3.0/StructureDefinition/extension-"
+
+# DSTU2 (1.0.2) Practitioner: one name (0..1), practitionerRole backbone.
+REFERENCE = Shape(frozenset({"reference", "display"}))
+HUMAN_NAME = Shape(
+    frozenset({"use", "text", "family", "given", "prefix", "suffix", "period"}),
+    lists=frozenset({"family", "given", "prefix", "suffix"}),
+)
+IDENTIFIER = Shape(
+    frozenset({"use", "type", "system", "value", "period", "assigner"}),
+    nested={"assigner": REFERENCE},
+)
+CONTACT_POINT = Shape(frozenset({"system", "value", "use", "rank", "period"}))
+PRACTITIONER = Shape(
+    allowed=frozenset(
+        {"identifier", "active", "name", "telecom", "address", "gender", "birthDate", "photo"}
+        | {"practitionerRole", "qualification", "communication"}
+    ),
+    nested={
+        "identifier": IDENTIFIER,
+        "name": HUMAN_NAME,
+        "telecom": CONTACT_POINT,
+        "qualification": Shape(
+            frozenset({"identifier", "code", "period", "issuer"}),
+            required=frozenset({"code"}),
+            nested={"identifier": IDENTIFIER, "issuer": REFERENCE},
+        ),
+    },
+    lists=frozenset(
+        {"identifier", "telecom", "address", "photo", "practitionerRole", "qualification"}
+        | {"communication"}
+    ),
+)
+DSTU2_CONTACT_SYSTEMS = {"phone", "fax", "email", "pager", "other"}
+
+
+def fixtures_of(resource_type: str) -> list[Any]:
+    """pytest params (source, target, resource): every fixture of ``resource_type`` paired
+    with every other version."""
+    found: list[tuple[str, str, dict[str, Any]]] = []
+    for version in VERSIONS:
+        for path in sorted((FIXTURES / "hl7-examples" / version).glob("*.json")):
+            found.append((version, f"{version}/{path.name}", json.loads(path.read_text())))
+        for path in sorted((FIXTURES / "synthea" / version).glob("*.json")):
+            for index, entry in enumerate(json.loads(path.read_text())["entry"]):
+                label = f"synthea/{version}/{path.stem[:20]}#{index}"
+                found.append((version, label, entry["resource"]))
+    for path in sorted((FIXTURES / "hapi-converter-pairs").glob("*.json")):
+        version = HAPI_VERSIONS[path.stem[-2:]]
+        found.append((version, f"hapi/{path.name}", json.loads(path.read_text())))
+    return [
+        pytest.param(version, target, resource, id=f"{label}->{target}")
+        for version, label, resource in found
+        if resource.get("resourceType") == resource_type
+        for target in VERSIONS
+        if target != version
+    ]
+
+
+def validate(resource: dict[str, Any], version: str) -> None:
+    """STU3 and R4 through fhir.resources models, DSTU2 through the declared shape."""
+    if version == "stu3":
+        stu3_models.get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+    elif version == "r4":
+        # R4B kept R4's Practitioner elements unchanged, so its model checks R4 output.
+        r4_models.get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+    else:
+        assert_dstu2(resource, PRACTITIONER)
+        assert isinstance(resource.get("name", {}), dict), "DSTU2 Practitioner.name is 0..1"
+        for telecom in resource.get("telecom", []):
+            assert telecom.get("system", "other") in DSTU2_CONTACT_SYSTEMS
+
+
+PRACTITIONER_FIXTURES = fixtures_of("Practitioner")
+
+
+def test_practitioner_fixtures_exist() -> None:
+    # Only the R4 Synthea bundles carry Practitioners (8 of them); no HL7 example was kept.
+    assert len(PRACTITIONER_FIXTURES) == 2 * 8
+
+
+@pytest.mark.parametrize(("source", "target", "practitioner"), PRACTITIONER_FIXTURES)
+def test_fixture_converts_into_a_valid_practitioner_of_every_other_version(
+    source: str, target: str, practitioner: dict[str, Any]
+) -> None:
+    validate(convert(practitioner, source, target), target)
+
+
+# -- what display references need ---------------------------------------------------------------
+
+R4_PRACTITIONER: dict[str, Any] = {
+    "resourceType": "Practitioner",
+    "id": "gp1",
+    "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "9941339108"}],
+    "name": [{"use": "official", "family": "Careful", "given": ["Adam"], "prefix": ["Dr"]}],
+    "telecom": [{"system": "phone", "value": "555-0100", "use": "work"}],
+}
+
+
+def test_name_reaches_stu3_as_a_list() -> None:
+    practitioner = convert(R4_PRACTITIONER, "r4", "stu3")
+    assert practitioner["name"] == R4_PRACTITIONER["name"]
+
+
+def test_name_reaches_dstu2_as_one_human_name_with_a_family_list() -> None:
+    practitioner = convert(R4_PRACTITIONER, "r4", "dstu2")
+    assert practitioner["name"] == {
+        "use": "official",
+        "family": ["Careful"],
+        "given": ["Adam"],
+        "prefix": ["Dr"],
+    }
+
+
+@pytest.mark.parametrize("target", ["stu3", "dstu2"])
+def test_identifier_and_telecom_reach_the_app(target: str) -> None:
+    practitioner = convert(R4_PRACTITIONER, "r4", target)
+    assert practitioner["identifier"] == R4_PRACTITIONER["identifier"]
+    assert practitioner["telecom"] == R4_PRACTITIONER["telecom"]
+
+
+# -- round trips over generated R4 Practitioners -----------------------------------------------
+
+_text = st.text(alphabet=string.ascii_letters + "éü'", min_size=1, max_size=12)
+_id = st.text(alphabet=string.ascii_lowercase + string.digits, min_size=1, max_size=8)
+_names = st.fixed_dictionaries(
+    {"family": _text},
+    optional={
+        "use": st.sampled_from(["usual", "official", "old"]),
+        "given": st.lists(_text, min_size=1, max_size=2),
+        "prefix": st.lists(_text, min_size=1, max_size=1),
+    },
+)
+r4_practitioners = st.fixed_dictionaries(
+    {"resourceType": st.just("Practitioner"), "id": _id},
+    optional={
+        "identifier": st.lists(
+            st.fixed_dictionaries(
+                {"system": st.just("http://hl7.org/fhir/sid/us-npi"), "value": _id},
+                optional={"use": st.sampled_from(["official", "old"])},
+            ),
+            min_size=1,
+            max_size=2,
+        ),
+        "name": st.lists(_names, min_size=1, max_size=3),
+        "telecom": st.lists(
+            st.fixed_dictionaries(
+                {"system": st.sampled_from(["phone", "email", "url", "sms"]), "value": _text}
+            ),
+            min_size=1,
+            max_size=2,
+        ),
+        "active": st.booleans(),
+    },
+)
+
+
+@pytest.mark.parametrize("middle", ["stu3", "dstu2"])
+@settings(max_examples=50, deadline=None)
+@given(practitioner=r4_practitioners)
+def test_r4_practitioner_survives_a_round_trip_through_an_older_version(
+    middle: str, practitioner: dict[str, Any]
+) -> None:
+    older = convert(practitioner, "r4", middle)
+    validate(older, middle)
+    assert convert(older, middle, "r4") == practitioner
+
+
+# -- decisions (docs/conversion/practitioner.md) -----------------------------------------------
+
+
+def test_names_after_the_first_ride_in_extensions_in_dstu2() -> None:
+    stu3 = {
+        "resourceType": "Practitioner",
+        "name": [{"family": "Careful", "given": ["Adam"]}, {"use": "old", "family": "Young"}],
+    }
+    practitioner = convert(stu3, "stu3", "dstu2")
+    assert practitioner["name"] == {"family": ["Careful"], "given": ["Adam"]}
+    assert practitioner["extension"] == [
+        {
+            "url": XVER_STU3 + "Practitioner.name",
+            "valueHumanName": {"use": "old", "family": ["Young"]},
+        }
+    ]
+
+
+def test_dstu2_name_becomes_a_list_with_carried_names_restored_in_order() -> None:
+    stu3 = {
+        "resourceType": "Practitioner",
+        "name": [{"family": "A"}, {"family": "B"}, {"family": "C"}],
+    }
+    assert convert(convert(stu3, "stu3", "dstu2"), "dstu2", "stu3") == stu3
+
+
+def test_dstu2_practitioner_role_is_dropped() -> None:
+    dstu2 = {
+        "resourceType": "Practitioner",
+        "name": {"family": ["Careful"]},
+        "practitionerRole": [{"managingOrganization": {"reference": "Organization/1"}}],
+    }
+    assert convert(dstu2, "dstu2", "stu3") == {
+        "resourceType": "Practitioner",
+        "name": [{"family": "Careful"}],
+    }
+
+
+def test_telecom_url_becomes_other_with_an_extension_in_dstu2() -> None:
+    r4 = {"resourceType": "Practitioner", "telecom": [{"system": "url", "value": "https://x"}]}
+    [telecom] = convert(r4, "r4", "dstu2")["telecom"]
+    assert telecom == {
+        "system": "other",
+        "value": "https://x",
+        "extension": [{"url": XVER_STU3 + "ContactPoint.system", "valueCode": "url"}],
+    }
+
+
+def test_qualification_issuer_reference_loses_its_r4_type() -> None:
+    r4 = {
+        "resourceType": "Practitioner",
+        "qualification": [
+            {
+                "code": {"text": "MD"},
+                "issuer": {"reference": "Organization/1", "type": "Organization"},
+            }
+        ],
+    }
+    [qualification] = convert(r4, "r4", "dstu2")["qualification"]
+    assert qualification["issuer"] == {"reference": "Organization/1"}
