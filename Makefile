@@ -3,6 +3,7 @@
 #   make test   lint, type checks and the whole test suite (Azurite included)
 #   make lint   ruff (lint + format check) and mypy on shared/
 #   make bench  benchmark figures
+#   make infra-check  parse the Bicep templates and run checkov on them (part of make test)
 
 PYTHON ?= python3
 VENV := .venv
@@ -10,6 +11,8 @@ BIN := $(VENV)/bin
 DEPS := $(VENV)/.deps-installed
 AZURITE := node_modules/.bin/azurite
 PYTEST_ARGS ?=
+INFRA_VENV := .venv-infra
+INFRA_DEPS := $(INFRA_VENV)/.deps-installed
 
 .PHONY: run test lint bench deps clean
 
@@ -37,7 +40,7 @@ lint: $(DEPS)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: deps lint
+test: deps lint infra-check
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
 bench: deps local.settings.json
@@ -45,6 +48,26 @@ bench: deps local.settings.json
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 		nginx >/dev/null 2>&1; } || echo "make bench: nginx not installed; its row is skipped"
 	$(BIN)/python -m tools.bench
+
+# checkov pins old dependencies: it gets its own virtualenv, which ignores itself in git.
+$(INFRA_VENV)/bin/python:
+	$(PYTHON) -m venv $(INFRA_VENV)
+	echo '*' > $(INFRA_VENV)/.gitignore
+
+$(INFRA_DEPS): infra/requirements-check.txt | $(INFRA_VENV)/bin/python
+	$(INFRA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		-r infra/requirements-check.txt
+	touch $@
+
+.PHONY: infra-check clean-infra
+
+infra-check: $(INFRA_DEPS)
+	$(INFRA_VENV)/bin/python tools/infra_check.py
+
+clean-infra:
+	rm -rf $(INFRA_VENV)
+
+clean: clean-infra
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -151,6 +151,11 @@ SETTINGS: tuple[Setting, ...] = (
         "Most resources the proxy reads to sort by date for a provider that cannot.",
     ),
     Setting(
+        "EHRB_SANDBOX_ENABLED",
+        "false",
+        "Serve the built-in sandbox FHIR provider (a later milestone); off unless turned on.",
+    ),
+    Setting(
         "EHRB_DEMO_PROVIDER_URL",
         "http://127.0.0.1:8080/fhir",
         "Provider base URL of the demo tenant that `make run` seeds (read by tools/bootstrap.py "
@@ -236,6 +241,7 @@ class Settings:
     batch_max_entries: int = 50
     batch_concurrency: int = 4
     sort_compensation_cap: int = 1000
+    sandbox_enabled: bool = False
     running_in_azure: bool = False
 
     @classmethod
@@ -291,6 +297,7 @@ class Settings:
                 get("EHRB_ALLOW_INSECURE_PROVIDER_URLS"), "EHRB_ALLOW_INSECURE_PROVIDER_URLS"
             ),
             local_admin_key=get("EHRB_LOCAL_ADMIN_KEY"),
+            sandbox_enabled=_flag(get("EHRB_SANDBOX_ENABLED"), "EHRB_SANDBOX_ENABLED"),
             **{
                 field_name: _positive_int(get(name), name)
                 for field_name, name in _PROXY_INTS.items()

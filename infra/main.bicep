@@ -1,0 +1,218 @@
+// EHR Bridge: one resource group holding the Function App (Flex Consumption, Python 3.11), its
+// storage account (host storage, deployment container, `clients` and `tenants` tables), Key
+// Vault, Log Analytics + Application Insights, and the user-assigned managed identity the app
+// runs as. Secure by default: HTTPS only, TLS 1.2, no FTP or basic-auth publishing, no CORS,
+// no shared keys, no instrumentation keys, RBAC-only Key Vault with purge protection, and role
+// assignments limited to what the code does (modules/roles.bicep).
+//
+//   azd up                                     (azure.yaml; parameters from main.parameters.json)
+//   az deployment group create -g RG -f infra/main.bicep -p @<parameters file>   (docs/runbook.md)
+
+targetScope = 'resourceGroup'
+
+@minLength(1)
+@maxLength(64)
+@description('Environment name (azd: AZURE_ENV_NAME); part of every resource name and tag.')
+param environmentName string
+
+@minLength(1)
+@description('Azure region of every resource; must offer the Flex Consumption plan.')
+param location string = resourceGroup().location
+
+@description('Function App name (its default host name is <name>.azurewebsites.net); empty: derived.')
+param functionAppName string = ''
+
+@description('Public host name the Patients app uses if you put a custom domain in front; empty: the app\'s default host name. Sets EHRB_PUBLIC_BASE_URL, EHRB_TOKEN_ISSUER and EHRB_TOKEN_AUDIENCE.')
+param publicHostName string = ''
+
+@description('Object id of the operators\' Entra group (or user) given Key Vault Secrets Officer and table access for the ops CLI; empty: none (grant access by hand).')
+param operatorPrincipalId string = ''
+
+@description('Type of operatorPrincipalId.')
+@allowed([
+  'Group'
+  'User'
+  'ServicePrincipal'
+])
+param operatorPrincipalType string = 'Group'
+
+@description('Key Vault public network access. Disabled needs private endpoints and VNet integration, which this template does not create.')
+@allowed([
+  'Enabled'
+  'Disabled'
+])
+param keyVaultPublicNetworkAccess string = 'Enabled'
+
+@description('Storage replication; geo-redundant by default (the tables hold every client and tenant mapping).')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+  'Standard_RAGRS'
+  'Standard_RAGZRS'
+])
+param storageSku string = 'Standard_GRS'
+
+@description('Days Log Analytics and Application Insights keep the audit trail.')
+@minValue(30)
+@maxValue(730)
+param logRetentionInDays int = 90
+
+@description('Most instances the app scales out to. Rate limits are per instance.')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('Instances kept warm for HTTP (billed while idle); 0: scale to zero.')
+@minValue(0)
+@maxValue(20)
+param alwaysReadyInstances int = 0
+
+@description('Zone-redundant Flex Consumption plan (only where the region supports it; use a ZRS or GZRS storageSku).')
+param zoneRedundant bool = false
+
+@description('EHRB_TOKEN_ALGORITHM: the one algorithm access tokens are signed and verified with.')
+@allowed([
+  'RS256'
+  'ES256'
+])
+param tokenAlgorithm string = 'RS256'
+
+@description('EHRB_TOKEN_LIFETIME_SECONDS: access-token lifetime.')
+@minValue(60)
+@maxValue(3600)
+param tokenLifetimeSeconds int = 900
+
+@description('EHRB_CACHE_TTL_SECONDS: cache TTL, hence the revocation delay of changes made elsewhere.')
+@minValue(1)
+@maxValue(3600)
+param cacheTtlSeconds int = 60
+
+@description('EHRB_TENANT_RATE_LIMIT_PER_SECOND: proxied requests per second per tenant, per instance.')
+@minValue(1)
+param tenantRateLimitPerSecond int = 50
+
+@description('EHRB_CLIENT_RATE_LIMIT_PER_SECOND: proxied requests per second per client, per instance.')
+@minValue(1)
+param clientRateLimitPerSecond int = 50
+
+@description('EHRB_SANDBOX_ENABLED: the built-in sandbox provider. Off unless turned on here.')
+param sandboxEnabled bool = false
+
+var resourceToken = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
+var appName = empty(functionAppName) ? 'func-ehrb-${resourceToken}' : functionAppName
+var tags = {
+  'azd-env-name': environmentName
+  application: 'ehr-bridge'
+}
+
+module identity 'modules/identity.bicep' = {
+  name: 'identity'
+  params: {
+    name: 'id-ehrb-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  params: {
+    logAnalyticsName: 'log-ehrb-${resourceToken}'
+    applicationInsightsName: 'appi-ehrb-${resourceToken}'
+    location: location
+    tags: tags
+    retentionInDays: logRetentionInDays
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  params: {
+    name: 'stehrb${resourceToken}'
+    location: location
+    tags: tags
+    skuName: storageSku
+    deploymentContainerName: 'app-package'
+    workspaceId: monitoring.outputs.workspaceId
+  }
+}
+
+module keyVault 'modules/keyvault.bicep' = {
+  name: 'keyvault'
+  params: {
+    name: 'kv-ehrb-${resourceToken}'
+    location: location
+    tags: tags
+    publicNetworkAccess: keyVaultPublicNetworkAccess
+    softDeleteRetentionInDays: 90
+    workspaceId: monitoring.outputs.workspaceId
+  }
+}
+
+module roles 'modules/roles.bicep' = {
+  name: 'roles'
+  params: {
+    appPrincipalId: identity.outputs.principalId
+    operatorPrincipalId: operatorPrincipalId
+    operatorPrincipalType: operatorPrincipalType
+    keyVaultName: keyVault.outputs.name
+    storageAccountName: storage.outputs.name
+    clientsTableName: storage.outputs.clientsTableName
+    tenantsTableName: storage.outputs.tenantsTableName
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+  }
+}
+
+module functionApp 'modules/functionapp.bicep' = {
+  name: 'functionapp'
+  params: {
+    name: appName
+    planName: 'plan-ehrb-${resourceToken}'
+    location: location
+    tags: tags
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    storageAccountName: storage.outputs.name
+    deploymentContainerUrl: storage.outputs.deploymentContainerUrl
+    tablesEndpoint: storage.outputs.tableEndpoint
+    keyVaultUri: keyVault.outputs.uri
+    applicationInsightsConnectionString: monitoring.outputs.connectionString
+    publicHostName: publicHostName
+    maximumInstanceCount: maximumInstanceCount
+    alwaysReadyInstances: alwaysReadyInstances
+    zoneRedundant: zoneRedundant
+    tokenAlgorithm: tokenAlgorithm
+    tokenLifetimeSeconds: tokenLifetimeSeconds
+    cacheTtlSeconds: cacheTtlSeconds
+    tenantRateLimitPerSecond: tenantRateLimitPerSecond
+    clientRateLimitPerSecond: clientRateLimitPerSecond
+    sandboxEnabled: sandboxEnabled
+  }
+  // The host reads its storage and Application Insights with the identity: grant first.
+  dependsOn: [
+    roles
+  ]
+}
+
+// The public face: what a customer pastes into the Patients app, and where tokens come from.
+output FHIR_DSTU2_URL string = '${functionApp.outputs.publicBaseUrl}/api/fhir/dstu2'
+output FHIR_STU3_URL string = '${functionApp.outputs.publicBaseUrl}/api/fhir/stu3'
+output FHIR_R4_URL string = '${functionApp.outputs.publicBaseUrl}/api/fhir/r4'
+output TOKEN_URL string = '${functionApp.outputs.publicBaseUrl}/api/oauth2/token'
+output KEY_VAULT_NAME string = keyVault.outputs.name
+
+// For operators: names, and the settings the ops CLI reads (`azd env get-values`).
+output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
+output AZURE_FUNCTION_APP_HOSTNAME string = functionApp.outputs.defaultHostName
+output AZURE_RESOURCE_GROUP string = resourceGroup().name
+output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
+output LOG_ANALYTICS_WORKSPACE_NAME string = monitoring.outputs.workspaceName
+output STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output EHRB_SECRET_STORE string = 'keyvault'
+output EHRB_KEYVAULT_URL string = keyVault.outputs.uri
+output EHRB_TABLES_ENDPOINT string = storage.outputs.tableEndpoint
+output EHRB_TOKEN_ALGORITHM string = tokenAlgorithm
+output EHRB_TOKEN_LIFETIME_SECONDS string = string(tokenLifetimeSeconds)
+output EHRB_CACHE_TTL_SECONDS string = string(cacheTtlSeconds)

@@ -1,0 +1,183 @@
+// Every role assignment of the deployment, and nothing broader than what the code does.
+// tests/infra/test_bicep.py checks this file against the code's needs: each role below is
+// assigned to exactly the principals named here, and no Owner, Contributor, User Access
+// Administrator or other management-plane role appears anywhere in infra/.
+//
+// The app's user-assigned identity (AZURE_CLIENT_ID):
+//   Key Vault Secrets Officer       vault        get/list for the token and proxy paths
+//                                                (client-*, token-signing-key, provider-*),
+//                                                set/update for the management API, which
+//                                                registers clients and rotates or disables
+//                                                client-secret versions in the app itself.
+//                                                Secrets User is read-only and would break
+//                                                POST manage/clients and secret rotation.
+//   Storage Table Data Contributor  the tables   read and write client records and tenant
+//                                   clients and  mappings (get, insert, replace, delete,
+//                                   tenants      query); nothing else in the account.
+//   Storage Blob Data Owner         account      identity-based host storage
+//                                                (AzureWebJobsStorage__*) needs Blob Data
+//                                                Owner; it also covers the Flex Consumption
+//                                                deployment container the platform reads the
+//                                                package from with this identity.
+//   Monitoring Metrics Publisher    App Insights telemetry with Entra ID auth (local auth off).
+//
+// The optional operator principal (a group, ideally), for the ops CLI and the portal:
+//   Key Vault Secrets Officer       vault        register/rotate clients, set provider
+//                                                credentials, rotate the signing key.
+//   Storage Table Data Contributor  the tables   client records and tenant mappings.
+
+@description('Principal id of the app\'s user-assigned managed identity.')
+param appPrincipalId string
+
+@description('Object id of the operators\' Entra group (or user) for the ops CLI; empty: none.')
+param operatorPrincipalId string
+
+@description('Type of the operator principal.')
+@allowed([
+  'Group'
+  'User'
+  'ServicePrincipal'
+])
+param operatorPrincipalType string
+
+@description('Name of the Key Vault.')
+param keyVaultName string
+
+@description('Name of the storage account.')
+param storageAccountName string
+
+@description('Name of the clients table.')
+param clientsTableName string
+
+@description('Name of the tenants table.')
+param tenantsTableName string
+
+@description('Name of the Application Insights component.')
+param applicationInsightsName string
+
+// Built-in role definitions, by GUID (the same in every tenant).
+var keyVaultSecretsOfficer = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7' // Key Vault Secrets Officer
+var storageTableDataContributor = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3' // Storage Table Data Contributor
+var storageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b' // Storage Blob Data Owner
+var monitoringMetricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb' // Monitoring Metrics Publisher
+
+var withOperator = !empty(operatorPrincipalId)
+
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
+  name: keyVaultName
+}
+
+resource account 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: storageAccountName
+}
+
+resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' existing = {
+  parent: account
+  name: 'default'
+}
+
+resource clientsTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' existing = {
+  parent: tableService
+  name: clientsTableName
+}
+
+resource tenantsTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' existing = {
+  parent: tableService
+  name: tenantsTableName
+}
+
+resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: applicationInsightsName
+}
+
+// The app's identity.
+
+resource appSecrets 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, appPrincipalId, keyVaultSecretsOfficer)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsOfficer)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+    description: 'EHR Bridge app: read secrets (token, proxy) and write them (management API rotation)'
+  }
+}
+
+resource appClientsTable 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(clientsTable.id, appPrincipalId, storageTableDataContributor)
+  scope: clientsTable
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageTableDataContributor)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+    description: 'EHR Bridge app: client records'
+  }
+}
+
+resource appTenantsTable 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(tenantsTable.id, appPrincipalId, storageTableDataContributor)
+  scope: tenantsTable
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageTableDataContributor)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+    description: 'EHR Bridge app: tenant mappings'
+  }
+}
+
+resource appHostStorage 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(account.id, appPrincipalId, storageBlobDataOwner)
+  scope: account
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataOwner)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+    description: 'EHR Bridge app: Functions host storage and the Flex Consumption deployment container'
+  }
+}
+
+resource appTelemetry 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(appInsights.id, appPrincipalId, monitoringMetricsPublisher)
+  scope: appInsights
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', monitoringMetricsPublisher)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+    description: 'EHR Bridge app: Application Insights telemetry with Entra ID authentication'
+  }
+}
+
+// The operators (optional).
+
+resource operatorSecrets 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (withOperator) {
+  name: guid(vault.id, operatorPrincipalId, keyVaultSecretsOfficer)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsOfficer)
+    principalId: operatorPrincipalId
+    principalType: operatorPrincipalType
+    description: 'EHR Bridge operators: ops CLI (clients, provider credentials, signing key)'
+  }
+}
+
+resource operatorClientsTable 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (withOperator) {
+  name: guid(clientsTable.id, operatorPrincipalId, storageTableDataContributor)
+  scope: clientsTable
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageTableDataContributor)
+    principalId: operatorPrincipalId
+    principalType: operatorPrincipalType
+    description: 'EHR Bridge operators: client records'
+  }
+}
+
+resource operatorTenantsTable 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (withOperator) {
+  name: guid(tenantsTable.id, operatorPrincipalId, storageTableDataContributor)
+  scope: tenantsTable
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageTableDataContributor)
+    principalId: operatorPrincipalId
+    principalType: operatorPrincipalType
+    description: 'EHR Bridge operators: tenant mappings'
+  }
+}
