@@ -1,0 +1,360 @@
+"""Encounter between R4, STU3 and DSTU2 (mapping doc §6).
+
+Every lossy choice is written down in docs/conversion/encounter.md and pinned by
+tests/unit/convert/test_encounter.py. What the target cannot hold travels in the HL7
+cross-version extension form, so round trips come back whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from shared.fhir.convert.common import (
+    ConversionError,
+    Resource,
+    add_xver,
+    concept,
+    convert_reference,
+    first_code,
+    rename,
+    take_xver,
+)
+from shared.fhir.convert.patient import (
+    items,
+    narrow_reference,
+    prune_empty_twins,
+    restore_reference,
+)
+
+# -- code tables (official ConceptMaps in fixtures/hl7-xver-conceptmaps, §6.1) ------------------
+
+_DSTU2_STATUSES = frozenset(
+    {"planned", "arrived", "in-progress", "onleave", "finished", "cancelled"}
+)
+
+_ACT_CODE = "http://hl7.org/fhir/v3/ActCode"  # STU3 spelling; the framework rewrites it for R4
+_DSTU2_CLASS = "http://hl7.org/fhir/encounter-class"
+# ActCode → DSTU2 class (R3-V3ActEncounterCode-R2-EncounterClass). AMB has two targets:
+# `ambulatory` names the same concept (HAPI agrees). ACUTE and NONAC (noMap) are inpatient
+# encounters: proxy decision `inpatient`. Any other code becomes `other`.
+_CLASS_TO_DSTU2 = {
+    "IMP": "inpatient",
+    "ACUTE": "inpatient",
+    "NONAC": "inpatient",
+    "AMB": "ambulatory",
+    "EMER": "emergency",
+    "HH": "home",
+    "FLD": "field",
+    "SS": "daytime",
+    "VR": "virtual",
+}
+# DSTU2 class → ActCode (R2-EncounterClass-R3-V3ActEncounterCode).
+_CLASS_FROM_DSTU2 = {
+    "inpatient": "IMP",
+    "outpatient": "AMB",
+    "ambulatory": "AMB",
+    "emergency": "EMER",
+    "home": "HH",
+    "field": "FLD",
+    "daytime": "SS",
+    "virtual": "VR",
+}
+_DSTU2_CLASSES = frozenset({*_CLASS_FROM_DSTU2, "other"})
+
+# Diagnosis roles DSTU2 has an element for (the official R3→R2 map).
+_DIAGNOSIS_ROLE = "http://hl7.org/fhir/diagnosis-role"
+_ROLE_ELEMENTS = {"AD": "admittingDiagnosis", "DD": "dischargeDiagnosis"}
+_ROLE_DISPLAYS = {"AD": "Admission diagnosis", "DD": "Discharge diagnosis"}
+
+# A required element the source lacks is marked absent, never invented (§2.6).
+_ABSENT = {
+    "url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason",
+    "valueCode": "unknown",
+}
+
+# Reference targets where the versions differ (§2.3, §6.1); None: no narrowing needed.
+_REFERRALS = frozenset({"ReferralRequest"})
+_REFS_STU3: Mapping[str, frozenset[str] | None] = {
+    "subject": None,
+    "incomingReferral": _REFERRALS,
+    "episodeOfCare": None,
+    "appointment": None,
+    "account": None,
+    "serviceProvider": None,
+    "partOf": None,
+}
+_REFS_R4: Mapping[str, frozenset[str] | None] = {
+    **{key: None for key in _REFS_STU3 if key != "incomingReferral"},
+    "basedOn": frozenset({"ServiceRequest"}),
+}
+_REFS_DSTU2: Mapping[str, frozenset[str] | None] = {
+    "patient": frozenset({"Patient"}),
+    "incomingReferral": _REFERRALS,
+    "episodeOfCare": None,
+    "appointment": None,
+    "indication": None,
+    "serviceProvider": None,
+    "partOf": None,
+}
+_INDIVIDUALS_OLD = frozenset({"Practitioner", "RelatedPerson"})
+_PLACES_OLD = frozenset({"Location"})  # hospitalization origin/destination before R4
+_DSTU2_LISTS = ("identifier", "type", "reason", "participant", "location", "indication")
+_CC = "valueCodeableConcept"
+_REF = "valueReference"
+
+
+# -- steps --------------------------------------------------------------------------------------
+
+
+def r4_to_stu3(resource: Resource) -> Resource:
+    """R4 Encounter as STU3."""
+    encounter = resource
+    if _is_absent(encounter.get("class")):  # our own R4 stand-in (see stu3_to_r4)
+        del encounter["class"]
+    rename(encounter, [("reasonCode", "reason"), ("basedOn", "incomingReferral")])
+    add_xver(encounter, "r4", "Encounter.serviceType", _CC, encounter.pop("serviceType", None))
+    for reference in encounter.pop("reasonReference", None) or []:
+        value = convert_reference(reference, "stu3")
+        add_xver(encounter, "r4", "Encounter.reasonReference", _REF, value)
+    appointments = items(encounter.pop("appointment", None))
+    if appointments:
+        encounter["appointment"] = appointments[0]
+    for extra in appointments[1:]:
+        add_xver(encounter, "r4", "Encounter.appointment", _REF, convert_reference(extra, "stu3"))
+    for location in items(encounter.get("location")):
+        physical_type = location.pop("physicalType", None)
+        add_xver(location, "r4", "Encounter.location.physicalType", _CC, physical_type)
+    for diagnosis in items(encounter.get("diagnosis")):
+        rename(diagnosis, [("use", "role")])
+    _refs(encounter, _REFS_STU3, "r4", "stu3")
+    _nested_refs(encounter, "r4", "stu3", _INDIVIDUALS_OLD, _PLACES_OLD)
+    return encounter
+
+
+def stu3_to_r4(resource: Resource) -> Resource:
+    """STU3 Encounter as R4."""
+    encounter = resource
+    _class_to_act_code(encounter)
+    if not encounter.get("class"):  # 1..1 in R4 (§2.6): marked absent, not invented
+        encounter["class"] = {"extension": [dict(_ABSENT)]}
+    rename(encounter, [("reason", "reasonCode"), ("incomingReferral", "basedOn")])
+    service_type = take_xver(encounter, "r4", "Encounter.serviceType")
+    if service_type is not None:
+        encounter["serviceType"] = service_type
+    reasons = _take_all(encounter, "r4", "Encounter.reasonReference")
+    if reasons:
+        encounter["reasonReference"] = reasons
+    appointment = encounter.pop("appointment", None)
+    appointments = [appointment] if appointment else []
+    appointments += _take_all(encounter, "r4", "Encounter.appointment")
+    if appointments:
+        encounter["appointment"] = appointments
+    for location in items(encounter.get("location")):
+        physical_type = take_xver(location, "r4", "Encounter.location.physicalType")
+        if physical_type is not None:
+            location["physicalType"] = physical_type
+    for diagnosis in items(encounter.get("diagnosis")):
+        rename(diagnosis, [("role", "use")])
+    _refs(encounter, _REFS_R4, "stu3", "r4")
+    _nested_refs(encounter, "stu3", "r4", None, None)
+    return encounter
+
+
+def stu3_to_dstu2(resource: Resource) -> Resource:
+    """STU3 Encounter as DSTU2; an entered-in-error one raises ConversionError."""
+    encounter = resource
+    _status_to_dstu2(encounter)
+    _class_to_dstu2(encounter)
+    rename(encounter, [("subject", "patient")])
+    encounter.pop("classHistory", None)  # no DSTU2 element (§6.1)
+    for account in encounter.pop("account", None) or []:
+        add_xver(encounter, "stu3", "Encounter.account", _REF, convert_reference(account, "dstu2"))
+    _diagnosis_to_dstu2(encounter)
+    _refs(encounter, _REFS_DSTU2, "stu3", "dstu2")
+    _nested_refs(encounter, "stu3", "dstu2", _INDIVIDUALS_OLD, _PLACES_OLD)
+    return encounter
+
+
+def dstu2_to_stu3(resource: Resource) -> Resource:
+    """DSTU2 Encounter as STU3."""
+    prune_empty_twins(resource)
+    encounter = resource
+    for key in _DSTU2_LISTS:  # Synthea DSTU2 writes `reason` as one object
+        if isinstance(encounter.get(key), dict):
+            encounter[key] = [encounter[key]]
+    status = take_xver(encounter, "stu3", "Encounter.status")
+    if status is not None:
+        encounter["status"] = status
+    _class_from_dstu2(encounter)
+    rename(encounter, [("patient", "subject")])
+    accounts = _take_all(encounter, "stu3", "Encounter.account")
+    if accounts:
+        encounter["account"] = accounts
+    _diagnosis_from_dstu2(encounter)
+    _refs(encounter, dict.fromkeys(_REFS_STU3), "dstu2", "stu3")
+    _nested_refs(encounter, "dstu2", "stu3", None, None)
+    return encounter
+
+
+# -- element rules ------------------------------------------------------------------------------
+
+
+def _status_for_dstu2(status: Any, period: Any) -> str | None:
+    """The DSTU2 status for an STU3 one, or None where there is none (§6.1)."""
+    if status in _DSTU2_STATUSES:
+        return str(status)
+    if status == "triaged":  # proxy decision: triage comes after arrival
+        return "arrived"
+    if status == "unknown":  # proxy decision: an end means it is over
+        return "finished" if isinstance(period, dict) and period.get("end") else "in-progress"
+    return None  # entered-in-error: there was no such encounter
+
+
+def _status_to_dstu2(encounter: Resource) -> None:
+    """status and statusHistory for DSTU2; the original status is carried (§6.1)."""
+    status = encounter.get("status")
+    mapped = _status_for_dstu2(status, encounter.get("period"))
+    if mapped is None:
+        raise ConversionError(f"an Encounter with status {status!r} has no DSTU2 form")
+    if mapped != status:
+        add_xver(encounter, "stu3", "Encounter.status", "valueCode", status)
+        encounter["status"] = mapped
+    history = []
+    for entry in items(encounter.pop("statusHistory", None)):
+        entry_status = _status_for_dstu2(entry.get("status"), entry.get("period"))
+        if entry_status:  # an entered-in-error entry is dropped
+            history.append({**entry, "status": entry_status})
+    if history:
+        encounter["statusHistory"] = history
+
+
+def _class_to_act_code(encounter: Resource) -> None:
+    """A DSTU2 class code in an STU3 Coding without system (Synthea STU3) → ActCode."""
+    coding = encounter.get("class")
+    if isinstance(coding, dict) and not coding.get("system"):
+        code = _CLASS_FROM_DSTU2.get(str(coding.get("code")))
+        if code:
+            encounter["class"] = {"system": _ACT_CODE, "code": code}
+
+
+def _class_to_dstu2(encounter: Resource) -> None:
+    """STU3 class Coding → DSTU2 code; a Coding that would not come back is carried."""
+    coding = encounter.pop("class", None)
+    carried = take_xver(encounter, "dstu2", "Encounter.class")
+    if carried is not None:  # a DSTU2 code that shares its ActCode (outpatient)
+        encounter["class"] = carried
+        return
+    if not isinstance(coding, dict):
+        return
+    code, system = coding.get("code"), coding.get("system")
+    if system in (None, _DSTU2_CLASS) and code in _DSTU2_CLASSES:
+        encounter["class"] = str(code)  # already a DSTU2 code (Synthea STU3 writes these)
+        return
+    mapped = _CLASS_TO_DSTU2.get(str(code), "other") if system == _ACT_CODE else "other"
+    encounter["class"] = mapped
+    if system != _ACT_CODE or _CLASS_FROM_DSTU2.get(mapped) != code:
+        add_xver(encounter, "stu3", "Encounter.class", "valueCoding", coding)
+
+
+def _class_from_dstu2(encounter: Resource) -> None:
+    """DSTU2 class code → STU3 ActCode Coding (`other` keeps the DSTU2 system)."""
+    code = encounter.pop("class", None)
+    encounter.pop("_class", None)
+    carried = take_xver(encounter, "stu3", "Encounter.class")
+    if carried is not None:
+        encounter["class"] = carried
+    elif code in _CLASS_FROM_DSTU2:
+        act = _CLASS_FROM_DSTU2[code]
+        encounter["class"] = {"system": _ACT_CODE, "code": act}
+        if _CLASS_TO_DSTU2[act] != code:  # outpatient and ambulatory are both AMB
+            add_xver(encounter, "dstu2", "Encounter.class", "valueCode", code)
+    elif code:
+        encounter["class"] = {"system": _DSTU2_CLASS, "code": code}
+
+
+def _diagnosis_to_dstu2(encounter: Resource) -> None:
+    """diagnosis → admitting/discharge diagnosis by role AD/DD, else indication (R3→R2)."""
+    for diagnosis in items(encounter.pop("diagnosis", None)):
+        condition = diagnosis.get("condition")
+        element = _ROLE_ELEMENTS.get(str(first_code(diagnosis.get("role"))))
+        if element:
+            hospitalization = encounter.setdefault("hospitalization", {})
+            hospitalization.setdefault(element, []).append(condition)
+        elif condition:
+            encounter.setdefault("indication", []).append(condition)
+
+
+def _diagnosis_from_dstu2(encounter: Resource) -> None:
+    """indication, admitting and discharge diagnoses → STU3 diagnosis (roles AD, DD)."""
+    diagnoses = [{"condition": c} for c in encounter.pop("indication", None) or []]
+    hospitalization = encounter.get("hospitalization")
+    if isinstance(hospitalization, dict):
+        for role, element in _ROLE_ELEMENTS.items():
+            role_concept = concept(_DIAGNOSIS_ROLE, role, _ROLE_DISPLAYS[role])
+            for condition in hospitalization.pop(element, None) or []:
+                diagnoses.append({"condition": condition, "role": role_concept})
+        if not hospitalization:
+            del encounter["hospitalization"]
+    if diagnoses:
+        encounter["diagnosis"] = diagnoses
+
+
+def _nested_refs(
+    encounter: Resource,
+    source: str,
+    target: str,
+    individuals: frozenset[str] | None,
+    places: frozenset[str] | None,
+) -> None:
+    """References inside participant, diagnosis, hospitalization and location."""
+    for participant in items(encounter.get("participant")):
+        _refs(participant, {"individual": individuals}, source, target)
+    for diagnosis in items(encounter.get("diagnosis")):
+        _refs(diagnosis, {"condition": None}, source, target)
+    hospitalization = encounter.get("hospitalization")
+    _refs(hospitalization, {"origin": places, "destination": places}, source, target)
+    _refs(hospitalization, dict.fromkeys(_ROLE_ELEMENTS.values()), source, target)
+    for location in items(encounter.get("location")):
+        # convert_reference keeps display, which the app shows (§1)
+        _refs(location, {"location": None}, source, target)
+
+
+def _is_absent(value: Any) -> bool:
+    """True for an element marked absent with data-absent-reason (our R4 stand-in)."""
+    extensions = value.get("extension") if isinstance(value, dict) else None
+    return isinstance(extensions, list) and _ABSENT in extensions
+
+
+# -- helpers (candidates for common.py; see the report to the lead) -----------------------------
+
+
+def _ref(reference: Any, source: str, target: str, allowed: frozenset[str] | None) -> Any:
+    """convert_reference; restore a reference string ``target`` carried; narrow (§2.3)."""
+    out = convert_reference(reference, target)
+    restore_reference(out, target)
+    if allowed is not None:
+        narrow_reference(out, allowed, source)
+    return out
+
+
+def _refs(
+    holder: Any, table: Mapping[str, frozenset[str] | None], source: str, target: str
+) -> None:
+    """Apply _ref to each listed element of ``holder`` (single or list)."""
+    if not isinstance(holder, dict):
+        return
+    for key, allowed in table.items():
+        value = holder.get(key)
+        if isinstance(value, list):
+            holder[key] = [_ref(item, source, target, allowed) for item in value]
+        elif value is not None:
+            holder[key] = _ref(value, source, target, allowed)
+
+
+def _take_all(element: Resource, source: str, path: str) -> list[Any]:
+    """Every value carried for ``path`` (removed), in order."""
+    values = []
+    while (value := take_xver(element, source, path)) is not None:
+        values.append(value)
+    return values
