@@ -1,0 +1,531 @@
+"""AllergyIntolerance between R4, STU3 and DSTU2 (mapping doc §7), and the helpers that
+medication_request.py and coverage.py share with it.
+
+The helpers (carrying elements in cross-version extensions, supplied-value markers, narrowing
+references, contained resources) are public so the other two converters can use them; they
+belong in common.py. Decisions: docs/conversion/allergy_intolerance.md.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from shared.fhir.convert.common import (
+    Resource,
+    add_xver,
+    convert_reference,
+    rename,
+    take_xver,
+    xver_url,
+)
+
+# -- helpers shared with medication_request.py and coverage.py ---------------------------------
+
+# Marks a value the proxy had to supply for an element the target requires (§2.6): the app sees
+# a value, and the way back up knows the source had none.
+DATA_ABSENT = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
+# The type segment of a relative or absolute literal reference ("PractitionerRole/7").
+_REFERENCE_TYPE = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/[A-Za-z0-9\-.]{1,64}(?:/_history/[^/]+)?$")
+# A dateTime with a time but no zone; and the free-text keys whose strings are never dates.
+_ZONELESS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?")
+_FREE_TEXT = frozenset({"text", "div", "display", "description", "value", "valueString"})
+# Contained resources whose types the framework does not convert: what is kept of them (the
+# elements all three releases share). Anything else contained is dropped.
+_CONTAINED_KEPT = {"Medication": ("resourceType", "id", "text", "code")}
+
+
+def items(value: Any) -> list[dict[str, Any]]:
+    """The dict items of a 0..* element (or of a single dict)."""
+    if isinstance(value, dict):
+        return [value]
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def supplied() -> dict[str, Any]:
+    """The marker of a proxy-supplied value (data-absent-reason ``unknown``)."""
+    return {"extension": [{"url": DATA_ABSENT, "valueCode": "unknown"}]}
+
+
+def is_supplied(value: Any) -> bool:
+    """True when ``value`` (an element or a primitive's ``_x`` twin) carries the marker."""
+    return isinstance(value, dict) and any(
+        extension.get("url") == DATA_ABSENT for extension in items(value.get("extension"))
+    )
+
+
+def prune_empty_twins(node: Any) -> Any:
+    """Remove ``_x`` twins left empty once DSTU2's fhir_comments are stripped (in place)."""
+    if isinstance(node, list):
+        for item in node:
+            prune_empty_twins(item)
+    elif isinstance(node, dict):
+        for key in list(node):
+            value = prune_empty_twins(node[key])
+            if key.startswith("_") and (
+                value == {} or (isinstance(value, list) and all(v in ({}, None) for v in value))
+            ):
+                del node[key]
+    return node
+
+
+def date_for_zoneless(node: Any) -> Any:
+    """Cut dateTimes with a time but no zone (invalid in every release, seen in Epic's DSTU2
+    data) to their date: the zone is unknown, the date is still true (in place)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if isinstance(value, str) and key not in _FREE_TEXT and _ZONELESS.fullmatch(value):
+                node[key] = value[:10]
+            elif key not in ("text", "meta"):
+                date_for_zoneless(value)
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            if isinstance(value, str) and _ZONELESS.fullmatch(value):
+                node[index] = value[:10]
+            else:
+                date_for_zoneless(value)
+    return node
+
+
+def drop_empty_narrative(resource: Resource) -> None:
+    """A narrative without its div is invalid in every release and says nothing: dropped."""
+    text = resource.get("text")
+    if isinstance(text, dict) and not text.get("div"):
+        resource.pop("text")
+
+
+def repair(resource: Resource) -> Resource:
+    """The input repairs every step makes (real data breaks rules all releases share)."""
+    date_for_zoneless(resource)
+    drop_empty_narrative(resource)
+    return resource
+
+
+def carry(holder: Any, key: str, path: str, value_key: str, source: str, target: str) -> None:
+    """Move ``holder[key]`` (each item of a list) into cross-version extensions on ``holder``."""
+    if not isinstance(holder, dict) or key not in holder:
+        return
+    value = holder.pop(key)
+    holder.pop("_" + key, None)
+    for item in value if isinstance(value, list) else [value]:
+        if value_key == "valueReference":
+            item = convert_reference(item, target)
+        add_xver(holder, source, path, value_key, item)
+
+
+def carried(holder: Any, source: str, path: str) -> list[tuple[str, Any]]:
+    """Remove every cross-version extension for ``path``; their (value key, value) pairs."""
+    if not isinstance(holder, dict) or not isinstance(holder.get("extension"), list):
+        return []
+    url = xver_url(source, path)
+    found = [e for e in items(holder["extension"]) if e.get("url") == url]
+    holder["extension"] = [e for e in holder["extension"] if not any(e is f for f in found)]
+    if not holder["extension"]:
+        holder.pop("extension")
+    return [_value(extension) for extension in found]
+
+
+def _value(extension: dict[str, Any]) -> tuple[str, Any]:
+    """(value key, value) of an extension; ("extension", parts) for a complex one."""
+    return next(
+        ((k, v) for k, v in extension.items() if k.startswith("value") or k == "extension"),
+        ("", None),
+    )
+
+
+def peek(holder: Any, source: str, path: str) -> list[Any]:
+    """The values of the cross-version extensions for ``path``, left in place."""
+    if not isinstance(holder, dict):
+        return []
+    url = xver_url(source, path)
+    return [_value(e)[1] for e in items(holder.get("extension")) if e.get("url") == url]
+
+
+def restore(holder: Any, key: str, path: str, source: str, *, many: bool = False) -> None:
+    """Undo ``carry``: the carried values become ``holder[key]`` again."""
+    values = [value for _, value in carried(holder, source, path)]
+    if values and isinstance(holder, dict):
+        holder[key] = values if many else values[0]
+
+
+def restore_choice(
+    holder: Any, base: str, path: str, source: str, types: Mapping[str, str] | None = None
+) -> bool:
+    """Undo ``carry`` of a choice element: the value key names the type (``types`` overrides).
+    True when a value was restored."""
+    for value_key, value in carried(holder, source, path)[:1]:
+        holder[base + (types or {}).get(value_key, value_key[5:])] = value
+        return True
+    return False
+
+
+def reference_type(reference: Any) -> str | None:
+    """The resource type a literal reference points at, when its string shows it."""
+    if isinstance(reference, dict) and isinstance(reference.get("reference"), str):
+        match = _REFERENCE_TYPE.search(reference["reference"])
+        return match.group(1) if match else None
+    return None
+
+
+def narrow(reference: Any, allowed: Iterable[str], source: str) -> None:
+    """A reference to a type the older release does not allow there keeps only ``display``;
+    the reference string rides in a cross-version extension (§2.3, proxy decision)."""
+    kind = reference_type(reference)
+    if kind is not None and kind not in allowed:
+        value = reference.pop("reference")
+        reference.pop("_reference", None)
+        add_xver(reference, source, "Reference.reference", "valueString", value)
+
+
+def widen(reference: Any, source: str) -> None:
+    """Undo ``narrow`` on the way back up to ``source``."""
+    if isinstance(reference, dict):
+        value = take_xver(reference, source, "Reference.reference")
+        if value is not None:
+            reference["reference"] = value
+
+
+def convert_contained(resource: Resource, source: str, target: str) -> None:
+    """Contained resources for ``target``: converted when the framework knows their type,
+    otherwise reduced to the elements every release shares, or dropped (proxy decision)."""
+    from shared.fhir.convert import convert, supports  # the package imports this one lazily
+
+    kept = []
+    for inner in items(resource.get("contained")):
+        kind = str(inner.get("resourceType", ""))
+        if supports(kind):
+            kept.append(convert(inner, source, target))
+        elif kind in _CONTAINED_KEPT:
+            kept.append({k: inner[k] for k in _CONTAINED_KEPT[kind] if k in inner})
+    if kept:
+        resource["contained"] = kept
+    else:
+        resource.pop("contained", None)
+
+
+def convert_references(holder: Any, keys: Iterable[str], target: str) -> None:
+    """``convert_reference`` on each named Reference (or list of them) of ``holder``."""
+    if not isinstance(holder, dict):
+        return
+    for key in keys:
+        value = holder.get(key)
+        if isinstance(value, list):
+            holder[key] = [convert_reference(item, target) for item in value]
+        elif value is not None:
+            holder[key] = convert_reference(value, target)
+
+
+def note_references(holder: Any, key: str, target: str) -> None:
+    """``convert_reference`` on the authors of an Annotation list (or single Annotation)."""
+    for note in items(holder.get(key) if isinstance(holder, dict) else None):
+        convert_references(note, ("authorReference",), target)
+
+
+def map_code(holder: Any, key: str, table: Mapping[str, str], valid: Iterable[str]) -> None:
+    """Translate the code ``holder[key]`` through ``table``; a code the target does not know
+    is dropped (the callers carry it first when it must survive)."""
+    if not isinstance(holder, dict) or key not in holder:
+        return
+    code = table.get(holder[key], holder[key])
+    if code in valid:
+        holder[key] = code
+    else:
+        holder.pop(key)
+        holder.pop("_" + key, None)
+
+
+# -- AllergyIntolerance ------------------------------------------------------------------------
+
+_RESOURCE = "AllergyIntolerance"
+_CLINICAL = frozenset({"active", "inactive", "resolved"})
+_VERIFICATION = frozenset({"unconfirmed", "confirmed", "refuted", "entered-in-error"})
+# Both spellings of each status system (the framework rewrites URIs, but servers mix them).
+_STATUS_SYSTEMS = {
+    "clinicalStatus": (
+        "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+        "http://hl7.org/fhir/allergy-clinical-status",
+        _CLINICAL,
+    ),
+    "verificationStatus": (
+        "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification",
+        "http://hl7.org/fhir/allergy-verification-status",
+        _VERIFICATION,
+    ),
+}
+# The R4 code systems' displays (allergyintolerance-clinical / -verification).
+_DISPLAY = {
+    "active": "Active",
+    "inactive": "Inactive",
+    "resolved": "Resolved",
+    "unconfirmed": "Unconfirmed",
+    "confirmed": "Confirmed",
+    "refuted": "Refuted",
+    "entered-in-error": "Entered in Error",
+}
+# DSTU2 status → STU3 (clinical, verification): the official R2→R3 ConceptMaps.
+_FROM_DSTU2_STATUS: dict[str, tuple[str | None, str | None]] = {
+    "active": ("active", None),
+    "confirmed": ("active", "confirmed"),
+    "unconfirmed": (None, "unconfirmed"),
+    "inactive": ("inactive", None),
+    "resolved": ("resolved", None),
+    "refuted": (None, "refuted"),
+    "entered-in-error": (None, "entered-in-error"),
+}
+# §7.1, official ConceptMaps R3⇄R2.
+_CRITICALITY_DSTU2 = {"low": "CRITL", "high": "CRITH", "unable-to-assess": "CRITU"}
+_CRITICALITY_STU3 = {dstu2: stu3 for stu3, dstu2 in _CRITICALITY_DSTU2.items()}
+_CATEGORY_DSTU2 = {"biologic": "other"}
+_CATEGORY_STU3 = {"other": "biologic"}
+_CATEGORIES_DSTU2 = frozenset({"food", "medication", "environment", "other"})
+_CATEGORIES_STU3 = frozenset({"food", "medication", "environment", "biologic"})
+# DSTU2 reaction.certainty in STU3/R4 (official extension, §2.7); HAPI writes valueString.
+_CERTAINTY = "http://hl7.org/fhir/AllergyIntolerance-r2-certainty"
+_CERTAINTIES = frozenset({"unlikely", "likely", "confirmed"})
+# Reference targets STU3 allows where R4 allows more (§7.1); DSTU2 allows the same as STU3.
+_RECORDER = frozenset({"Practitioner", "Patient"})
+_ASSERTER = frozenset({"Patient", "RelatedPerson", "Practitioner"})
+# onset[x] carried into DSTU2 (which only has a dateTime): the value key names the STU3 type;
+# DSTU2 has no Age type, so an Age rides as a Quantity.
+_ONSET_VALUE = {"onsetAge": "valueQuantity", "onsetRange": "valueRange"}
+_ONSET_FROM_VALUE = {"valueQuantity": "Age"}
+_UNKNOWN_SUBSTANCE = "Unknown"
+
+
+def _status_code(value: Any, key: str) -> str | None:
+    """The STU3 code of an R4 status CodeableConcept (a coding of the right system, or none)."""
+    r4_system, old_system, valid = _STATUS_SYSTEMS[key]
+    for coding in items(value.get("coding") if isinstance(value, dict) else None):
+        if coding.get("system") in (r4_system, old_system, None) and coding.get("code") in valid:
+            return str(coding["code"])
+    return None
+
+
+def _statuses_to_stu3(allergy: Resource) -> None:
+    for key in _STATUS_SYSTEMS:
+        code = _status_code(allergy.pop(key, None), key)
+        if code:
+            allergy[key] = code
+    if "verificationStatus" not in allergy:
+        # STU3 requires it (§2.6): the least assertive code, marked as supplied.
+        allergy["verificationStatus"] = "unconfirmed"
+        allergy["_verificationStatus"] = supplied()
+
+
+def _statuses_to_r4(allergy: Resource) -> None:
+    if is_supplied(allergy.get("_verificationStatus")):
+        allergy.pop("verificationStatus", None)
+        allergy.pop("_verificationStatus")
+    for key, (system, _, valid) in _STATUS_SYSTEMS.items():
+        code = allergy.pop(key, None)
+        allergy.pop("_" + key, None)
+        if code in valid:  # an unknown code is dropped rather than mislabelled
+            allergy[key] = {"coding": [{"system": system, "code": code, "display": _DISPLAY[code]}]}
+
+
+def _dstu2_status(clinical: str | None, verification: str | None) -> str | None:
+    """The single DSTU2 status (§7.2: official R3→R2 rules, precedence a proxy decision)."""
+    if verification in ("entered-in-error", "refuted"):
+        return verification
+    if clinical in ("resolved", "inactive"):
+        return clinical
+    if clinical == "active":
+        return verification or "active"
+    return None
+
+
+def _status_to_dstu2(allergy: Resource) -> None:
+    clinical = allergy.pop("clinicalStatus", None)
+    verification = allergy.pop("verificationStatus", None)
+    if is_supplied(allergy.pop("_verificationStatus", None)):
+        verification = None
+    allergy.pop("_clinicalStatus", None)
+    status = _dstu2_status(clinical, verification)
+    if status:
+        allergy["status"] = status
+    # What the single status cannot say rides along, so the way back up restores both codes.
+    derived = _FROM_DSTU2_STATUS.get(status or "", (None, None))
+    for key, original, back in (
+        ("clinicalStatus", clinical, derived[0]),
+        ("verificationStatus", verification, derived[1]),
+    ):
+        if original != back:
+            add_xver(allergy, "stu3", f"{_RESOURCE}.{key}", "valueCode", original or "none")
+
+
+def _status_from_dstu2(allergy: Resource) -> None:
+    status = allergy.pop("status", None)
+    allergy.pop("_status", None)
+    clinical, verification = _FROM_DSTU2_STATUS.get(status or "", (None, None))
+    for key, value in (("clinicalStatus", clinical), ("verificationStatus", verification)):
+        restored = [v for _, v in carried(allergy, "stu3", f"{_RESOURCE}.{key}")]
+        value = restored[0] if restored else value
+        if value and value != "none":
+            allergy[key] = value
+    if "verificationStatus" not in allergy:
+        allergy["verificationStatus"] = "unconfirmed"
+        allergy["_verificationStatus"] = supplied()
+
+
+def _substance_to_dstu2(allergy: Resource) -> None:
+    if "code" in allergy:
+        rename(allergy, [("code", "substance")])
+    else:
+        # DSTU2 requires substance (§2.6): a marked "Unknown" the app can show.
+        allergy["substance"] = {**supplied(), "text": _UNKNOWN_SUBSTANCE}
+
+
+def _substance_from_dstu2(allergy: Resource) -> None:
+    substance = allergy.pop("substance", None)
+    if substance is not None and not is_supplied(substance):
+        allergy["code"] = substance
+
+
+def _onset_to_dstu2(allergy: Resource) -> None:
+    if "onsetDateTime" in allergy:
+        rename(allergy, [("onsetDateTime", "onset")])
+        return
+    if isinstance(allergy.get("onsetPeriod"), dict) and allergy["onsetPeriod"].get("start"):
+        allergy["onset"] = allergy["onsetPeriod"]["start"]  # proxy decision (§7.1)
+    for key in ("onsetPeriod", "onsetAge", "onsetRange", "onsetString"):
+        value_key = _ONSET_VALUE.get(key, "value" + key[5:])
+        carry(allergy, key, f"{_RESOURCE}.onset", value_key, "stu3", "dstu2")
+
+
+def _onset_from_dstu2(allergy: Resource) -> None:
+    onset, twin = allergy.pop("onset", None), allergy.pop("_onset", None)
+    # A carried value is the original; DSTU2's onset was derived from it.
+    if not restore_choice(allergy, "onset", f"{_RESOURCE}.onset", "stu3", _ONSET_FROM_VALUE):
+        allergy.update({k: v for k, v in (("onsetDateTime", onset), ("_onsetDateTime", twin)) if v})
+
+
+def _notes_to_dstu2(holder: dict[str, Any], path: str) -> None:
+    """DSTU2 has one Annotation: the first; the rest ride along (§7.1)."""
+    notes = items(holder.get("note"))
+    if not notes:
+        holder.pop("note", None)
+        return
+    holder["note"] = notes[0]
+    for note in notes[1:]:
+        add_xver(holder, "stu3", path, "valueAnnotation", note)
+
+
+def _notes_from_dstu2(holder: dict[str, Any], path: str) -> None:
+    notes = items(holder.pop("note", None)) + [v for _, v in carried(holder, "stu3", path)]
+    if notes:
+        holder["note"] = notes
+
+
+def _reaction_to_dstu2(reaction: dict[str, Any]) -> None:
+    _notes_to_dstu2(reaction, f"{_RESOURCE}.reaction.note")
+    extensions = items(reaction.get("extension"))
+    found = [e for e in extensions if e.get("url") == _CERTAINTY]
+    code = next((e.get("valueCode") or e.get("valueString") for e in found), None)
+    if found:
+        reaction["extension"] = [e for e in extensions if e not in found]
+        if not reaction["extension"]:
+            reaction.pop("extension")
+    if code in _CERTAINTIES:
+        reaction["certainty"] = code
+
+
+def _reaction_from_dstu2(reaction: dict[str, Any]) -> None:
+    _notes_from_dstu2(reaction, f"{_RESOURCE}.reaction.note")
+    certainty = reaction.pop("certainty", None)
+    reaction.pop("_certainty", None)
+    if certainty:
+        reaction.setdefault("extension", []).append({"url": _CERTAINTY, "valueCode": certainty})
+
+
+def _categories_to_dstu2(allergy: Resource) -> None:
+    categories = allergy.pop("category", None) or []
+    allergy.pop("_category", None)
+    mapped = [_CATEGORY_DSTU2.get(c, c) for c in categories if isinstance(c, str)]
+    if mapped:
+        allergy["category"] = mapped[0]
+    for code in categories[1:]:  # DSTU2 holds one category (§7.1)
+        add_xver(allergy, "stu3", f"{_RESOURCE}.category", "valueCode", code)
+
+
+def _categories_from_dstu2(allergy: Resource) -> None:
+    category = allergy.pop("category", None)
+    allergy.pop("_category", None)
+    codes = [_CATEGORY_STU3.get(category, category)] if isinstance(category, str) else []
+    codes += [v for _, v in carried(allergy, "stu3", f"{_RESOURCE}.category")]
+    if codes:
+        allergy["category"] = codes
+
+
+def _references(allergy: Resource, target: str) -> None:
+    convert_references(allergy, ("patient", "recorder", "asserter", "reporter"), target)
+    note_references(allergy, "note", target)
+    for reaction in items(allergy.get("reaction")):
+        note_references(reaction, "note", target)
+
+
+def r4_to_stu3(allergy: Resource) -> Resource:
+    """R4 AllergyIntolerance → STU3: status CodeableConcepts → codes, recordedDate →
+    assertedDate, encounter carried in an extension."""
+    repair(allergy)
+    _statuses_to_stu3(allergy)
+    rename(allergy, [("recordedDate", "assertedDate")])
+    carry(allergy, "encounter", f"{_RESOURCE}.encounter", "valueReference", "r4", "stu3")
+    narrow(allergy.get("recorder"), _RECORDER, "r4")
+    narrow(allergy.get("asserter"), _ASSERTER, "r4")
+    _references(allergy, "stu3")
+    convert_contained(allergy, "r4", "stu3")
+    return allergy
+
+
+def stu3_to_r4(allergy: Resource) -> Resource:
+    """STU3 AllergyIntolerance → R4: codes → CodeableConcepts, assertedDate → recordedDate."""
+    repair(allergy)
+    widen(allergy.get("recorder"), "r4")
+    widen(allergy.get("asserter"), "r4")
+    restore(allergy, "encounter", f"{_RESOURCE}.encounter", "r4")
+    rename(allergy, [("assertedDate", "recordedDate")])
+    _statuses_to_r4(allergy)
+    convert_contained(allergy, "stu3", "r4")
+    return allergy
+
+
+def stu3_to_dstu2(allergy: Resource) -> Resource:
+    """STU3 AllergyIntolerance → DSTU2: one status (§7.2), code → substance, DSTU2 codes."""
+    repair(allergy)
+    _status_to_dstu2(allergy)
+    _substance_to_dstu2(allergy)
+    _onset_to_dstu2(allergy)
+    _categories_to_dstu2(allergy)
+    map_code(allergy, "criticality", _CRITICALITY_DSTU2, _CRITICALITY_DSTU2.values())
+    map_code(allergy, "category", {}, _CATEGORIES_DSTU2)
+    rename(allergy, [("assertedDate", "recordedDate"), ("asserter", "reporter")])
+    rename(allergy, [("lastOccurrence", "lastOccurence")])  # DSTU2's spelling (§7.1)
+    _notes_to_dstu2(allergy, f"{_RESOURCE}.note")
+    for reaction in items(allergy.get("reaction")):
+        _reaction_to_dstu2(reaction)
+    _references(allergy, "dstu2")
+    convert_contained(allergy, "stu3", "dstu2")
+    return allergy
+
+
+def dstu2_to_stu3(allergy: Resource) -> Resource:
+    """DSTU2 AllergyIntolerance → STU3: status → both status codes, substance → code."""
+    repair(allergy)
+    prune_empty_twins(allergy)
+    _status_from_dstu2(allergy)
+    _substance_from_dstu2(allergy)
+    _onset_from_dstu2(allergy)
+    # Synthea's DSTU2 export writes STU3 criticality codes: accept both spellings.
+    map_code(allergy, "criticality", _CRITICALITY_STU3, _CRITICALITY_DSTU2.keys())
+    _categories_from_dstu2(allergy)
+    allergy["category"] = [c for c in allergy.get("category", []) if c in _CATEGORIES_STU3]
+    if not allergy["category"]:
+        allergy.pop("category")
+    rename(allergy, [("recordedDate", "assertedDate"), ("reporter", "asserter")])
+    rename(allergy, [("lastOccurence", "lastOccurrence")])
+    _notes_from_dstu2(allergy, f"{_RESOURCE}.note")
+    for reaction in items(allergy.get("reaction")):
+        _reaction_from_dstu2(reaction)
+    convert_contained(allergy, "dstu2", "stu3")
+    return allergy
