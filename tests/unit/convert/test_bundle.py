@@ -4,7 +4,6 @@ docs/conversion/bundle.md."""
 
 from __future__ import annotations
 
-import json
 import string
 from typing import Any
 
@@ -16,10 +15,9 @@ from hypothesis import strategies as st
 
 from shared.fhir.convert import ConversionError, convert
 from tests.support.dstu2 import Shape, assert_dstu2
-from tests.support.paths import FIXTURES
+from tests.support.fixtures import fixtures_of
 
 VERSIONS = ("dstu2", "stu3", "r4")
-HAPI_VERSIONS = {"10": "dstu2", "30": "stu3", "40": "r4"}
 V2_0203_R4 = "http://terminology.hl7.org/CodeSystem/v2-0203"
 
 # DSTU2 (1.0.2) Bundle, from the DSTU2 examples and mapping doc §11.
@@ -62,29 +60,6 @@ OPERATION_OUTCOME = Shape(
 DSTU2_METHODS = {"GET", "POST", "PUT", "DELETE"}
 # Types DSTU2 spells otherwise or lacks; their presence in DSTU2 output is a missed rename.
 NOT_DSTU2_TYPES = {"MedicationRequest", "CapabilityStatement"}
-
-
-def fixtures_of(resource_type: str) -> list[Any]:
-    """pytest params (source, target, resource): every fixture of ``resource_type`` paired
-    with every other version (the Synthea files are Bundles themselves)."""
-    found: list[tuple[str, str, dict[str, Any]]] = []
-    for version in VERSIONS:
-        for path in sorted((FIXTURES / "hl7-examples" / version).glob("*.json")):
-            found.append((version, f"{version}/{path.name}", json.loads(path.read_text())))
-        for path in sorted((FIXTURES / "synthea" / version).glob("*.json")):
-            found.append(
-                (version, f"synthea/{version}/{path.stem[:20]}", json.loads(path.read_text()))
-            )
-    for path in sorted((FIXTURES / "hapi-converter-pairs").glob("*.json")):
-        version = HAPI_VERSIONS[path.stem[-2:]]
-        found.append((version, f"hapi/{path.name}", json.loads(path.read_text())))
-    return [
-        pytest.param(version, target, resource, id=f"{label}->{target}")
-        for version, label, resource in found
-        if resource.get("resourceType") == resource_type
-        for target in VERSIONS
-        if target != version
-    ]
 
 
 def check_dstu2(bundle: dict[str, Any]) -> None:

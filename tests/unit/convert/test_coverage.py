@@ -15,10 +15,9 @@ from hypothesis import strategies as st
 
 from shared.fhir.convert import ConversionError, convert
 from tests.support.dstu2 import Shape, assert_dstu2
-from tests.support.paths import FIXTURES
+from tests.support.fixtures import fixtures_of
 
 VERSIONS = ("dstu2", "stu3", "r4")
-HAPI_VERSIONS = {"10": "dstu2", "30": "stu3", "40": "r4"}
 CLASS_SYSTEM = "http://terminology.hl7.org/CodeSystem/coverage-class"
 RELATIONSHIP_R4 = "http://terminology.hl7.org/CodeSystem/subscriber-relationship"
 DATA_ABSENT = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
@@ -47,30 +46,6 @@ COVERAGE = Shape(
     },
     lists=frozenset({"identifier", "contract"}),
 )
-
-
-def fixtures_of(*resource_types: str) -> list[Any]:
-    """pytest params (source, target, resource): every fixture of the types paired with every
-    other version (HL7 examples, Synthea bundles' entries, HAPI converter inputs)."""
-    found: list[tuple[str, str, dict[str, Any]]] = []
-    for version in VERSIONS:
-        for path in sorted((FIXTURES / "hl7-examples" / version).glob("*.json")):
-            found.append((version, f"{version}/{path.name}", json.loads(path.read_text())))
-        for path in sorted((FIXTURES / "synthea" / version).glob("*.json")):
-            for index, entry in enumerate(json.loads(path.read_text())["entry"]):
-                label = f"synthea/{version}/{path.stem[:20]}#{index}"
-                found.append((version, label, entry["resource"]))
-    for path in sorted((FIXTURES / "hapi-converter-pairs").glob("*.json")):
-        if path.stem[-2:] in HAPI_VERSIONS and "converted" not in path.stem:
-            version = HAPI_VERSIONS[path.stem[-2:]]
-            found.append((version, f"hapi/{path.name}", json.loads(path.read_text())))
-    return [
-        pytest.param(version, target, resource, id=f"{label}->{target}")
-        for version, label, resource in found
-        if resource.get("resourceType") in resource_types
-        for target in VERSIONS
-        if target != version
-    ]
 
 
 def validate(resource: dict[str, Any], version: str) -> None:

@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 
 from shared.fhir.convert import convert
 from tests.support.dstu2 import Shape, assert_dstu2
+from tests.support.fixtures import fixtures_of
 from tests.support.paths import FIXTURES
 
 VERSIONS = ("dstu2", "stu3", "r4")
-HAPI_VERSIONS = {"10": "dstu2", "30": "stu3", "40": "r4"}
 XVER_R4 = "http://hl7.org/fhir/4.0/StructureDefinition/extension-"
 XVER_STU3 = "http://hl7.org/fhir/3.0/StructureDefinition/extension-"
 ALIAS = "http://hl7.org/fhir/StructureDefinition/location-alias"
@@ -46,29 +46,6 @@ LOCATION = Shape(
     lists=frozenset({"identifier", "telecom"}),
 )
 DSTU2_CONTACT_SYSTEMS = {"phone", "fax", "email", "pager", "other"}
-
-
-def fixtures_of(resource_type: str) -> list[Any]:
-    """pytest params (source, target, resource): every fixture of ``resource_type`` paired
-    with every other version."""
-    found: list[tuple[str, str, dict[str, Any]]] = []
-    for version in VERSIONS:
-        for path in sorted((FIXTURES / "hl7-examples" / version).glob("*.json")):
-            found.append((version, f"{version}/{path.name}", json.loads(path.read_text())))
-        for path in sorted((FIXTURES / "synthea" / version).glob("*.json")):
-            for index, entry in enumerate(json.loads(path.read_text())["entry"]):
-                label = f"synthea/{version}/{path.stem[:20]}#{index}"
-                found.append((version, label, entry["resource"]))
-    for path in sorted((FIXTURES / "hapi-converter-pairs").glob("*.json")):
-        version = HAPI_VERSIONS[path.stem[-2:]]
-        found.append((version, f"hapi/{path.name}", json.loads(path.read_text())))
-    return [
-        pytest.param(version, target, resource, id=f"{label}->{target}")
-        for version, label, resource in found
-        if resource.get("resourceType") == resource_type
-        for target in VERSIONS
-        if target != version
-    ]
 
 
 def validate(resource: dict[str, Any], version: str) -> None:

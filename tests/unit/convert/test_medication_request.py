@@ -3,7 +3,6 @@ app reads, round trips and every decision in docs/conversion/medication_request.
 
 from __future__ import annotations
 
-import json
 import string
 from typing import Any
 
@@ -15,10 +14,9 @@ from hypothesis import strategies as st
 
 from shared.fhir.convert import ConversionError, convert
 from tests.support.dstu2 import Shape, assert_dstu2
-from tests.support.paths import FIXTURES
+from tests.support.fixtures import fixtures_of
 
 VERSIONS = ("dstu2", "stu3", "r4")
-HAPI_VERSIONS = {"10": "dstu2", "30": "stu3", "40": "r4"}
 DATA_ABSENT = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
 SUPPLIED = {"extension": [{"url": DATA_ABSENT, "valueCode": "unknown"}]}
 XVER_R4 = "http://hl7.org/fhir/4.0/StructureDefinition/extension-"
@@ -97,30 +95,6 @@ R4_STATUSES |= {"draft", "unknown"}
 DSTU2_STATUSES = {"active", "on-hold", "completed", "entered-in-error", "stopped", "draft"}
 DSTU2_WHEN = {"HS", "WAKE", "C", "CM", "CD", "CV", "AC", "ACM", "ACD", "ACV", "PC", "PCM"}
 DSTU2_WHEN |= {"PCD", "PCV", "IC", "ICM", "ICD", "ICV"}
-
-
-def fixtures_of(*resource_types: str) -> list[Any]:
-    """pytest params (source, target, resource): every fixture of the types paired with every
-    other version (HL7 examples, Synthea bundles' entries, HAPI converter inputs)."""
-    found: list[tuple[str, str, dict[str, Any]]] = []
-    for version in VERSIONS:
-        for path in sorted((FIXTURES / "hl7-examples" / version).glob("*.json")):
-            found.append((version, f"{version}/{path.name}", json.loads(path.read_text())))
-        for path in sorted((FIXTURES / "synthea" / version).glob("*.json")):
-            for index, entry in enumerate(json.loads(path.read_text())["entry"]):
-                label = f"synthea/{version}/{path.stem[:20]}#{index}"
-                found.append((version, label, entry["resource"]))
-    for path in sorted((FIXTURES / "hapi-converter-pairs").glob("*.json")):
-        if path.stem[-2:] in HAPI_VERSIONS and "converted" not in path.stem:
-            version = HAPI_VERSIONS[path.stem[-2:]]
-            found.append((version, f"hapi/{path.name}", json.loads(path.read_text())))
-    return [
-        pytest.param(version, target, resource, id=f"{label}->{target}")
-        for version, label, resource in found
-        if resource.get("resourceType") in resource_types
-        for target in VERSIONS
-        if target != version
-    ]
 
 
 def validate(resource: dict[str, Any], version: str) -> None:
