@@ -1,6 +1,7 @@
-"""``make bench``: figures for cold import, token issuance (in-process and over HTTP) and the
+"""``make bench``: figures for cold import, token issuance (in-process and over HTTP), the
 FHIR proxy (the handler's own cost per request; the latency it adds over HTTP, next to calling
-the upstream directly and through nginx).
+the upstream directly and through nginx) and FHIR version conversion (an R4 page of vital signs
+to STU3 and to DSTU2, in-process).
 
 Development only, loopback only. It prints numbers and never fails on them: goals are shown
 next to the figures for a reader to judge. Each measurement is a function returning a dict, so
@@ -1054,6 +1055,171 @@ def measure_proxy(
 
 
 # ---------------------------------------------------------------------------------------------
+# Version conversion
+
+CONVERSION_GOAL_MS = 5.0
+CONVERSION_ENTRIES = 100
+CONVERSION_FACES = ("stu3", "dstu2")
+_LOINC = "http://loinc.org"
+_UCUM = "http://unitsofmeasure.org"
+_CATEGORY_R4 = "http://terminology.hl7.org/CodeSystem/observation-category"
+_VITALS_PROFILE = "http://hl7.org/fhir/StructureDefinition/vitalsigns"
+# (LOINC code, display, UCUM unit, value at index 0, step per index); the panel comes last.
+_VITALS = (
+    ("8867-4", "Heart rate", "/min", 64.0, 1.0),
+    ("9279-1", "Respiratory rate", "/min", 12.0, 0.5),
+    ("8310-5", "Body temperature", "Cel", 36.4, 0.1),
+    ("59408-5", "Oxygen saturation in Arterial blood by Pulse oximetry", "%", 94.0, 0.5),
+    ("29463-7", "Body weight", "kg", 68.0, 0.3),
+    ("8302-2", "Body height", "cm", 170.0, 0.2),
+    ("39156-5", "Body mass index (BMI) [Ratio]", "kg/m2", 22.0, 0.1),
+)
+_BLOOD_PRESSURE = (
+    ("85354-9", "Blood pressure panel with all children optional"),
+    ("8480-6", "Systolic blood pressure", 110.0, 2.0),
+    ("8462-4", "Diastolic blood pressure", 70.0, 1.0),
+)
+
+
+def _concept(system: str, code: str, display: str, text: str | None = None) -> dict[str, Any]:
+    concept: dict[str, Any] = {"coding": [{"system": system, "code": code, "display": display}]}
+    if text:
+        concept["text"] = text
+    return concept
+
+
+def _quantity(value: float, unit: str) -> dict[str, Any]:
+    return {"value": round(value, 1), "unit": unit, "system": _UCUM, "code": unit}
+
+
+def _vital_sign(index: int, patient: str) -> dict[str, Any]:
+    """One R4 vital-sign Observation: a single measure, or every eighth a blood-pressure panel."""
+    step = index // (len(_VITALS) + 1)
+    resource: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": f"vitals-{index}",
+        "meta": {
+            "versionId": "1",
+            "lastUpdated": "2024-06-01T09:00:00Z",
+            "profile": [_VITALS_PROFILE],
+        },
+        "status": "final",
+        "category": [
+            _concept(_CATEGORY_R4, "vital-signs", "Vital Signs", "Vital Signs"),
+        ],
+        "subject": {"reference": f"Patient/{patient}"},
+        # Newest first, as the app asks (_sort=-date): a round of readings every 30 minutes.
+        "effectiveDateTime": _reading_time(index),
+    }
+    kind = index % (len(_VITALS) + 1)
+    if kind == len(_VITALS):
+        (code, display), *parts = _BLOOD_PRESSURE
+        resource["code"] = _concept(_LOINC, code, display, "Blood pressure")
+        resource["component"] = [
+            {
+                "code": _concept(_LOINC, part_code, part_display),
+                "valueQuantity": _quantity(start + delta * (step % 10), "mm[Hg]"),
+            }
+            for part_code, part_display, start, delta in parts
+        ]
+    else:
+        code, display, unit, start, delta = _VITALS[kind]
+        resource["code"] = _concept(_LOINC, code, display, display)
+        resource["valueQuantity"] = _quantity(start + delta * (step % 10), unit)
+    return resource
+
+
+def _reading_time(index: int) -> str:
+    minutes = 24 * 60 - 30 * (index // (len(_VITALS) + 1)) - index % (len(_VITALS) + 1)
+    day, minute = 10 + minutes // (24 * 60), minutes % (24 * 60)
+    return f"2024-05-{day:02d}T{minute // 60:02d}:{minute % 60:02d}:00Z"
+
+
+def vital_signs_searchset(
+    entries: int = CONVERSION_ENTRIES, base: str = PROVIDER_URL, patient: str = BENCH_PATIENT
+) -> dict[str, Any]:
+    """A page of an R4 vital-signs search as a provider answers it: ``entries`` Observations
+    (heart rate, respiratory rate, temperature, SpO2, weight, height, BMI and blood-pressure
+    panels; LOINC codes, UCUM units, R4 category system), fullUrls under ``base``, total, self
+    and next links."""
+    query = f"{VITALS_QUERY.replace(BENCH_PATIENT, patient)}&_count={entries}"
+    return {
+        "resourceType": "Bundle",
+        "id": "vitals-page-1",
+        "meta": {"lastUpdated": "2024-06-01T09:00:00Z"},
+        "type": "searchset",
+        "total": entries * 3,
+        "link": [
+            {"relation": "self", "url": f"{base}/Observation?{query}"},
+            {"relation": "next", "url": f"{base}/Observation?{query}&_getpagesoffset={entries}"},
+        ],
+        "entry": [
+            {
+                "fullUrl": f"{base}/Observation/vitals-{index}",
+                "resource": _vital_sign(index, patient),
+                "search": {"mode": "match"},
+            }
+            for index in range(entries)
+        ],
+    }
+
+
+def measure_conversion(
+    entries: int = CONVERSION_ENTRIES, *, runs: int = 400, budget_s: float = 20.0
+) -> dict[str, Any]:
+    """``FhirVersionConverter().response`` on an R4 vital-signs searchset of ``entries``
+    Observations, to each face in ``CONVERSION_FACES``: parse, convert, links, serialise, as the
+    proxy does it (no enrichment). Faces interleaved run by run; ms per conversion."""
+    from shared.http import Headers
+    from shared.proxy.conversion import FhirVersionConverter
+    from shared.proxy.model import UpstreamResponse
+
+    body = json.dumps(vital_signs_searchset(entries), separators=(",", ":")).encode("utf-8")
+    answer = UpstreamResponse(200, Headers({"Content-Type": f"{FHIR_JSON};charset=utf-8"}), body)
+    converter = FhirVersionConverter()
+
+    def convert(face: str) -> bytes:
+        return converter.response(face, "r4", answer).body
+
+    for face in CONVERSION_FACES:
+        converted = json.loads(convert(face))
+        resource = converted["entry"][0]["resource"] if converted.get("entry") else {}
+        category = resource.get("category")
+        if (
+            len(converted.get("entry", [])) != entries
+            or _CATEGORY_R4.encode() in convert(face)
+            or (face == "dstu2" and not isinstance(category, dict))
+        ):
+            raise RuntimeError(f"the {face} conversion did not convert: {str(converted)[:300]}")
+    for _ in range(min(WARMUP, runs)):
+        for face in CONVERSION_FACES:
+            convert(face)
+    latencies: dict[str, list[float]] = {face: [] for face in CONVERSION_FACES}
+    deadline = time.perf_counter() + budget_s
+    while len(latencies[CONVERSION_FACES[-1]]) < runs:
+        for face in CONVERSION_FACES:
+            began = time.perf_counter()
+            convert(face)
+            latencies[face].append(time.perf_counter() - began)
+        if time.perf_counter() >= deadline:
+            break
+    return {
+        "entries": entries,
+        "body_bytes": len(body),
+        "goal_ms": CONVERSION_GOAL_MS,
+        **{
+            face: {
+                "runs": len(samples),
+                "p50_ms": percentile(samples, 0.50) * 1000,
+                "p99_ms": percentile(samples, 0.99) * 1000,
+                "mean_ms": statistics.fmean(samples) * 1000,
+            }
+            for face, samples in latencies.items()
+        },
+    }
+
+
+# ---------------------------------------------------------------------------------------------
 # Report
 
 
@@ -1162,6 +1328,8 @@ def main() -> int:
         print(f"  {note}")
     print()
     _print_proxy(proxy)
+    print()
+    _print_conversion(measure_conversion())
     print()
     print(f"bench took {time.perf_counter() - began:.1f} s")
     return 0
@@ -1285,6 +1453,28 @@ def _print_proxy(proxy: dict[str, Any]) -> None:
         "  client, dev host and proxy share one process (one GIL); the proxy's rate limits are "
         "lifted for the bench"
     )
+
+
+def _print_conversion(conversion: dict[str, Any]) -> None:
+    goal = conversion["goal_ms"]
+    first = conversion[CONVERSION_FACES[0]]
+    print(
+        f"Version conversion (in-process FhirVersionConverter.response: parse + convert + links + "
+        f"serialise; R4 searchset of {conversion['entries']} vital-sign Observations, "
+        f"{conversion['body_bytes'] / 1024:.1f} KB; {first['runs']} runs per face, interleaved)"
+    )
+    rows = [
+        (
+            f"R4 → {face.upper()}",
+            f"{figures['p50_ms']:.2f} ms",
+            f"{figures['p99_ms']:.2f} ms",
+            f"{figures['mean_ms']:.2f} ms",
+            f"≤ {goal:.0f} ms each ({_verdict(figures['p50_ms'], goal)} at p50)",
+        )
+        for face in CONVERSION_FACES
+        for figures in (conversion[face],)
+    ]
+    print(_table(("conversion", "p50", "p99", "mean", "goal"), rows))
 
 
 if __name__ == "__main__":

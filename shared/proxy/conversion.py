@@ -166,20 +166,20 @@ class FhirVersionConverter:
                     resource_type_of(url) if isinstance(url, str) else None, face, provider
                 )
         else:
-            converted = convert(document, face, provider)
+            converted = convert(document, face, provider, copy=False)  # parsed here: ours
         return json.dumps(converted, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def _convert_document(document: dict[str, Any], face: str, provider: str) -> dict[str, Any]:
     # Links first, on the provider's own spelling (the query parameters are the provider's);
-    # the document is ours (just parsed), so in place.
+    # the document is ours (just parsed), so in place, and converted without a copy.
     convert_links(document, provider, face)
+    resource_type = str(document.get("resourceType") or "resource")  # before it is converted
     try:
-        return convert(document, provider, face)
+        return convert(document, provider, face, copy=False)
     except UnsupportedResource as error:
         raise NotConvertible(_unsupported(error.resource_type, provider, face)) from None
     except ConversionError as error:
-        resource_type = str(document.get("resourceType") or "resource")
         log.warning("response conversion failed for %s: %s", resource_type, error)
         raise NotConvertible(
             f"the provider's {resource_type} cannot be expressed in FHIR {LABELS[face]}"

@@ -99,3 +99,34 @@ def test_proxy_measurements_return_positive_figures(azurite: str) -> None:
         assert_positive(path, {"p50_ms", "p99_ms", "mean_ms"})
     assert result["paths"]["direct"]["added_p50_ms"] == 0
     assert_positive(result["paths"]["dev host + proxy"], {"devhost_floor_p50_ms"})
+
+
+def test_vital_signs_searchset_is_an_r4_page_of_every_vital_sign() -> None:
+    page = bench.vital_signs_searchset(16, base="https://fhir.example/r4")
+    assert (page["type"], len(page["entry"])) == ("searchset", 16)
+    assert {link["relation"] for link in page["link"]} == {"self", "next"}
+    observations = [entry["resource"] for entry in page["entry"]]
+    assert all(
+        e["fullUrl"].startswith("https://fhir.example/r4/Observation/") for e in page["entry"]
+    )
+    codes = {o["code"]["coding"][0]["code"] for o in observations}
+    assert codes == {"8867-4", "9279-1", "8310-5", "59408-5", "29463-7", "8302-2", "39156-5"} | {
+        "85354-9"
+    }
+    panel = next(o for o in observations if o["code"]["coding"][0]["code"] == "85354-9")
+    assert [c["code"]["coding"][0]["code"] for c in panel["component"]] == ["8480-6", "8462-4"]
+    assert all(c["valueQuantity"]["code"] == "mm[Hg]" for c in panel["component"])
+    times = [o["effectiveDateTime"] for o in observations]
+    assert times == sorted(times, reverse=True)  # newest first, as _sort=-date answers
+    category = observations[0]["category"][0]["coding"][0]
+    assert category["system"] == "http://terminology.hl7.org/CodeSystem/observation-category"
+
+
+def test_conversion_measurement_returns_positive_figures() -> None:
+    result = bench.measure_conversion(entries=3, runs=2)
+    assert result["entries"] == 3
+    assert result["goal_ms"] == bench.CONVERSION_GOAL_MS
+    assert_positive(result, {"body_bytes"})
+    for face in bench.CONVERSION_FACES:
+        assert result[face]["runs"] == 2
+        assert_positive(result[face], {"p50_ms", "p99_ms", "mean_ms"})

@@ -45,9 +45,17 @@ _MODULES = {
 _ORDER = {version: index for index, version in enumerate(VERSIONS)}
 
 
+_LOADED: dict[str, ModuleType] = {}  # imported on first use (cold start), then looked up here
+
+
 def _module(resource_type: str) -> ModuleType | None:
     name = _MODULES.get(resource_type)
-    return importlib.import_module(f"shared.fhir.convert.{name}") if name else None
+    if name is None:
+        return None
+    module = _LOADED.get(name)
+    if module is None:
+        module = _LOADED[name] = importlib.import_module(f"shared.fhir.convert.{name}")
+    return module
 
 
 def supports(resource_type: str) -> bool:
@@ -55,36 +63,57 @@ def supports(resource_type: str) -> bool:
     return resource_type in _MODULES
 
 
-def _steps(source: str, target: str) -> list[tuple[str, str]]:
+def _path(source: str, target: str) -> tuple[tuple[str, str], ...]:
     path = [source]
     if {source, target} == {"r4", "dstu2"}:
         path.append("stu3")
     path.append(target)
-    return list(itertools.pairwise(path))
+    return tuple(itertools.pairwise(path))
 
 
-def convert(resource: Mapping[str, Any], source: str, target: str) -> Resource:
-    """``resource`` (a ``source`` version dict) as a ``target`` version dict; input untouched."""
+_STEPS = {(s, t): _path(s, t) for s in VERSIONS for t in VERSIONS if s != t}
+
+
+def convert(
+    resource: Mapping[str, Any], source: str, target: str, *, copy: bool = True
+) -> Resource:
+    """``resource`` (a ``source`` version dict) as a ``target`` version dict.
+
+    With ``copy`` (the default) the input is untouched. ``copy=False`` converts in place, for a
+    document the caller owns (e.g. one it just parsed) and will not use again: the input is
+    left in an unspecified state and the returned dict is the result.
+    """
     if source not in _ORDER or target not in _ORDER:
         raise ConversionError("versions must be dstu2, stu3 or r4")
-    result = clone(resource)
+    result = clone(resource) if copy else _owned(resource)
     if source == "dstu2":
         strip_fhir_comments(result)
     if source == target:
         return result
-    resource_type = str(result.get("resourceType", ""))
+    return _convert_owned(result, source, target)
+
+
+def _convert_owned(resource: Resource, source: str, target: str) -> Resource:
+    resource_type = str(resource.get("resourceType", ""))
     module = _module(resource_type)
     if module is None:
         raise UnsupportedResource(resource_type or "(no resourceType)", source, target)
-    is_bundle = resource_type == "Bundle"
-    if not is_bundle:
-        # Real servers mix old and new code-system URIs: each step sees its own version's.
-        rewrite_systems(result, source)
-    for step_source, step_target in _steps(source, target):
+    steps = _STEPS[(source, target)]
+    if resource_type == "Bundle":
+        # Each entry goes through the whole chain at once, not once per Bundle step.
+        bundle: Resource = module.convert_through(resource, steps)
+        return bundle
+    # Real servers mix old and new code-system URIs: each step sees its own version's.
+    rewrite_systems(resource, source)
+    result = resource
+    for step_source, step_target in steps:
         step = getattr(module, f"{step_source}_to_{step_target}")
         result = step(result)
-        if not is_bundle:
-            # Bundles convert their entries through convert(), which does this per resource.
-            rewrite_systems(result, step_target)
-            drop_meta_for_older(result, step_target)
+        rewrite_systems(result, step_target)
+        drop_meta_for_older(result, step_target)
     return result
+
+
+def _owned(resource: Mapping[str, Any]) -> Resource:
+    # A dict is used as it is; any other mapping becomes one (its values are shared).
+    return resource if isinstance(resource, dict) else dict(resource)

@@ -1,12 +1,14 @@
 """Bundle between R4, STU3 and DSTU2 (mapping doc §11): every entry's resource converts through
-``shared.fhir.convert.convert`` for the step in hand, nested Bundles included. An entry that
-cannot be converted becomes an OperationOutcome entry instead of failing the whole Bundle.
+``shared.fhir.convert.convert``, nested Bundles included, once over the whole chain (R4 → STU3 →
+DSTU2 per entry, not one Bundle step at a time: ``convert_through``). An entry that cannot be
+converted becomes an OperationOutcome entry instead of failing the whole Bundle.
 Decisions: docs/conversion/bundle.md.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from shared.fhir.convert.common import (
@@ -32,6 +34,7 @@ _DROPPED = {
 _RESPONSES = frozenset({"batch-response", "transaction-response"})
 # HTTP verbs R4 added (§11): HEAD reads like GET without a body; PATCH has no counterpart.
 _R4_METHODS = {"HEAD": "GET"}
+Steps = Sequence[tuple[str, str]]  # (source, target) per step, e.g. r4→stu3, stu3→dstu2
 _TYPE_NAME = re.compile(r"[A-Z][A-Za-z]{0,63}\Z")
 
 
@@ -79,11 +82,12 @@ def _left_out(entry: dict[str, Any], kind: Any, error: ConversionError, target: 
 def _resources(entry: dict[str, Any], source: str, target: str) -> None:
     from shared.fhir.convert import convert  # the package imports this module lazily
 
+    # The Bundle is a private copy (convert() made it, or a step owns its input): in place.
     if isinstance(entry.get("resource"), dict):
-        entry["resource"] = convert(entry["resource"], source, target)
+        entry["resource"] = convert(entry["resource"], source, target, copy=False)
     response = entry.get("response")
     if isinstance(response, dict) and isinstance(response.get("outcome"), dict):
-        response["outcome"] = convert(response["outcome"], source, target)
+        response["outcome"] = convert(response["outcome"], source, target, copy=False)
 
 
 def _outcome_place(entry: dict[str, Any], kind: Any, source: str, target: str) -> None:
@@ -102,54 +106,68 @@ def _outcome_place(entry: dict[str, Any], kind: Any, source: str, target: str) -
             response["outcome"] = entry.pop("resource")
 
 
-def _entry(entry: dict[str, Any], kind: Any, source: str, target: str) -> Resource:
-    _request(entry.get("request"), source, target)
-    _rename(entry, "fullUrl", target)
-    _rename(entry.get("response"), "location", target)
-    for link in entry.get("link") or []:
-        _rename(link, "url", target)
+def _entry(entry: dict[str, Any], kind: Any, steps: Steps) -> Resource:
+    """One entry through every step: its own elements step by step, its resources once over
+    the whole chain (each step's outcome placement sees them already converted, which changes
+    nothing: it moves OperationOutcomes, whose place does not depend on their version)."""
+    for source, target in steps:
+        _request(entry.get("request"), source, target)
+        _rename(entry, "fullUrl", target)
+        _rename(entry.get("response"), "location", target)
+        for link in entry.get("link") or []:
+            _rename(link, "url", target)
+    first, last = steps[0][0], steps[-1][1]
     try:
-        _resources(entry, source, target)
+        _resources(entry, first, last)
     except ConversionError as error:
-        return _left_out(entry, kind, error, target)
-    _outcome_place(entry, kind, source, target)
+        # Made as the first step made it, then placed by the later ones (its OperationOutcome
+        # reads the same in every version): the output a step-by-step conversion gave.
+        out = _left_out(entry, kind, error, steps[0][1])
+        for source, target in steps[1:]:
+            _outcome_place(out, kind, source, target)
+        return out
+    for source, target in steps:
+        _outcome_place(entry, kind, source, target)
     return entry
 
 
-def _step(bundle: Resource, source: str, target: str) -> Resource:
-    drop(bundle, _DROPPED[(source, target)])
-    # convert() leaves the Bundle's own meta alone (it handles each entry's resource).
-    if isinstance(bundle.get("meta"), dict):
-        rewrite_systems(bundle["meta"], target)
-    drop_meta_for_older(bundle, target)
-    for link in bundle.get("link") or []:
-        _rename(link, "url", target)  # the proxy rewrites the base and the _sort syntax
+def convert_through(bundle: Resource, steps: Steps) -> Resource:
+    """``bundle`` (a private copy: changed in place) through ``steps``, e.g. R4 → STU3 → DSTU2:
+    the Bundle's own elements step by step, each entry converted once over the whole chain."""
+    for source, target in steps:
+        if source == "dstu2":
+            prune_empty_twins(bundle)  # stripped fhir_comments leave empty "_x" objects
+        drop(bundle, _DROPPED[(source, target)])
+        # convert() leaves the Bundle's own meta alone (it handles each entry's resource).
+        if isinstance(bundle.get("meta"), dict):
+            rewrite_systems(bundle["meta"], target)
+        drop_meta_for_older(bundle, target)
+        for link in bundle.get("link") or []:
+            _rename(link, "url", target)  # the proxy rewrites the base and the _sort syntax
     entries = bundle.get("entry")
     if isinstance(entries, list):
         kind = bundle.get("type")
         bundle["entry"] = [
-            _entry(entry, kind, source, target) if isinstance(entry, dict) else entry
-            for entry in entries
+            _entry(entry, kind, steps) if isinstance(entry, dict) else entry for entry in entries
         ]
     return bundle
 
 
 def r4_to_stu3(bundle: Resource) -> Resource:
     """R4 Bundle → STU3: entries converted; timestamp dropped; HEAD requests become GET."""
-    return _step(bundle, "r4", "stu3")
+    return convert_through(bundle, (("r4", "stu3"),))
 
 
 def stu3_to_r4(bundle: Resource) -> Resource:
     """STU3 Bundle → R4: entries converted."""
-    return _step(bundle, "stu3", "r4")
+    return convert_through(bundle, (("stu3", "r4"),))
 
 
 def stu3_to_dstu2(bundle: Resource) -> Resource:
     """STU3 Bundle → DSTU2: entries converted and renamed; response.outcome → resource."""
-    return _step(bundle, "stu3", "dstu2")
+    return convert_through(bundle, (("stu3", "dstu2"),))
 
 
 def dstu2_to_stu3(bundle: Resource) -> Resource:
     """DSTU2 Bundle → STU3: entries converted and renamed; error outcomes → response.outcome."""
-    prune_empty_twins(bundle)  # stripped fhir_comments leave empty "_x" objects
-    return _step(bundle, "dstu2", "stu3")
+    return convert_through(bundle, (("dstu2", "stu3"),))

@@ -94,19 +94,64 @@ def system_for(uri: str, target: str, code: str | None = None) -> str:
     return _R4_TO_OLD.get(uri, uri)
 
 
+# system_for results by URI, per direction (STU3 and DSTU2 spell every system alike): a
+# document repeats a handful of systems many times. Bounded, as the URIs come from upstream.
+_SYSTEM_CACHE: dict[bool, dict[str, str]] = {True: {}, False: {}}
+_SYSTEM_CACHE_SIZE = 1024
+# The one URI whose older spelling depends on the code (§2.4): never cached.
+_V2_0203_R4 = _TERMINOLOGY + "v2-0203"
+
+
+def _system(uri: str, target: str, code: Any, cache: dict[str, str]) -> str:
+    found = cache.get(uri)
+    if found is None:
+        found = system_for(uri, target, code)
+        if uri != _V2_0203_R4 and len(cache) < _SYSTEM_CACHE_SIZE:
+            cache[uri] = found
+    return found
+
+
 def rewrite_systems(node: Any, target: str) -> Any:
     """Rewrite every Coding ``system`` in a tree (in place) to ``target``'s URIs; returns it."""
+    cache = _SYSTEM_CACHE[target == "r4"]
     if isinstance(node, dict):
-        system = node.get("system")
-        if isinstance(system, str) and ("code" in node or "display" in node):
-            node["system"] = system_for(system, target, node.get("code"))
-        for value in node.values():
-            if isinstance(value, dict | list):
-                rewrite_systems(value, target)
+        _rewrite_dict(node, target, cache)
     elif isinstance(node, list):
-        for item in node:
-            rewrite_systems(item, target)
+        _rewrite_list(node, target, cache)
     return node
+
+
+_CONTAINERS = (dict, list)
+
+
+# The walk visits every node of every converted document, once per step and once before: it
+# compares classes (JSON gives plain dicts, lists and strings) before any isinstance, and walks
+# a list's items in place (FHIR JSON has no lists of lists).
+def _rewrite_dict(node: dict[str, Any], target: str, cache: dict[str, str]) -> None:
+    if "system" in node:
+        system = node["system"]
+        if isinstance(system, str) and ("code" in node or "display" in node):
+            node["system"] = cache.get(system) or _system(system, target, node.get("code"), cache)
+    for value in node.values():
+        kind = type(value)
+        if kind is dict:
+            _rewrite_dict(value, target, cache)
+        elif kind is list:
+            for item in value:
+                if type(item) is dict:
+                    _rewrite_dict(item, target, cache)
+                elif isinstance(item, _CONTAINERS):
+                    rewrite_systems(item, target)
+        elif kind is not str and isinstance(value, _CONTAINERS):  # subclasses: rare
+            rewrite_systems(value, target)
+
+
+def _rewrite_list(node: list[Any], target: str, cache: dict[str, str]) -> None:
+    for item in node:
+        if type(item) is dict:
+            _rewrite_dict(item, target, cache)
+        elif isinstance(item, _CONTAINERS):
+            rewrite_systems(item, target)
 
 
 def token_for(value: str, target: str) -> str:
@@ -131,10 +176,19 @@ def type_name(resource_type: str, target: str) -> str:
     return _TYPE_NAMES[target].get(resource_type, resource_type)
 
 
+_TYPE_SEGMENTS = {
+    target: [
+        (old, re.compile(rf"(^|/){old}(?=[/?]|$)"), rf"\g<1>{new}") for old, new in names.items()
+    ]
+    for target, names in _TYPE_NAMES.items()
+}
+
+
 def reference_string(reference: str, target: str) -> str:
     """A reference or URL with its resource-type segment renamed for ``target``."""
-    for old, new in _TYPE_NAMES[target].items():
-        reference = re.sub(rf"(^|/){old}(?=[/?]|$)", rf"\g<1>{new}", reference)
+    for old, pattern, replacement in _TYPE_SEGMENTS[target]:
+        if old in reference:  # the regex only when the name is there at all: rarely
+            reference = pattern.sub(replacement, reference)
     return reference
 
 
@@ -234,10 +288,10 @@ def add_xver(resource: Resource, source: str, path: str, value_key: str, value: 
 
 def take_xver(resource: Resource, source: str, path: str) -> Any:
     """Remove and return the value of a cross-version extension (for round trips), or None."""
-    url = xver_url(source, path)
     extensions = resource.get("extension")
-    if not isinstance(extensions, list):
+    if not isinstance(extensions, list):  # most elements carry none: no URL to build
         return None
+    url = xver_url(source, path)
     for index, extension in enumerate(extensions):
         if isinstance(extension, dict) and extension.get("url") == url:
             del extensions[index]
@@ -251,8 +305,25 @@ def take_xver(resource: Resource, source: str, path: str) -> Any:
 
 
 def clone(resource: Mapping[str, Any]) -> Resource:
-    """A deep copy, so converters never change their input."""
-    return copy.deepcopy(dict(resource))
+    """A deep copy, so converters never change their input.
+
+    JSON's dicts, lists and scalars are copied directly (several times faster than
+    ``copy.deepcopy``); anything else goes through ``copy.deepcopy``. A sub-object the input
+    holds twice becomes two copies, as after a JSON round trip, so converting one in place
+    never changes the other.
+    """
+    return {key: _copied(value) for key, value in resource.items()}
+
+
+def _copied(node: Any) -> Any:
+    kind = type(node)
+    if kind is str or kind is int or kind is float or kind is bool or node is None:
+        return node
+    if kind is dict:
+        return {key: _copied(value) for key, value in node.items()}
+    if kind is list:
+        return [_copied(item) for item in node]
+    return copy.deepcopy(node)
 
 
 def rename(resource: Resource, pairs: Iterable[tuple[str, str]]) -> None:
