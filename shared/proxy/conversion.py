@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from shared.fhir import json_mime_type
 from shared.fhir.convert import ConversionError, UnsupportedResource, convert, supports
-from shared.fhir.convert.common import reference_string
+from shared.fhir.convert.common import prune_empty_twins, reference_string, strip_fhir_comments
 from shared.fhir.convert.search import (
     ParameterNotConvertible,
     convert_batch_request,
@@ -122,7 +122,9 @@ class FhirVersionConverter:
         enrich: Enrich | None = None,
     ) -> UpstreamResponse:
         """The provider's JSON in the face's version: resources, Bundle links, media type."""
-        if face == provider and enrich is None:
+        # DSTU2 JSON may carry "fhir_comments", which is not FHIR: never emitted (mapping §2.1).
+        comments = provider == "dstu2" and b'"fhir_comments"' in response.body
+        if face == provider and enrich is None and not comments:
             return response
         headers = _response_headers(response.headers, face, provider)
         if not response.body:
@@ -137,6 +139,8 @@ class FhirVersionConverter:
             enrich(document)
         if face != provider:
             document = _convert_document(document, face, provider)
+        elif comments:
+            prune_empty_twins(strip_fhir_comments(document))
         body = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         return UpstreamResponse(response.status, headers, body, response.elapsed_ms)
 

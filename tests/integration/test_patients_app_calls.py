@@ -500,3 +500,16 @@ def test_stu3_face_refuses_medication_order_with_404(
     assert response.status == 404
     assert response.json()["resourceType"] == "OperationOutcome"
     assert provider.count() == 0
+
+
+def test_dstu2_fhir_comments_from_a_dstu2_provider_never_reach_the_app(
+    proxy_services, client, fhir_server
+):
+    """Mapping reference §2.1: "fhir_comments" is not a FHIR element; same-version too."""
+    server = fhir_server(version="dstu2")
+    token = map_tenant(proxy_services, client, server, "dstu2")
+    assert "fhir_comments" in json.dumps(server.get("Patient", "example"))
+    response = get(proxy_services, token, "dstu2", "Patient/example")
+    assert response.status == 200
+    assert "fhir_comments" not in response.text
+    assert response.json()["id"] == "example"

@@ -21,6 +21,7 @@ from shared.fhir.convert.common import (
     UnsupportedResource,
     clone,
     drop_meta_for_older,
+    prune_empty_twins,
     rewrite_systems,
     strip_fhir_comments,
 )
@@ -87,7 +88,8 @@ def convert(
         raise ConversionError("versions must be dstu2, stu3 or r4")
     result = clone(resource) if copy else _owned(resource)
     if source == "dstu2":
-        strip_fhir_comments(result)
+        # Stripping leaves "_x": {} twins behind, which no release accepts.
+        prune_empty_twins(strip_fhir_comments(result))
     if source == target:
         return result
     return _convert_owned(result, source, target)

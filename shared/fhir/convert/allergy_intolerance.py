@@ -16,8 +16,11 @@ from shared.fhir.convert.common import (
     Resource,
     add_xver,
     convert_reference,
+    items,
+    narrow_reference,
+    prune_empty_twins,
     rename,
-    take_xver,
+    restore_reference,
     xver_url,
 )
 
@@ -27,20 +30,12 @@ from shared.fhir.convert.common import (
 # a value, and the way back up knows the source had none.
 DATA_ABSENT = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
 # The type segment of a relative or absolute literal reference ("PractitionerRole/7").
-_REFERENCE_TYPE = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/[A-Za-z0-9\-.]{1,64}(?:/_history/[^/]+)?$")
 # A dateTime with a time but no zone; and the free-text keys whose strings are never dates.
 _ZONELESS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?")
 _FREE_TEXT = frozenset({"text", "div", "display", "description", "value", "valueString"})
 # Contained resources whose types the framework does not convert: what is kept of them (the
 # elements all three releases share). Anything else contained is dropped.
 _CONTAINED_KEPT = {"Medication": ("resourceType", "id", "text", "code")}
-
-
-def items(value: Any) -> list[dict[str, Any]]:
-    """The dict items of a 0..* element (or of a single dict)."""
-    if isinstance(value, dict):
-        return [value]
-    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
 def supplied() -> dict[str, Any]:
@@ -53,21 +48,6 @@ def is_supplied(value: Any) -> bool:
     return isinstance(value, dict) and any(
         extension.get("url") == DATA_ABSENT for extension in items(value.get("extension"))
     )
-
-
-def prune_empty_twins(node: Any) -> Any:
-    """Remove ``_x`` twins left empty once DSTU2's fhir_comments are stripped (in place)."""
-    if isinstance(node, list):
-        for item in node:
-            prune_empty_twins(item)
-    elif isinstance(node, dict):
-        for key in list(node):
-            value = prune_empty_twins(node[key])
-            if key.startswith("_") and (
-                value == {} or (isinstance(value, list) and all(v in ({}, None) for v in value))
-            ):
-                del node[key]
-    return node
 
 
 def date_for_zoneless(node: Any) -> Any:
@@ -158,32 +138,6 @@ def restore_choice(
         holder[base + (types or {}).get(value_key, value_key[5:])] = value
         return True
     return False
-
-
-def reference_type(reference: Any) -> str | None:
-    """The resource type a literal reference points at, when its string shows it."""
-    if isinstance(reference, dict) and isinstance(reference.get("reference"), str):
-        match = _REFERENCE_TYPE.search(reference["reference"])
-        return match.group(1) if match else None
-    return None
-
-
-def narrow(reference: Any, allowed: Iterable[str], source: str) -> None:
-    """A reference to a type the older release does not allow there keeps only ``display``;
-    the reference string rides in a cross-version extension (§2.3, proxy decision)."""
-    kind = reference_type(reference)
-    if kind is not None and kind not in allowed:
-        value = reference.pop("reference")
-        reference.pop("_reference", None)
-        add_xver(reference, source, "Reference.reference", "valueString", value)
-
-
-def widen(reference: Any, source: str) -> None:
-    """Undo ``narrow`` on the way back up to ``source``."""
-    if isinstance(reference, dict):
-        value = take_xver(reference, source, "Reference.reference")
-        if value is not None:
-            reference["reference"] = value
 
 
 def convert_contained(resource: Resource, source: str, target: str) -> None:
@@ -471,8 +425,8 @@ def r4_to_stu3(allergy: Resource) -> Resource:
     _statuses_to_stu3(allergy)
     rename(allergy, [("recordedDate", "assertedDate")])
     carry(allergy, "encounter", f"{_RESOURCE}.encounter", "valueReference", "r4", "stu3")
-    narrow(allergy.get("recorder"), _RECORDER, "r4")
-    narrow(allergy.get("asserter"), _ASSERTER, "r4")
+    narrow_reference(allergy.get("recorder"), _RECORDER, "r4")
+    narrow_reference(allergy.get("asserter"), _ASSERTER, "r4")
     _references(allergy, "stu3")
     convert_contained(allergy, "r4", "stu3")
     return allergy
@@ -481,8 +435,8 @@ def r4_to_stu3(allergy: Resource) -> Resource:
 def stu3_to_r4(allergy: Resource) -> Resource:
     """STU3 AllergyIntolerance → R4: codes → CodeableConcepts, assertedDate → recordedDate."""
     repair(allergy)
-    widen(allergy.get("recorder"), "r4")
-    widen(allergy.get("asserter"), "r4")
+    restore_reference(allergy.get("recorder"), "r4")
+    restore_reference(allergy.get("asserter"), "r4")
     restore(allergy, "encounter", f"{_RESOURCE}.encounter", "r4")
     rename(allergy, [("assertedDate", "recordedDate")])
     _statuses_to_r4(allergy)

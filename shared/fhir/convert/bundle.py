@@ -17,10 +17,10 @@ from shared.fhir.convert.common import (
     UnsupportedResource,
     drop,
     drop_meta_for_older,
+    prune_empty_twins,
     reference_string,
     rewrite_systems,
 )
-from shared.fhir.convert.patient import prune_empty_twins
 from shared.fhir.outcome import operation_outcome
 
 # Bundle is a Resource, not a DomainResource: no extension can carry what a target lacks.

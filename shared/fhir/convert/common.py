@@ -373,3 +373,85 @@ def concept(system: str, code: str, display: str | None = None) -> dict[str, Any
     if display:
         coding["display"] = display
     return {"coding": [coding]}
+
+
+# -- helpers every resource module shares -------------------------------------------------------
+
+_REFERENCE_TYPE = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/[A-Za-z0-9\-.]{1,64}(?:/_history/[^/]+)?$")
+
+
+def items(value: Any) -> list[dict[str, Any]]:
+    """The dict items of a 0..* element (or of a single dict)."""
+    if isinstance(value, dict):
+        return [value]
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def prune_empty_twins(node: Any) -> Any:
+    """Remove primitive-extension twins (``_x``) left empty, e.g. once DSTU2's fhir_comments
+    are stripped: ``{}`` is not a valid element in any release (in place; returns it)."""
+    if isinstance(node, list):
+        for item in node:
+            prune_empty_twins(item)
+    elif isinstance(node, dict):
+        for key in list(node):
+            value = prune_empty_twins(node[key])
+            if not key.startswith("_"):
+                continue
+            if isinstance(value, list):
+                value = [None if item == {} else item for item in value]
+                node[key] = value
+            if value == {} or (isinstance(value, list) and all(item is None for item in value)):
+                del node[key]
+    return node
+
+
+def reference_type(reference: Any) -> str | None:
+    """The resource type a literal reference points at, when its string shows it."""
+    if isinstance(reference, dict) and isinstance(reference.get("reference"), str):
+        match = _REFERENCE_TYPE.search(reference["reference"])
+        return match.group(1) if match else None
+    return None
+
+
+def narrow_reference(reference: Any, allowed: Iterable[str], source: str) -> None:
+    """A reference to a type the older release does not allow keeps only ``display``; the
+    reference string rides in the cross-version extension (§2.3, proxy decision)."""
+    kind = reference_type(reference)
+    if kind is not None and kind not in allowed:
+        value = reference.pop("reference")
+        reference.pop("_reference", None)
+        add_xver(reference, source, "Reference.reference", "valueString", value)
+
+
+def restore_reference(reference: Any, newer: str) -> None:
+    """Undo ``narrow_reference`` on the way back up to ``newer``."""
+    if isinstance(reference, dict):
+        restored = take_xver(reference, newer, "Reference.reference")
+        if restored is not None:
+            reference["reference"] = restored
+
+
+def adapt_reference(
+    reference: Any, source: str, target: str, allowed: frozenset[str] | None
+) -> Any:
+    """convert_reference, then restore a reference string ``target`` carried, then narrow."""
+    out = convert_reference(reference, target)
+    restore_reference(out, target)
+    if allowed is not None:
+        narrow_reference(out, allowed, source)
+    return out
+
+
+def adapt_references(
+    holder: Any, table: Mapping[str, frozenset[str] | None], source: str, target: str
+) -> None:
+    """``adapt_reference`` on each listed element of ``holder`` (single or list)."""
+    if not isinstance(holder, dict):
+        return
+    for key, allowed in table.items():
+        value = holder.get(key)
+        if isinstance(value, list):
+            holder[key] = [adapt_reference(item, source, target, allowed) for item in value]
+        elif value is not None:
+            holder[key] = adapt_reference(value, source, target, allowed)

@@ -12,17 +12,14 @@ from typing import Any
 
 from shared.fhir.convert.common import (
     Resource,
+    adapt_references,
     add_xver,
     convert_reference,
     first_code,
+    items,
+    prune_empty_twins,
     rename,
     take_xver,
-)
-from shared.fhir.convert.patient import (
-    items,
-    narrow_reference,
-    prune_empty_twins,
-    restore_reference,
 )
 
 # -- code tables (official ConceptMaps in fixtures/hl7-xver-conceptmaps, §5.1) ------------------
@@ -102,7 +99,7 @@ def r4_to_stu3(resource: Resource) -> Resource:
     if abatement is not None:
         condition["abatementBoolean"] = abatement
     _stage_down(condition)
-    _refs(condition, _REFS_STU3, "r4", "stu3")
+    adapt_references(condition, _REFS_STU3, "r4", "stu3")
     _nested_refs(condition, "r4", "stu3")
     return condition
 
@@ -121,7 +118,7 @@ def stu3_to_r4(resource: Resource) -> Resource:
         condition.pop("_abatementBoolean", None)
         add_xver(condition, "stu3", "Condition.abatement", "valueBoolean", abatement)
     _stage_up(condition)
-    _refs(condition, _REFS_R4, "stu3", "r4")
+    adapt_references(condition, _REFS_R4, "stu3", "r4")
     _nested_refs(condition, "stu3", "r4")
     return condition
 
@@ -152,7 +149,7 @@ def stu3_to_dstu2(resource: Resource) -> Resource:
             evidence["code"] = codes[0]
         for extra in codes[1:]:
             add_xver(evidence, "stu3", "Condition.evidence.code", _CC, extra)
-    _refs(condition, _REFS_DSTU2, "stu3", "dstu2")
+    adapt_references(condition, _REFS_DSTU2, "stu3", "dstu2")
     _nested_refs(condition, "stu3", "dstu2")
     return condition
 
@@ -186,7 +183,7 @@ def dstu2_to_stu3(resource: Resource) -> Resource:
         codes = ([code] if code else []) + _take_all(evidence, "stu3", "Condition.evidence.code")
         if codes:
             evidence["code"] = codes
-    _refs(condition, dict.fromkeys(_REFS_STU3), "dstu2", "stu3")
+    adapt_references(condition, dict.fromkeys(_REFS_STU3), "dstu2", "stu3")
     _nested_refs(condition, "dstu2", "stu3")
     return condition
 
@@ -324,35 +321,12 @@ def _is_absent(concept: Any) -> bool:
 def _nested_refs(condition: Resource, source: str, target: str) -> None:
     """References inside stage and evidence."""
     for stage in items(condition.get("stage")):
-        _refs(stage, {"assessment": None}, source, target)
+        adapt_references(stage, {"assessment": None}, source, target)
     for evidence in items(condition.get("evidence")):
-        _refs(evidence, {"detail": None}, source, target)
+        adapt_references(evidence, {"detail": None}, source, target)
 
 
 # -- helpers (candidates for common.py; see the report to the lead) -----------------------------
-
-
-def _ref(reference: Any, source: str, target: str, allowed: frozenset[str] | None) -> Any:
-    """convert_reference; restore a reference string ``target`` carried; narrow (§2.3)."""
-    out = convert_reference(reference, target)
-    restore_reference(out, target)
-    if allowed is not None:
-        narrow_reference(out, allowed, source)
-    return out
-
-
-def _refs(
-    holder: Any, table: Mapping[str, frozenset[str] | None], source: str, target: str
-) -> None:
-    """Apply _ref to each listed element of ``holder`` (single or list)."""
-    if not isinstance(holder, dict):
-        return
-    for key, allowed in table.items():
-        value = holder.get(key)
-        if isinstance(value, list):
-            holder[key] = [_ref(item, source, target, allowed) for item in value]
-        elif value is not None:
-            holder[key] = _ref(value, source, target, allowed)
 
 
 def _take_all(element: Resource, source: str, path: str) -> list[Any]:

@@ -16,10 +16,7 @@ from shared.fhir.convert.allergy_intolerance import (
     convert_contained,
     convert_references,
     is_supplied,
-    items,
     peek,
-    prune_empty_twins,
-    reference_type,
     repair,
     restore,
     supplied,
@@ -30,6 +27,9 @@ from shared.fhir.convert.common import (
     add_xver,
     concept,
     convert_reference,
+    items,
+    prune_empty_twins,
+    reference_type,
 )
 
 _C = "Coverage"

@@ -13,18 +13,15 @@ from typing import Any
 from shared.fhir.convert.common import (
     ConversionError,
     Resource,
+    adapt_references,
     add_xver,
     concept,
     convert_reference,
     first_code,
+    items,
+    prune_empty_twins,
     rename,
     take_xver,
-)
-from shared.fhir.convert.patient import (
-    items,
-    narrow_reference,
-    prune_empty_twins,
-    restore_reference,
 )
 
 # -- code tables (official ConceptMaps in fixtures/hl7-xver-conceptmaps, §6.1) ------------------
@@ -127,7 +124,7 @@ def r4_to_stu3(resource: Resource) -> Resource:
         add_xver(location, "r4", "Encounter.location.physicalType", _CC, physical_type)
     for diagnosis in items(encounter.get("diagnosis")):
         rename(diagnosis, [("use", "role")])
-    _refs(encounter, _REFS_STU3, "r4", "stu3")
+    adapt_references(encounter, _REFS_STU3, "r4", "stu3")
     _nested_refs(encounter, "r4", "stu3", _INDIVIDUALS_OLD, _PLACES_OLD)
     return encounter
 
@@ -156,7 +153,7 @@ def stu3_to_r4(resource: Resource) -> Resource:
             location["physicalType"] = physical_type
     for diagnosis in items(encounter.get("diagnosis")):
         rename(diagnosis, [("role", "use")])
-    _refs(encounter, _REFS_R4, "stu3", "r4")
+    adapt_references(encounter, _REFS_R4, "stu3", "r4")
     _nested_refs(encounter, "stu3", "r4", None, None)
     return encounter
 
@@ -171,7 +168,7 @@ def stu3_to_dstu2(resource: Resource) -> Resource:
     for account in encounter.pop("account", None) or []:
         add_xver(encounter, "stu3", "Encounter.account", _REF, convert_reference(account, "dstu2"))
     _diagnosis_to_dstu2(encounter)
-    _refs(encounter, _REFS_DSTU2, "stu3", "dstu2")
+    adapt_references(encounter, _REFS_DSTU2, "stu3", "dstu2")
     _nested_refs(encounter, "stu3", "dstu2", _INDIVIDUALS_OLD, _PLACES_OLD)
     return encounter
 
@@ -192,7 +189,7 @@ def dstu2_to_stu3(resource: Resource) -> Resource:
     if accounts:
         encounter["account"] = accounts
     _diagnosis_from_dstu2(encounter)
-    _refs(encounter, dict.fromkeys(_REFS_STU3), "dstu2", "stu3")
+    adapt_references(encounter, dict.fromkeys(_REFS_STU3), "dstu2", "stu3")
     _nested_refs(encounter, "dstu2", "stu3", None, None)
     return encounter
 
@@ -309,15 +306,15 @@ def _nested_refs(
 ) -> None:
     """References inside participant, diagnosis, hospitalization and location."""
     for participant in items(encounter.get("participant")):
-        _refs(participant, {"individual": individuals}, source, target)
+        adapt_references(participant, {"individual": individuals}, source, target)
     for diagnosis in items(encounter.get("diagnosis")):
-        _refs(diagnosis, {"condition": None}, source, target)
+        adapt_references(diagnosis, {"condition": None}, source, target)
     hospitalization = encounter.get("hospitalization")
-    _refs(hospitalization, {"origin": places, "destination": places}, source, target)
-    _refs(hospitalization, dict.fromkeys(_ROLE_ELEMENTS.values()), source, target)
+    adapt_references(hospitalization, {"origin": places, "destination": places}, source, target)
+    adapt_references(hospitalization, dict.fromkeys(_ROLE_ELEMENTS.values()), source, target)
     for location in items(encounter.get("location")):
         # convert_reference keeps display, which the app shows (§1)
-        _refs(location, {"location": None}, source, target)
+        adapt_references(location, {"location": None}, source, target)
 
 
 def _is_absent(value: Any) -> bool:
@@ -327,29 +324,6 @@ def _is_absent(value: Any) -> bool:
 
 
 # -- helpers (candidates for common.py; see the report to the lead) -----------------------------
-
-
-def _ref(reference: Any, source: str, target: str, allowed: frozenset[str] | None) -> Any:
-    """convert_reference; restore a reference string ``target`` carried; narrow (§2.3)."""
-    out = convert_reference(reference, target)
-    restore_reference(out, target)
-    if allowed is not None:
-        narrow_reference(out, allowed, source)
-    return out
-
-
-def _refs(
-    holder: Any, table: Mapping[str, frozenset[str] | None], source: str, target: str
-) -> None:
-    """Apply _ref to each listed element of ``holder`` (single or list)."""
-    if not isinstance(holder, dict):
-        return
-    for key, allowed in table.items():
-        value = holder.get(key)
-        if isinstance(value, list):
-            holder[key] = [_ref(item, source, target, allowed) for item in value]
-        elif value is not None:
-            holder[key] = _ref(value, source, target, allowed)
 
 
 def _take_all(element: Resource, source: str, path: str) -> list[Any]:

@@ -7,8 +7,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.fhir.convert.common import Resource, add_xver, take_xver, xver_url
-from shared.fhir.convert.patient import convert_elements, items, prune_empty_twins
+from shared.fhir.convert.common import (
+    Resource,
+    add_xver,
+    items,
+    prune_empty_twins,
+    take_xver,
+    xver_url,
+)
+from shared.fhir.convert.patient import convert_elements
 
 _FIELDS = {
     "identifier": "Identifier",

@@ -16,18 +16,13 @@ from shared.fhir.convert.allergy_intolerance import (
     convert_contained,
     convert_references,
     is_supplied,
-    items,
     map_code,
-    narrow,
     note_references,
     peek,
-    prune_empty_twins,
-    reference_type,
     repair,
     restore,
     restore_choice,
     supplied,
-    widen,
 )
 from shared.fhir.convert.common import (
     ConversionError,
@@ -36,7 +31,12 @@ from shared.fhir.convert.common import (
     codeable_text,
     concept,
     convert_reference,
+    items,
+    narrow_reference,
+    prune_empty_twins,
+    reference_type,
     rename,
+    restore_reference,
     type_name,
 )
 
@@ -334,7 +334,7 @@ def _requester_to_stu3(request: Resource) -> None:
     if not isinstance(agent, dict):
         return
     on_behalf_of = [value for _, value in carried(agent, "stu3", _ON_BEHALF_OF)]
-    narrow(agent, _AGENT_STU3, "r4")
+    narrow_reference(agent, _AGENT_STU3, "r4")
     request["requester"] = {"agent": agent}
     if on_behalf_of:
         request["requester"]["onBehalfOf"] = on_behalf_of[0]
@@ -345,7 +345,7 @@ def _requester_to_r4(request: Resource) -> None:
     agent = requester.get("agent") if isinstance(requester, dict) else None
     if not isinstance(agent, dict):
         return
-    widen(agent, "r4")
+    restore_reference(agent, "r4")
     if isinstance(requester, dict) and requester.get("onBehalfOf"):
         add_xver(agent, "stu3", _ON_BEHALF_OF, "valueReference", requester["onBehalfOf"])
     request["requester"] = agent
@@ -447,11 +447,11 @@ def r4_to_stu3(request: Resource) -> Resource:
     _categories_to_stu3(request)
     rename(request, [("encounter", "context")])
     _requester_to_stu3(request)
-    narrow(request.get("recorder"), _RECORDER_STU3, "r4")
+    narrow_reference(request.get("recorder"), _RECORDER_STU3, "r4")
     for reference in items(request.get("reasonReference")):
-        narrow(reference, _REASON_STU3, "r4")
+        narrow_reference(reference, _REASON_STU3, "r4")
     for reference in items(request.get("basedOn")):
-        narrow(reference, _BASED_ON_STU3, "r4")
+        narrow_reference(reference, _BASED_ON_STU3, "r4")
     canonicals = request.pop("instantiatesCanonical", None) or []
     request.pop("_instantiatesCanonical", None)
     if canonicals:  # canonical → Reference (official); a |version suffix is not a reference
@@ -477,9 +477,9 @@ def stu3_to_r4(request: Resource) -> Resource:
     _categories_to_r4(request)
     rename(request, [("context", "encounter")])
     _requester_to_r4(request)
-    widen(request.get("recorder"), "r4")
+    restore_reference(request.get("recorder"), "r4")
     for reference in items(request.get("reasonReference")) + items(request.get("basedOn")):
-        widen(reference, "r4")
+        restore_reference(reference, "r4")
     definitions = items(request.pop("definition", None))
     canonicals = [d["reference"] for d in definitions if isinstance(d.get("reference"), str)]
     if canonicals:
@@ -604,7 +604,7 @@ def _prescriber_to_dstu2(request: Resource) -> None:
     agent = requester.get("agent") if isinstance(requester, dict) else None
     if not isinstance(agent, dict):
         return
-    narrow(agent, _PRESCRIBER_DSTU2, "stu3")
+    narrow_reference(agent, _PRESCRIBER_DSTU2, "stu3")
     if isinstance(requester, dict) and requester.get("onBehalfOf"):
         on_behalf_of = convert_reference(requester["onBehalfOf"], "dstu2")
         add_xver(agent, "stu3", _ON_BEHALF_OF, "valueReference", on_behalf_of)
@@ -615,7 +615,7 @@ def _prescriber_from_dstu2(request: Resource) -> None:
     prescriber = request.pop("prescriber", None)
     if not isinstance(prescriber, dict):
         return
-    widen(prescriber, "stu3")
+    restore_reference(prescriber, "stu3")
     on_behalf_of = [value for _, value in carried(prescriber, "stu3", _ON_BEHALF_OF)]
     request["requester"] = {"agent": prescriber}
     if on_behalf_of:
@@ -661,7 +661,7 @@ def stu3_to_dstu2(request: Resource) -> Resource:
     request["resourceType"] = type_name(_R, "dstu2")
     subject = request.pop("subject", None)
     if isinstance(subject, dict) and not is_supplied(subject):
-        narrow(subject, _PATIENT_DSTU2, "stu3")
+        narrow_reference(subject, _PATIENT_DSTU2, "stu3")
         request["patient"] = subject
     rename(request, [("context", "encounter"), ("authoredOn", "dateWritten")])
     _prescriber_to_dstu2(request)
@@ -693,7 +693,7 @@ def dstu2_to_stu3(order: Resource) -> Resource:
     for key, path, _ in _CARRY_STU3:
         restore(order, key, path, "stu3", many=key in _MANY)
     patient = order.pop("patient", None)
-    widen(patient, "stu3")
+    restore_reference(patient, "stu3")
     order["subject"] = patient if isinstance(patient, dict) else supplied()  # STU3 requires it
     rename(order, [("encounter", "context"), ("dateWritten", "authoredOn")])
     _prescriber_from_dstu2(order)

@@ -13,18 +13,15 @@ from typing import Any
 
 from shared.fhir.convert.common import (
     Resource,
+    adapt_references,
     add_xver,
     convert_reference,
     first_code,
+    items,
+    prune_empty_twins,
     rename,
     take_xver,
     xver_url,
-)
-from shared.fhir.convert.patient import (
-    items,
-    narrow_reference,
-    prune_empty_twins,
-    restore_reference,
 )
 
 # -- code tables (official ConceptMaps in fixtures/hl7-xver-conceptmaps, §2.4, §4.1) ------------
@@ -147,7 +144,7 @@ def r4_to_stu3(resource: Resource) -> Resource:
         _values(element, "r4", "stu3", allowed, path)
         _recode_absent(element.get("dataAbsentReason"), _ABSENT_R4_TO_STU3, _ABSENT_STU3)
         _interpretation_down(element, path)
-    _refs(obs, _REFS_STU3, "r4", "stu3")
+    adapt_references(obs, _REFS_STU3, "r4", "stu3")
     return obs
 
 
@@ -164,7 +161,7 @@ def stu3_to_r4(resource: Resource) -> Resource:
         _values(element, "stu3", "r4", _VALUES_R4, path)
         _recode_absent(element.get("dataAbsentReason"), _ABSENT_STU3_TO_R4, None)
         _interpretation_up(element, path)
-    _refs(obs, _REFS_R4, "stu3", "r4")
+    adapt_references(obs, _REFS_R4, "stu3", "r4")
     return obs
 
 
@@ -188,8 +185,8 @@ def stu3_to_dstu2(resource: Resource) -> Resource:
         interpretation = component.pop("interpretation", None)
         add_xver(component, "stu3", "Observation.component.interpretation", _CC, interpretation)
     for related in items(obs.get("related")):
-        _refs(related, {"target": _RELATED_TARGETS["dstu2"]}, "stu3", "dstu2")
-    _refs(obs, _REFS_DSTU2, "stu3", "dstu2")
+        adapt_references(related, {"target": _RELATED_TARGETS["dstu2"]}, "stu3", "dstu2")
+    adapt_references(obs, _REFS_DSTU2, "stu3", "dstu2")
     return obs
 
 
@@ -217,8 +214,8 @@ def dstu2_to_stu3(resource: Resource) -> Resource:
         if interpretation is not None:
             component["interpretation"] = interpretation
     for related in items(obs.get("related")):
-        _refs(related, {"target": None}, "dstu2", "stu3")
-    _refs(obs, dict.fromkeys(_REFS_STU3), "dstu2", "stu3")
+        adapt_references(related, {"target": None}, "dstu2", "stu3")
+    adapt_references(obs, dict.fromkeys(_REFS_STU3), "dstu2", "stu3")
     return obs
 
 
@@ -325,7 +322,7 @@ def _related_down(obs: Resource) -> None:
         related += [{"type": kind, "target": value} for _, value in _pop_extensions(obs, url)]
     related += [{"target": value} for value in _take_all(obs, "stu3", "Observation.related")]
     for item in related:
-        _refs(item, {"target": _RELATED_TARGETS["stu3"]}, "r4", "stu3")
+        adapt_references(item, {"target": _RELATED_TARGETS["stu3"]}, "r4", "stu3")
     if related:
         obs["related"] = related
 
@@ -406,29 +403,6 @@ def _range_up(reference_range: Resource) -> None:
 
 
 # -- helpers (candidates for common.py; see the report to the lead) -----------------------------
-
-
-def _ref(reference: Any, source: str, target: str, allowed: frozenset[str] | None) -> Any:
-    """convert_reference; restore a reference string ``target`` carried; narrow (§2.3)."""
-    out = convert_reference(reference, target)
-    restore_reference(out, target)
-    if allowed is not None:
-        narrow_reference(out, allowed, source)
-    return out
-
-
-def _refs(
-    holder: Any, table: Mapping[str, frozenset[str] | None], source: str, target: str
-) -> None:
-    """Apply _ref to each listed element of ``holder`` (single or list)."""
-    if not isinstance(holder, dict):
-        return
-    for key, allowed in table.items():
-        value = holder.get(key)
-        if isinstance(value, list):
-            holder[key] = [_ref(item, source, target, allowed) for item in value]
-        elif value is not None:
-            holder[key] = _ref(value, source, target, allowed)
 
 
 def _restore_list(element: Resource, source: str, path: str, key: str) -> None:

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.fhir.convert.common import Resource, add_xver, take_xver
-from shared.fhir.convert.patient import items, prune_empty_twins
+from shared.fhir.convert.common import Resource, add_xver, items, prune_empty_twins, take_xver
 
 # R4-only IssueType codes → their parent in R4's hierarchy, which STU3/DSTU2 have. HL7's
 # R4→R3 ConceptMap has no map for them (proxy decision, §12).

@@ -10,7 +10,6 @@ Decisions: docs/conversion/patient.md.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,9 +17,13 @@ from shared.fhir.convert.common import (
     Resource,
     add_xver,
     convert_reference,
+    items,
     name_from_dstu2,
     name_to_dstu2,
+    narrow_reference,
+    prune_empty_twins,
     rename,
+    restore_reference,
     take_xver,
 )
 
@@ -37,7 +40,6 @@ _LOST_CODES: tuple[tuple[str, str, str, str, frozenset[str], str | None], ...] =
 )
 _FAMILY_REPEAT = "http://hl7.org/fhir/StructureDefinition/HumanName-familyRepeat"
 # The type segment of a relative or absolute literal reference ("PractitionerRole/7").
-_REFERENCE_TYPE = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/[A-Za-z0-9\-.]{1,64}(?:/_history/[^/]+)?$")
 
 
 def _lost_codes(element: dict[str, Any], datatype: str, source: str, target: str) -> None:
@@ -118,52 +120,6 @@ def convert_elements(holder: Any, fields: Mapping[str, str], source: str, target
             holder[key] = [convert_datatype(item, datatype, source, target) for item in value]
         elif value is not None:
             holder[key] = convert_datatype(value, datatype, source, target)
-
-
-def narrow_reference(reference: Any, allowed: frozenset[str], source: str) -> None:
-    """A reference to a type the older release does not allow keeps only ``display``; the
-    reference string rides in the cross-version extension (§2.3, proxy decision)."""
-    if not isinstance(reference, dict) or not isinstance(reference.get("reference"), str):
-        return
-    match = _REFERENCE_TYPE.search(reference["reference"])
-    if match and match.group(1) not in allowed:
-        value = reference.pop("reference")
-        reference.pop("_reference", None)
-        add_xver(reference, source, "Reference.reference", "valueString", value)
-
-
-def restore_reference(reference: Any, newer: str) -> None:
-    """Undo ``narrow_reference`` on the way back up to ``newer``."""
-    if isinstance(reference, dict):
-        restored = take_xver(reference, newer, "Reference.reference")
-        if restored is not None:
-            reference["reference"] = restored
-
-
-def prune_empty_twins(node: Any) -> Any:
-    """Remove primitive-extension twins (``_x``) left empty, e.g. once DSTU2's fhir_comments
-    are stripped: ``{}`` is not a valid element in any release (in place; returns it)."""
-    if isinstance(node, list):
-        for item in node:
-            prune_empty_twins(item)
-    elif isinstance(node, dict):
-        for key in list(node):
-            value = prune_empty_twins(node[key])
-            if not key.startswith("_"):
-                continue
-            if isinstance(value, list):
-                value = [None if item == {} else item for item in value]
-                node[key] = value
-            if value == {} or (isinstance(value, list) and all(item is None for item in value)):
-                del node[key]
-    return node
-
-
-def items(value: Any) -> list[dict[str, Any]]:
-    """The dict items of a 0..* element (or of a single dict)."""
-    if isinstance(value, dict):
-        return [value]
-    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
 # -- Patient -----------------------------------------------------------------------------------

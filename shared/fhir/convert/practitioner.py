@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.fhir.convert.common import Resource, add_xver, drop, take_xver
-from shared.fhir.convert.patient import convert_elements, items, prune_empty_twins
+from shared.fhir.convert.common import Resource, add_xver, drop, items, prune_empty_twins, take_xver
+from shared.fhir.convert.patient import convert_elements
 
 _FIELDS = {
     "identifier": "Identifier",
