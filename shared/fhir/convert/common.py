@@ -301,6 +301,14 @@ def take_xver(resource: Resource, source: str, path: str) -> Any:
     return None
 
 
+def take_all_xver(resource: Resource, source: str, path: str) -> list[Any]:
+    """Every value carried for ``path`` (removed), in order."""
+    values = []
+    while (value := take_xver(resource, source, path)) is not None:
+        values.append(value)
+    return values
+
+
 # -- small dict helpers ------------------------------------------------------------------------
 
 
@@ -455,3 +463,28 @@ def adapt_references(
             holder[key] = [adapt_reference(item, source, target, allowed) for item in value]
         elif value is not None:
             holder[key] = adapt_reference(value, source, target, allowed)
+
+
+def notes_to_text(holder: Resource, text_key: str, source: str, path: str, target: str) -> None:
+    """Annotation ``note[]`` → one string (texts joined by a blank line) where the older release
+    has a single text; the notes ride along unless they were one plain text."""
+    notes = items(holder.pop("note", None))
+    texts = [str(note["text"]) for note in notes if note.get("text")]
+    if texts:
+        holder[text_key] = "\n\n".join(texts)
+    if notes and notes != [{"text": texts[0] if texts else None}]:
+        for note in notes:
+            if "authorReference" in note:
+                note["authorReference"] = convert_reference(note["authorReference"], target)
+            add_xver(holder, source, path, "valueAnnotation", note)
+
+
+def notes_from_text(holder: Resource, text_key: str, source: str, path: str) -> None:
+    """Undo ``notes_to_text``: carried notes win over the joined text."""
+    notes = take_all_xver(holder, source, path)
+    text = holder.pop(text_key, None)
+    holder.pop("_" + text_key, None)
+    if notes:
+        holder["note"] = notes
+    elif text:
+        holder["note"] = [{"text": text}]

@@ -17,8 +17,11 @@ from shared.fhir.convert.common import (
     convert_reference,
     first_code,
     items,
+    notes_from_text,
+    notes_to_text,
     prune_empty_twins,
     rename,
+    take_all_xver,
     take_xver,
 )
 
@@ -142,7 +145,7 @@ def stu3_to_dstu2(resource: Resource) -> Resource:
             ("abatementAge", "abatementQuantity"),
         ],
     )
-    _notes_down(condition)
+    notes_to_text(condition, "notes", "stu3", "Condition.note", "dstu2")
     for evidence in items(condition.get("evidence")):
         codes = items(evidence.pop("code", None))
         if codes:
@@ -177,10 +180,12 @@ def dstu2_to_stu3(resource: Resource) -> Resource:
             ("abatementQuantity", "abatementAge"),
         ],
     )
-    _notes_up(condition)
+    notes_from_text(condition, "notes", "stu3", "Condition.note")
     for evidence in items(condition.get("evidence")):
         code = evidence.pop("code", None)
-        codes = ([code] if code else []) + _take_all(evidence, "stu3", "Condition.evidence.code")
+        codes = ([code] if code else []) + take_all_xver(
+            evidence, "stu3", "Condition.evidence.code"
+        )
         if codes:
             evidence["code"] = codes
     adapt_references(condition, dict.fromkeys(_REFS_STU3), "dstu2", "stu3")
@@ -238,7 +243,7 @@ def _category_up(condition: Resource) -> None:
     """DSTU2 category, with the carried rest → STU3 list."""
     category = condition.pop("category", None)
     categories = [_recode(category, _CATEGORY_FROM_DSTU2)] if category else []
-    categories += _take_all(condition, "stu3", "Condition.category")
+    categories += take_all_xver(condition, "stu3", "Condition.category")
     if categories:
         condition["category"] = categories
 
@@ -288,30 +293,6 @@ def _stage_up(condition: Resource) -> None:
         condition["stage"] = [stage]
 
 
-def _notes_down(condition: Resource) -> None:
-    """note[] → DSTU2 notes: texts joined by a blank line; notes carried unless one plain text."""
-    notes = items(condition.pop("note", None))
-    texts = [str(note["text"]) for note in notes if note.get("text")]
-    if texts:
-        condition["notes"] = "\n\n".join(texts)
-    if notes and notes != [{"text": texts[0] if texts else None}]:
-        for note in notes:
-            if "authorReference" in note:
-                note["authorReference"] = convert_reference(note["authorReference"], "dstu2")
-            add_xver(condition, "stu3", "Condition.note", "valueAnnotation", note)
-
-
-def _notes_up(condition: Resource) -> None:
-    """DSTU2 notes → note[]; carried notes win."""
-    notes = _take_all(condition, "stu3", "Condition.note")
-    text = condition.pop("notes", None)
-    condition.pop("_notes", None)
-    if notes:
-        condition["note"] = notes
-    elif text:
-        condition["note"] = [{"text": text}]
-
-
 def _is_absent(concept: Any) -> bool:
     """True for an element marked absent with data-absent-reason (our DSTU2 stand-in)."""
     extensions = concept.get("extension") if isinstance(concept, dict) else None
@@ -327,11 +308,3 @@ def _nested_refs(condition: Resource, source: str, target: str) -> None:
 
 
 # -- helpers (candidates for common.py; see the report to the lead) -----------------------------
-
-
-def _take_all(element: Resource, source: str, path: str) -> list[Any]:
-    """Every value carried for ``path`` (removed), in order."""
-    values = []
-    while (value := take_xver(element, source, path)) is not None:
-        values.append(value)
-    return values

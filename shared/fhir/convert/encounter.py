@@ -21,6 +21,7 @@ from shared.fhir.convert.common import (
     items,
     prune_empty_twins,
     rename,
+    take_all_xver,
     take_xver,
 )
 
@@ -139,12 +140,12 @@ def stu3_to_r4(resource: Resource) -> Resource:
     service_type = take_xver(encounter, "r4", "Encounter.serviceType")
     if service_type is not None:
         encounter["serviceType"] = service_type
-    reasons = _take_all(encounter, "r4", "Encounter.reasonReference")
+    reasons = take_all_xver(encounter, "r4", "Encounter.reasonReference")
     if reasons:
         encounter["reasonReference"] = reasons
     appointment = encounter.pop("appointment", None)
     appointments = [appointment] if appointment else []
-    appointments += _take_all(encounter, "r4", "Encounter.appointment")
+    appointments += take_all_xver(encounter, "r4", "Encounter.appointment")
     if appointments:
         encounter["appointment"] = appointments
     for location in items(encounter.get("location")):
@@ -185,7 +186,7 @@ def dstu2_to_stu3(resource: Resource) -> Resource:
         encounter["status"] = status
     _class_from_dstu2(encounter)
     rename(encounter, [("patient", "subject")])
-    accounts = _take_all(encounter, "stu3", "Encounter.account")
+    accounts = take_all_xver(encounter, "stu3", "Encounter.account")
     if accounts:
         encounter["account"] = accounts
     _diagnosis_from_dstu2(encounter)
@@ -324,11 +325,3 @@ def _is_absent(value: Any) -> bool:
 
 
 # -- helpers (candidates for common.py; see the report to the lead) -----------------------------
-
-
-def _take_all(element: Resource, source: str, path: str) -> list[Any]:
-    """Every value carried for ``path`` (removed), in order."""
-    values = []
-    while (value := take_xver(element, source, path)) is not None:
-        values.append(value)
-    return values

@@ -12,6 +12,7 @@ from shared.fhir.convert.common import (
     add_xver,
     items,
     prune_empty_twins,
+    take_all_xver,
     take_xver,
     xver_url,
 )
@@ -40,13 +41,6 @@ _HOURS_PATH = "Location.hoursOfOperation"
 def _carry_all(location: Resource, source: str, path: str, key: str, values: list[Any]) -> None:
     for value in values:
         add_xver(location, source, path, key, value)
-
-
-def _take_all(location: Resource, source: str, path: str) -> list[Any]:
-    taken = []
-    while (value := take_xver(location, source, path)) is not None:
-        taken.append(value)
-    return taken
 
 
 def _values(value: Any) -> list[Any]:
@@ -108,7 +102,7 @@ def stu3_to_r4(location: Resource) -> Resource:
     """STU3 Location → R4: type becomes a list; carried R4 elements restored."""
     convert_elements(location, _FIELDS, "stu3", "r4")
     first = location.pop("type", None)
-    extra = _take_all(location, "r4", "Location.type")
+    extra = take_all_xver(location, "r4", "Location.type")
     types = ([first] if isinstance(first, dict) else []) + extra
     if types:
         location["type"] = types
@@ -147,7 +141,7 @@ def dstu2_to_stu3(location: Resource) -> Resource:
     status = take_xver(location, "stu3", "Location.operationalStatus")
     if status is not None:
         location["operationalStatus"] = status
-    endpoints = _take_all(location, "stu3", "Location.endpoint")
+    endpoints = take_all_xver(location, "stu3", "Location.endpoint")
     if endpoints:
         location["endpoint"] = endpoints
     convert_elements(location, _FIELDS, "dstu2", "stu3")

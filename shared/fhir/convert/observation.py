@@ -18,8 +18,11 @@ from shared.fhir.convert.common import (
     convert_reference,
     first_code,
     items,
+    notes_from_text,
+    notes_to_text,
     prune_empty_twins,
     rename,
+    take_all_xver,
     take_xver,
     xver_url,
 )
@@ -138,7 +141,7 @@ def r4_to_stu3(resource: Resource) -> Resource:
     rename(obs, [("encounter", "context")])
     _effective_down(obs)
     _related_down(obs)
-    _notes_down(obs)
+    notes_to_text(obs, "comment", "r4", "Observation.note", "stu3")
     for element, path in _with_components(obs):
         allowed = _VALUES_STU3 if path == "Observation" else _VALUES_DSTU2
         _values(element, "r4", "stu3", allowed, path)
@@ -156,7 +159,7 @@ def stu3_to_r4(resource: Resource) -> Resource:
     rename(obs, [("context", "encounter")])
     _effective_up(obs)
     _related_up(obs)
-    _notes_up(obs)
+    notes_from_text(obs, "comment", "r4", "Observation.note")
     for element, path in _with_components(obs):
         _values(element, "stu3", "r4", _VALUES_R4, path)
         _recode_absent(element.get("dataAbsentReason"), _ABSENT_STU3_TO_R4, None)
@@ -200,7 +203,7 @@ def dstu2_to_stu3(resource: Resource) -> Resource:
         obs["status"] = status
     category = obs.pop("category", None)
     categories = [category] if category else []
-    categories += _take_all(obs, "stu3", "Observation.category")
+    categories += take_all_xver(obs, "stu3", "Observation.category")
     if categories:
         obs["category"] = categories
     rename(obs, [("encounter", "context"), ("comments", "comment")])
@@ -298,7 +301,7 @@ def _interpretation_up(element: Resource, path: str) -> None:
     """STU3 0..1 interpretation, with the carried rest → R4 list."""
     concept = element.pop("interpretation", None)
     concepts = [concept] if concept else []
-    concepts += _take_all(element, "r4", f"{path}.interpretation")
+    concepts += take_all_xver(element, "r4", f"{path}.interpretation")
     for item in concepts:
         _interpretation_systems(item, _INTERP_AS_OLD, _INTERP_V2_ONLY, _INTERP_R4)
     if concepts:
@@ -320,7 +323,7 @@ def _related_down(obs: Resource) -> None:
     related += [{"type": "derived-from", "target": t} for t in obs.pop("derivedFrom", None) or []]
     for kind, url in _RELATED_EXTENSIONS.items():
         related += [{"type": kind, "target": value} for _, value in _pop_extensions(obs, url)]
-    related += [{"target": value} for value in _take_all(obs, "stu3", "Observation.related")]
+    related += [{"target": value} for value in take_all_xver(obs, "stu3", "Observation.related")]
     for item in related:
         adapt_references(item, {"target": _RELATED_TARGETS["stu3"]}, "r4", "stu3")
     if related:
@@ -340,30 +343,6 @@ def _related_up(obs: Resource) -> None:
             obs.setdefault("extension", []).append(extension)
         else:  # an untyped link has no R4 home either
             add_xver(obs, "stu3", "Observation.related", "valueReference", target)
-
-
-def _notes_down(obs: Resource) -> None:
-    """R4 note[] → comment: texts joined by a blank line; notes carried unless one plain text."""
-    notes = items(obs.pop("note", None))
-    texts = [str(note["text"]) for note in notes if note.get("text")]
-    if texts:
-        obs["comment"] = "\n\n".join(texts)
-    if notes and notes != [{"text": texts[0] if texts else None}]:
-        for note in notes:
-            if "authorReference" in note:
-                note["authorReference"] = convert_reference(note["authorReference"], "stu3")
-            add_xver(obs, "r4", "Observation.note", "valueAnnotation", note)
-
-
-def _notes_up(obs: Resource) -> None:
-    """comment → R4 note[]; carried notes win."""
-    notes = _take_all(obs, "r4", "Observation.note")
-    comment = obs.pop("comment", None)
-    obs.pop("_comment", None)
-    if notes:
-        obs["note"] = notes
-    elif comment:
-        obs["note"] = [{"text": comment}]
 
 
 def _category_down(obs: Resource) -> None:
@@ -394,7 +373,7 @@ def _range_down(reference_range: Resource) -> None:
 
 def _range_up(reference_range: Resource) -> None:
     """DSTU2 meaning → type, unless it stood for the first carried appliesTo."""
-    applies = _take_all(reference_range, "stu3", "Observation.referenceRange.appliesTo")
+    applies = take_all_xver(reference_range, "stu3", "Observation.referenceRange.appliesTo")
     meaning = reference_range.pop("meaning", None)
     if applies:
         reference_range["appliesTo"] = applies
@@ -407,7 +386,7 @@ def _range_up(reference_range: Resource) -> None:
 
 def _restore_list(element: Resource, source: str, path: str, key: str) -> None:
     """Put carried values back as the list element ``key``."""
-    values = _take_all(element, source, path)
+    values = take_all_xver(element, source, path)
     if values:
         element[key] = values
 
@@ -435,8 +414,3 @@ def _take_typed(element: Resource, source: str, path: str) -> tuple[str, Any] | 
     """Like common.take_xver, but also says which value[x] key the value had."""
     found = _pop_extensions(element, xver_url(source, path), limit=1)
     return found[0] if found else None
-
-
-def _take_all(element: Resource, source: str, path: str) -> list[Any]:
-    """Every value carried for ``path`` (removed), in order."""
-    return [value for _, value in _pop_extensions(element, xver_url(source, path))]
