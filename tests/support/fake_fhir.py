@@ -38,10 +38,8 @@ import copy
 import gzip
 import json
 import secrets
-import shutil
 import socket
 import ssl
-import tempfile
 import threading
 import time
 import uuid
@@ -49,11 +47,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from tests.support.loopback import BackgroundServer, LoopbackServer
 from tests.support.paths import FIXTURES
 
 TOKEN_PATH = "/oauth/token"
@@ -202,55 +201,10 @@ class _Snapshot:
     created: float = field(default_factory=time.monotonic)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    # Handlers may sit in an injected delay or an idle keep-alive read: never join them.
-    block_on_close = False
-
+class _Server(LoopbackServer):
     def __init__(self, fake: FakeFhirServer, context: ssl.SSLContext | None) -> None:
         self.fake = fake
-        self.tls_context = context
-        self.connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-        self.accepted = 0
-        self.serials: dict[Any, int] = {}
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        conn = request
-        if self.tls_context is not None:
-            try:
-                conn = self.tls_context.wrap_socket(request, server_side=True)
-            except (ssl.SSLError, OSError):
-                # E.g. the client refused our certificate: exactly what a TLS test expects.
-                return
-        with self.connections_lock:
-            self.accepted += 1
-            self.serials[client_address] = self.accepted
-            self.connections.add(conn)
-        try:
-            self.RequestHandlerClass(conn, client_address, self)
-        except OSError:
-            pass
-        finally:
-            with self.connections_lock:
-                self.connections.discard(conn)
-                self.serials.pop(client_address, None)
-            if conn is not request:
-                with contextlib.suppress(OSError):
-                    conn.close()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Quiet: a client hanging up mid-answer is what fault tests do."""
-
-    def close_all_connections(self) -> None:
-        with self.connections_lock:
-            conns = list(self.connections)
-        for conn in conns:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-            with contextlib.suppress(OSError):
-                conn.close()
+        super().__init__(_Handler, context)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -310,7 +264,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
 
 
-class FakeFhirServer:
+class FakeFhirServer(BackgroundServer):
     """A FHIR server of one version on 127.0.0.1 in a background thread."""
 
     def __init__(
@@ -364,52 +318,15 @@ class FakeFhirServer:
 
     def start(self) -> FakeFhirServer:
         """Bind a free port and serve in a daemon thread."""
-        context = None
-        if self.tls:
-            from tests.support.fake_keyvault import _make_tls_files
-
-            files = _make_tls_files()
-            self._tmp = Path(tempfile.mkdtemp(prefix="fake-fhir-"))
-            (self._tmp / "ca.pem").write_bytes(files.ca_pem)
-            (self._tmp / "server.pem").write_bytes(files.cert_pem)
-            (self._tmp / "server.key").write_bytes(files.key_pem)
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.minimum_version = ssl.TLSVersion.TLSv1_2
-            context.load_cert_chain(self._tmp / "server.pem", self._tmp / "server.key")
-            self.ca_path = str(self._tmp / "ca.pem")
+        context = self._tls_context("fake-fhir-") if self.tls else None
         self._stop.clear()
-        self._server = _Server(self, context)
-        port = self._server.server_address[1]
+        server = _Server(self, context)
+        port = server.server_address[1]
         self.origin = f"{'https' if self.tls else 'http'}://127.0.0.1:{port}"
         self.base_url = f"{self.origin}{self.base_path}"
         self.token_url = f"{self.origin}{TOKEN_PATH}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"fake-fhir-{port}",
-            daemon=True,
-        )
-        self._thread.start()
+        self._serve(server, "fake-fhir")
         return self
-
-    def stop(self) -> None:
-        """Stop serving and cut every open connection."""
-        self._stop.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.close_all_connections()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        if self._tmp is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-        self._server = self._thread = self._tmp = None
-
-    def __enter__(self) -> FakeFhirServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     # -- data ------------------------------------------------------------------------------
 

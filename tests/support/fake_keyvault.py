@@ -22,33 +22,26 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import datetime as dt
-import ipaddress
 import json
 import re
 import secrets
-import shutil
 import socket
 import ssl
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from azure.core.credentials import AccessToken, AccessTokenInfo, TokenRequestOptions
 from azure.core.exceptions import ClientAuthenticationError
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from shared.keyvault_store import KeyVaultSecretStore
+from tests.support.loopback import BackgroundServer, LoopbackServer
 
 KEYVAULT_RESOURCE = "https://vault.azure.net"
 _NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
@@ -222,80 +215,6 @@ class FakeCredential:
         self.close()
 
 
-@dataclass(frozen=True)
-class _TlsFiles:
-    ca_pem: bytes
-    cert_pem: bytes
-    key_pem: bytes
-
-
-def _make_tls_files() -> _TlsFiles:
-    """A throwaway CA and a server certificate for 127.0.0.1/localhost signed by it."""
-    now = dt.datetime.now(dt.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "EHR Bridge fake Key Vault CA")])
-    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(ca_ski, critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    return _TlsFiles(
-        ca_pem=ca_cert.public_bytes(serialization.Encoding.PEM),
-        cert_pem=cert.public_bytes(serialization.Encoding.PEM),
-        key_pem=key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
-    )
-
-
 def reset_challenge_cache() -> None:
     """Forget the Key Vault challenges the SDK caches process-wide.
 
@@ -307,44 +226,10 @@ def reset_challenge_cache() -> None:
     http_challenge_cache.clear()
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    # Handlers may be parked in an injected delay or an idle keep-alive read: never join them.
-    block_on_close = False
-
+class _Server(LoopbackServer):
     def __init__(self, vault: FakeKeyVault, context: ssl.SSLContext) -> None:
         self.vault = vault
-        self.tls_context = context
-        self.connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        # The TLS handshake runs here, in the connection's own thread, not in the accept loop.
-        try:
-            conn = self.tls_context.wrap_socket(request, server_side=True)
-        except (ssl.SSLError, OSError):
-            return
-        with self.connections_lock:
-            self.connections.add(conn)
-        try:
-            _Handler(conn, client_address, self)
-        except (ssl.SSLError, OSError):
-            pass
-        finally:
-            with self.connections_lock:
-                self.connections.discard(conn)
-            with contextlib.suppress(OSError):
-                conn.close()
-
-    def close_all_connections(self) -> None:
-        with self.connections_lock:
-            conns = list(self.connections)
-        for conn in conns:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-            with contextlib.suppress(OSError):
-                conn.close()
+        super().__init__(_Handler, context)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -389,7 +274,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
 
 
-class FakeKeyVault:
+class FakeKeyVault(BackgroundServer):
     """An HTTPS Key Vault (secrets only) on 127.0.0.1 in a background thread."""
 
     def __init__(
@@ -420,50 +305,12 @@ class FakeKeyVault:
 
     def start(self) -> FakeKeyVault:
         """Generate TLS material, bind a free port and serve in a daemon thread."""
-        tls = _make_tls_files()
-        self._tmp = Path(tempfile.mkdtemp(prefix="fake-keyvault-"))
-        ca_path = self._tmp / "ca.pem"
-        cert_path = self._tmp / "server.pem"
-        key_path = self._tmp / "server.key"
-        ca_path.write_bytes(tls.ca_pem)
-        cert_path.write_bytes(tls.cert_pem)
-        key_path.write_bytes(tls.key_pem)
-        key_path.chmod(0o600)
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.load_cert_chain(cert_path, key_path)
-        self._server = _Server(self, context)
-        port = self._server.server_address[1]
-        self.vault_url = f"https://127.0.0.1:{port}"
-        self.ca_path = str(ca_path)
+        context = self._tls_context("fake-keyvault-")
+        server = _Server(self, context)
+        self.vault_url = f"https://127.0.0.1:{server.server_address[1]}"
         reset_challenge_cache()
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"fake-keyvault-{port}",
-            daemon=True,
-        )
-        self._thread.start()
+        self._serve(server, "fake-keyvault")
         return self
-
-    def stop(self) -> None:
-        """Stop serving, cut open connections and remove the TLS files."""
-        self._stop.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.close_all_connections()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        if self._tmp is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-        self._server = self._thread = self._tmp = None
-
-    def __enter__(self) -> FakeKeyVault:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     # -- authentication ----------------------------------------------------------------------
 
