@@ -224,11 +224,11 @@ def test_a_parameter_r4_cannot_express_is_a_400_outcome_and_nothing_goes_upstrea
     assert provider.count() == 0
 
 
-def test_a_type_without_a_converter_is_a_501_outcome(proxy, provider, token):
-    response = get(proxy, token, "stu3", "Organization/1")
-    assert response.status == 501
-    assert "Organization" in outcome(response)["diagnostics"]
-    assert provider.count() == 0
+def test_organization_and_medication_reads_convert_to_the_face(proxy, provider, token):
+    provider.add({"resourceType": "Organization", "id": "org1", "name": "General Hospital"})
+    response = get(proxy, token, "stu3", "Organization/org1")
+    assert response.status == 200
+    assert response.json()["name"] == "General Hospital"
 
 
 # -- medication: the renamed type --------------------------------------------------------------

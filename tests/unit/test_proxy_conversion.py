@@ -153,21 +153,21 @@ def test_a_batch_entry_the_provider_cannot_express_is_a_400(converter):
 
 def test_a_type_without_a_converter_is_a_501_naming_it(converter):
     with pytest.raises(NotConvertible) as raised:
-        converter.request("dstu2", "r4", get("Organization/1"))
+        converter.request("dstu2", "r4", get("Substance/1"))
     assert raised.value.status == 501
-    assert "Organization" in raised.value.diagnostics
+    assert "Substance" in raised.value.diagnostics
 
 
 def test_a_batch_entry_of_a_type_without_a_converter_is_a_501(converter):
     bundle = {
         "resourceType": "Bundle",
         "type": "batch",
-        "entry": [{"request": {"method": "GET", "url": "Medication/1"}}],
+        "entry": [{"request": {"method": "GET", "url": "Substance/1"}}],
     }
     request = UpstreamRequest(
         "POST", "", "", Headers({"Content-Type": R4_JSON}), json.dumps(bundle).encode()
     )
-    with pytest.raises(NotConvertible, match="Medication"):
+    with pytest.raises(NotConvertible, match="Substance"):
         converter.request("stu3", "r4", request)
 
 
@@ -241,8 +241,8 @@ def test_a_provider_outcome_is_converted_too(converter):
 
 
 def test_a_response_type_without_a_converter_is_a_501(converter):
-    with pytest.raises(NotConvertible, match="Organization"):
-        converter.response("dstu2", "r4", answer({"resourceType": "Organization", "id": "1"}))
+    with pytest.raises(NotConvertible, match="Substance"):
+        converter.response("dstu2", "r4", answer({"resourceType": "Substance", "id": "1"}))
 
 
 def test_a_response_that_is_not_json_is_an_upstream_error(converter):

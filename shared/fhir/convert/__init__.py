@@ -40,6 +40,8 @@ _MODULES = {
     "MedicationRequest": "medication_request",
     "MedicationOrder": "medication_request",
     "Coverage": "coverage",
+    "Organization": "organization",
+    "Medication": "medication",
     "Bundle": "bundle",
     "OperationOutcome": "operation_outcome",
 }

@@ -33,9 +33,6 @@ DATA_ABSENT = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
 # A dateTime with a time but no zone; and the free-text keys whose strings are never dates.
 _ZONELESS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?")
 _FREE_TEXT = frozenset({"text", "div", "display", "description", "value", "valueString"})
-# Contained resources whose types the framework does not convert: what is kept of them (the
-# elements all three releases share). Anything else contained is dropped.
-_CONTAINED_KEPT = {"Medication": ("resourceType", "id", "text", "code")}
 
 
 def supplied() -> dict[str, Any]:
@@ -142,7 +139,7 @@ def restore_choice(
 
 def convert_contained(resource: Resource, source: str, target: str) -> None:
     """Contained resources for ``target``: converted when the framework knows their type,
-    otherwise reduced to the elements every release shares, or dropped (proxy decision)."""
+    otherwise dropped (proxy decision)."""
     from shared.fhir.convert import convert, supports  # the package imports this one lazily
 
     kept = []
@@ -150,8 +147,6 @@ def convert_contained(resource: Resource, source: str, target: str) -> None:
         kind = str(inner.get("resourceType", ""))
         if supports(kind):
             kept.append(convert(inner, source, target))
-        elif kind in _CONTAINED_KEPT:
-            kept.append({k: inner[k] for k in _CONTAINED_KEPT[kind] if k in inner})
     if kept:
         resource["contained"] = kept
     else:

@@ -57,6 +57,7 @@ _R4_TO_OLD_NAMES = {
     "operation-outcome": "operation-outcome",
     "restful-security-service": "restful-security-service",
     "condition-severity": "condition-severity",
+    "organization-type": "organization-type",
 }
 # Systems whose R4 URI stays under hl7.org/fhir but whose STU3 name differs.
 _R4_FHIR_TO_STU3 = {
