@@ -8,7 +8,6 @@ checked once the type is registered in shared/fhir/convert/__init__.py.
 
 from __future__ import annotations
 
-import itertools
 import json
 import string
 from collections.abc import Iterator
@@ -20,14 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.fhir.convert import convert, medication, supports
-from shared.fhir.convert.common import (
-    clone,
-    drop_meta_for_older,
-    prune_empty_twins,
-    rewrite_systems,
-    strip_fhir_comments,
-)
+from shared.fhir.convert import convert
 from tests.support.dstu2 import Shape, assert_dstu2
 from tests.support.fixtures import HAPI_VERSIONS, fixtures_of
 from tests.support.paths import FIXTURES
@@ -37,21 +29,6 @@ XVER_R4 = "http://hl7.org/fhir/4.0/StructureDefinition/extension-"
 XVER_STU3 = "http://hl7.org/fhir/3.0/StructureDefinition/extension-"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 SNOMED = "http://snomed.info/sct"
-
-
-def run(resource: dict[str, Any], source: str, target: str) -> dict[str, Any]:
-    """The module's steps from ``source`` to ``target``, as the framework chains them."""
-    path = [source, *(["stu3"] if {source, target} == {"r4", "dstu2"} else []), target]
-    path = path[:1] if source == target else path
-    result = clone(resource)
-    if source == "dstu2":
-        prune_empty_twins(strip_fhir_comments(result))
-    rewrite_systems(result, source)
-    for step_source, step_target in itertools.pairwise(path):
-        result = getattr(medication, f"{step_source}_to_{step_target}")(clone(result))
-        rewrite_systems(result, step_target)
-        drop_meta_for_older(result, step_target)
-    return result
 
 
 # DSTU2 (1.0.2) Medication: code, isBrand, manufacturer, product, package.
@@ -214,24 +191,18 @@ def test_medication_fixtures_exist() -> None:
 def test_fixture_converts_into_a_valid_medication_of_every_other_version(
     source: str, target: str, resource: dict[str, Any]
 ) -> None:
-    validate(run(resource, source, target), target)
+    validate(convert(resource, source, target), target)
 
 
 @pytest.mark.parametrize(("source", "target"), RICH_PAIRS)
 def test_medication_with_every_element_converts_into_a_valid_one(source: str, target: str) -> None:
-    validate(run(RICH[source], source, target), target)
+    validate(convert(RICH[source], source, target), target)
 
 
 @pytest.mark.parametrize(("source", "target"), RICH_PAIRS)
 def test_medication_with_every_element_survives_a_round_trip(source: str, target: str) -> None:
-    expected = run(RICH[source], source, source)  # DSTU2: without fhir_comments
-    assert run(run(RICH[source], source, target), target, source) == expected
-
-
-@pytest.mark.skipif(not supports("Medication"), reason="not yet registered in _MODULES")
-@pytest.mark.parametrize(("source", "target"), RICH_PAIRS)
-def test_convert_dispatches_medication_to_its_module(source: str, target: str) -> None:
-    assert convert(RICH[source], source, target) == run(RICH[source], source, target)
+    expected = convert(RICH[source], source, source)  # DSTU2: without fhir_comments
+    assert convert(convert(RICH[source], source, target), target, source) == expected
 
 
 # -- what the app reads ------------------------------------------------------------------------
@@ -239,7 +210,7 @@ def test_convert_dispatches_medication_to_its_module(source: str, target: str) -
 
 @pytest.mark.parametrize("target", ["stu3", "dstu2"])
 def test_code_reaches_the_app_unchanged(target: str) -> None:
-    out = run(RICH["r4"], "r4", target)
+    out = convert(RICH["r4"], "r4", target)
     assert out["code"] == RICH["r4"]["code"]
     assert out["id"] == "m1"
 
@@ -307,9 +278,9 @@ r4_medications = st.fixed_dictionaries(
 def test_r4_medication_survives_a_round_trip_through_an_older_version(
     middle: str, resource: dict[str, Any]
 ) -> None:
-    older = run(resource, "r4", middle)
+    older = convert(resource, "r4", middle)
     validate(older, middle)
-    assert run(older, middle, "r4") == resource
+    assert convert(older, middle, "r4") == resource
 
 
 # -- decisions (docs/conversion/medication.md) -------------------------------------------------
@@ -320,7 +291,7 @@ STU3_BASE = {"resourceType": "Medication", "code": {"text": "X"}}
 
 def test_r4_identifiers_ride_in_extensions_before_r4() -> None:
     r4 = {**R4_BASE, "identifier": [{"system": "urn:oid:1.2", "value": "7"}]}
-    stu3 = run(r4, "r4", "stu3")
+    stu3 = convert(r4, "r4", "stu3")
     assert "identifier" not in stu3
     assert stu3["extension"] == [
         {
@@ -332,30 +303,30 @@ def test_r4_identifiers_ride_in_extensions_before_r4() -> None:
 
 def test_r4_amount_rides_in_an_extension_before_r4() -> None:
     ratio = {"numerator": {"value": 100}, "denominator": {"value": 1}}
-    stu3 = run({**R4_BASE, "amount": ratio}, "r4", "stu3")
+    stu3 = convert({**R4_BASE, "amount": ratio}, "r4", "stu3")
     assert stu3["extension"] == [{"url": XVER_R4 + "Medication.amount", "valueRatio": ratio}]
 
 
 def test_ingredient_strength_is_stu3_ingredient_amount() -> None:
     ratio = {"numerator": {"value": 5, "unit": "mg"}}
     r4 = {**R4_BASE, "ingredient": [{"itemCodeableConcept": {"text": "A"}, "strength": ratio}]}
-    [ingredient] = run(r4, "r4", "stu3")["ingredient"]
+    [ingredient] = convert(r4, "r4", "stu3")["ingredient"]
     assert ingredient == {"itemCodeableConcept": {"text": "A"}, "amount": ratio}
 
 
 def test_r4_batch_is_stu3_package_batch() -> None:
     batch = {"lotNumber": "L1", "expirationDate": "2027-01-31"}
-    assert run({**R4_BASE, "batch": batch}, "r4", "stu3")["package"] == {"batch": [batch]}
+    assert convert({**R4_BASE, "batch": batch}, "r4", "stu3")["package"] == {"batch": [batch]}
 
 
 def test_stu3_brand_and_otc_flags_ride_in_extensions_in_r4() -> None:
     stu3 = {**STU3_BASE, "isBrand": True, "isOverTheCounter": False}
-    r4 = run(stu3, "stu3", "r4")
+    r4 = convert(stu3, "stu3", "r4")
     assert r4["extension"] == [
         {"url": XVER_STU3 + "Medication.isBrand", "valueBoolean": True},
         {"url": XVER_STU3 + "Medication.isOverTheCounter", "valueBoolean": False},
     ]
-    assert run(r4, "r4", "stu3") == stu3
+    assert convert(r4, "r4", "stu3") == stu3
 
 
 def test_stu3_package_beyond_the_first_batch_rides_in_complex_extensions_in_r4() -> None:
@@ -367,7 +338,7 @@ def test_stu3_package_beyond_the_first_batch_rides_in_complex_extensions_in_r4()
             "batch": [{"lotNumber": "A1"}, {"lotNumber": "B2", "expirationDate": "2026-01-01"}],
         },
     }
-    r4 = run(stu3, "stu3", "r4")
+    r4 = convert(stu3, "stu3", "r4")
     assert r4["batch"] == {"lotNumber": "A1"}
     assert r4["extension"] == [
         {
@@ -389,29 +360,29 @@ def test_stu3_package_beyond_the_first_batch_rides_in_complex_extensions_in_r4()
             ],
         },
     ]
-    assert run(r4, "r4", "stu3") == stu3
+    assert convert(r4, "r4", "stu3") == stu3
 
 
 def test_stu3_images_ride_in_extensions_outside_stu3() -> None:
     image = {"contentType": "image/png", "url": "https://x.example/a.png"}
     stu3 = {**STU3_BASE, "image": [image]}
     for target in ("r4", "dstu2"):
-        out = run(stu3, "stu3", target)
+        out = convert(stu3, "stu3", target)
         assert out["extension"] == [
             {"url": XVER_STU3 + "Medication.image", "valueAttachment": image}
         ]
-        assert run(out, target, "stu3") == stu3
+        assert convert(out, target, "stu3") == stu3
 
 
 def test_status_and_otc_flag_ride_in_extensions_in_dstu2() -> None:
     stu3 = {**STU3_BASE, "status": "inactive", "isBrand": True, "isOverTheCounter": True}
-    dstu2 = run(stu3, "stu3", "dstu2")
+    dstu2 = convert(stu3, "stu3", "dstu2")
     assert dstu2["isBrand"] is True
     assert dstu2["extension"] == [
         {"url": XVER_STU3 + "Medication.status", "valueCode": "inactive"},
         {"url": XVER_STU3 + "Medication.isOverTheCounter", "valueBoolean": True},
     ]
-    assert run(dstu2, "dstu2", "stu3") == stu3
+    assert convert(dstu2, "dstu2", "stu3") == stu3
 
 
 def test_form_ingredients_and_batches_move_into_dstu2_product() -> None:
@@ -423,7 +394,7 @@ def test_form_ingredients_and_batches_move_into_dstu2_product() -> None:
         ],
         "package": {"container": {"text": "box"}, "batch": [{"lotNumber": "L"}]},
     }
-    dstu2 = run(stu3, "stu3", "dstu2")
+    dstu2 = convert(stu3, "stu3", "dstu2")
     assert dstu2["product"] == {
         "form": {"text": "tablet"},
         "ingredient": [
@@ -432,13 +403,13 @@ def test_form_ingredients_and_batches_move_into_dstu2_product() -> None:
         "batch": [{"lotNumber": "L"}],
     }
     assert dstu2["package"] == {"container": {"text": "box"}}
-    assert run(dstu2, "dstu2", "stu3") == stu3
+    assert convert(dstu2, "dstu2", "stu3") == stu3
 
 
 def test_coded_ingredient_becomes_a_display_reference_in_dstu2() -> None:
     concept = {"coding": [{"system": RXNORM, "code": "1", "display": "Amox"}]}
     stu3 = {**STU3_BASE, "ingredient": [{"itemCodeableConcept": concept, "isActive": True}]}
-    dstu2 = run(stu3, "stu3", "dstu2")
+    dstu2 = convert(stu3, "stu3", "dstu2")
     assert dstu2["product"]["ingredient"] == [
         {
             "item": {
@@ -455,19 +426,19 @@ def test_coded_ingredient_becomes_a_display_reference_in_dstu2() -> None:
             ],
         }
     ]
-    assert run(dstu2, "dstu2", "stu3") == stu3
+    assert convert(dstu2, "dstu2", "stu3") == stu3
 
 
 def test_coded_package_content_becomes_a_display_reference_in_dstu2() -> None:
     stu3 = {**STU3_BASE, "package": {"content": [{"itemCodeableConcept": {"text": "capsule"}}]}}
-    [content] = run(stu3, "stu3", "dstu2")["package"]["content"]
+    [content] = convert(stu3, "stu3", "dstu2")["package"]["content"]
     assert content["item"]["display"] == "capsule"
-    assert run(run(stu3, "stu3", "dstu2"), "dstu2", "stu3") == stu3
+    assert convert(convert(stu3, "stu3", "dstu2"), "dstu2", "stu3") == stu3
 
 
 def test_dstu2_product_unfolds_into_stu3_elements() -> None:
     dstu2 = RICH["dstu2"]
-    stu3 = run(dstu2, "dstu2", "stu3")
+    stu3 = convert(dstu2, "dstu2", "stu3")
     assert stu3["form"] == {"text": "capsule"}
     assert stu3["ingredient"] == [
         {"itemReference": {"reference": "Substance/amox"}, "amount": {"numerator": {"value": 250}}}
@@ -482,7 +453,7 @@ def test_dstu2_product_unfolds_into_stu3_elements() -> None:
 
 def test_manufacturer_reference_loses_r4_type_and_dstu2_identifier() -> None:
     r4 = {**R4_BASE, "manufacturer": {"reference": "Organization/m", "type": "Organization"}}
-    assert run(r4, "r4", "stu3")["manufacturer"] == {"reference": "Organization/m"}
+    assert convert(r4, "r4", "stu3")["manufacturer"] == {"reference": "Organization/m"}
     stu3 = {**STU3_BASE, "manufacturer": {"identifier": {"value": "ACME"}}}
     # §2.3 proxy decision: DSTU2 has no Reference.identifier; its value becomes display.
-    assert run(stu3, "stu3", "dstu2")["manufacturer"] == {"display": "ACME"}
+    assert convert(stu3, "stu3", "dstu2")["manufacturer"] == {"display": "ACME"}

@@ -8,7 +8,6 @@ checked once the type is registered in shared/fhir/convert/__init__.py.
 
 from __future__ import annotations
 
-import itertools
 import string
 from typing import Any
 
@@ -18,14 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.fhir.convert import convert, organization, supports
-from shared.fhir.convert.common import (
-    clone,
-    drop_meta_for_older,
-    prune_empty_twins,
-    rewrite_systems,
-    strip_fhir_comments,
-)
+from shared.fhir.convert import convert
 from tests.support.dstu2 import Shape, assert_dstu2
 from tests.support.fixtures import fixtures_of
 
@@ -33,21 +25,6 @@ VERSIONS = ("dstu2", "stu3", "r4")
 XVER_STU3 = "http://hl7.org/fhir/3.0/StructureDefinition/extension-"
 TYPE_R4 = "http://terminology.hl7.org/CodeSystem/organization-type"
 TYPE_OLD = "http://hl7.org/fhir/organization-type"
-
-
-def run(resource: dict[str, Any], source: str, target: str) -> dict[str, Any]:
-    """The module's steps from ``source`` to ``target``, as the framework chains them."""
-    path = [source, *(["stu3"] if {source, target} == {"r4", "dstu2"} else []), target]
-    path = path[:1] if source == target else path
-    result = clone(resource)
-    if source == "dstu2":
-        prune_empty_twins(strip_fhir_comments(result))
-    rewrite_systems(result, source)
-    for step_source, step_target in itertools.pairwise(path):
-        result = getattr(organization, f"{step_source}_to_{step_target}")(clone(result))
-        rewrite_systems(result, step_target)
-        drop_meta_for_older(result, step_target)
-    return result
 
 
 # DSTU2 (1.0.2) Organization: one type (0..1), no alias, no endpoint.
@@ -157,20 +134,14 @@ def test_every_version_has_organization_fixtures() -> None:
 def test_fixture_converts_into_a_valid_organization_of_every_other_version(
     source: str, target: str, resource: dict[str, Any]
 ) -> None:
-    validate(run(resource, source, target), target)
+    validate(convert(resource, source, target), target)
 
 
 @pytest.mark.parametrize(("source", "target"), RICH_PAIRS)
 def test_organization_with_every_element_converts_into_a_valid_one(
     source: str, target: str
 ) -> None:
-    validate(run(RICH[source], source, target), target)
-
-
-@pytest.mark.skipif(not supports("Organization"), reason="not yet registered in _MODULES")
-@pytest.mark.parametrize(("source", "target"), RICH_PAIRS)
-def test_convert_dispatches_organization_to_its_module(source: str, target: str) -> None:
-    assert convert(RICH[source], source, target) == run(RICH[source], source, target)
+    validate(convert(RICH[source], source, target), target)
 
 
 # -- what display references need ---------------------------------------------------------------
@@ -188,7 +159,7 @@ R4_ORGANIZATION: dict[str, Any] = {
 
 @pytest.mark.parametrize("target", ["stu3", "dstu2"])
 def test_name_identifier_telecom_and_address_reach_the_app(target: str) -> None:
-    assert run(R4_ORGANIZATION, "r4", target) == R4_ORGANIZATION
+    assert convert(R4_ORGANIZATION, "r4", target) == R4_ORGANIZATION
 
 
 def test_type_system_becomes_the_old_organization_type_uri() -> None:
@@ -196,9 +167,9 @@ def test_type_system_becomes_the_old_organization_type_uri() -> None:
         "resourceType": "Organization",
         "type": [{"coding": [{"system": TYPE_R4, "code": "prov"}]}],
     }
-    assert run(r4, "r4", "stu3")["type"] == [{"coding": [{"system": TYPE_OLD, "code": "prov"}]}]
-    assert run(r4, "r4", "dstu2")["type"] == {"coding": [{"system": TYPE_OLD, "code": "prov"}]}
-    assert run(run(r4, "r4", "stu3"), "stu3", "r4") == r4
+    assert convert(r4, "r4", "stu3")["type"] == [{"coding": [{"system": TYPE_OLD, "code": "prov"}]}]
+    assert convert(r4, "r4", "dstu2")["type"] == {"coding": [{"system": TYPE_OLD, "code": "prov"}]}
+    assert convert(convert(r4, "r4", "stu3"), "stu3", "r4") == r4
 
 
 # -- round trips over generated R4 Organizations ------------------------------------------------
@@ -273,9 +244,9 @@ r4_organizations = st.fixed_dictionaries(
 def test_r4_organization_survives_a_round_trip_through_an_older_version(
     middle: str, resource: dict[str, Any]
 ) -> None:
-    older = run(resource, "r4", middle)
+    older = convert(resource, "r4", middle)
     validate(older, middle)
-    assert run(older, middle, "r4") == resource
+    assert convert(older, middle, "r4") == resource
 
 
 # -- decisions (docs/conversion/organization.md) -----------------------------------------------
@@ -283,24 +254,24 @@ def test_r4_organization_survives_a_round_trip_through_an_older_version(
 
 def test_types_after_the_first_ride_in_extensions_in_dstu2() -> None:
     stu3 = {"resourceType": "Organization", "type": [{"text": "A"}, {"text": "B"}, {"text": "C"}]}
-    dstu2 = run(stu3, "stu3", "dstu2")
+    dstu2 = convert(stu3, "stu3", "dstu2")
     assert dstu2["type"] == {"text": "A"}
     assert dstu2["extension"] == [
         {"url": XVER_STU3 + "Organization.type", "valueCodeableConcept": {"text": "B"}},
         {"url": XVER_STU3 + "Organization.type", "valueCodeableConcept": {"text": "C"}},
     ]
-    assert run(dstu2, "dstu2", "stu3") == stu3
+    assert convert(dstu2, "dstu2", "stu3") == stu3
 
 
 def test_alias_rides_in_extensions_in_dstu2() -> None:
     stu3 = {"resourceType": "Organization", "name": "Acme", "alias": ["A", "B"]}
-    dstu2 = run(stu3, "stu3", "dstu2")
+    dstu2 = convert(stu3, "stu3", "dstu2")
     assert dstu2["extension"] == [
         {"url": XVER_STU3 + "Organization.alias", "valueString": "A"},
         {"url": XVER_STU3 + "Organization.alias", "valueString": "B"},
     ]
     assert "alias" not in dstu2
-    assert run(dstu2, "dstu2", "stu3") == stu3
+    assert convert(dstu2, "dstu2", "stu3") == stu3
 
 
 def test_endpoints_ride_in_extensions_in_dstu2() -> None:
@@ -309,16 +280,16 @@ def test_endpoints_ride_in_extensions_in_dstu2() -> None:
         "name": "Acme",
         "endpoint": [{"reference": "Endpoint/1"}],
     }
-    dstu2 = run(stu3, "stu3", "dstu2")
+    dstu2 = convert(stu3, "stu3", "dstu2")
     assert dstu2["extension"] == [
         {"url": XVER_STU3 + "Organization.endpoint", "valueReference": {"reference": "Endpoint/1"}}
     ]
-    assert run(dstu2, "dstu2", "stu3") == stu3
+    assert convert(dstu2, "dstu2", "stu3") == stu3
 
 
 def test_telecom_url_becomes_other_with_an_extension_in_dstu2() -> None:
     r4 = {"resourceType": "Organization", "telecom": [{"system": "url", "value": "https://x"}]}
-    [telecom] = run(r4, "r4", "dstu2")["telecom"]
+    [telecom] = convert(r4, "r4", "dstu2")["telecom"]
     assert telecom == {
         "system": "other",
         "value": "https://x",
@@ -328,9 +299,9 @@ def test_telecom_url_becomes_other_with_an_extension_in_dstu2() -> None:
 
 def test_contact_name_gets_a_family_list_in_dstu2_and_back() -> None:
     stu3 = {"resourceType": "Organization", "contact": [{"name": {"family": "Payne"}}]}
-    dstu2 = run(stu3, "stu3", "dstu2")
+    dstu2 = convert(stu3, "stu3", "dstu2")
     assert dstu2["contact"] == [{"name": {"family": ["Payne"]}}]
-    assert run(dstu2, "dstu2", "stu3") == stu3
+    assert convert(dstu2, "dstu2", "stu3") == stu3
 
 
 def test_part_of_reference_loses_its_r4_type() -> None:
@@ -338,4 +309,4 @@ def test_part_of_reference_loses_its_r4_type() -> None:
         "resourceType": "Organization",
         "partOf": {"reference": "Organization/1", "type": "Organization"},
     }
-    assert run(r4, "r4", "stu3")["partOf"] == {"reference": "Organization/1"}
+    assert convert(r4, "r4", "stu3")["partOf"] == {"reference": "Organization/1"}
