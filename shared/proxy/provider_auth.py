@@ -259,7 +259,6 @@ class ProviderAuth:
         }
         if tenant.provider_scope:
             form["scope"] = tenant.provider_scope
-        host = urlsplit(tenant.provider_token_url).netloc
         try:
             response = self._token_session().post(
                 tenant.provider_token_url,
@@ -271,11 +270,13 @@ class ProviderAuth:
                 stream=True,
             )
         except requests.exceptions.Timeout:
-            _LOGGER.warning("provider token endpoint %s timed out", host)
+            _LOGGER.warning("provider token endpoint of tenant %s timed out", tenant.tenant_id)
             raise ProviderAuthUnavailable("the provider token endpoint timed out") from None
         except requests.exceptions.RequestException as error:
             _LOGGER.warning(
-                "provider token endpoint %s unreachable (%s)", host, type(error).__name__
+                "provider token endpoint of tenant %s unreachable (%s)",
+                tenant.tenant_id,
+                type(error).__name__,
             )
             raise ProviderAuthUnavailable("the provider token endpoint is unreachable") from None
         try:
@@ -314,7 +315,9 @@ class ProviderAuth:
             access = self._identity().get_token(scope)
         except ClientAuthenticationError:
             # No identity, or Entra ID refused it: a configuration problem, not an outage.
-            _LOGGER.warning("managed identity could not get a token for %s", scope)
+            _LOGGER.warning(
+                "managed identity could not get a token for tenant %s", tenant.tenant_id
+            )
             raise ProviderAuthError("the managed identity could not get a provider token") from None
         except Exception as error:
             _LOGGER.warning("managed identity endpoint failed (%s)", type(error).__name__)

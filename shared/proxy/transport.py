@@ -32,7 +32,6 @@ import contextlib
 import logging
 import os
 import random
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -76,19 +75,22 @@ def default_pool_size() -> int:
     return min(32, (os.cpu_count() or 1) + 4)
 
 
-class _RedactQueries(logging.Filter):
-    """Cut query strings out of urllib3's debug lines (they log the request target)."""
+class _RedactUpstream(logging.Filter):
+    """Keep provider hosts, paths and queries out of urllib3's log lines.
+
+    Its debug lines name the host, port and request target of every call; a log must never
+    carry a provider URL, so those lines are dropped and warnings keep only their wording.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return False
         if isinstance(record.args, tuple):
-            record.args = tuple(
-                _QUERY.sub("?…", arg) if isinstance(arg, str) else arg for arg in record.args
-            )
+            record.args = tuple("…" if isinstance(arg, str) else arg for arg in record.args)
         return True
 
 
-_QUERY = re.compile(r"\?[^\s\"']*")
-_REDACTION = _RedactQueries()
+_REDACTION = _RedactUpstream()
 
 
 def _redact_urllib3_logs() -> None:
@@ -224,8 +226,9 @@ class ProviderTransport:
         started = time.monotonic()
         retried_connection = False
         refreshed = False
-        parts = urlsplit(url)
-        where = f"{parts.netloc}{parts.path}"
+        # Logs name the tenant and the FHIR path, never the provider's URL (architecture.md).
+        base_path = urlsplit(tenant.provider_base_url).path
+        where = f"tenant {tenant.tenant_id} /{urlsplit(url).path[len(base_path) :].lstrip('/')}"
         while True:
             try:
                 status, raw_headers, content = self._attempt(

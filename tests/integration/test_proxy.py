@@ -930,3 +930,15 @@ def test_two_instances_each_stop_a_disabled_client_within_their_cache_ttl(
     assert send(second, "GET", "Patient/example", token).status == 200  # cached on the other
     second.directory.forget()  # the other instance's TTL has passed
     assert send(second, "GET", "Patient/example", token).status == 401
+
+
+def test_provider_failures_are_logged_by_tenant_and_path_never_by_provider_url(
+    proxy_services, client, caplog
+):
+    provider = f"http://127.0.0.1:{closed_port()}/fhir"
+    tenant = mapped(proxy_services, client, provider)
+    token = bearer_token(proxy_services, client, tenant.tenant_id)
+    caplog.set_level(logging.DEBUG)
+    assert send(proxy_services, "GET", "Patient/example", token).status == 502
+    assert f"tenant {tenant.tenant_id} /Patient/example" in caplog.text
+    assert provider.split("//")[1].split("/")[0] not in caplog.text
