@@ -12,6 +12,11 @@ import pytest
 from shared.fhir.convert import VERSIONS
 from tests.support.paths import FIXTURES
 
+# Prefixes of HL7's cross-version extension URLs, by the release an element comes from.
+XVER_DSTU2 = "http://hl7.org/fhir/1.0/StructureDefinition/extension-"
+XVER_STU3 = "http://hl7.org/fhir/3.0/StructureDefinition/extension-"
+XVER_R4 = "http://hl7.org/fhir/4.0/StructureDefinition/extension-"
+
 # HAPI's converter test files end in the release: 10 = DSTU2, 30 = STU3, 40 = R4.
 HAPI_VERSIONS = {"10": "dstu2", "30": "stu3", "40": "r4"}
 

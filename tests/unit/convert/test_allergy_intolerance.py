@@ -14,15 +14,12 @@ from hypothesis import strategies as st
 
 from shared.fhir.convert import convert
 from tests.support.dstu2 import Shape, assert_dstu2
-from tests.support.fixtures import fixtures_of
+from tests.support.fixtures import VERSIONS, XVER_R4, XVER_STU3, fixtures_of
 
-VERSIONS = ("dstu2", "stu3", "r4")
 CLINICAL_R4 = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
 VERIFICATION_R4 = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
 DATA_ABSENT = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
 CERTAINTY = "http://hl7.org/fhir/AllergyIntolerance-r2-certainty"
-XVER_R4 = "http://hl7.org/fhir/4.0/StructureDefinition/extension-"
-XVER_STU3 = "http://hl7.org/fhir/3.0/StructureDefinition/extension-"
 SUPPLIED = {"extension": [{"url": DATA_ABSENT, "valueCode": "unknown"}]}
 DISPLAY = {
     "active": "Active",

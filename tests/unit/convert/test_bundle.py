@@ -17,7 +17,6 @@ from shared.fhir.convert import ConversionError, convert
 from tests.support.dstu2 import Shape, assert_dstu2
 from tests.support.fixtures import fixtures_of
 
-VERSIONS = ("dstu2", "stu3", "r4")
 V2_0203_R4 = "http://terminology.hl7.org/CodeSystem/v2-0203"
 
 # DSTU2 (1.0.2) Bundle, from the DSTU2 examples and mapping doc §11.

@@ -12,9 +12,9 @@ import pytest
 
 from shared.fhir.convert import ConversionError, convert
 from shared.fhir.convert.common import rewrite_systems
+from tests.support.fixtures import VERSIONS
 from tests.support.paths import FIXTURES
 
-VERSIONS = ("dstu2", "stu3", "r4")
 HAPI_VERSIONS = {"10": "dstu2", "30": "stu3", "40": "r4"}
 V2_0203_R4 = "http://terminology.hl7.org/CodeSystem/v2-0203"
 CATEGORY_R4 = "http://terminology.hl7.org/CodeSystem/observation-category"

@@ -15,16 +15,12 @@ from hypothesis import strategies as st
 
 from shared.fhir.convert import ConversionError, convert
 from tests.support.dstu2 import Shape, assert_dstu2
-from tests.support.fixtures import fixtures_of
+from tests.support.fixtures import VERSIONS, XVER_DSTU2, XVER_R4, XVER_STU3, fixtures_of
 
-VERSIONS = ("dstu2", "stu3", "r4")
 CLASS_SYSTEM = "http://terminology.hl7.org/CodeSystem/coverage-class"
 RELATIONSHIP_R4 = "http://terminology.hl7.org/CodeSystem/subscriber-relationship"
 DATA_ABSENT = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
 SUPPLIED = {"extension": [{"url": DATA_ABSENT, "valueCode": "unknown"}]}
-XVER_R4 = "http://hl7.org/fhir/4.0/StructureDefinition/extension-"
-XVER_STU3 = "http://hl7.org/fhir/3.0/StructureDefinition/extension-"
-XVER_DSTU2 = "http://hl7.org/fhir/1.0/StructureDefinition/extension-"
 
 # DSTU2 (1.0.2) shapes, from the DSTU2 Coverage examples and mapping doc §9.1.
 REFERENCE = Shape(frozenset({"reference", "display"}))

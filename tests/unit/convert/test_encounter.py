@@ -17,13 +17,9 @@ from hypothesis import strategies as st
 
 from shared.fhir.convert import ConversionError, convert
 from tests.support.dstu2 import Shape, assert_dstu2
-from tests.support.fixtures import fixtures_of
+from tests.support.fixtures import VERSIONS, XVER_DSTU2, XVER_R4, XVER_STU3, fixtures_of
 from tests.support.paths import FIXTURES
 
-VERSIONS = ("dstu2", "stu3", "r4")
-XVER_R4 = "http://hl7.org/fhir/4.0/StructureDefinition/extension-"
-XVER_STU3 = "http://hl7.org/fhir/3.0/StructureDefinition/extension-"
-XVER_DSTU2 = "http://hl7.org/fhir/1.0/StructureDefinition/extension-"
 SNOMED = "http://snomed.info/sct"
 ACT_CODE_R4 = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 ACT_CODE_OLD = "http://hl7.org/fhir/v3/ActCode"

@@ -17,12 +17,9 @@ from hypothesis import strategies as st
 
 from shared.fhir.convert import convert
 from tests.support.dstu2 import Shape, assert_dstu2
-from tests.support.fixtures import fixtures_of
+from tests.support.fixtures import VERSIONS, XVER_R4, XVER_STU3, fixtures_of
 from tests.support.paths import FIXTURES
 
-VERSIONS = ("dstu2", "stu3", "r4")
-XVER_R4 = "http://hl7.org/fhir/4.0/StructureDefinition/extension-"
-XVER_STU3 = "http://hl7.org/fhir/3.0/StructureDefinition/extension-"
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
 CATEGORY_R4 = "http://terminology.hl7.org/CodeSystem/observation-category"

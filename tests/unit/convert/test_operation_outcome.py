@@ -15,11 +15,8 @@ from hypothesis import strategies as st
 from shared.fhir.convert import convert
 from shared.fhir.outcome import ISSUE_TYPES
 from tests.support.dstu2 import Shape, assert_dstu2
-from tests.support.fixtures import fixtures_of
+from tests.support.fixtures import VERSIONS, XVER_R4, XVER_STU3, fixtures_of
 
-VERSIONS = ("dstu2", "stu3", "r4")
-XVER_R4 = "http://hl7.org/fhir/4.0/StructureDefinition/extension-"
-XVER_STU3 = "http://hl7.org/fhir/3.0/StructureDefinition/extension-"
 OLDER_ISSUE_TYPES = ISSUE_TYPES - {"deleted", "multiple-matches"}
 
 # DSTU2 (1.0.2) OperationOutcome, from the DSTU2 examples and mapping doc §12.

@@ -19,10 +19,8 @@ from hypothesis import strategies as st
 
 from shared.fhir.convert import convert
 from tests.support.dstu2 import Shape, assert_dstu2
-from tests.support.fixtures import fixtures_of
+from tests.support.fixtures import VERSIONS, XVER_STU3, fixtures_of
 
-VERSIONS = ("dstu2", "stu3", "r4")
-XVER_STU3 = "http://hl7.org/fhir/3.0/StructureDefinition/extension-"
 TYPE_R4 = "http://terminology.hl7.org/CodeSystem/organization-type"
 TYPE_OLD = "http://hl7.org/fhir/organization-type"
 

@@ -16,14 +16,11 @@ from hypothesis import strategies as st
 
 from shared.fhir.convert import convert
 from tests.support.dstu2 import Shape, assert_dstu2
-from tests.support.fixtures import fixtures_of
+from tests.support.fixtures import VERSIONS, XVER_R4, XVER_STU3, fixtures_of
 from tests.support.paths import FIXTURES
 
-VERSIONS = ("dstu2", "stu3", "r4")
 V2_0203_R4 = "http://terminology.hl7.org/CodeSystem/v2-0203"
 V2_0203_OLD = "http://hl7.org/fhir/v2/0203"
-XVER_R4 = "http://hl7.org/fhir/4.0/StructureDefinition/extension-"
-XVER_STU3 = "http://hl7.org/fhir/3.0/StructureDefinition/extension-"
 
 # DSTU2 (1.0.2) shapes, from the DSTU2 Patient examples and mapping doc §2.5, §3.
 REFERENCE = Shape(frozenset({"reference", "display"}))

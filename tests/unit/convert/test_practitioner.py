@@ -14,10 +14,7 @@ from hypothesis import strategies as st
 
 from shared.fhir.convert import convert
 from tests.support.dstu2 import Shape, assert_dstu2
-from tests.support.fixtures import fixtures_of
-
-VERSIONS = ("dstu2", "stu3", "r4")
-XVER_STU3 = "http://hl7.org/fhir/3.0/StructureDefinition/extension-"
+from tests.support.fixtures import XVER_STU3, fixtures_of
 
 # DSTU2 (1.0.2) Practitioner: one name (0..1), practitionerRole backbone.
 REFERENCE = Shape(frozenset({"reference", "display"}))
