@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 CLIENTS_TABLE = "clients"
 TENANTS_TABLE = "tenants"
+SANDBOX_TABLE = "sandbox"
 
 T = TypeVar("T")
 
@@ -216,6 +217,7 @@ def table_service(settings: Settings, credential: Any = None) -> TableServiceCli
 
 
 def ensure_tables(service: TableServiceClient) -> None:
-    """Create the ``clients`` and ``tenants`` tables if they do not exist (bootstrap, ops)."""
-    for name in (CLIENTS_TABLE, TENANTS_TABLE):
+    """Create the ``clients``, ``tenants`` and ``sandbox`` tables if missing (bootstrap, ops)."""
+    # The sandbox table is created even when the sandbox is off: an empty table costs nothing.
+    for name in (CLIENTS_TABLE, TENANTS_TABLE, SANDBOX_TABLE):
         _call(lambda name=name: service.create_table_if_not_exists(name))  # type: ignore[misc]

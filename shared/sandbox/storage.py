@@ -1,0 +1,177 @@
+"""Where each sandbox resource lives in the table, and how it is encoded as one entity.
+
+See ``shared.sandbox.store`` for why the partitions are laid out this way. This module owns the
+mechanics: key spelling, the patient a compartment resource belongs to, and the resource JSON
+split across string properties within Table Storage's size limits.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any, Final, TypeGuard
+
+from shared.sandbox.errors import InvalidResource
+
+SUPPORTED_TYPES: Final[tuple[str, ...]] = (
+    "Patient",
+    "Observation",
+    "Condition",
+    "Encounter",
+    "AllergyIntolerance",
+    "MedicationRequest",
+    "Coverage",
+    "Location",
+    "Practitioner",
+    "Organization",
+)
+
+# The element naming the patient of each patient-compartment type (FHIR R4 compartment rules).
+PATIENT_ELEMENT: Final[Mapping[str, str]] = {
+    "Observation": "subject",
+    "Condition": "subject",
+    "Encounter": "subject",
+    "AllergyIntolerance": "patient",
+    "MedicationRequest": "subject",
+    "Coverage": "beneficiary",
+}
+COMPARTMENT_TYPES: Final = frozenset(PATIENT_ELEMENT)
+
+_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+# "Patient/<id>", alone or at the end of an absolute URL; versioned references are not links.
+_PATIENT_REFERENCE = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.\-]*://[^\s?#]*/)?Patient/([^/\s?#]+)")
+
+# Table Storage limits: a string property holds 64 KiB (32 Ki UTF-16 code units), an entity
+# 1 MiB in all, and a transaction 100 operations and 4 MiB. Chunks are counted in characters,
+# at most two UTF-16 code units each, so one chunk always fits in a property.
+CHUNK_CHARS: Final = 16_000
+MAX_PROPERTY_UNITS: Final = 32_767
+MAX_ENTITY_BYTES: Final = 1_048_576
+JSON_PREFIX: Final = "j"
+
+
+def is_id(value: object) -> TypeGuard[str]:
+    """True for a FHIR id ([A-Za-z0-9-.]{1,64}), the only strings used in keys."""
+    return isinstance(value, str) and _ID.fullmatch(value) is not None
+
+
+def resource_partition(resource_type: str, patient_id: str | None) -> str:
+    """The partition of a resource: its patient's for compartment types, else its type's."""
+    if patient_id is not None:
+        return f"patient-{patient_id}"
+    return f"res-{resource_type}"
+
+
+def partition_patient(partition_key: str) -> str | None:
+    """The patient id of a ``patient-<id>`` partition (None for other partitions)."""
+    patient_id = partition_key.removeprefix("patient-")
+    return patient_id if patient_id != partition_key and is_id(patient_id) else None
+
+
+def resource_row_key(resource_type: str, resource_id: str) -> str:
+    """The row key of a resource: ``Type|id`` in a patient partition, the id elsewhere."""
+    if resource_type in COMPARTMENT_TYPES:
+        return f"{resource_type}|{resource_id}"
+    return resource_id
+
+
+def type_range(resource_type: str) -> tuple[str, str]:
+    """Row keys [low, high) of one compartment type inside a patient partition."""
+    return f"{resource_type}|", f"{resource_type}}}"  # "}" is the character after "|"
+
+
+def id_of_row_key(row_key: str) -> str:
+    """The resource id a row key holds (the part after ``Type|`` when there is one)."""
+    return row_key.rpartition("|")[2]
+
+
+def lookup_partition(resource_type: str) -> str:
+    """The partition of the lookup rows (id -> patient) of one compartment type."""
+    return f"ref-{resource_type}"
+
+
+def patient_reference_id(reference: object) -> str | None:
+    """The patient id of ``Patient/<id>`` or an absolute URL ending in it; None otherwise."""
+    if not isinstance(reference, str):
+        return None
+    match = _PATIENT_REFERENCE.fullmatch(reference)
+    if match is None or not is_id(match[1]):
+        return None
+    return match[1]
+
+
+def patient_of(resource: Mapping[str, Any]) -> str | None:
+    """The patient a compartment resource belongs to (None for other types).
+
+    Raises InvalidResource naming the element when a compartment resource has no usable
+    patient reference: the store could not tell which partition it belongs to.
+    """
+    resource_type = str(resource.get("resourceType"))
+    element = PATIENT_ELEMENT.get(resource_type)
+    if element is None:
+        return None
+    value = resource.get(element)
+    reference = value.get("reference") if isinstance(value, Mapping) else None
+    patient_id = patient_reference_id(reference)
+    if patient_id is None:
+        raise InvalidResource(
+            f"{resource_type}.{element}", "must reference the patient as Patient/<id>"
+        )
+    return patient_id
+
+
+def encode_resource(resource: Mapping[str, Any]) -> dict[str, str]:
+    """The resource as compact JSON split over properties ``j0``, ``j1``, ..."""
+    try:
+        text = json.dumps(resource, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError):
+        raise InvalidResource(str(resource.get("resourceType")), "is not a JSON document") from None
+    return {
+        f"{JSON_PREFIX}{index}": text[start : start + CHUNK_CHARS]
+        for index, start in enumerate(range(0, len(text), CHUNK_CHARS))
+    }
+
+
+def decode_resource(entity: Mapping[str, Any]) -> dict[str, Any]:
+    """The resource stored in an entity's ``j0``, ``j1``, ... properties."""
+    parts: list[str] = []
+    while (part := entity.get(f"{JSON_PREFIX}{len(parts)}")) is not None:
+        parts.append(part)
+    document = json.loads("".join(parts))
+    if not isinstance(document, dict):
+        raise ValueError("a sandbox row does not hold a resource")
+    return document
+
+
+def utf16_units(text: str) -> int:
+    """Length of ``text`` in UTF-16 code units (how Table Storage counts string sizes)."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def entity_bytes(entity: Mapping[str, Any]) -> int:
+    """Table Storage's size of an entity (its published formula) in bytes."""
+    size = 4 + 2 * (
+        utf16_units(str(entity.get("PartitionKey", "")))
+        + utf16_units(str(entity.get("RowKey", "")))
+    )
+    for name, value in entity.items():
+        if name in ("PartitionKey", "RowKey"):
+            continue
+        size += 8 + 2 * len(name)
+        if isinstance(value, str):
+            size += 4 + 2 * utf16_units(value)
+        elif isinstance(value, bool):
+            size += 1
+        else:
+            size += 8  # int64, double and datetime
+    return size
+
+
+def check_fits(entity: Mapping[str, Any], resource_type: str) -> None:
+    """Raise InvalidResource when the entity exceeds what Table Storage accepts."""
+    for value in entity.values():
+        if isinstance(value, str) and utf16_units(value) > MAX_PROPERTY_UNITS:
+            raise InvalidResource(resource_type, "has a searchable value too long to store")
+    if entity_bytes(entity) > MAX_ENTITY_BYTES:
+        raise InvalidResource(resource_type, "is too large for the sandbox (1 MiB per resource)")
