@@ -9,6 +9,8 @@ SMART_CONFIGURATION = "fhir/{face}/.well-known/smart-configuration"
 TOKEN = "oauth2/token"
 JWKS = "oauth2/jwks"
 HEALTH = "health"
+SANDBOX_FHIR = "sandbox/fhir"
+SANDBOX_UI = "sandbox/ui"
 
 
 def token_url(origin: str) -> str:
@@ -24,3 +26,8 @@ def jwks_url(origin: str) -> str:
 def face_base_url(origin: str, face: str) -> str:
     """The FHIR base a consumer pastes as its Link, e.g. https://host/api/fhir/stu3."""
     return f"{origin}/{ROUTE_PREFIX}/fhir/{face}"
+
+
+def sandbox_base_url(origin: str) -> str:
+    """The sandbox provider's FHIR base on this host, e.g. http://127.0.0.1:7071/api/sandbox/fhir."""
+    return f"{origin.rstrip('/')}/{ROUTE_PREFIX}/{SANDBOX_FHIR}"

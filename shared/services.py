@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from shared.proxy.handler import FhirProxy
     from shared.proxy.provider_auth import ProviderAuth
     from shared.proxy.transport import ProviderTransport
+    from shared.sandbox.access import SandboxKey
+    from shared.sandbox.api import SandboxApi
+    from shared.sandbox.store import SandboxStore
+    from shared.sandbox.ui import SandboxUi
     from shared.secret_store import SecretStore
     from shared.signing_keys import SigningKeys
     from shared.tenants import TenantRegistry
@@ -176,6 +180,35 @@ class Services:
         from shared.proxy.check import TenantChecker
 
         return TenantChecker(self.tenants, self.transport, self.provider_auth)
+
+    @cached_property
+    def sandbox_store(self) -> SandboxStore:
+        """The sandbox provider's resources (Table Storage)."""
+        from shared.sandbox.store import SandboxStore
+        from shared.tables import SANDBOX_TABLE
+
+        return SandboxStore(self.table_service.get_table_client(SANDBOX_TABLE))
+
+    @cached_property
+    def sandbox_key(self) -> SandboxKey:
+        """The sandbox's API key, cached like every other secret."""
+        from shared.sandbox.access import SandboxKey
+
+        return SandboxKey(self.secret_store, self.settings.cache_ttl_seconds)
+
+    @cached_property
+    def sandbox_api(self) -> SandboxApi:
+        """The sandbox provider's FHIR R4 API."""
+        from shared.sandbox.api import SandboxApi
+
+        return SandboxApi(self.settings, self.sandbox_store, self.sandbox_key)
+
+    @cached_property
+    def sandbox_ui(self) -> SandboxUi:
+        """The sandbox's editor page."""
+        from shared.sandbox.ui import SandboxUi
+
+        return SandboxUi(self.settings, self.sandbox_store, self.sandbox_key)
 
 
 _lock = threading.Lock()
