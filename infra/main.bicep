@@ -136,6 +136,7 @@ module storage 'modules/storage.bicep' = {
     skuName: storageSku
     deploymentContainerName: 'app-package'
     workspaceId: monitoring.outputs.workspaceId
+    sandboxEnabled: sandboxEnabled
   }
 }
 
@@ -161,6 +162,7 @@ module roles 'modules/roles.bicep' = {
     storageAccountName: storage.outputs.name
     clientsTableName: storage.outputs.clientsTableName
     tenantsTableName: storage.outputs.tenantsTableName
+    sandboxTableName: storage.outputs.sandboxTableName
     applicationInsightsName: monitoring.outputs.applicationInsightsName
   }
 }

@@ -153,13 +153,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "EHRB_SANDBOX_ENABLED",
         "false",
-        "Serve the built-in sandbox FHIR provider (a later milestone); off unless turned on.",
+        "Serve the built-in sandbox R4 provider (`api/sandbox/fhir`, synthetic data only) and "
+        "its editor page (`api/sandbox/ui/`); off unless turned on.",
     ),
     Setting(
         "EHRB_DEMO_PROVIDER_URL",
-        "http://127.0.0.1:8080/fhir",
-        "Provider base URL of the demo tenant that `make run` seeds (read by tools/bootstrap.py "
-        "only, not by the app).",
+        "",
+        "Provider base URL of the demo tenant that `make run` seeds; empty: the built-in sandbox "
+        "(read by tools/bootstrap.py only, not by the app).",
         local_only=True,
     ),
     Setting(

@@ -1,7 +1,8 @@
 """``make bench``: figures for cold import, token issuance (in-process and over HTTP), the
 FHIR proxy (the handler's own cost per request; the latency it adds over HTTP, next to calling
-the upstream directly and through nginx) and FHIR version conversion (an R4 page of vital signs
-to STU3 and to DSTU2, in-process).
+the upstream directly and through nginx), FHIR version conversion (an R4 page of vital signs
+to STU3 and to DSTU2, in-process) and the sandbox provider (tools/bench_sandbox.py: 10,000
+generated patients in Azurite, searched and batch-queried through the proxy).
 
 Development only, loopback only. It prints numbers and never fails on them: goals are shown
 next to the figures for a reader to judge. Each measurement is a function returning a dict, so
@@ -47,6 +48,7 @@ HEAVY_MODULES = (
     "azure.identity",
     "jwt",
     "cryptography",
+    "fhir.resources",
 )
 ALGORITHMS = ("RS256", "ES256")
 PROVIDER_URL = "https://fhir.bench.example/r4"
@@ -1234,8 +1236,18 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]], indent: str = "
     return "\n".join(lines)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     """Run every measurement and print the figures."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__)
+    parser.add_argument(
+        "--sandbox-patients",
+        type=int,
+        default=10_000,
+        help="generated patients the sandbox figures are measured on (0: skip them)",
+    )
+    args = parser.parse_args(argv)
     began = time.perf_counter()
     print(
         f"EHR Bridge bench: {platform.python_implementation()} {platform.python_version()}, "
@@ -1331,6 +1343,12 @@ def main() -> int:
     print()
     _print_conversion(measure_conversion())
     print()
+    if args.sandbox_patients > 0:
+        from tools.bench_sandbox import measure_sandbox, print_sandbox
+
+        with bench_fixture() as fixture:
+            print_sandbox(measure_sandbox(fixture, patients=args.sandbox_patients))
+        print()
     print(f"bench took {time.perf_counter() - began:.1f} s")
     return 0
 

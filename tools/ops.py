@@ -36,8 +36,10 @@ from shared.clients import (
     version_json,
 )
 from shared.ids import SIGNING_KEY_NAME, canonical_guid, is_guid, provider_secret_name
+from shared.sandbox.errors import InvalidResource, SandboxError
 from shared.secret_store import (
     LocalStoreRefused,
+    SecretNotFound,
     SecretStoreError,
     SecretStoreUnavailable,
     SecretVersion,
@@ -47,6 +49,7 @@ from shared.services import Services
 from shared.settings import Settings, SettingsError
 from shared.tables import (
     CLIENTS_TABLE,
+    SANDBOX_TABLE,
     TENANTS_TABLE,
     EntityExists,
     ETagMismatch,
@@ -509,10 +512,75 @@ def signing_key_list(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
 
 
 def tables_init(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
-    """Create the clients and tenants tables when missing."""
+    """Create the clients, tenants and sandbox tables when missing."""
     ctx.require_tables()
     ensure_tables(ctx.services.table_service)
-    return {"tables": [CLIENTS_TABLE, TENANTS_TABLE], "status": "ok"}
+    return {"tables": [CLIENTS_TABLE, TENANTS_TABLE, SANDBOX_TABLE], "status": "ok"}
+
+
+# Sandbox
+
+
+def sandbox_key(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
+    """Provision the sandbox's API key in the secret store (never printed)."""
+    from shared.sandbox.access import SANDBOX_KEY_SECRET, ensure_sandbox_key
+
+    store = ctx.services.secret_store
+    try:
+        store.get_secret(SANDBOX_KEY_SECRET)
+        created = False
+    except SecretNotFound:
+        created = True
+    ensure_sandbox_key(store)
+    return {"secret": SANDBOX_KEY_SECRET, "created": created}
+
+
+def sandbox_connect(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
+    """Give a tenant the sandbox key as its provider bearer token (its mapping stays as it is)."""
+    from shared.sandbox.access import ensure_sandbox_key
+
+    tenant_id = _guid(args.tenant_id, "TENANT_ID")
+    mapping = ctx.tenants.get(tenant_id)
+    if mapping.provider_auth_kind != "bearer":
+        raise CliError(
+            EXIT_INPUT,
+            "the tenant's provider_auth_kind must be bearer to use the sandbox key "
+            "(tenants put ... --provider-auth-kind bearer)",
+        )
+    key = ensure_sandbox_key(ctx.services.secret_store)
+    name = provider_secret_name(tenant_id)
+    ctx.services.secret_store.set_secret(name, key)
+    _forget_cached_lookups(ctx.services)
+    return {"tenant_id": tenant_id, "secret": name, "status": "ok"}
+
+
+def sandbox_load(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
+    """Load generated patients (and Synthea R4 bundles) into the sandbox's table."""
+    from shared.sandbox.generate import generate_patients, generate_shared
+    from shared.sandbox.synthea import load_synthea
+
+    ctx.require_tables()
+    store = ctx.services.sandbox_store
+    result: dict[str, Any] = {}
+    if args.patients:
+        resources = list(generate_shared(args.seed))
+        for chart in generate_patients(args.patients, args.seed, start=args.start):
+            resources.extend(chart)
+        report = store.load(resources)
+        result["generated"] = {"stored": report.stored, "seconds": round(report.seconds, 2)}
+    if args.synthea:
+        missing = [path for path in args.synthea if not Path(path).exists()]
+        if missing:
+            raise CliError(EXIT_INPUT, f"no such bundle or folder: {missing[0]}")
+        report = load_synthea(store, [Path(path) for path in args.synthea])
+        result["synthea"] = {
+            "stored": report.stored,
+            "skipped": report.skipped,
+            "seconds": round(report.seconds, 2),
+        }
+    if not result:
+        raise CliError(EXIT_INPUT, "nothing to load: give --patients N and/or --synthea FILE...")
+    return result
 
 
 # Parser
@@ -644,6 +712,25 @@ def build_parser() -> argparse.ArgumentParser:
     actions.add_parser("init", help="create the tables when missing").set_defaults(
         handler=tables_init
     )
+
+    sandbox = groups.add_parser("sandbox", help="the built-in sandbox provider (synthetic data)")
+    actions = sandbox.add_subparsers(dest="action", metavar="ACTION", required=True)
+    actions.add_parser("key", help="provision the sandbox API key (not printed)").set_defaults(
+        handler=sandbox_key
+    )
+    cmd = actions.add_parser(
+        "connect", help="store the sandbox key as a tenant's provider bearer token"
+    )
+    cmd.add_argument("tenant_id", metavar="TENANT_ID")
+    cmd.set_defaults(handler=sandbox_connect)
+    cmd = actions.add_parser("load", help="load generated patients and/or Synthea R4 bundles")
+    cmd.add_argument("--patients", type=int, default=0, help="generated patients to load")
+    cmd.add_argument("--seed", type=int, default=0, help="generator seed (same seed, same data)")
+    cmd.add_argument("--start", type=int, default=0, help="index of the first generated patient")
+    cmd.add_argument(
+        "--synthea", nargs="*", default=[], metavar="PATH", help="R4 bundles, or folders of them"
+    )
+    cmd.set_defaults(handler=sandbox_load)
     return parser
 
 
@@ -663,6 +750,10 @@ def _classify(error: Exception) -> tuple[int, str] | None:
     if isinstance(error, InvalidClientInput | InvalidTenantInput | SettingsError):
         return EXIT_INPUT, str(error)
     if isinstance(error, LocalStoreRefused):
+        return EXIT_INPUT, str(error)
+    if isinstance(error, InvalidResource):
+        return EXIT_INPUT, f"invalid resource: {error.element}: {error.message}"
+    if isinstance(error, SandboxError):
         return EXIT_INPUT, str(error)
     if isinstance(error, StoreUnavailable):
         return EXIT_UNAVAILABLE, f"table storage unavailable: {error}"

@@ -1,12 +1,15 @@
-"""``make run``: Azurite, the demo seed and the dev host, in the foreground until Ctrl-C.
+"""``make run``: Azurite, the demo seed (sandbox included) and the dev host, until Ctrl-C.
 
-Development only. Azurite keeps its data in ``.local/azurite`` so the demo client, tenant and
-secrets survive restarts; an Azurite already listening on the table port is reused.
+Development only. Azurite keeps its data in ``.local/azurite`` so the demo client, tenant, sandbox
+patients and secrets survive restarts; an Azurite already listening on the table port is reused.
+The options exist so that tests can run the very same stack on free ports in a temporary folder.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -18,8 +21,13 @@ from tools.local_settings import ROOT, apply_local_settings, ensure_local_settin
 
 AZURITE = ROOT / "node_modules" / ".bin" / "azurite"
 DATA = ROOT / ".local" / "azurite"
-TABLE_PORT = 10002
-HOST, PORT = "127.0.0.1", 7071
+HOST = "127.0.0.1"
+TABLE_PORT, BLOB_PORT, QUEUE_PORT, PORT = 10002, 10000, 10001, 7071
+# Azurite's well-known development account (public, documented by Microsoft; not a secret).
+_DEV_ACCOUNT = "devstoreaccount1"
+_DEV_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
 
 
 def _listening(port: int) -> bool:
@@ -38,13 +46,35 @@ def _wait(port: int, process: subprocess.Popen[bytes], what: str, timeout: float
         time.sleep(0.1)
 
 
-def main() -> int:
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    from tools.bootstrap import CREDENTIALS, DEMO_PATIENTS
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=PORT, help="dev host port")
+    parser.add_argument("--table-port", type=int, default=None, help="Azurite table port")
+    parser.add_argument("--blob-port", type=int, default=BLOB_PORT)
+    parser.add_argument("--queue-port", type=int, default=QUEUE_PORT)
+    parser.add_argument("--data-dir", type=Path, default=DATA, help="Azurite's data folder")
+    parser.add_argument("--credentials", type=Path, default=CREDENTIALS)
+    parser.add_argument("--patients", type=int, default=DEMO_PATIENTS, help="demo patients")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
     """Start everything, print the walkthrough, stop everything on Ctrl-C."""
+    args = _arguments(argv)
     ensure_local_settings()
+    table_port = TABLE_PORT if args.table_port is None else args.table_port
+    if args.table_port is not None:
+        # An explicit port wins over local.settings.json's connection string.
+        os.environ["EHRB_TABLES_CONNECTION_STRING"] = (
+            f"DefaultEndpointsProtocol=http;AccountName={_DEV_ACCOUNT};AccountKey={_DEV_KEY};"
+            f"TableEndpoint=http://{HOST}:{table_port}/{_DEV_ACCOUNT};"
+        )
     apply_local_settings()
     children: list[subprocess.Popen[bytes]] = []
-    if _listening(PORT):
-        raise SystemExit(f"port {PORT} is busy: is another dev host or `func start` running?")
+    if _listening(args.port):
+        raise SystemExit(f"port {args.port} is busy: is another dev host or `func start` running?")
 
     def stop(*_: object) -> None:
         for child in reversed(children):
@@ -56,10 +86,10 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
     try:
-        if _listening(TABLE_PORT):
-            print(f"Reusing the Azurite already listening on {HOST}:{TABLE_PORT}.")
+        if _listening(table_port):
+            print(f"Reusing the Azurite already listening on {HOST}:{table_port}.")
         else:
-            DATA.mkdir(parents=True, exist_ok=True)
+            args.data_dir.mkdir(parents=True, exist_ok=True)
             azurite = subprocess.Popen(
                 [
                     str(AZURITE),
@@ -67,28 +97,37 @@ def main() -> int:
                     "--skipApiVersionCheck",
                     "--disableTelemetry",
                     "--location",
-                    str(DATA),
+                    str(args.data_dir),
                     "--blobHost",
                     HOST,
+                    "--blobPort",
+                    str(args.blob_port),
                     "--queueHost",
                     HOST,
+                    "--queuePort",
+                    str(args.queue_port),
                     "--tableHost",
                     HOST,
+                    "--tablePort",
+                    str(table_port),
                 ],
             )
             children.append(azurite)
-            _wait(TABLE_PORT, azurite, "Azurite")
-        from tools.bootstrap import CREDENTIALS, seed, walkthrough
+            _wait(table_port, azurite, "Azurite")
+        from tools.bootstrap import seed, walkthrough
 
-        credentials = seed(f"http://{HOST}:{PORT}")
+        report: dict[str, object] = {}
+        credentials = seed(
+            f"http://{HOST}:{args.port}", args.credentials, patients=args.patients, report=report
+        )
         devhost = subprocess.Popen(
-            [sys.executable, "-m", "tools.devhost", "--host", HOST, "--port", str(PORT)],
+            [sys.executable, "-m", "tools.devhost", "--host", HOST, "--port", str(args.port)],
             cwd=ROOT,
         )
         children.append(devhost)
-        _wait(PORT, devhost, "the dev host")
-        print(walkthrough(credentials, Path(CREDENTIALS)))
-        print("Press Ctrl-C to stop.")
+        _wait(args.port, devhost, "the dev host")
+        print(walkthrough(credentials, args.credentials, report))
+        print("Press Ctrl-C to stop.", flush=True)
         devhost.wait()
         return devhost.returncode or 0
     except KeyboardInterrupt:

@@ -14,6 +14,8 @@
 //   Storage Table Data Contributor  the tables   read and write client records and tenant
 //                                   clients and  mappings (get, insert, replace, delete,
 //                                   tenants      query); nothing else in the account.
+//                                   (+ sandbox   the sandbox provider's synthetic resources,
+//                                   when on)     only when sandboxEnabled.
 //   Storage Blob Data Owner         account      identity-based host storage
 //                                                (AzureWebJobsStorage__*) needs Blob Data
 //                                                Owner; it also covers the Flex Consumption
@@ -52,6 +54,9 @@ param clientsTableName string
 @description('Name of the tenants table.')
 param tenantsTableName string
 
+@description('Name of the sandbox table; empty when the sandbox is off (no role is granted then).')
+param sandboxTableName string = ''
+
 @description('Name of the Application Insights component.')
 param applicationInsightsName string
 
@@ -62,6 +67,7 @@ var storageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b' // Storage Blo
 var monitoringMetricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb' // Monitoring Metrics Publisher
 
 var withOperator = !empty(operatorPrincipalId)
+var withSandbox = !empty(sandboxTableName)
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
   name: keyVaultName
@@ -84,6 +90,11 @@ resource clientsTable 'Microsoft.Storage/storageAccounts/tableServices/tables@20
 resource tenantsTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' existing = {
   parent: tableService
   name: tenantsTableName
+}
+
+resource sandboxTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' existing = if (withSandbox) {
+  parent: tableService
+  name: sandboxTableName
 }
 
 resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
@@ -122,6 +133,17 @@ resource appTenantsTable 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'
     description: 'EHR Bridge app: tenant mappings'
+  }
+}
+
+resource appSandboxTable 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (withSandbox) {
+  name: guid(sandboxTable.id, appPrincipalId, storageTableDataContributor)
+  scope: sandboxTable
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageTableDataContributor)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+    description: 'EHR Bridge app: sandbox provider resources (only when the sandbox is on)'
   }
 }
 

@@ -28,6 +28,9 @@ param deploymentContainerName string
 @description('Log Analytics workspace that receives the table and blob access logs.')
 param workspaceId string
 
+@description('Create the sandbox provider\'s table (EHRB_SANDBOX_ENABLED).')
+param sandboxEnabled bool = false
+
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   //checkov:skip=CKV_AZURE_35:Flex Consumption without VNet integration reaches host storage over public endpoints; every request still needs an Entra token (shared keys off)
   //checkov:skip=CKV_AZURE_59:Flex Consumption without VNet integration reaches host storage over public endpoints; every request still needs an Entra token (shared keys off)
@@ -106,7 +109,7 @@ resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-0
   name: 'default'
 }
 
-// Names from shared/tables.py (CLIENTS_TABLE, TENANTS_TABLE).
+// Names from shared/tables.py (CLIENTS_TABLE, TENANTS_TABLE, SANDBOX_TABLE).
 resource clientsTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = {
   parent: tableService
   name: 'clients'
@@ -115,6 +118,12 @@ resource clientsTable 'Microsoft.Storage/storageAccounts/tableServices/tables@20
 resource tenantsTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = {
   parent: tableService
   name: 'tenants'
+}
+
+// SANDBOX_TABLE: synthetic FHIR resources of the built-in sandbox provider, only when it is on.
+resource sandboxTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = if (sandboxEnabled) {
+  parent: tableService
+  name: 'sandbox'
 }
 
 // Who read or changed a client record or tenant mapping, and who touched the app package.
@@ -169,3 +178,4 @@ output tableEndpoint string = account.properties.primaryEndpoints.table
 output deploymentContainerUrl string = '${account.properties.primaryEndpoints.blob}${deploymentContainer.name}'
 output clientsTableName string = clientsTable.name
 output tenantsTableName string = tenantsTable.name
+output sandboxTableName string = sandboxEnabled ? sandboxTable.name : ''

@@ -14,7 +14,7 @@ import pytest
 
 from shared import routes
 from shared.settings import FACES, SETTINGS
-from shared.tables import CLIENTS_TABLE, TENANTS_TABLE
+from shared.tables import CLIENTS_TABLE, SANDBOX_TABLE, TENANTS_TABLE
 from tests.infra import bicep_model as bm
 from tests.support.paths import REPO
 
@@ -203,6 +203,27 @@ def test_the_sandbox_is_off_unless_a_parameter_turns_it_on():
     }
 
 
+def test_the_sandbox_table_and_its_role_exist_only_when_the_sandbox_is_on():
+    storage = bm.template(STORAGE)
+    table = bm.resources(storage, "Microsoft.Storage/storageAccounts/tableServices/tables")
+    assert bm.condition(table["sandboxTable"]) == "sandboxEnabled"
+    assert bm.template(MAIN)["modules"]["storage"]["config"]["params"]["sandboxEnabled"] == (
+        "sandboxEnabled"
+    )
+    output = storage["outputs"]["sandboxTableName"]["value"]["operator"]
+    assert output["operands"]["condition"] == "sandboxEnabled"
+    assert output["operands"]["false_value"] == ""
+    # roles.bicep grants the role when it is given a table name, and main passes that output.
+    with_sandbox = bm.template(ROLES)["variables"]["withSandbox"]["value"]["operator"]
+    assert with_sandbox["type"] == "not"
+    assert with_sandbox["operands"]["bool_value"]["function"] == {
+        "parameters": {"item_to_test": "sandboxTableName"},
+        "type": "empty",
+    }
+    passed = bm.template(MAIN)["modules"]["roles"]["config"]["params"]["sandboxTableName"]
+    assert bm.accessor(passed) == ["storage", "outputs", "sandboxTableName"]
+
+
 # Roles -----------------------------------------------------------------------------------
 
 
@@ -261,6 +282,12 @@ def test_the_app_identity_has_exactly_the_roles_the_code_needs():
             "Microsoft.Storage/storageAccounts/tableServices/tables",
             "tenantsTableName",
         ),
+        # The sandbox provider's table, only when the sandbox is on (see the test below).
+        (
+            STORAGE_TABLE_DATA_CONTRIBUTOR,
+            "Microsoft.Storage/storageAccounts/tableServices/tables",
+            "sandboxTableName",
+        ),
         # Identity-based host storage and the Flex Consumption deployment container.
         (STORAGE_BLOB_DATA_OWNER, "Microsoft.Storage/storageAccounts", "storageAccountName"),
         # Application Insights with Entra ID authentication.
@@ -269,7 +296,8 @@ def test_the_app_identity_has_exactly_the_roles_the_code_needs():
     for item in assignments():
         if item["principal"] == "appPrincipalId":
             assert item["principal_type"] == "ServicePrincipal"
-            assert item["condition"] is None
+            expected = "withSandbox" if item["scope_name"] == "sandboxTableName" else None
+            assert item["condition"] == expected
 
 
 def test_the_app_principal_is_the_user_assigned_identity_the_app_runs_as():
@@ -291,7 +319,11 @@ def test_the_app_principal_is_the_user_assigned_identity_the_app_runs_as():
 def test_the_tables_the_roles_cover_are_the_codes_tables():
     storage = bm.template(STORAGE)
     tables = bm.resources(storage, "Microsoft.Storage/storageAccounts/tableServices/tables")
-    assert {bm.body(t)["name"] for t in tables.values()} == {CLIENTS_TABLE, TENANTS_TABLE}
+    assert {bm.body(t)["name"] for t in tables.values()} == {
+        CLIENTS_TABLE,
+        TENANTS_TABLE,
+        SANDBOX_TABLE,
+    }
     roles = bm.template(MAIN)["modules"]["roles"]["config"]["params"]
     assert bm.accessor(roles["clientsTableName"]) == ["storage", "outputs", "clientsTableName"]
     assert bm.accessor(roles["tenantsTableName"]) == ["storage", "outputs", "tenantsTableName"]
