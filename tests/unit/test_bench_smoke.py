@@ -130,3 +130,20 @@ def test_conversion_measurement_returns_positive_figures() -> None:
     for face in bench.CONVERSION_FACES:
         assert result[face]["runs"] == 2
         assert_positive(result[face], {"p50_ms", "p99_ms", "mean_ms"})
+
+
+def test_sandbox_measurements_load_every_resource_and_return_positive_figures(
+    azurite: str,
+) -> None:
+    from tools.bench_sandbox import measure_sandbox
+
+    with bench.bench_fixture(azurite) as fixture:
+        result = measure_sandbox(fixture, patients=3, searches=2, batches=2)
+    assert result["patients"] == 3
+    assert result["stored"] == result["resources"] > 3
+    assert_positive(result, {"generate_s", "load_s", "resources_per_s"})
+    for name in ("search_direct", "search_proxy", "batch_proxy"):
+        assert result[name]["requests"] == 2
+        assert_positive(result[name], {"p50_ms", "p99_ms"})
+    # Every search is for a family some generated patient has.
+    assert result["search_direct"]["mean_total"] >= 1
