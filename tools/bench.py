@@ -843,7 +843,9 @@ def measure_mix(
     return results
 
 
-def map_tenant(fixture: BenchFixture, provider_base_url: str) -> str:
+def map_tenant(
+    fixture: BenchFixture, provider_base_url: str, provider_auth_kind: str = "none"
+) -> str:
     """Map a new tenant to ``provider_base_url`` for ``fixture``'s client; its id."""
     from shared.services import Services
     from shared.tenants import TenantMapping
@@ -854,6 +856,7 @@ def map_tenant(fixture: BenchFixture, provider_base_url: str) -> str:
             tenant_id=tenant_id,
             provider_base_url=provider_base_url,
             provider_fhir_version="r4",
+            provider_auth_kind=provider_auth_kind,
             allowed_client_ids=(fixture.client_id,),
         )
     )

@@ -18,6 +18,7 @@ from tools.bench import (
     _latencies,
     _table,
     devhost_for,
+    map_tenant,
     percentile,
 )
 
@@ -94,7 +95,7 @@ def measure_sandbox(
     """Load a sandbox of ``patients`` into ``fixture``'s Azurite and measure it over HTTP."""
     import requests as http
 
-    from shared.sandbox.access import ensure_sandbox_key
+    from shared.sandbox.access import ensure_sandbox_key, share_sandbox_key
     from shared.sandbox.store import SANDBOX_TABLE, SandboxStore
     from shared.services import Services
     from shared.tables import ensure_tables
@@ -117,7 +118,8 @@ def measure_sandbox(
     }
     with devhost_for(fixture, extra_env=env) as base_url:
         sandbox = f"{base_url}/api/sandbox/fhir"
-        tenant_id = _map_sandbox_tenant(fixture, services, sandbox, key)
+        tenant_id = map_tenant(fixture, sandbox, provider_auth_kind="bearer")
+        share_sandbox_key(services.secret_store, tenant_id)
         answer = http.post(
             f"{base_url}/api/oauth2/token",
             data={**fixture.form(), "scope": tenant_id},
@@ -170,26 +172,6 @@ def measure_sandbox(
                 if totals:
                     results[name]["mean_total"] = sum(totals) / len(totals)
     return results
-
-
-def _map_sandbox_tenant(fixture: BenchFixture, services: Any, base_url: str, key: str) -> str:
-    import uuid
-
-    from shared.ids import provider_secret_name
-    from shared.tenants import TenantMapping
-
-    tenant_id = str(uuid.uuid4())
-    services.secret_store.set_secret(provider_secret_name(tenant_id), key)
-    services.tenants.put(
-        TenantMapping(
-            tenant_id=tenant_id,
-            provider_base_url=base_url,
-            provider_fhir_version="r4",
-            provider_auth_kind="bearer",
-            allowed_client_ids=(fixture.client_id,),
-        )
-    )
-    return tenant_id
 
 
 def print_sandbox(result: dict[str, Any]) -> None:

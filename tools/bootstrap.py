@@ -94,25 +94,11 @@ def _demo_tenant(
         client_exists=lambda _: True,
     )
     if sandbox:
-        _share_sandbox_key(services, mapping.tenant_id)
+        from shared.sandbox.access import share_sandbox_key
+
+        share_sandbox_key(services.secret_store, mapping.tenant_id)
     services.tenants.put(mapping)
     return mapping.tenant_id
-
-
-def _share_sandbox_key(services: Any, tenant_id: str) -> None:
-    """Store the sandbox key as the tenant's provider bearer token (new version only if changed)."""
-    from shared.ids import provider_secret_name
-    from shared.sandbox.access import ensure_sandbox_key
-    from shared.secret_store import SecretNotFound
-
-    key = ensure_sandbox_key(services.secret_store)
-    name = provider_secret_name(tenant_id)
-    try:
-        current = services.secret_store.get_secret(name).value
-    except SecretNotFound:
-        current = None
-    if current is None or not hmac.compare_digest(current.encode(), key.encode()):
-        services.secret_store.set_secret(name, key)
 
 
 def demo_patients(count: int = DEMO_PATIENTS, seed: int = DEMO_SEED) -> list[list[dict[str, Any]]]:

@@ -537,7 +537,7 @@ def sandbox_key(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
 
 def sandbox_connect(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
     """Give a tenant the sandbox key as its provider bearer token (its mapping stays as it is)."""
-    from shared.sandbox.access import ensure_sandbox_key
+    from shared.sandbox.access import share_sandbox_key
 
     tenant_id = _guid(args.tenant_id, "TENANT_ID")
     mapping = ctx.tenants.get(tenant_id)
@@ -547,11 +547,9 @@ def sandbox_connect(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
             "the tenant's provider_auth_kind must be bearer to use the sandbox key "
             "(tenants put ... --provider-auth-kind bearer)",
         )
-    key = ensure_sandbox_key(ctx.services.secret_store)
-    name = provider_secret_name(tenant_id)
-    ctx.services.secret_store.set_secret(name, key)
+    changed = share_sandbox_key(ctx.services.secret_store, tenant_id)
     _forget_cached_lookups(ctx.services)
-    return {"tenant_id": tenant_id, "secret": name, "status": "ok"}
+    return {"tenant_id": tenant_id, "secret": provider_secret_name(tenant_id), "changed": changed}
 
 
 def sandbox_load(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:

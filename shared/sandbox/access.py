@@ -36,6 +36,20 @@ def ensure_sandbox_key(secret_store: SecretStore) -> str:
     return value
 
 
+def share_sandbox_key(secret_store: SecretStore, tenant_id: str) -> bool:
+    """Make the sandbox key a tenant's provider bearer token; True when a version was added."""
+    from shared.ids import provider_secret_name
+
+    key = ensure_sandbox_key(secret_store)
+    name = provider_secret_name(tenant_id)
+    usable = usable_secrets(secret_store, name)
+    # A new version only when the key changed, so restarts do not pile up identical versions.
+    if usable and hmac.compare_digest(usable[0].value.encode(), key.encode()):
+        return False
+    secret_store.set_secret(name, key)
+    return True
+
+
 class SandboxKey:
     """The current sandbox key (the newest usable version), cached for ``ttl_seconds``.
 
