@@ -1,7 +1,8 @@
 # EHR Bridge developer commands. Each target installs what it needs, once.
-#   make run    Azurite + demo data + the dev host on http://127.0.0.1:7071
+#   make run    Azurite + demo data + the dev host on http://127.0.0.1:7071 (ARGS=-v: audit
+#               lines in the dev host's log, ARGS=-vv: the Azure SDK's HTTP detail too)
 #   make test   lint, type checks and the whole test suite (Azurite included)
-#   make lint   ruff (lint + format check) and mypy on shared/
+#   make lint   ruff (lint + format check) and mypy (shared/, functions/, tools/)
 #   make bench  benchmark figures
 #   make infra-check  parse the Bicep templates and run checkov on them (part of make test)
 
@@ -33,7 +34,7 @@ local.settings.json: | $(DEPS)
 deps: $(DEPS) $(AZURITE)
 
 run: deps local.settings.json
-	$(BIN)/python -m tools.run
+	$(BIN)/python -m tools.run $(ARGS)
 
 lint: $(DEPS)
 	$(BIN)/ruff check .
@@ -68,6 +69,4 @@ clean-infra:
 	rm -rf $(INFRA_VENV)
 
 clean: clean-infra
-
-clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

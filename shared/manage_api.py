@@ -139,16 +139,6 @@ def _version(params: dict[str, str]) -> str:
 class ManagementApi:
     """Dispatches ``manage/…`` requests to the registries."""
 
-    ROUTES = (
-        "clients",
-        "client",
-        "client_secrets",
-        "client_secret",
-        "tenants",
-        "tenant",
-        "tenant_check",
-    )
-
     def __init__(
         self,
         settings: Settings,

@@ -8,9 +8,7 @@ METADATA = "fhir/{face}/metadata"
 SMART_CONFIGURATION = "fhir/{face}/.well-known/smart-configuration"
 TOKEN = "oauth2/token"
 JWKS = "oauth2/jwks"
-HEALTH = "health"
 SANDBOX_FHIR = "sandbox/fhir"
-SANDBOX_UI = "sandbox/ui"
 
 
 def token_url(origin: str) -> str:

@@ -7,19 +7,21 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
 
 from shared.clients import IssuedSecret
-from shared.http import Headers, Request, Response
+from shared.http import Response
 from shared.secret_store import LocalSecretStore
 from shared.services import Services
 from shared.settings import Settings
 from shared.signing_keys import ensure_signing_key
 from shared.tables import CLIENTS_TABLE, TENANTS_TABLE, ensure_tables
 from shared.tenants import TenantMapping
-from tests.support.azurite import running_azurite
+from tools.azurite import running_azurite
+from tools.testkit.inbound import form_request
+
+pytest_plugins = ["tests.support.skip_report"]
 
 ADMIN_KEY = "test-admin-key-" + "k" * 32
 PROVIDER_URL = "https://fhir.hospital-a.example/r4"
@@ -120,20 +122,6 @@ def tenant(client: IssuedSecret, make_tenant: Callable[..., TenantMapping]) -> T
     return make_tenant(client.client.client_id)
 
 
-def form_request(
-    fields: dict[str, str] | list[tuple[str, str]],
-    *,
-    headers: dict[str, str] | None = None,
-    method: str = "POST",
-    url: str = "https://bridge.test/api/oauth2/token",
-) -> Request:
-    """A form-encoded request as the token endpoint receives it."""
-    all_headers = Headers({"Content-Type": "application/x-www-form-urlencoded"})
-    for name, value in (headers or {}).items():
-        all_headers.add(name, value)
-    return Request(method=method, url=url, headers=all_headers, body=urlencode(fields).encode())
-
-
 def request_token(services: Services, fields: Any, **kwargs: Any) -> Response:
     """Send one token request through the token endpoint."""
     return services.token_endpoint.handle(form_request(fields, **kwargs))
@@ -145,7 +133,7 @@ def request_token(services: Services, fields: Any, **kwargs: Any) -> Response:
 @pytest.fixture
 def fhir_server() -> Iterator[Callable[..., Any]]:
     """Start fake provider FHIR servers (real HTTP on 127.0.0.1); all stop after the test."""
-    from tests.support.fake_fhir import FakeFhirServer
+    from tools.testkit.fake_fhir import FakeFhirServer
 
     started: list[Any] = []
 
@@ -187,27 +175,3 @@ def bearer_token(services: Services, client: IssuedSecret, tenant_id: str) -> st
     )
     assert response.status == 200, response.text
     return str(response.json()["access_token"])
-
-
-def fhir_request(
-    method: str,
-    path: str,
-    token: str | None,
-    *,
-    face: str = "r4",
-    query: str = "",
-    body: bytes = b"",
-    headers: dict[str, str] | list[tuple[str, str]] | None = None,
-    origin: str = "https://bridge.test",
-) -> Request:
-    """A request to the proxy as the function receives it."""
-    url = f"{origin}/api/fhir/{face}/{path}" if path else f"{origin}/api/fhir/{face}"
-    if query:
-        url += f"?{query}"
-    all_headers = Headers()
-    if token is not None:
-        all_headers.add("Authorization", f"Bearer {token}")
-    pairs = headers.items() if isinstance(headers, dict) else headers or []
-    for name, value in pairs:
-        all_headers.add(name, value)
-    return Request(method, url, all_headers, body, {"face": face, "path": path})

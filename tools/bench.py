@@ -29,7 +29,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -209,7 +209,7 @@ def bench_fixture(tables_connection_string: str | None = None) -> Iterator[Bench
     from shared.signing_keys import ensure_signing_key
     from shared.tables import ensure_tables
     from shared.tenants import TenantMapping
-    from tests.support.azurite import running_azurite
+    from tools.azurite import running_azurite
 
     with contextlib.ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ehrb-bench-")))
@@ -260,7 +260,7 @@ def measure_inprocess(
     """Single-threaded ``TokenEndpoint.handle`` calls: tokens/s, p50/p99, and the signing share."""
     from shared.services import Services
     from shared.tokens import issue_access_token
-    from tests.conftest import form_request
+    from tools.testkit.inbound import form_request
 
     services = Services(fixture.settings(algorithm))
     endpoint = services.token_endpoint
@@ -323,7 +323,7 @@ def devhost_for(
     """
     import function_app
     from shared.services import set_services
-    from tests.support.devhost import running_devhost
+    from tools.testkit.devhost import running_devhost
 
     admin_key = secrets.token_urlsafe(32)
     env = {
@@ -489,7 +489,7 @@ def seed_upstream(server: Any, patient: str = BENCH_PATIENT) -> dict[str, int]:
 
 def serve_upstream() -> None:
     """Child-process side of ``running_upstream``: serve a seeded fake until stdin closes."""
-    from tests.support import fake_fhir
+    from tools.testkit import fake_fhir
 
     server = fake_fhir.FakeFhirServer(version="r4").start()
     try:
@@ -588,7 +588,7 @@ class CannedTransport:
 
 
 def _token_for(services: Any, fixture: BenchFixture) -> str:
-    from tests.conftest import form_request
+    from tools.testkit.inbound import form_request
 
     response = services.token_endpoint.handle(form_request(fixture.form()))
     if response.status != 200:
@@ -635,7 +635,7 @@ def measure_proxy_inprocess(
     from shared.proxy.model import UpstreamResponse
     from shared.proxy.rewrite import UrlRewriter
     from shared.services import Services
-    from tests.conftest import fhir_request
+    from tools.testkit.inbound import fhir_request
 
     settings = dataclasses.replace(
         fixture.settings(ALGORITHMS[0]),
@@ -713,7 +713,7 @@ class MixCall:
 
 
 def patients_app_mix(patient: str = BENCH_PATIENT) -> list[MixCall]:
-    """The calls the Patients app makes for one patient (shared/docs/patients-app-spec.md)."""
+    """The calls the Patients app makes for one patient (docs/patients-app.md)."""
     reads = [
         MixCall("Patient read", "GET", f"Patient/{patient}"),
         MixCall("Observation vital signs", "GET", "Observation", VITALS_QUERY),
@@ -1228,7 +1228,7 @@ def measure_conversion(
 # Report
 
 
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]], indent: str = "  ") -> str:
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]], indent: str = "  ") -> str:
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
     lines = []
     for row in (header, *rows):

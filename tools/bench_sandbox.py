@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tools.bench import (
@@ -159,11 +160,12 @@ def measure_sandbox(
                 if any(not status.startswith("200") for status in statuses):
                     raise RuntimeError(f"batch entries answered {statuses}")
 
-            for name, call in (
+            calls: list[tuple[str, Callable[[], None]]] = [
                 ("search_direct", lambda: search(direct, sandbox)),
                 ("search_proxy", lambda: search(app, stu3)),
                 ("batch_proxy", batch),
-            ):
+            ]
+            for name, call in calls:
                 count = batches if name == "batch_proxy" else searches
                 for _ in range(min(WARMUP, count)):
                     call()

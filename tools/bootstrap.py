@@ -16,7 +16,6 @@ import shlex
 import sys
 import time
 import uuid
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,8 @@ DEMO_CLIENT_NAME = "Demo Patients app"
 DEMO_TENANT_NAME = "Demo hospital"
 DEMO_PATIENTS = 200
 DEMO_SEED = 0
-SYNTHEA_BUNDLES = ROOT.parent / "shared" / "fixtures" / "synthea" / "r4"
+# Synthetic patients from Synthea, loaded beside the generated ones (see the folder's README).
+SYNTHEA_BUNDLES = ROOT / "tools" / "demo_data" / "synthea" / "r4"
 
 
 def _read_credentials(path: Path) -> dict[str, Any]:
@@ -109,9 +109,10 @@ def demo_patients(count: int = DEMO_PATIENTS, seed: int = DEMO_SEED) -> list[lis
 
 
 def seed_sandbox(
-    store: Any, *, patients: int = DEMO_PATIENTS, synthea: Iterable[Path] = ()
+    store: Any, *, patients: int = DEMO_PATIENTS, synthea: Path | None = SYNTHEA_BUNDLES
 ) -> dict[str, Any]:
-    """Load the shared resources, the missing demo patients and the Synthea bundles."""
+    """Load the shared resources, the missing demo patients and the Synthea bundles in the
+    ``synthea`` folder; a missing or empty folder is a warning in the report, not an error."""
     from shared.sandbox.errors import ResourceNotFound
     from shared.sandbox.generate import generate_shared
     from shared.sandbox.synthea import load_synthea
@@ -131,15 +132,28 @@ def seed_sandbox(
         ]
     shared = generate_shared(DEMO_SEED)
     report = store.load([*shared, *(r for chart in todo for r in chart)])
-    paths = [p for p in synthea if p.is_file()]
+    paths = sorted(synthea.glob("*.json")) if synthea and synthea.is_dir() else []
     synthea_report = load_synthea(store, paths) if paths else None
+    warnings = []
+    if synthea is not None and not paths:
+        warnings.append(
+            f"no Synthea bundles in {_shown(synthea)}: only generated patients were loaded "
+            "(restore the folder with `git checkout -- tools/demo_data`)"
+        )
     return {
         "patients_loaded": len(todo),
         "patients_present": len(charts) - len(todo),
         "resources": sum(report.stored.values()),
         "synthea_patients": (synthea_report.stored.get("Patient", 0) if synthea_report else 0),
+        "synthea_source": _shown(synthea) if paths and synthea else None,
+        "warnings": warnings,
         "seconds": round(time.perf_counter() - started, 2),
     }
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when it is inside it, for messages."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def seed(
@@ -148,7 +162,7 @@ def seed(
     *,
     patients: int = DEMO_PATIENTS,
     report: dict[str, Any] | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Create tables, a signing key, the sandbox data, the demo client and tenant.
 
     Writes the credentials file and returns its document; what the sandbox load did goes into
@@ -176,7 +190,7 @@ def seed(
         from shared.sandbox.errors import SandboxError
 
         try:
-            loaded = seed_sandbox(services.sandbox_store, patients=patients, synthea=_synthea())
+            loaded = seed_sandbox(services.sandbox_store, patients=patients)
         except SandboxError as error:
             raise SystemExit(f"loading the sandbox failed: {error}") from None
         if report is not None:
@@ -192,10 +206,6 @@ def seed(
     }
     _write_credentials(credentials_path, document)
     return document
-
-
-def _synthea() -> list[Path]:
-    return sorted(SYNTHEA_BUNDLES.glob("*.json")) if SYNTHEA_BUNDLES.is_dir() else []
 
 
 def shell_exports(credentials: dict[str, Any]) -> str:
@@ -243,11 +253,16 @@ def walkthrough(
     where = "" if path == CREDENTIALS else f" --credentials {shlex.quote(str(path))}"
     loaded = ""
     if report:
+        generated = report["patients_loaded"] + report["patients_present"]
+        synthea = f"{report['synthea_patients']} Synthea patients"
+        if report.get("synthea_source"):
+            synthea += f" from {report['synthea_source']}"
         loaded = (
-            f"Sandbox: {report['patients_loaded']} demo patients loaded, "
-            f"{report['patients_present']} already there, "
-            f"{report['synthea_patients']} Synthea patients ({report['seconds']} s)."
+            f"Sandbox: {generated} generated patients ({report['patients_loaded']} loaded now, "
+            f"{report['patients_present']} already there) and {synthea} "
+            f"({report['seconds']} s)."
         )
+        loaded += "".join(f"\nWarning: {warning}" for warning in report.get("warnings", []))
     summary = (
         "python3 -c 'import json,sys; d=json.load(sys.stdin); "
         'print(d["resourceType"], d["fhirVersion"])\''

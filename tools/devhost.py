@@ -23,7 +23,7 @@ is not implied by GET), so neither code nor tests may rely on the 405 in Azure.
 
 Run from the repository root::
 
-    python -m tools.devhost [--host 127.0.0.1] [--port 7071] [--threads N] [--quiet]
+    python -m tools.devhost [--host 127.0.0.1] [--port 7071] [--threads N] [--quiet] [-v | -vv]
 """
 
 from __future__ import annotations
@@ -1170,6 +1170,16 @@ class DevHost:
 # Command line
 
 
+def configure_logging(verbosity: int) -> None:
+    """One access line per request and every warning; ``verbosity`` 1 adds the app's info lines
+    (audit events), 2 the Azure SDK's request and response detail (a dozen lines per table call)."""
+    level = logging.INFO if verbosity else logging.WARNING
+    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
+    access_logger.setLevel(logging.INFO)
+    logger.setLevel(logging.INFO)
+    logging.getLogger("azure").setLevel(logging.INFO if verbosity >= 2 else logging.WARNING)
+
+
 def _repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
@@ -1195,10 +1205,17 @@ def main(argv: list[str] | None = None) -> int:
         help="function threads (default PYTHON_THREADPOOL_THREAD_COUNT, else min(32, cpu+4))",
     )
     parser.add_argument("--quiet", action="store_true", help="no access log lines")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="-v adds the app's own log lines (audit events); -vv adds the Azure SDK's HTTP detail",
+    )
     parser.add_argument("--root", default=str(_repo_root()), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    configure_logging(args.verbose)
     root = Path(args.root).resolve()
     try:
         local = apply_local_settings(root / "local.settings.json")

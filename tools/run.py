@@ -17,17 +17,13 @@ import sys
 import time
 from pathlib import Path
 
+from tools.azurite import connection_string
 from tools.local_settings import ROOT, apply_local_settings, ensure_local_settings
 
 AZURITE = ROOT / "node_modules" / ".bin" / "azurite"
 DATA = ROOT / ".local" / "azurite"
 HOST = "127.0.0.1"
 TABLE_PORT, BLOB_PORT, QUEUE_PORT, PORT = 10002, 10000, 10001, 7071
-# Azurite's well-known development account (public, documented by Microsoft; not a secret).
-_DEV_ACCOUNT = "devstoreaccount1"
-_DEV_KEY = (
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-)
 
 
 def _listening(port: int) -> bool:
@@ -57,6 +53,13 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, default=DATA, help="Azurite's data folder")
     parser.add_argument("--credentials", type=Path, default=CREDENTIALS)
     parser.add_argument("--patients", type=int, default=DEMO_PATIENTS, help="demo patients")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="the dev host's log: -v adds audit events, -vv the Azure SDK's HTTP detail",
+    )
     return parser.parse_args(argv)
 
 
@@ -67,10 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     table_port = TABLE_PORT if args.table_port is None else args.table_port
     if args.table_port is not None:
         # An explicit port wins over local.settings.json's connection string.
-        os.environ["EHRB_TABLES_CONNECTION_STRING"] = (
-            f"DefaultEndpointsProtocol=http;AccountName={_DEV_ACCOUNT};AccountKey={_DEV_KEY};"
-            f"TableEndpoint=http://{HOST}:{table_port}/{_DEV_ACCOUNT};"
-        )
+        os.environ["EHRB_TABLES_CONNECTION_STRING"] = connection_string(table_port, HOST)
     apply_local_settings()
     children: list[subprocess.Popen[bytes]] = []
     if _listening(args.port):
@@ -84,7 +84,11 @@ def main(argv: list[str] | None = None) -> int:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 child.wait(timeout=5)
 
-    signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
+    def terminate(*_: object) -> None:
+        stop()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, terminate)
     try:
         if _listening(table_port):
             print(f"Reusing the Azurite already listening on {HOST}:{table_port}.")
@@ -121,7 +125,10 @@ def main(argv: list[str] | None = None) -> int:
             f"http://{HOST}:{args.port}", args.credentials, patients=args.patients, report=report
         )
         devhost = subprocess.Popen(
-            [sys.executable, "-m", "tools.devhost", "--host", HOST, "--port", str(args.port)],
+            [
+                *(sys.executable, "-m", "tools.devhost", "--host", HOST, "--port", str(args.port)),
+                *(["-" + "v" * args.verbose] if args.verbose else []),
+            ],
             cwd=ROOT,
         )
         children.append(devhost)

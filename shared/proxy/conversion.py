@@ -2,8 +2,7 @@
 
 The proxy calls ``request`` before anything goes upstream and ``response`` on what comes back,
 each with the face's and the provider's FHIR versions. ``FhirVersionConverter`` converts
-between every pair (shared.fhir.convert); ``SameVersionOnly`` passes same-version traffic and
-answers 501 across versions (tests, and a way to switch conversion off).
+between every pair (shared.fhir.convert).
 
 ``response`` takes an optional ``enrich`` callable (shared.proxy.enrich): it sees the parsed
 provider document before conversion, so the proxy can fill what the app shows and servers omit
@@ -57,30 +56,6 @@ class VersionConverter(Protocol):
     ) -> UpstreamResponse:
         """The response as the face's version spells it (``enrich`` sees the provider's)."""
         ...
-
-
-class SameVersionOnly:
-    """Passes same-version traffic through untouched and refuses the rest with 501."""
-
-    def request(self, face: str, provider: str, request: UpstreamRequest) -> UpstreamRequest:
-        """Refuse a cross-version request; pass a same-version one through."""
-        if face != provider:
-            raise NotConvertible(
-                f"This endpoint speaks FHIR {LABELS[face]} and this tenant's provider speaks "
-                f"{LABELS.get(provider, provider)}; conversion between them is not available "
-                "yet. Use the endpoint of the provider's version."
-            )
-        return request
-
-    def response(
-        self,
-        face: str,
-        provider: str,
-        response: UpstreamResponse,
-        enrich: Enrich | None = None,
-    ) -> UpstreamResponse:
-        """Same-version responses need no change (and get no enrichment)."""
-        return response
 
 
 class FhirVersionConverter:

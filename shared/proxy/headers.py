@@ -44,21 +44,6 @@ FORWARDED_RESPONSE_HEADERS = (
 
 RESPONSE_CACHE_CONTROL = "no-store"
 
-HOP_BY_HOP_HEADERS = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
-"""RFC 9110 §7.6.1, plus every ``Proxy-*`` field and whatever ``Connection`` names."""
-
 JSON_MEDIA_TYPES = frozenset({"application/json", "application/fhir+json", "application/json+fhir"})
 FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 _ACCEPT_WILDCARDS = frozenset({"*/*", "application/*"})

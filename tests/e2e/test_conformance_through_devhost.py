@@ -21,9 +21,9 @@ from shared.tables import ensure_tables
 from shared.tenants import TenantMapping
 from tests.conftest import ADMIN_KEY
 from tests.support.broken_fhir import PATIENT_ID, AppFhirServer
-from tests.support.devhost import running_devhost
-from tests.support.paths import REPO
 from tools.conformance import main, run_checks
+from tools.testkit.data import REPO
+from tools.testkit.devhost import running_devhost
 
 pytestmark = pytest.mark.e2e
 

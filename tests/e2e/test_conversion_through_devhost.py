@@ -28,9 +28,9 @@ from shared.signing_keys import ensure_signing_key
 from shared.tables import ensure_tables
 from shared.tenants import TenantMapping
 from tests.conftest import ADMIN_KEY
-from tests.support.devhost import running_devhost
-from tests.support.fake_fhir import FakeFhirServer, RecordedRequest
-from tests.support.paths import REPO
+from tools.testkit.data import REPO
+from tools.testkit.devhost import running_devhost
+from tools.testkit.fake_fhir import FakeFhirServer, RecordedRequest
 
 pytestmark = pytest.mark.e2e
 

@@ -23,8 +23,9 @@ from typing import Any
 import pytest
 import requests
 
-from tests.support.azurite import free_port
-from tests.support.paths import REPO
+from tests.support.fixtures import synthea_files
+from tools.azurite import free_port
+from tools.testkit.data import REPO
 
 PATIENTS = 12
 START_TIMEOUT = 180.0
@@ -163,6 +164,16 @@ def test_the_credentials_file_has_exactly_the_documented_keys(stack: Stack):
     assert stack.credentials_path.stat().st_mode & 0o077 == 0
 
 
+def test_the_stack_says_what_it_loaded_into_the_sandbox(stack: Stack):
+    loaded = next(line for line in stack.output if line.startswith("Sandbox: "))
+    assert f"Sandbox: {PATIENTS} generated patients ({PATIENTS} loaded now, 0 already there)" in (
+        loaded
+    )
+    bundles = len(synthea_files("r4"))
+    assert f"and {bundles} Synthea patients from tools/demo_data/synthea/r4" in loaded
+    assert not any(line.startswith("Warning:") for line in stack.output)
+
+
 def test_the_demo_tenant_is_mapped_to_the_sandbox_with_its_key(stack: Stack):
     credentials = stack.credentials
     answer = requests.get(
@@ -213,9 +224,7 @@ def test_the_conformance_checker_passes_on_the_demo_faces(stack: Stack, face: st
 
 
 def test_synthea_patients_are_served_next_to_the_generated_ones(stack: Stack):
-    bundle = json.loads(
-        next(p for p in (REPO.parent / "shared/fixtures/synthea/r4").glob("*.json")).read_text()
-    )
+    bundle = json.loads(synthea_files("r4")[0].read_text())
     patient = next(
         e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"
     )
@@ -240,6 +249,41 @@ def test_synthea_patients_are_served_next_to_the_generated_ones(stack: Stack):
     assert [e["resource"]["id"] for e in answer.json()["entry"]] == [patient["id"]]
 
 
+def readme_walkthrough() -> list[str]:
+    """The README's walkthrough: the shell block that starts with the credentials' exports."""
+    readme = (REPO / "README.md").read_text("utf-8")
+    blocks = [block.split("```", 1)[0] for block in readme.split("```sh\n")[1:]]
+    (block,) = [b for b in blocks if b.startswith('eval "$(.venv/bin/python -m tools.bootstrap')]
+    return block.splitlines()
+
+
+def test_the_readme_walkthrough_runs_as_printed(stack: Stack):
+    lines = readme_walkthrough()
+    # The one change: the exports come from this stack's credentials file, as the walkthrough
+    # `make run` prints says whenever the file is not the default one.
+    exports = 'eval "$(.venv/bin/python -m tools.bootstrap env)"'
+    assert lines[0].startswith(exports)
+    lines[0] = lines[0].replace("env)", f"env --credentials {stack.credentials_path})", 1)
+    result = subprocess.run(
+        ["bash", "-c", "set -euo pipefail\n" + "\n".join(lines)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr
+    printed = result.stdout.splitlines()
+    assert printed[0] == "CapabilityStatement 3.0.2"
+    search = json.loads(printed[1])
+    assert search["type"] == "searchset" and search["total"] >= 1
+    assert search["entry"][0]["resource"]["name"][0]["family"] == "Romano"
+    vitals = json.loads(printed[2])
+    assert vitals["type"] == "searchset" and len(vitals["entry"]) == 2
+    assert vitals["entry"][0]["resource"]["resourceType"] == "Observation"
+    assert "PASS" in printed[-1]
+
+
+# Last: it stops the module's stack.
 def test_a_restart_keeps_the_credentials_and_loads_no_patient_twice(
     stack: Stack, stack_env: tuple[Path, dict, dict]
 ):
@@ -249,7 +293,7 @@ def test_a_restart_keeps_the_credentials_and_loads_no_patient_twice(
     try:
         assert again.credentials == before
         printed = "\n".join(again.output)
-        assert f"0 demo patients loaded, {PATIENTS} already there" in printed
+        assert f"{PATIENTS} generated patients (0 loaded now, {PATIENTS} already there)" in printed
         assert "200" in [
             str(requests.get(f"{before['faces']['stu3']}/metadata", timeout=10).status_code)
         ]

@@ -22,7 +22,6 @@ import azure.functions as func
 import pytest
 import requests
 
-from tests.support.devhost import running_devhost
 from tools.devhost import (
     MASTER_KEY_ENV,
     DevHost,
@@ -30,6 +29,7 @@ from tools.devhost import (
     ReservedRouteError,
     RouteTemplateError,
 )
+from tools.testkit.devhost import running_devhost
 
 pytestmark = pytest.mark.e2e
 
@@ -665,6 +665,15 @@ def seen(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="locked", auth_level=func.AuthLevel.ADMIN)
 def locked(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse("open")
+
+
+@app.route(route="chatty")
+def chatty(req: func.HttpRequest) -> func.HttpResponse:
+    import logging
+
+    logging.getLogger("ehrbridge.audit").info("app-event")
+    logging.getLogger("azure.core.pipeline.policies.http_logging_policy").info("sdk-detail")
+    return func.HttpResponse("ok")
 """
 
 
@@ -700,3 +709,41 @@ def test_cli_serves_function_app_with_local_settings_loaded_first(tmp_path: Path
     assert seen == repr([("PRESET", "from-environment"), ("TOY_SETTING", "from-file")])
     assert locked.text == "open"
     assert exit_code == 0
+
+
+def _log_of_one_request(tmp_path: Path, *flags: str) -> list[str]:
+    """What ``python -m tools.devhost`` writes to stderr for one request to a chatty function."""
+    (tmp_path / "function_app.py").write_text(CLI_APP)
+    (tmp_path / "host.json").write_text(json.dumps({"extensions": {"http": {"routePrefix": "x"}}}))
+    port = _free_port()
+    command = [sys.executable, "-m", "tools.devhost", "--port", str(port), "--root", str(tmp_path)]
+    process = subprocess.Popen(
+        [*command, *flags], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith("Listening on"):
+                break
+        assert _get(f"http://127.0.0.1:{port}/x/chatty").text == "ok"
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=TIMEOUT)
+    return stderr.splitlines()
+
+
+def test_cli_logs_one_access_line_per_request_by_default(tmp_path: Path) -> None:
+    lines = _log_of_one_request(tmp_path)
+    assert len(lines) == 1, lines
+    assert '"GET /x/chatty" 200' in lines[0]
+
+
+def test_cli_verbose_adds_the_apps_own_log_lines(tmp_path: Path) -> None:
+    lines = _log_of_one_request(tmp_path, "-v")
+    assert "app-event" in lines
+    assert "sdk-detail" not in lines
+
+
+def test_cli_very_verbose_adds_the_azure_sdk_http_detail(tmp_path: Path) -> None:
+    lines = _log_of_one_request(tmp_path, "-vv")
+    assert {"app-event", "sdk-detail"} <= set(lines)

@@ -28,8 +28,6 @@ from shared.services import Services, get_services, set_services
 from shared.signing_keys import ensure_signing_key
 from shared.tables import ensure_tables
 from tests.conftest import ADMIN_KEY
-from tests.support.devhost import running_devhost
-from tests.support.paths import REPO
 from tests.support.sandbox import (
     allergy,
     condition,
@@ -40,6 +38,8 @@ from tests.support.sandbox import (
     patient,
     practitioner,
 )
+from tools.testkit.data import REPO
+from tools.testkit.devhost import running_devhost
 
 pytestmark = pytest.mark.e2e
 

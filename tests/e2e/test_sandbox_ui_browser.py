@@ -21,8 +21,8 @@ from shared.services import Services, get_services, set_services
 from shared.tables import ensure_tables
 from tests.conftest import ADMIN_KEY
 from tests.support.browser import MISSING, browser_missing, field_by_label, headless_chromium
-from tests.support.devhost import running_devhost
-from tests.support.paths import REPO
+from tools.testkit.data import REPO
+from tools.testkit.devhost import running_devhost
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(browser_missing() is not None, reason=MISSING)]
 

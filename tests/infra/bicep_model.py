@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.paths import REPO
 from tools import infra_check
+from tools.testkit.data import REPO
 
 INFRA_PYTHON = REPO / ".venv-infra" / "bin" / "python"
 

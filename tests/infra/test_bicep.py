@@ -16,7 +16,7 @@ from shared import routes
 from shared.settings import FACES, SETTINGS
 from shared.tables import CLIENTS_TABLE, SANDBOX_TABLE, TENANTS_TABLE
 from tests.infra import bicep_model as bm
-from tests.support.paths import REPO
+from tools.testkit.data import REPO
 
 MAIN = "infra/main.bicep"
 APP = "infra/modules/functionapp.bicep"

@@ -8,8 +8,8 @@ import shlex
 
 import pytest
 
-from tests.support.paths import REPO
 from tools import ops
+from tools.testkit.data import REPO
 
 RUNBOOK = (REPO / "docs" / "runbook.md").read_text(encoding="utf-8")
 PLACEHOLDER = "6c3f0d1e-2a5b-4c8d-9e0f-1a2b3c4d5e6f"

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tests.infra import bicep_model as bm
-from tests.support.paths import REPO
+from tools.testkit.data import REPO
 
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
 CI = REPO / ".github" / "workflows" / "ci.yml"

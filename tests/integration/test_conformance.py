@@ -23,10 +23,10 @@ from tests.support.broken_fhir import (
     PATIENT_ID,
     AppFhirServer,
 )
-from tests.support.fake_fhir import TOKEN_PATH, closed_port
-from tests.support.paths import REPO
 from tools.conformance import Report, main, run_checks
 from tools.conformance.runner import catalogue
+from tools.testkit.data import REPO
+from tools.testkit.fake_fhir import TOKEN_PATH, closed_port
 
 TENANT = "7f7d6e1c-5a4b-4c3d-9e2f-1a0b9c8d7e6f"
 Serve = Callable[..., AppFhirServer]

@@ -537,7 +537,7 @@ def test_register_with_key_vault_down_is_503_and_writes_nothing(
 def test_register_with_table_storage_down_leaves_no_usable_secret(settings, secret_store, tmp_path):
     from azure.data.tables import TableServiceClient
 
-    from tests.support.azurite import connection_string, free_port
+    from tools.azurite import connection_string, free_port
 
     dead = TableServiceClient.from_connection_string(
         connection_string(free_port()), retry_total=0, connection_timeout=1

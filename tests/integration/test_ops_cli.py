@@ -439,7 +439,7 @@ def test_unreachable_table_storage_is_exit_5_without_a_traceback(
 ) -> None:
     from azure.data.tables import TableServiceClient
 
-    from tests.support.azurite import connection_string, free_port
+    from tools.azurite import connection_string, free_port
 
     dead = TableServiceClient.from_connection_string(
         connection_string(free_port()), retry_total=0, connection_timeout=1

@@ -21,8 +21,8 @@ from shared.ids import provider_secret_name
 from shared.proxy.provider_auth import ProviderAuth, ProviderAuthError, ProviderAuthUnavailable
 from shared.secret_store import LocalSecretStore, SecretStoreUnavailable, SecretVersion
 from shared.tenants import TenantMapping
-from tests.support.fake_fhir import TOKEN_PATH, FakeFhirServer, closed_port, running_fake_fhir
-from tests.support.paths import REPO
+from tools.testkit.data import REPO
+from tools.testkit.fake_fhir import TOKEN_PATH, FakeFhirServer, closed_port, running_fake_fhir
 
 CLIENT_ID = "ehr-bridge-at-hospital-a"
 CLIENT_SECRET = "provider-secret-" + "s" * 24

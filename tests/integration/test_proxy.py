@@ -18,8 +18,9 @@ from shared.ids import provider_secret_name
 from shared.secret_store import SecretStoreUnavailable
 from shared.services import Services
 from shared.tenants import TenantMapping
-from tests.conftest import ADMIN_KEY, bearer_token, fhir_request
-from tests.support.fake_fhir import HTML_STACK_TRACE, TOKEN_PATH, closed_port
+from tests.conftest import ADMIN_KEY, bearer_token
+from tools.testkit.fake_fhir import HTML_STACK_TRACE, TOKEN_PATH, closed_port
+from tools.testkit.inbound import fhir_request
 
 FHIR_JSON = "application/fhir+json"
 
@@ -685,31 +686,6 @@ def test_sorting_compensation_warns_when_the_cap_is_hit(make_services, client, f
     warning = [e for e in entries if e["search"]["mode"] == "outcome"]
     assert warning and warning[0]["resource"]["issue"][0]["severity"] == "warning"
     assert len([e for e in entries if e["search"]["mode"] == "match"]) == 10
-
-
-def test_same_version_only_converter_answers_501_across_versions(proxy_services, client, provider):
-    from shared.proxy.conversion import SameVersionOnly
-    from shared.proxy.handler import FhirProxy
-
-    proxy = FhirProxy(
-        proxy_services.settings,
-        proxy_services.verifier,
-        proxy_services.directory,
-        proxy_services.transport,
-        converter=SameVersionOnly(),
-    )
-    tenant = mapped(proxy_services, client, provider.base_url, version="r4")
-    token = bearer_token(proxy_services, client, tenant.tenant_id)
-    try:
-        response = proxy.handle(fhir_request("GET", "Patient/example", token, face="stu3"), "stu3")
-    finally:
-        proxy.close()
-    assert response.status == 501
-    assert response.headers.get("Content-Type").startswith(FHIR_JSON)
-    assert provider.count() == 0
-
-
-# -- resilience (72) ---------------------------------------------------------------------------
 
 
 def test_slow_provider_is_504(proxy_services, provider, token):

@@ -10,7 +10,6 @@ Conversions whose resource module is not written yet are skipped (``needs``).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import uuid
 from collections.abc import Iterator
@@ -22,7 +21,8 @@ from shared.proxy.conversion import FhirVersionConverter
 from shared.proxy.handler import FhirProxy
 from shared.services import Services
 from shared.tenants import TenantMapping
-from tests.conftest import bearer_token, fhir_request
+from tests.conftest import bearer_token
+from tools.testkit.inbound import fhir_request
 
 MIME = {"dstu2": "application/json+fhir", "stu3": "application/fhir+json"}
 FORM = "application/x-www-form-urlencoded"
@@ -30,11 +30,6 @@ R4_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 OLD_CATEGORY = "http://hl7.org/fhir/observation-category"
 VITALS = (("vs-jan", "2026-01-10T08:00:00Z"), ("vs-mar", "2026-03-10T08:00:00Z"))
 VITALS += (("vs-feb", "2026-02-10T08:00:00Z"),)
-
-
-def needs(*modules: str) -> pytest.MarkDecorator:
-    missing = [m for m in modules if importlib.util.find_spec(f"shared.fhir.convert.{m}") is None]
-    return pytest.mark.skipif(bool(missing), reason=f"converter not written yet: {missing}")
 
 
 def r4_vital(resource_id: str, when: str) -> dict[str, Any]:
@@ -147,7 +142,6 @@ def test_patient_read_reaches_r4_and_comes_back_in_the_faces_version(proxy, prov
     assert mrn["type"]["coding"][0]["system"] == "http://hl7.org/fhir/v2/0203"
 
 
-@needs("observation")
 def test_dstu2_vital_signs_go_upstream_in_r4_spelling_and_come_back_in_dstu2(
     proxy, provider, token
 ):
@@ -167,7 +161,6 @@ def test_dstu2_vital_signs_go_upstream_in_r4_spelling_and_come_back_in_dstu2(
     )
 
 
-@needs("observation")
 def test_stu3_vital_signs_keep_their_sort_and_get_the_r4_category_system(proxy, provider, token):
     query = f"patient=example&_sort=-date&category={OLD_CATEGORY}|vital-signs"
     bundle = answered(get(proxy, token, "stu3", "Observation", query), "stu3")
@@ -234,7 +227,6 @@ def test_organization_and_medication_reads_convert_to_the_face(proxy, provider, 
 # -- medication: the renamed type --------------------------------------------------------------
 
 
-@needs("medication_request")
 def test_dstu2_medication_order_search_reaches_medication_request_and_comes_back_renamed(
     proxy, provider, token
 ):
@@ -259,7 +251,6 @@ def batch(*urls: str) -> bytes:
     return json.dumps({"resourceType": "Bundle", "type": "batch", "entry": entries}).encode()
 
 
-@needs("observation")
 def test_a_dstu2_batch_goes_upstream_as_an_r4_batch_and_comes_back_in_dstu2(proxy, provider, token):
     body = batch("Patient/example", "Observation?patient=example&_sort:desc=date&_count=2")
     bundle = answered(post(proxy, token, "dstu2", "", body, MIME["dstu2"]), "dstu2")
@@ -290,7 +281,6 @@ class Recording(FhirVersionConverter):
         return super().response(face, provider, response, enrich)
 
 
-@needs("observation")
 def test_a_batch_the_provider_refuses_is_run_entry_by_entry_and_converted_once(
     proxy_services, client, fhir_server
 ):

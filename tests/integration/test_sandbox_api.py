@@ -24,7 +24,6 @@ from shared.services import Services, set_services
 from shared.settings import Settings
 from shared.tables import StoreUnavailable
 from tests.support.app import registered_functions
-from tests.support.paths import FIXTURES
 from tests.support.sandbox import (
     condition,
     encounter,
@@ -34,6 +33,7 @@ from tests.support.sandbox import (
     patient,
     practitioner,
 )
+from tools.testkit.data import SEARCH_PARAMETERS, data_file
 
 ORIGIN = "https://bridge.test"
 BASE = f"{ORIGIN}/api/sandbox/fhir"
@@ -227,7 +227,7 @@ def test_undeclared_standard_parameters_are_refused(client):
 
 
 def test_declared_search_parameters_match_the_official_r4_definitions(client):
-    path = FIXTURES / "search-parameters" / "search-parameters-r4-4.0.1.json"
+    path = data_file(SEARCH_PARAMETERS / "search-parameters-r4-4.0.1.json")
     official: dict[str, dict[str, Any]] = {}
     for entry in json.loads(path.read_text(encoding="utf-8"))["entry"]:
         official[entry["fullUrl"]] = entry["resource"]

@@ -16,14 +16,14 @@ from shared.sandbox.generate import generate_patients, generate_shared
 from shared.sandbox.store import SUPPORTED_TYPES, SandboxStore
 from shared.sandbox.synthea import InvalidBundle, load_synthea
 from tests.support import sandbox as support
-from tests.support.paths import FIXTURES
+from tests.support.fixtures import synthea_files
 from tests.support.sandbox import all_rows
 
 sandbox_table = support.sandbox_table  # fixtures: a fresh Azurite table, a store on it
 sandbox_store = support.sandbox_store
 
-SYNTHEA = FIXTURES / "synthea" / "r4"
-BUNDLES = sorted(SYNTHEA.glob("*.json"))
+BUNDLES = synthea_files("r4")
+SYNTHEA = BUNDLES[0].parent
 
 
 def entries(path: Path) -> list[dict[str, Any]]:
@@ -158,3 +158,27 @@ def test_generated_accented_family_is_found_without_its_accents(
     plain = folded(accented[0]["name"][0]["family"]).lower()
     found = sandbox_store.search("Patient", [("family", plain)])
     assert [r["id"] for r in found.resources] == [accented[0]["id"]]
+
+
+# -- the demo seed -----------------------------------------------------------------------------
+
+
+def test_the_demo_seed_loads_generated_and_synthea_patients(sandbox_store: SandboxStore) -> None:
+    from tools.bootstrap import seed_sandbox
+
+    report = seed_sandbox(sandbox_store, patients=2, synthea=SYNTHEA)
+    assert (report["patients_loaded"], report["patients_present"]) == (2, 0)
+    assert report["synthea_patients"] == len(BUNDLES)
+    assert report["warnings"] == []
+
+
+def test_the_demo_seed_warns_when_the_synthea_folder_is_missing(
+    sandbox_store: SandboxStore, tmp_path: Path
+) -> None:
+    from tools.bootstrap import seed_sandbox
+
+    report = seed_sandbox(sandbox_store, patients=1, synthea=tmp_path / "gone")
+    assert report["synthea_patients"] == 0
+    assert report["patients_loaded"] == 1
+    (warning,) = report["warnings"]
+    assert str(tmp_path / "gone") in warning and "only generated patients" in warning

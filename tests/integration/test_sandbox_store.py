@@ -21,8 +21,6 @@ from shared.sandbox.errors import (
 from shared.sandbox.store import SandboxStore
 from shared.tables import StoreUnavailable
 from tests.support import sandbox as support
-from tests.support.azurite import connection_string
-from tests.support.fake_fhir import closed_port
 from tests.support.sandbox import (
     CATEGORY_SYSTEM,
     LOINC,
@@ -39,6 +37,8 @@ from tests.support.sandbox import (
     observation,
     patient,
 )
+from tools.azurite import connection_string
+from tools.testkit.fake_fhir import closed_port
 
 sandbox_table = support.sandbox_table  # fixtures
 sandbox_store = support.sandbox_store

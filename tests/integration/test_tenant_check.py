@@ -18,7 +18,7 @@ from shared.ids import provider_secret_name
 from shared.services import Services
 from shared.tenants import TenantMapping
 from tests.conftest import ADMIN_KEY
-from tests.support.fake_fhir import closed_port
+from tools.testkit.fake_fhir import closed_port
 
 BASE = "https://bridge.test/api/manage"
 STEPS = ["mapping", "auth", "metadata", "search"]

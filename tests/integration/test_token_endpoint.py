@@ -22,7 +22,8 @@ from shared.jwks import jwks_response
 from shared.secret_store import SecretStoreUnavailable, utcnow
 from shared.services import Services
 from shared.tables import CLIENTS_TABLE, Entity
-from tests.conftest import form_request, request_token
+from tests.conftest import request_token
+from tools.testkit.inbound import form_request
 
 
 def basic(client_id: str, secret: str) -> dict[str, str]:
@@ -555,7 +556,7 @@ def test_secret_store_down_is_503_temporarily_unavailable_not_invalid_client(
 def test_table_storage_down_is_503_temporarily_unavailable(settings, secret_store, client):
     from azure.data.tables import TableServiceClient
 
-    from tests.support.azurite import connection_string, free_port
+    from tools.azurite import connection_string, free_port
 
     dead = TableServiceClient.from_connection_string(
         connection_string(free_port()), retry_total=0, connection_timeout=1
@@ -624,7 +625,7 @@ def test_table_storage_busy_is_503_after_bounded_retries(settings, secret_store,
 
     from azure.data.tables import TableServiceClient
 
-    from tests.support.azurite import connection_string
+    from tools.azurite import connection_string
 
     seen: list[str] = []
 

@@ -104,8 +104,8 @@ def test_key_vault_timing_out_is_503_with_retry_after_within_ten_seconds(
 def test_key_vault_refusing_connections_is_503_not_invalid_client(
     settings, table_service, registered
 ):
-    from tests.support.azurite import free_port
     from tests.support.fake_keyvault import FakeCredential
+    from tools.azurite import free_port
 
     issued, tenant = registered
     unreachable = KeyVaultSecretStore(

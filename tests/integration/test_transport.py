@@ -23,7 +23,7 @@ from shared.proxy.transport import ProviderTransport
 from shared.secret_store import LocalSecretStore
 from shared.settings import Settings
 from shared.tenants import TenantMapping
-from tests.support.fake_fhir import (
+from tools.testkit.fake_fhir import (
     HTML_STACK_TRACE,
     FakeFhirServer,
     closed_port,

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.fhir.convert import convert
-from tests.support.fake_fhir import FakeFhirServer, _Answer, _Handler, _Snapshot
+from tools.testkit.fake_fhir import FakeFhirServer, _Answer, _Handler, _Snapshot
 
 CLIENT_ID = "conformance-client"
 CLIENT_SECRET = "conformance-secret-" + "s3cr3t" * 4

@@ -41,7 +41,7 @@ from azure.core.credentials import AccessToken, AccessTokenInfo, TokenRequestOpt
 from azure.core.exceptions import ClientAuthenticationError
 
 from shared.keyvault_store import KeyVaultSecretStore
-from tests.support.loopback import BackgroundServer, LoopbackServer
+from tools.testkit.loopback import BackgroundServer, LoopbackServer
 
 KEYVAULT_RESOURCE = "https://vault.azure.net"
 _NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")

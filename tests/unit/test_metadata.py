@@ -8,7 +8,6 @@ import subprocess
 import sys
 import tomllib
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import azure.functions as func
@@ -23,17 +22,14 @@ from shared.http import Headers, Request
 from shared.services import set_services
 from shared.settings import FACES, Settings
 from tests.support.app import registered_functions
-from tests.support.paths import FIXTURES, REPO
-
-# The official HL7 artefacts live in ../shared beside the clone (as in CI).
-_FIXTURE_DIRS = (FIXTURES,)
+from tools.testkit.data import HL7_EXAMPLES, REPO, SEARCH_PARAMETERS, data_file, data_files
 
 TOKEN = "https://bridge.example/api/oauth2/token"
 OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 SEARCH_PARAMETER = "http://hl7.org/fhir/SearchParameter/"
 
 # What the Patients app reads, from its DSTU2 and STU3 interface specifications
-# (docs/patients-app-spec.md): resource (R4/STU3 name) -> interactions, search params and types.
+# (docs/patients-app.md): resource (R4/STU3 name) -> interactions, search params and types.
 APP_READS: dict[str, tuple[set[str], dict[str, str]]] = {
     "Patient": (
         {"read", "search-type"},
@@ -264,17 +260,10 @@ def app_name(face: str, resource: str) -> str:
     return "MedicationOrder" if face == "dstu2" and resource == "MedicationRequest" else resource
 
 
-def fixtures_dir() -> Path:
-    for candidate in _FIXTURE_DIRS:
-        if (candidate / "search-parameters").is_dir():
-            return candidate
-    pytest.fail(f"official FHIR fixtures not found in any of {_FIXTURE_DIRS}")
-
-
 @functools.cache
 def official_search_parameters(face: str) -> dict[tuple[str, str], dict[str, Any]]:
     """(base resource, code) -> {type, definition, target} from the release's official bundle."""
-    path = fixtures_dir() / "search-parameters" / SEARCH_PARAMETER_BUNDLES[face]
+    path = data_file(SEARCH_PARAMETERS / SEARCH_PARAMETER_BUNDLES[face])
     bundle = json.loads(path.read_text(encoding="utf-8"))
     index: dict[tuple[str, str], dict[str, Any]] = {}
     for entry in bundle["entry"]:
@@ -366,7 +355,7 @@ def test_dstu2_statement_has_the_structure_dstu2_conformance_requires() -> None:
 
 def test_dstu2_structure_check_accepts_the_official_dstu2_conformance_examples() -> None:
     # Guards the hand-written DSTU2 check above against being stricter than the release.
-    examples = sorted((fixtures_dir() / "hl7-examples" / "dstu2").glob("conformance-*.json"))
+    examples = data_files(HL7_EXAMPLES / "dstu2", "conformance-*.json")
     assert examples
     for example in examples:
         document = without_json_comments(json.loads(example.read_text(encoding="utf-8")))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from shared.settings import SETTINGS
-from tests.support.paths import REPO
+from tools.testkit.data import REPO
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
 

@@ -14,9 +14,9 @@ from fhir.resources.R4B import get_fhir_model_class
 
 from shared.sandbox.store import SUPPORTED_TYPES
 from shared.sandbox.synthea import InvalidBundle, synthea_resources
-from tests.support.paths import FIXTURES
+from tests.support.fixtures import synthea_files
 
-BUNDLES = sorted((FIXTURES / "synthea" / "r4").glob("*.json"))
+BUNDLES = synthea_files("r4")
 NPI = "http://hl7.org/fhir/sid/us-npi"
 SYNTHEA_ID = "https://github.com/synthetichealth/synthea"
 

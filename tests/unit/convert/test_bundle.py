@@ -85,16 +85,6 @@ def validate(bundle: dict[str, Any], version: str) -> None:
         check_dstu2(bundle)
 
 
-def convert_or_skip(bundle: dict[str, Any], source: str, target: str) -> dict[str, Any]:
-    """Convert, skipping while a converter this Bundle's entries need is still being written."""
-    try:
-        return convert(bundle, source, target)
-    except ModuleNotFoundError as error:
-        if not str(error.name).startswith("shared.fhir.convert."):
-            raise
-        pytest.skip(f"{error.name} is not written yet")
-
-
 BUNDLE_FIXTURES = fixtures_of("Bundle")
 
 
@@ -107,7 +97,7 @@ def test_bundle_fixtures_cover_every_version_and_the_synthea_bundles() -> None:
 def test_fixture_converts_into_a_valid_bundle_of_every_other_version(
     source: str, target: str, bundle: dict[str, Any]
 ) -> None:
-    converted = convert_or_skip(bundle, source, target)
+    converted = convert(bundle, source, target)
     validate(converted, target)
     assert len(converted.get("entry", [])) == len(bundle.get("entry", []))
 

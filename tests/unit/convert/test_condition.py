@@ -4,7 +4,6 @@ trips and every decision in docs/conversion/condition.md."""
 from __future__ import annotations
 
 import copy
-import json
 import string
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
@@ -17,8 +16,7 @@ from hypothesis import strategies as st
 
 from shared.fhir.convert import convert
 from tests.support.dstu2 import Shape, assert_dstu2
-from tests.support.fixtures import VERSIONS, XVER_R4, XVER_STU3, fixtures_of
-from tests.support.paths import FIXTURES
+from tests.support.fixtures import VERSIONS, XVER_R4, XVER_STU3, fixtures_of, hl7_example
 
 SNOMED = "http://snomed.info/sct"
 UCUM = "http://unitsofmeasure.org"
@@ -545,8 +543,8 @@ def test_dstu2_patient_encounter_and_onset_quantity_get_their_stu3_names() -> No
 
 
 def test_dstu2_fever_example_keeps_its_status_codes() -> None:
-    path = FIXTURES / "hl7-examples" / "dstu2" / "condition-example-f201-fever.json"
-    condition = convert(json.loads(path.read_text()), "dstu2", "r4")
+    source = hl7_example("dstu2", "condition-example-f201-fever.json")
+    condition = convert(source, "dstu2", "r4")
     assert condition["clinicalStatus"] == clinical("active")
     assert condition["verificationStatus"] == verification("confirmed")
     assert condition["recordedDate"] == "2013-04-04"

@@ -12,24 +12,21 @@ import pytest
 
 from shared.fhir.convert import ConversionError, convert
 from shared.fhir.convert.common import rewrite_systems
-from tests.support.fixtures import VERSIONS
-from tests.support.paths import FIXTURES
+from tests.support.fixtures import VERSIONS, hapi_files, hl7_example_files, synthea_files
 
-HAPI_VERSIONS = {"10": "dstu2", "30": "stu3", "40": "r4"}
 V2_0203_R4 = "http://terminology.hl7.org/CodeSystem/v2-0203"
 CATEGORY_R4 = "http://terminology.hl7.org/CodeSystem/observation-category"
 
 
 def all_fixtures() -> list[Any]:
-    """pytest params (source, document): every HL7 example, Synthea Bundle and HAPI input."""
+    """pytest params (source, document): every HL7 example, Synthea Bundle and HAPI file."""
     found = []
     for version in VERSIONS:
-        for folder in (FIXTURES / "hl7-examples" / version, FIXTURES / "synthea" / version):
-            for path in sorted(folder.glob("*.json")):
-                name = f"{folder.parent.name}/{version}/{path.stem[:30]}"
+        for kind, files in (("hl7-examples", hl7_example_files), ("synthea", synthea_files)):
+            for path in files(version):
+                name = f"{kind}/{version}/{path.stem[:30]}"
                 found.append(pytest.param(version, json.loads(path.read_text()), id=name))
-    for path in sorted((FIXTURES / "hapi-converter-pairs").glob("*.json")):
-        version = HAPI_VERSIONS[path.stem[-2:]]
+    for version, path in hapi_files():
         found.append(pytest.param(version, json.loads(path.read_text()), id=f"hapi/{path.stem}"))
     return found
 

@@ -4,7 +4,6 @@ trips and every decision in docs/conversion/encounter.md."""
 from __future__ import annotations
 
 import copy
-import json
 import string
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -17,8 +16,14 @@ from hypothesis import strategies as st
 
 from shared.fhir.convert import ConversionError, convert
 from tests.support.dstu2 import Shape, assert_dstu2
-from tests.support.fixtures import VERSIONS, XVER_DSTU2, XVER_R4, XVER_STU3, fixtures_of
-from tests.support.paths import FIXTURES
+from tests.support.fixtures import (
+    VERSIONS,
+    XVER_DSTU2,
+    XVER_R4,
+    XVER_STU3,
+    fixtures_of,
+    hl7_example,
+)
 
 SNOMED = "http://snomed.info/sct"
 ACT_CODE_R4 = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
@@ -680,15 +685,15 @@ def test_a_single_dstu2_reason_object_is_wrapped_in_a_list() -> None:
 
 
 def test_dstu2_class_primitive_extension_is_dropped() -> None:
-    path = FIXTURES / "hl7-examples" / "dstu2" / "encounter-example-f201-20130404.json"
-    encounter = convert(json.loads(path.read_text()), "dstu2", "stu3")
+    source = hl7_example("dstu2", "encounter-example-f201-20130404.json")
+    encounter = convert(source, "dstu2", "stu3")
     assert "_class" not in encounter
     assert encounter["class"] == {"system": ACT_CODE_OLD, "code": "AMB"}
 
 
 def test_comment_only_primitive_extensions_of_dstu2_leave_nothing_behind() -> None:
-    path = FIXTURES / "hl7-examples" / "dstu2" / "encounter-example-f201-20130404.json"
-    encounter = convert(json.loads(path.read_text()), "dstu2", "stu3")
+    source = hl7_example("dstu2", "encounter-example-f201-20130404.json")
+    encounter = convert(source, "dstu2", "stu3")
     assert encounter["identifier"] == [{"use": "temp", "value": "Encounter_Roel_20130404"}]
 
 

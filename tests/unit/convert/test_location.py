@@ -3,7 +3,6 @@ decision in docs/conversion/location.md."""
 
 from __future__ import annotations
 
-import json
 import string
 from typing import Any
 
@@ -15,8 +14,7 @@ from hypothesis import strategies as st
 
 from shared.fhir.convert import convert
 from tests.support.dstu2 import Shape, assert_dstu2
-from tests.support.fixtures import VERSIONS, XVER_R4, XVER_STU3, fixtures_of
-from tests.support.paths import FIXTURES
+from tests.support.fixtures import VERSIONS, XVER_R4, XVER_STU3, fixtures_of, hl7_example
 
 ALIAS = "http://hl7.org/fhir/StructureDefinition/location-alias"
 
@@ -216,7 +214,7 @@ def test_alias_becomes_the_location_alias_extension_in_dstu2() -> None:
 
 
 def test_dstu2_location_alias_extension_becomes_alias() -> None:
-    dstu2 = json.loads((FIXTURES / "hl7-examples/dstu2/location-example.json").read_text())
+    dstu2 = hl7_example("dstu2", "location-example.json")
     location = convert(dstu2, "dstu2", "stu3")
     assert location["alias"] == [
         "Burgers University Medical Center, South Wing, second floor",
@@ -239,7 +237,7 @@ def test_operational_status_rides_in_an_extension_in_dstu2() -> None:
 
 
 def test_endpoints_ride_in_extensions_in_dstu2() -> None:
-    r4 = json.loads((FIXTURES / "hl7-examples/r4/location-example.json").read_text())
+    r4 = hl7_example("r4", "location-example.json")
     location = convert(r4, "r4", "dstu2")
     assert "endpoint" not in location
     assert {
@@ -249,6 +247,6 @@ def test_endpoints_ride_in_extensions_in_dstu2() -> None:
 
 
 def test_telecom_url_becomes_other_in_dstu2() -> None:
-    r4 = json.loads((FIXTURES / "hl7-examples/r4/location-example.json").read_text())
+    r4 = hl7_example("r4", "location-example.json")
     telecom = convert(r4, "r4", "dstu2")["telecom"][3]
     assert (telecom["system"], telecom["value"]) == ("other", "http://sampleorg.com/southwing")

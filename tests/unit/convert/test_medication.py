@@ -21,8 +21,14 @@ from hypothesis import strategies as st
 
 from shared.fhir.convert import convert
 from tests.support.dstu2 import Shape, assert_dstu2
-from tests.support.fixtures import HAPI_VERSIONS, VERSIONS, XVER_R4, XVER_STU3, fixtures_of
-from tests.support.paths import FIXTURES
+from tests.support.fixtures import (
+    VERSIONS,
+    XVER_R4,
+    XVER_STU3,
+    fixtures_of,
+    hapi_files,
+    hl7_example_files,
+)
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 SNOMED = "http://snomed.info/sct"
@@ -87,12 +93,8 @@ def _nested(node: Any, top: bool = True) -> Iterator[dict[str, Any]]:
 def _embedded_medications() -> list[Any]:
     """Medications inside HL7 examples and HAPI inputs (contained or bundle entries)."""
     found = []
-    sources = [(v, p) for v in VERSIONS for p in sorted((FIXTURES / "hl7-examples" / v).glob("*"))]
-    sources += [
-        (HAPI_VERSIONS[p.stem[-2:]], p)
-        for p in sorted((FIXTURES / "hapi-converter-pairs").glob("*.json"))
-        if p.stem[-2:] in HAPI_VERSIONS and "converted" not in p.stem
-    ]
+    sources = [(v, p) for v in VERSIONS for p in hl7_example_files(v)]
+    sources += hapi_files(expected=False)
     for version, path in sources:
         for index, resource in enumerate(_nested(json.loads(path.read_text()))):
             found += [

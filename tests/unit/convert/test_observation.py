@@ -4,7 +4,6 @@ trips and every decision in docs/conversion/observation.md."""
 from __future__ import annotations
 
 import copy
-import json
 import string
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
@@ -17,8 +16,7 @@ from hypothesis import strategies as st
 
 from shared.fhir.convert import convert
 from tests.support.dstu2 import Shape, assert_dstu2
-from tests.support.fixtures import VERSIONS, XVER_R4, XVER_STU3, fixtures_of
-from tests.support.paths import FIXTURES
+from tests.support.fixtures import VERSIONS, XVER_R4, XVER_STU3, fixtures_of, hl7_example
 
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
@@ -726,7 +724,7 @@ def test_sequence_related_target_keeps_only_display_in_dstu2() -> None:
 
 
 def dstu2_example(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / "hl7-examples" / "dstu2" / name).read_text())
+    return hl7_example("dstu2", name)
 
 
 def test_dstu2_category_becomes_a_one_item_list() -> None:

@@ -3,7 +3,6 @@ and every decision in docs/conversion/patient.md."""
 
 from __future__ import annotations
 
-import json
 import string
 from datetime import date
 from typing import Any
@@ -16,8 +15,7 @@ from hypothesis import strategies as st
 
 from shared.fhir.convert import convert
 from tests.support.dstu2 import Shape, assert_dstu2
-from tests.support.fixtures import VERSIONS, XVER_R4, XVER_STU3, fixtures_of
-from tests.support.paths import FIXTURES
+from tests.support.fixtures import VERSIONS, XVER_R4, XVER_STU3, fixtures_of, hl7_example
 
 V2_0203_R4 = "http://terminology.hl7.org/CodeSystem/v2-0203"
 V2_0203_OLD = "http://hl7.org/fhir/v2/0203"
@@ -268,7 +266,7 @@ def _extension(element: dict[str, Any], url: str) -> list[Any]:
 
 
 def test_r4_animal_extension_becomes_the_stu3_animal_element() -> None:
-    animal = json.loads((FIXTURES / "hl7-examples/r4/patient-example-animal.json").read_text())
+    animal = hl7_example("r4", "patient-example-animal.json")
     patient = convert(animal, "r4", "stu3")
     assert patient["animal"]["species"]["coding"][0]["code"] == "canislf"
     assert set(patient["animal"]) == {"species", "breed", "genderStatus"}
@@ -276,7 +274,7 @@ def test_r4_animal_extension_becomes_the_stu3_animal_element() -> None:
 
 
 def test_stu3_animal_element_becomes_the_r4_animal_extension() -> None:
-    animal = json.loads((FIXTURES / "hl7-examples/stu3/patient-example-animal.json").read_text())
+    animal = hl7_example("stu3", "patient-example-animal.json")
     patient = convert(animal, "stu3", "r4")
     assert "animal" not in patient
     [extension] = _extension(patient, "http://hl7.org/fhir/StructureDefinition/patient-animal")

@@ -1,4 +1,5 @@
-"""Start Azurite's table service on a free loopback port for tests (real Table Storage API)."""
+"""Azurite, Microsoft's Table Storage emulator: its development account, and its table service
+on a free loopback port for tests and the bench (the real Table Storage API)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 AZURITE_TABLE = ROOT / "node_modules" / ".bin" / "azurite-table"
 
 # Azurite's published development account: a well-known value, not a secret.
@@ -54,7 +55,7 @@ def running_azurite(workdir: Path) -> Iterator[str]:
         return
     executable = str(AZURITE_TABLE) if AZURITE_TABLE.exists() else shutil.which("azurite-table")
     if executable is None:
-        raise RuntimeError("azurite-table not found: run `make test` (it installs Azurite)")
+        raise RuntimeError("azurite-table not found: `make deps` installs Azurite from npm")
     port = free_port()
     process = subprocess.Popen(
         [

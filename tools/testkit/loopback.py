@@ -117,7 +117,7 @@ class LoopbackServer(ThreadingHTTPServer):
         self.serials: dict[Any, int] = {}
         super().__init__(("127.0.0.1", 0), handler)
 
-    def finish_request(self, request: Any, client_address: Any) -> None:
+    def finish_request(self: Self, request: Any, client_address: Any) -> None:
         conn = request
         if self.tls_context is not None:
             # The handshake runs here, in the connection's own thread, not in the accept loop.

@@ -3,7 +3,7 @@
 It stands in for a provider FHIR server behind EHR Bridge, so that transport and proxy tests
 drive real sockets, keep-alive, paging links and failures:
 
-- Resources: every HL7 example of its FHIR version from ``shared/fixtures/hl7-examples/<version>``
+- Resources: every HL7 example of its FHIR version from ``tests/data/hl7-examples/<version>``
   (Bundles, OperationOutcomes and capability statements excepted), keyed by (type, id); DSTU2's
   ``fhir_comments`` are left as they are. ``add()`` adds more.
 - Interactions (under ``base_path``): ``GET metadata`` (CapabilityStatement, or Conformance for
@@ -52,8 +52,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from tests.support.loopback import BackgroundServer, LoopbackServer
-from tests.support.paths import FIXTURES
+from tools.testkit.data import HL7_EXAMPLES, data_files
+from tools.testkit.loopback import BackgroundServer, LoopbackServer
 
 TOKEN_PATH = "/oauth/token"
 FHIR_VERSIONS = {"dstu2": "1.0.2", "stu3": "3.0.2", "r4": "4.0.1"}
@@ -311,8 +311,12 @@ class FakeFhirServer(BackgroundServer):
         self.base_url = ""
         self.token_url = ""
         self.ca_path = ""
-        directory = Path(fixtures_dir) if fixtures_dir else FIXTURES / "hl7-examples" / version
-        self._load(directory)
+        # An explicit folder may be empty on purpose; the default one never is.
+        self._load(
+            sorted(Path(fixtures_dir).glob("*.json"))
+            if fixtures_dir
+            else data_files(HL7_EXAMPLES / version)
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -330,8 +334,8 @@ class FakeFhirServer(BackgroundServer):
 
     # -- data ------------------------------------------------------------------------------
 
-    def _load(self, directory: Path) -> None:
-        for path in sorted(directory.glob("*.json")):
+    def _load(self, paths: list[Path]) -> None:
+        for path in paths:
             resource = json.loads(path.read_text("utf-8"))
             if isinstance(resource, dict) and resource.get("resourceType") not in NOT_STORED:
                 self.add(resource)
