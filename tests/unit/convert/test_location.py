@@ -1,5 +1,6 @@
 """Location across R4, STU3 and DSTU2: fixtures, the name the app shows, round trips and every
-decision in docs/conversion/location.md."""
+decision in docs/conversion/location.md.
+Section numbers (§) refer to docs/conversion/mapping.md."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from tests.support.paths import FIXTURES
 
 ALIAS = "http://hl7.org/fhir/StructureDefinition/location-alias"
 
-# DSTU2 (1.0.2) Location, from the DSTU2 examples and mapping doc §10.
+# DSTU2 (1.0.2) Location, from the DSTU2 examples and §10.
 REFERENCE = Shape(frozenset({"reference", "display"}))
 LOCATION = Shape(
     allowed=frozenset(
