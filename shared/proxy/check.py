@@ -21,7 +21,7 @@ from shared.proxy.transport import ProviderTransport
 from shared.secret_store import SecretStoreUnavailable
 from shared.tenants import TenantMapping, TenantRegistry
 
-# fhirVersion prefixes of each release (mapping reference §0).
+# fhirVersion prefixes of each release (docs/conversion/mapping.md §0).
 _VERSION_PREFIXES = {"1.0.": "dstu2", "3.0.": "stu3", "4.0.": "r4"}
 
 

@@ -6,7 +6,7 @@ between every pair (shared.fhir.convert).
 
 ``response`` takes an optional ``enrich`` callable (shared.proxy.enrich): it sees the parsed
 provider document before conversion, so the proxy can fill what the app shows and servers omit
-without parsing the body twice.
+without parsing the body twice. Section numbers (§) refer to docs/conversion/mapping.md.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class VersionConverter(Protocol):
 
 
 class FhirVersionConverter:
-    """Converts requests face → provider and responses provider → face (mapping doc §14, §11).
+    """Converts requests face → provider and responses provider → face (§14, §11).
 
     Same-version traffic passes untouched and unparsed, unless ``enrich`` asks for the document.
     """
@@ -97,7 +97,7 @@ class FhirVersionConverter:
         enrich: Enrich | None = None,
     ) -> UpstreamResponse:
         """The provider's JSON in the face's version: resources, Bundle links, media type."""
-        # DSTU2 JSON may carry "fhir_comments", which is not FHIR: never emitted (mapping §2.1).
+        # DSTU2 JSON may carry "fhir_comments", which is not FHIR: never emitted (§2.1).
         comments = provider == "dstu2" and b'"fhir_comments"' in response.body
         if face == provider and enrich is None and not comments:
             return response

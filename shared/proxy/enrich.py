@@ -1,4 +1,4 @@
-"""Fill in what the Patients app shows and R4 servers often omit (mapping doc §1, §2.8 step 6).
+"""Fill in what the Patients app shows and R4 servers often omit (§1, §2.8 step 2).
 
 The app prints ``display`` of a few references (the patient's practitioner, the encounter's
 location, the prescriber, the medication) and ``Bundle.total`` of a Patient search. Servers
@@ -9,6 +9,7 @@ reads (``read_batch`` / ``read_batch_results``), or parallel reads when batch is
 
 Works on any version's element names (careProvider / generalPractitioner, prescriber /
 requester / requester.agent), so it can run on the provider's document before conversion.
+Section numbers (§) refer to docs/conversion/mapping.md.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """End to end through the dev host: the Patients app's own call sequence on the DSTU2 and STU3
 faces, over an R4 provider (shared/docs/patients-app-spec.md; the DSTU2 and STU3 interface
-specs as summarised in fhir-version-mapping.md §1 and §14.2).
+specs as summarised in docs/conversion/mapping.md §1 and §14.2; every § below is a section of
+that document).
 
 Per face, once: GET metadata, a token from the advertised token URL with the tenant as scope,
 POST Patient/_search, GET Patient/<id>, then one batch Bundle of the chart queries. The tests
@@ -111,7 +112,7 @@ CHART: list[dict[str, Any]] = [
         "name": [{"use": "official", "family": "Black", "given": ["Ruth"], "prefix": ["Mrs."]}],
         "gender": "female",
         "birthDate": "1961-03-17",
-        # No display: the proxy must fill it from the Practitioner (mapping doc §1).
+        # No display: the proxy must fill it from the Practitioner (§1).
         "generalPractitioner": [{"reference": f"Practitioner/{PRACTITIONER}"}],
     },
     vital(
@@ -172,7 +173,7 @@ CHART: list[dict[str, Any]] = [
         "type": [concept(SNOMED, "183807002", "Inpatient stay")],
         "subject": SUBJECT,
         "period": {"start": "2024-05-01T07:30:00Z"},
-        # No display: the proxy must fill it from the Location (mapping doc §6).
+        # No display: the proxy must fill it from the Location (§6).
         "location": [{"location": {"reference": f"Location/{LOCATION}"}, "status": "active"}],
     },
     {
@@ -204,7 +205,7 @@ CHART: list[dict[str, Any]] = [
         ),
         "subject": SUBJECT,
         "authoredOn": "2024-04-20T09:15:00Z",
-        # No display: the proxy must fill it from the Practitioner (mapping doc §8).
+        # No display: the proxy must fill it from the Practitioner (§8).
         "requester": {"reference": f"Practitioner/{PRACTITIONER}"},
         "dosageInstruction": [
             {
@@ -622,7 +623,7 @@ def test_allergy_has_substance_and_status_in_the_face_shape(visit: Visit) -> Non
     if visit.face == "dstu2":
         assert allergy["substance"]["text"] == "Penicillin"
         assert allergy["substance"]["coding"][0]["display"] == "Penicillin G"
-        assert allergy["status"] == "confirmed"  # active + confirmed (mapping doc §7.2)
+        assert allergy["status"] == "confirmed"  # active + confirmed (§7.2)
         assert "code" not in allergy and "clinicalStatus" not in allergy
     else:
         assert allergy["code"]["text"] == "Penicillin"
@@ -661,11 +662,11 @@ def test_medication_entry_full_url_names_the_face_type(visit: Visit) -> None:
 def test_coverage_has_plan_in_the_face_shape(visit: Visit) -> None:
     (coverage,) = visit.resources(5)
     if visit.face == "dstu2":
-        # The DSTU2 example shows a readable plan: class.name when present (mapping doc §9.2).
+        # The DSTU2 example shows a readable plan: class.name when present (§9.2).
         assert coverage["plan"] == "Gold Plus"
         assert coverage["group"] == "GRP-1001"
         assert coverage["subscriberId"] == {"value": "SUB-99812"}
-        # The DSTU2 spec's "Payor": the first Organization payor (mapping doc §9.1).
+        # The DSTU2 spec's "Payor": the first Organization payor (§9.1).
         assert coverage["issuer"]["display"] == "Contoso Health"
     else:
         grouping = coverage["grouping"]

@@ -2,8 +2,9 @@
 
 Every test runs the whole pipeline (token endpoint, ``FhirProxy`` with
 ``FhirVersionConverter``, pooled transport, a fake R4 provider recording what it received) and
-checks both sides: the provider received R4 spelling (mapping doc §14.2), the app got its own
-version back (resource names, media type, ``_sort`` syntax in links, no provider URL).
+checks both sides: the provider received R4 spelling (docs/conversion/mapping.md §14.2), the
+app got its own version back (resource names, media type, ``_sort`` syntax in links, no
+provider URL).
 
 Conversions whose resource module is not written yet are skipped (``needs``).
 """

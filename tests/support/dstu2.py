@@ -1,8 +1,8 @@
 """Structural checks for DSTU2 output: no maintained Python model exists for DSTU2 (1.0.2).
 
-Each resource test declares the shape of its type from the DSTU2 examples in
-../shared/fixtures/hl7-examples/dstu2 and the mapping reference: the elements DSTU2 allows,
-the ones it requires, and the shapes of nested elements that matter.
+Each resource test declares the shape of its type from HL7's DSTU2 examples and
+docs/conversion/mapping.md: the elements DSTU2 allows, the ones it requires, and the shapes of
+nested elements that matter.
 """
 
 from __future__ import annotations

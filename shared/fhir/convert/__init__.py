@@ -3,7 +3,8 @@
 Each resource module converts one resource type one step at a time (R4 ⇄ STU3, STU3 ⇄ DSTU2),
 as HL7's own cross-version maps do; R4 ⇄ DSTU2 goes through STU3. ``convert`` picks the
 steps. Everything the target cannot hold is a written decision (docs/conversion/), carried in
-the cross-version extension form or dropped, and pinned by a test.
+the cross-version extension form or dropped, and pinned by a test. The field-level reference
+is docs/conversion/mapping.md.
 """
 
 from __future__ import annotations

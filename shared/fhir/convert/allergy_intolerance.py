@@ -1,9 +1,10 @@
-"""AllergyIntolerance between R4, STU3 and DSTU2 (mapping doc §7), and the helpers that
+"""AllergyIntolerance between R4, STU3 and DSTU2 (§7), and the helpers that
 medication_request.py and coverage.py share with it.
 
 The helpers (carrying elements in cross-version extensions, supplied-value markers, narrowing
 references, contained resources) are public so the other two converters can use them; they
-belong in common.py. Decisions: docs/conversion/allergy_intolerance.md.
+belong in common.py. Decisions: docs/conversion/allergy_intolerance.md. Section numbers (§)
+refer to docs/conversion/mapping.md.
 """
 
 from __future__ import annotations

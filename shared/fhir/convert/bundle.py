@@ -1,8 +1,8 @@
-"""Bundle between R4, STU3 and DSTU2 (mapping doc §11): every entry's resource converts through
+"""Bundle between R4, STU3 and DSTU2 (§11): every entry's resource converts through
 ``shared.fhir.convert.convert``, nested Bundles included, once over the whole chain (R4 → STU3 →
 DSTU2 per entry, not one Bundle step at a time: ``convert_through``). An entry that cannot be
 converted becomes an OperationOutcome entry instead of failing the whole Bundle.
-Decisions: docs/conversion/bundle.md.
+Decisions: docs/conversion/bundle.md. Section numbers (§) refer to docs/conversion/mapping.md.
 """
 
 from __future__ import annotations

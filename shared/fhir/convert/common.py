@@ -1,7 +1,7 @@
 """Rules every resource converter shares: code-system URIs, references, data types, extensions.
 
-Pure functions over plain dicts; no I/O. Section numbers refer to
-``../shared/docs/fhir-version-mapping.md``; docs/conversion/ records every lossy decision.
+Pure functions over plain dicts; no I/O. Section numbers (§) refer to
+docs/conversion/mapping.md; docs/conversion/ records every lossy decision.
 """
 
 from __future__ import annotations

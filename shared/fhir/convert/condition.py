@@ -1,8 +1,9 @@
-"""Condition between R4, STU3 and DSTU2 (mapping doc §5).
+"""Condition between R4, STU3 and DSTU2 (§5).
 
 Every lossy choice is written down in docs/conversion/condition.md and pinned by
 tests/unit/convert/test_condition.py. What the target cannot hold travels in the HL7
 cross-version extension form, so round trips come back whole.
+Section numbers (§) refer to docs/conversion/mapping.md.
 """
 
 from __future__ import annotations

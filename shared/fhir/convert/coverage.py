@@ -1,9 +1,10 @@
-"""Coverage between R4, STU3 and DSTU2 (mapping doc §9).
+"""Coverage between R4, STU3 and DSTU2 (§9).
 
 R4 ⇄ STU3 follows the official map (class[] ⇄ grouping + sequence, §9.2, with the R4 code
 system's lower-case codes, not HAPI's camel-case). DSTU2's Coverage is a different resource
 with no official map: everything on the STU3 ⇄ DSTU2 step is a proxy decision (§9.1).
 Decisions: docs/conversion/coverage.md.
+Section numbers (§) refer to docs/conversion/mapping.md.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""Location between R4, STU3 and DSTU2 (mapping doc §10). The app only shows a Location's
-name through ``Encounter.location.display``; the resource converts anyway so included or
-read Locations reach the app. Decisions: docs/conversion/location.md.
+"""Location between R4, STU3 and DSTU2 (§10 of docs/conversion/mapping.md). The app only shows
+a Location's name through ``Encounter.location.display``; the resource converts anyway so
+included or read Locations reach the app. Decisions: docs/conversion/location.md.
 """
 
 from __future__ import annotations

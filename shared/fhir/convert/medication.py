@@ -1,6 +1,7 @@
 """Medication between R4, STU3 and DSTU2: ``_include``d by MedicationRequest searches and
 contained in MedicationRequests; the app shows its ``code`` (as medicationReference.display).
-The mapping doc has no Medication section; decisions are in docs/conversion/medication.md.
+docs/conversion/mapping.md has no Medication section; docs/conversion/medication.md is the
+reference.
 
 Structure per release (DSTU2 1.0.2, STU3 3.0, R4 4.0.1 definitions):
   DSTU2: code, isBrand, manufacturer, product{form, ingredient{item Ref, amount}, batch[]},

@@ -1,5 +1,5 @@
-"""MedicationRequest (R4, STU3) ⇄ MedicationOrder (DSTU2) (mapping doc §8), with the Dosage
-(§8.2) and Timing (§2.5) data-type rules.
+"""MedicationRequest (R4, STU3) ⇄ MedicationOrder (DSTU2) (§8), with the Dosage (§8.2) and
+Timing (§2.5) data-type rules. Section numbers (§) refer to docs/conversion/mapping.md.
 
 Requests that cannot be expressed faithfully raise ConversionError (§2.8 "filter"): the Bundle
 converter then leaves them out with an OperationOutcome entry. Decisions:

@@ -1,9 +1,10 @@
-"""Observation between R4, STU3 and DSTU2 (mapping doc §4).
+"""Observation between R4, STU3 and DSTU2 (§4).
 
 Every lossy choice is written down in docs/conversion/observation.md and pinned by
 tests/unit/convert/test_observation.py. What the target cannot hold travels in the HL7
 cross-version extension form; each step first restores what the target itself carried down,
 then carries what the target lacks, so round trips come back whole.
+Section numbers (§) refer to docs/conversion/mapping.md.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""OperationOutcome between R4, STU3 and DSTU2 (mapping doc §12). Decisions:
+"""OperationOutcome between R4, STU3 and DSTU2 (§12 of docs/conversion/mapping.md). Decisions:
 docs/conversion/operation_outcome.md.
 """
 

@@ -1,7 +1,7 @@
 """Organization between R4, STU3 and DSTU2: the target of Patient.generalPractitioner,
 Coverage.payor and Medication.manufacturer, converted so read or ``_include``d Organizations
-reach the app. The mapping doc has no Organization section; decisions are in
-docs/conversion/organization.md.
+reach the app. docs/conversion/mapping.md has no Organization section;
+docs/conversion/organization.md is the reference.
 
 R4 and STU3 Organization have the same elements. DSTU2 has one ``type`` (0..1) and neither
 ``alias`` nor ``endpoint``.

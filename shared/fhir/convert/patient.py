@@ -1,5 +1,5 @@
-"""Patient between R4, STU3 and DSTU2 (mapping doc §3), and the data-type rules Patient,
-Practitioner and Location share (§2.3, §2.5).
+"""Patient between R4, STU3 and DSTU2 (§3), and the data-type rules Patient, Practitioner and
+Location share (§2.3, §2.5). Section numbers (§) refer to docs/conversion/mapping.md.
 
 The data-type helpers above the Patient section (``convert_elements``, ``narrow_reference``,
 ``restore_reference``, ``name_for_dstu2``/``name_for_stu3``, ``prune_empty_twins``, ``items``)

@@ -1,6 +1,6 @@
 """Practitioner between R4, STU3 and DSTU2: enough for display references (name, identifier,
-telecom); the mapping doc has no Practitioner section, so the decisions are in
-docs/conversion/practitioner.md.
+telecom). docs/conversion/mapping.md has no Practitioner section; docs/conversion/practitioner.md
+is the reference.
 
 R4 and STU3 Practitioner have the same elements; DSTU2 has one ``name`` (0..1, not a list)
 and a ``practitionerRole`` backbone that STU3 moved into the PractitionerRole resource.

@@ -1,13 +1,13 @@
 """Request translation between DSTU2, STU3 and R4: paths, search queries, paging links, batches.
 
-Pure functions over strings and dicts (mapping doc §14, §11; decisions in
-docs/conversion/search.md). A query is worked on piece by piece: a parameter whose name and
-value need no change is passed on byte for byte, never decoded and re-encoded. A parameter the
-source version defines but the target cannot express raises ``ParameterNotConvertible``
-(the proxy answers 400); a parameter no table knows passes unchanged, because providers add
-their own (paging tokens, vendor parameters). Paging links go the other way with
-``strict=False``: what cannot be expressed stays as the provider wrote it, so following the
-link hands it back unchanged.
+Pure functions over strings and dicts (§14, §11; section numbers refer to
+docs/conversion/mapping.md, decisions are in docs/conversion/search.md). A query is worked on
+piece by piece: a parameter whose name and value need no change is passed on byte for byte,
+never decoded and re-encoded. A parameter the source version defines but the target cannot
+express raises ``ParameterNotConvertible`` (the proxy answers 400); a parameter no table knows
+passes unchanged, because providers add their own (paging tokens, vendor parameters). Paging
+links go the other way with ``strict=False``: what cannot be expressed stays as the provider
+wrote it, so following the link hands it back unchanged.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """AllergyIntolerance across R4, STU3 and DSTU2: fixtures, the fields the Patients app reads,
-round trips and every decision in docs/conversion/allergy_intolerance.md."""
+round trips and every decision in docs/conversion/allergy_intolerance.md.
+Section numbers (§) refer to docs/conversion/mapping.md."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ DISPLAY = {
     "entered-in-error": "Entered in Error",
 }
 
-# DSTU2 (1.0.2) shapes, from the DSTU2 AllergyIntolerance examples and mapping doc §7.1.
+# DSTU2 (1.0.2) shapes, from the DSTU2 AllergyIntolerance examples and §7.1.
 REFERENCE = Shape(frozenset({"reference", "display"}))
 CODING = Shape(frozenset({"system", "version", "code", "display", "userSelected"}))
 CODEABLE_CONCEPT = Shape(
@@ -118,7 +119,7 @@ def test_fixture_converts_into_a_valid_allergy_intolerance_of_every_other_versio
     validate(convert(allergy, source, target), target)
 
 
-# -- the fields the Patients app reads (mapping doc §1, §7.4) ----------------------------------
+# -- the fields the Patients app reads (§1, §7.4) ----------------------------------------------
 
 DIV = '<div xmlns="http://www.w3.org/1999/xhtml">Cashew nuts: anaphylaxis</div>'
 R4_ALLERGY: dict[str, Any] = {

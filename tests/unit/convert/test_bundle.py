@@ -1,6 +1,7 @@
 """Bundle across R4, STU3 and DSTU2: fixtures (whole Bundles, every entry converted), what the
 app reads of a searchset or batch-response, round trips and every decision in
-docs/conversion/bundle.md."""
+docs/conversion/bundle.md.
+Section numbers (§) refer to docs/conversion/mapping.md."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from tests.support.fixtures import fixtures_of
 
 V2_0203_R4 = "http://terminology.hl7.org/CodeSystem/v2-0203"
 
-# DSTU2 (1.0.2) Bundle, from the DSTU2 examples and mapping doc §11.
+# DSTU2 (1.0.2) Bundle, from the DSTU2 examples and §11.
 LINK = Shape(frozenset({"relation", "url"}), required=frozenset({"relation", "url"}))
 BUNDLE = Shape(
     allowed=frozenset({"type", "total", "link", "entry", "signature"}),

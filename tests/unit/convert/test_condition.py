@@ -1,5 +1,6 @@
 """Condition across R4, STU3 and DSTU2: fixtures, the fields the Patients app reads, round
-trips and every decision in docs/conversion/condition.md."""
+trips and every decision in docs/conversion/condition.md.
+Section numbers (§) refer to docs/conversion/mapping.md."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ ABSENT = {
     "valueCode": "unknown",
 }
 
-# DSTU2 (1.0.2) shapes, from the DSTU2 Condition examples and mapping doc §5.1.
+# DSTU2 (1.0.2) shapes, from the DSTU2 Condition examples and §5.1.
 REFERENCE = Shape(frozenset({"reference", "display"}))
 CONDITION = Shape(
     allowed=frozenset(
@@ -127,7 +128,7 @@ def test_fixture_converts_into_a_valid_condition_of_every_other_version(
     validate(convert(condition, source, target), target)
 
 
-# -- the fields the Patients app reads (mapping doc §1, §5.3) ----------------------------------
+# -- the fields the Patients app reads (§1, §5.3) ----------------------------------------------
 
 
 def clinical(code: str, system: str = CLINICAL_R4) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Coverage across R4, STU3 and DSTU2: fixtures, the fields the Patients app reads, round trips
-and every decision in docs/conversion/coverage.md."""
+and every decision in docs/conversion/coverage.md.
+Section numbers (§) refer to docs/conversion/mapping.md."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ RELATIONSHIP_R4 = "http://terminology.hl7.org/CodeSystem/subscriber-relationship
 DATA_ABSENT = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
 SUPPLIED = {"extension": [{"url": DATA_ABSENT, "valueCode": "unknown"}]}
 
-# DSTU2 (1.0.2) shapes, from the DSTU2 Coverage examples and mapping doc §9.1.
+# DSTU2 (1.0.2) shapes, from the DSTU2 Coverage examples and §9.1.
 REFERENCE = Shape(frozenset({"reference", "display"}))
 IDENTIFIER = Shape(frozenset({"use", "type", "system", "value", "period", "assigner"}))
 COVERAGE = Shape(
@@ -82,7 +83,7 @@ def test_fixture_converts_into_a_valid_coverage_of_every_other_version(
     validate(convert(coverage, source, target), target)
 
 
-# -- the fields the Patients app reads (mapping doc §1, §9.3) ----------------------------------
+# -- the fields the Patients app reads (§1, §9.3) ----------------------------------------------
 
 
 def _class(code: str, value: str, name: str | None = None) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Encounter across R4, STU3 and DSTU2: fixtures, the fields the Patients app reads, round
-trips and every decision in docs/conversion/encounter.md."""
+trips and every decision in docs/conversion/encounter.md.
+Section numbers (§) refer to docs/conversion/mapping.md."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ ABSENT = {
     "valueCode": "unknown",
 }
 
-# DSTU2 (1.0.2) shapes, from the DSTU2 Encounter examples and mapping doc §6.1.
+# DSTU2 (1.0.2) shapes, from the DSTU2 Encounter examples and §6.1.
 REFERENCE = Shape(frozenset({"reference", "display"}))
 ENCOUNTER = Shape(
     allowed=frozenset(
@@ -162,7 +163,7 @@ def test_fixture_converts_into_a_valid_encounter_of_every_other_version(
     validate(convert(encounter, source, target), target)
 
 
-# -- the fields the Patients app reads (mapping doc §1, §6.1) ----------------------------------
+# -- the fields the Patients app reads (§1, §6.1) ----------------------------------------------
 
 
 def act_code(code: str) -> dict[str, Any]:

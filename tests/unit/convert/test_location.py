@@ -1,5 +1,6 @@
 """Location across R4, STU3 and DSTU2: fixtures, the name the app shows, round trips and every
-decision in docs/conversion/location.md."""
+decision in docs/conversion/location.md.
+Section numbers (§) refer to docs/conversion/mapping.md."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from tests.support.fixtures import VERSIONS, XVER_R4, XVER_STU3, fixtures_of, hl
 
 ALIAS = "http://hl7.org/fhir/StructureDefinition/location-alias"
 
-# DSTU2 (1.0.2) Location, from the DSTU2 examples and mapping doc §10.
+# DSTU2 (1.0.2) Location, from the DSTU2 examples and §10.
 REFERENCE = Shape(frozenset({"reference", "display"}))
 LOCATION = Shape(
     allowed=frozenset(

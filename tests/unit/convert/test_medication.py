@@ -4,6 +4,7 @@ decision in docs/conversion/medication.md.
 The step functions are called directly (``run`` mimics the framework: comments stripped,
 systems rewritten around each step, R4 meta dropped for older targets); ``convert`` is
 checked once the type is registered in shared/fhir/convert/__init__.py.
+Section numbers (§) refer to docs/conversion/mapping.md.
 """
 
 from __future__ import annotations

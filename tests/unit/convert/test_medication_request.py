@@ -1,5 +1,6 @@
 """MedicationRequest (R4, STU3) ⇄ MedicationOrder (DSTU2): fixtures, the fields the Patients
-app reads, round trips and every decision in docs/conversion/medication_request.md."""
+app reads, round trips and every decision in docs/conversion/medication_request.md.
+Section numbers (§) refer to docs/conversion/mapping.md."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ CATEGORY_R4 = "http://terminology.hl7.org/CodeSystem/medicationrequest-category"
 SUBSTITUTION_R4 = "http://terminology.hl7.org/CodeSystem/v3-substanceAdminSubstitution"
 SUBSTITUTION_OLD = "http://hl7.org/fhir/v3/substanceAdminSubstitution"
 
-# DSTU2 (1.0.2) shapes, from the DSTU2 MedicationOrder examples and mapping doc §8, §2.5.
+# DSTU2 (1.0.2) shapes, from the DSTU2 MedicationOrder examples and §8, §2.5.
 REFERENCE = Shape(frozenset({"reference", "display"}))
 CODING = Shape(frozenset({"system", "version", "code", "display", "userSelected"}))
 CODEABLE_CONCEPT = Shape(
@@ -135,7 +136,7 @@ def test_fixture_converts_into_a_valid_medication_request_of_every_other_version
     validate(convert(request_, source, target), target)
 
 
-# -- the fields the Patients app reads (mapping doc §1, §8) ------------------------------------
+# -- the fields the Patients app reads (§1, §8) ------------------------------------------------
 
 DIV = '<div xmlns="http://www.w3.org/1999/xhtml">Amoxicillin 500 mg three times daily</div>'
 MEDICATION = {

@@ -1,5 +1,6 @@
 """Observation across R4, STU3 and DSTU2: fixtures, the fields the Patients app reads, round
-trips and every decision in docs/conversion/observation.md."""
+trips and every decision in docs/conversion/observation.md.
+Section numbers (§) refer to docs/conversion/mapping.md."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ INTERP_OLD = "http://hl7.org/fhir/v2/0078"
 ABSENT_R4 = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
 ABSENT_OLD = "http://hl7.org/fhir/data-absent-reason"
 
-# DSTU2 (1.0.2) shapes, from the DSTU2 Observation examples and mapping doc §4.1.
+# DSTU2 (1.0.2) shapes, from the DSTU2 Observation examples and §4.1.
 REFERENCE = Shape(frozenset({"reference", "display"}))
 VALUES = frozenset(
     f"value{kind}"
@@ -146,7 +147,7 @@ def test_fixture_converts_into_a_valid_observation_of_every_other_version(
     validate(convert(observation, source, target), target)
 
 
-# -- the fields the Patients app reads (mapping doc §1, §4.3) ----------------------------------
+# -- the fields the Patients app reads (§1, §4.3) ----------------------------------------------
 
 VITAL_SIGNS_R4 = {"coding": [{"system": CATEGORY_R4, "code": "vital-signs"}]}
 

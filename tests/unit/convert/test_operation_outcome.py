@@ -1,5 +1,6 @@
 """OperationOutcome across R4, STU3 and DSTU2: fixtures, what the app shows of an error, round
-trips and every decision in docs/conversion/operation_outcome.md."""
+trips and every decision in docs/conversion/operation_outcome.md.
+Section numbers (§) refer to docs/conversion/mapping.md."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from tests.support.fixtures import VERSIONS, XVER_R4, XVER_STU3, fixtures_of
 
 OLDER_ISSUE_TYPES = ISSUE_TYPES - {"deleted", "multiple-matches"}
 
-# DSTU2 (1.0.2) OperationOutcome, from the DSTU2 examples and mapping doc §12.
+# DSTU2 (1.0.2) OperationOutcome, from the DSTU2 examples and §12.
 OPERATION_OUTCOME = Shape(
     allowed=frozenset({"issue"}),
     required=frozenset({"issue"}),

@@ -1,5 +1,6 @@
 """Patient across R4, STU3 and DSTU2: fixtures, the fields the Patients app reads, round trips
-and every decision in docs/conversion/patient.md."""
+and every decision in docs/conversion/patient.md.
+Section numbers (§) refer to docs/conversion/mapping.md."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from tests.support.fixtures import VERSIONS, XVER_R4, XVER_STU3, fixtures_of, hl
 V2_0203_R4 = "http://terminology.hl7.org/CodeSystem/v2-0203"
 V2_0203_OLD = "http://hl7.org/fhir/v2/0203"
 
-# DSTU2 (1.0.2) shapes, from the DSTU2 Patient examples and mapping doc §2.5, §3.
+# DSTU2 (1.0.2) shapes, from the DSTU2 Patient examples and §2.5, §3.
 REFERENCE = Shape(frozenset({"reference", "display"}))
 IDENTIFIER = Shape(
     frozenset({"use", "type", "system", "value", "period", "assigner"}),
@@ -130,7 +131,7 @@ def test_fixture_converts_into_a_valid_patient_of_every_other_version(
     validate(convert(patient, source, target), target)
 
 
-# -- the fields the Patients app reads (mapping doc §1, §3.3) ----------------------------------
+# -- the fields the Patients app reads (§1, §3.3) ----------------------------------------------
 
 R4_PATIENT: dict[str, Any] = {
     "resourceType": "Patient",

@@ -1,4 +1,7 @@
-"""Request translation (mapping doc §14, §11; decisions in docs/conversion/search.md)."""
+"""Request translation (§14, §11; decisions in docs/conversion/search.md).
+
+Section numbers (§) refer to docs/conversion/mapping.md.
+"""
 
 from __future__ import annotations
 
