@@ -1,7 +1,7 @@
 """The Patients app's exact calls (DSTU2 and STU3 interface specs) through same-version faces.
 
 Each test sends what the app sends, as the app spells it in that release
-(docs/patients-app-spec.md; fhir-version-mapping.md §1), through the whole pipeline: a token
+(docs/patients-app.md; docs/conversion/mapping.md §1), through the whole pipeline: a token
 from the token endpoint, the proxy, a fake provider of the same release that records what it
 received. It checks (a) what the provider received, byte for byte, and (b) that the answer
 has the shape the app reads.
