@@ -15,7 +15,8 @@ from shared.settings import Settings, SettingsError
 
 bp = func.Blueprint()
 
-# POST is routed too so that it meets a FHIR 405 (security case 53) instead of the host's 404.
+# POST is routed too so that it meets a FHIR 405 instead of the host's 404 (docs/security.md
+# row 53).
 _METHODS = (func.HttpMethod.GET, func.HttpMethod.POST)
 
 _log = logging.getLogger(__name__)

@@ -1,9 +1,9 @@
 """The Key Vault implementation of ``SecretStore``, failing closed within a deadline.
 
 Azure SDKs are imported inside functions only: importing this module must stay cheap, because
-cold start is a feature (see architecture.md).
+cold start is a feature (see docs/architecture.md).
 
-Error mapping (security-requirements.md §3 and table F):
+Error mapping (docs/security.md §3 and table F):
 
 - 404 → ``SecretNotFound`` (``[]`` from ``list_versions``).
 - 403 with inner error ``SecretDisabled`` → ``SecretDisabled``: a bad credential, not an outage.

@@ -124,7 +124,8 @@ def _patient(resource: str, stu3: str = "clinical-patient", r4: str = "clinical-
     )
 
 
-# The resources and parameters of the Patients app's DSTU2 and STU3 interface specifications.
+# The resources and parameters of the Patients app's DSTU2 and STU3 interface specifications
+# (docs/patients-app.md).
 # Definition ids are those of each release's official search-parameters bundle (checked by
 # tests/unit/test_metadata.py against the bundles themselves).
 _RESOURCES: Final[tuple[_Resource, ...]] = (
@@ -255,7 +256,7 @@ def capability_statement(
     if rules.accept_unknown:
         # "no" promises the least: the proxy may refuse unknown elements in what it receives.
         statement["acceptUnknown"] = "no"
-    # JSON only: XML bodies are refused (security case 60).
+    # JSON only: XML bodies are refused (docs/security.md row 60).
     statement["format"] = ["json", json_mime_type(face)]
     statement["rest"] = [_rest(face, rules, token_url)]
     return statement

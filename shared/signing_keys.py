@@ -193,7 +193,7 @@ class SigningKeys:
 
     # An unknown kid forces a re-read of the version list (a key rotated in on another instance
     # must verify at once), but at most once per interval per instance: random kids must not
-    # become one Key Vault call each (security-requirements §3, RFC 8725 §3.10).
+    # become one Key Vault call each (docs/security.md §3, RFC 8725 §3.10).
     UNKNOWN_KID_REFRESH_SECONDS = 10.0
     _kid_refresh_lock = threading.Lock()
     _kid_refreshed_at: float | None = None

@@ -49,7 +49,7 @@ ISSUE_TYPES: Final = frozenset(
 )
 
 # R4-only codes and their parent in the R4 hierarchy, which older releases do have. HL7 publishes
-# no map for them; using the parent keeps the meaning (docs/conversion/mapping.md §12).
+# no map for them; using the parent keeps the meaning (see docs/conversion/mapping.md §12).
 _R4_ONLY_ISSUE_TYPES: Final = {"multiple-matches": "processing", "deleted": "not-found"}
 _PRE_R4_FACES: Final = frozenset({"dstu2", "stu3"})
 

@@ -318,7 +318,7 @@ class FhirProxy:
         )
 
     def _write(self, ctx: _Context, path: FhirPath) -> Response:
-        # Read-only unless the tenant's mapping allows writes (architecture.md).
+        # Read-only unless the tenant's mapping allows writes (docs/architecture.md §2).
         if not ctx.tenant.allow_writes:
             raise MethodNotAllowed(
                 "EHR Bridge is read-only for this tenant", headers={"Allow": "GET, POST"}

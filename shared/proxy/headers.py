@@ -2,7 +2,7 @@
 
 Both directions are allow-lists: a header not named here is dropped, so new hop-by-hop,
 forwarding or credential headers never leak by default. The deny-lists below exist for
-documentation and tests (RFC 9110 §7.6.1, RFC 9700 §4.9 and §4.13, security-requirements.md §2).
+documentation and tests (RFC 9110 §7.6.1, RFC 9700 §4.9 and §4.13, docs/security.md §2).
 
 Cache-Control: the provider's value is never passed on. A provider answering
 ``Cache-Control: public, max-age=…`` would let a shared cache (a CDN, a corporate proxy) store

@@ -1,7 +1,7 @@
 """Which FHIR paths and search parameters the proxy forwards, and how it builds upstream URLs.
 
 Everything here is pure: strings in, values or a ``ProxyError`` out. The rules follow
-security-requirements.md §2 "SSRF and traversal" and "FHIR search injection":
+docs/security.md §2 "SSRF and traversal" and "FHIR search injection":
 
 - the raw path is percent-decoded exactly once and then split on "/"; nothing that could turn
   into a dot segment, an authority, a scheme or a second decoding round survives;

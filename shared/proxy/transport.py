@@ -1,6 +1,6 @@
 """HTTP to provider FHIR servers: pooled sessions, timeouts, one retry, a circuit breaker.
 
-Rules (security-requirements.md §2 and table F; architecture.md "Facts that bite"):
+Rules (docs/security.md §2 and table F; docs/architecture.md "Facts that bite"):
 
 - One ``requests.Session`` per (tenant, provider base URL), created on first use, pooled for the
   worker's thread count (``min(32, cpu + 4)``, the Functions Python worker's default), never
@@ -226,7 +226,8 @@ class ProviderTransport:
         started = time.monotonic()
         retried_connection = False
         refreshed = False
-        # Logs name the tenant and the FHIR path, never the provider's URL (architecture.md).
+        # Logs name the tenant and the FHIR path, never the provider's URL
+        # (docs/architecture.md §4).
         base_path = urlsplit(tenant.provider_base_url).path
         where = f"tenant {tenant.tenant_id} /{urlsplit(url).path[len(base_path) :].lstrip('/')}"
         while True:

@@ -1,6 +1,6 @@
 """The sandbox's search parameters: what is indexed when a resource is written, and matching.
 
-The sandbox answers exactly the searches the Patients app makes (patients-app-spec.md), with
+The sandbox answers exactly the searches the Patients app makes (docs/patients-app.md), with
 FHIR R4 semantics; anything else raises ``UnsupportedSearch`` naming the parameter, never ignored:
 
 - every type: ``_id``, ``_count`` (default 50; a larger value than 200 is served as 200, as

@@ -1,4 +1,4 @@
-"""Bearer-token verification (security-requirements.md table B rows 28-42, F row 73)."""
+"""Bearer-token verification (docs/security.md table B rows 28-42, F row 73)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Management API (security-requirements.md table E) against Azurite and the local store."""
+"""Management API (docs/security.md table E) against Azurite and the local store."""
 
 from __future__ import annotations
 

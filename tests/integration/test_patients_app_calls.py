@@ -1,7 +1,7 @@
 """The Patients app's exact calls (DSTU2 and STU3 interface specs) through same-version faces.
 
 Each test sends what the app sends, as the app spells it in that release
-(docs/patients-app-spec.md; docs/conversion/mapping.md §1), through the whole pipeline: a token
+(docs/patients-app.md; docs/conversion/mapping.md §1), through the whole pipeline: a token
 from the token endpoint, the proxy, a fake provider of the same release that records what it
 received. It checks (a) what the provider received, byte for byte, and (b) that the answer
 has the shape the app reads.
@@ -23,8 +23,7 @@ from shared.http import Request
 from shared.metadata import OAUTH_URIS_EXTENSION, metadata_response
 from shared.services import Services
 from shared.tenants import TenantMapping
-from tests.conftest import bearer_token
-from tools.testkit.inbound import fhir_request
+from tests.conftest import bearer_token, fhir_request
 
 FACES = ("dstu2", "stu3")
 FHIR_VERSION = {"dstu2": "1.0.2", "stu3": "3.0.2"}

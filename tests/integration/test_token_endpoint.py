@@ -1,4 +1,4 @@
-"""Token endpoint (security-requirements.md table A) against Azurite and the local secret store."""
+"""Token endpoint (docs/security.md table A) against Azurite and the local secret store."""
 
 from __future__ import annotations
 

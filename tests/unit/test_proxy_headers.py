@@ -1,6 +1,6 @@
 """Headers across the FHIR proxy: allow-lists both ways, request ids, JSON-only negotiation.
 
-Cases follow security-requirements.md §4 rows 44 (no client credentials upstream), 54
+Cases follow docs/security.md §4 rows 44 (no client credentials upstream), 54
 (hop-by-hop), 55 (forwarding and override headers), 57 (upstream headers) and 60 (XML).
 """
 

@@ -1,6 +1,6 @@
 """FHIR proxy paths and search parameters: what is forwarded, what is refused, and the upstream URL.
 
-Cases follow security-requirements.md §4 rows 47 (traversal and SSRF), 48 (CR/LF/NUL),
+Cases follow docs/security.md §4 rows 47 (traversal and SSRF), 48 (CR/LF/NUL),
 50 (allow-list) and 61 (search abuse), plus the Patients app's real calls.
 """
 

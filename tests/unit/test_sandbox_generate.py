@@ -1,5 +1,5 @@
 """The synthetic sandbox population: repeatable, valid R4, plausible, and shaped for the
-Patients app (docs/patients-app-spec.md)."""
+Patients app (docs/patients-app.md)."""
 
 from __future__ import annotations
 
