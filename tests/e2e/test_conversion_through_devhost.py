@@ -1,5 +1,5 @@
 """End to end through the dev host: the Patients app's own call sequence on the DSTU2 and STU3
-faces, over an R4 provider (shared/docs/patients-app-spec.md; the DSTU2 and STU3 interface
+faces, over an R4 provider (docs/patients-app.md; the DSTU2 and STU3 interface
 specs as summarised in docs/conversion/mapping.md §1 and §14.2; every § below is a section of
 that document).
 

@@ -1,7 +1,7 @@
 """Every "§N" / "§N.M" that the converters, their decision records and their tests cite names a
 section heading of docs/conversion/mapping.md, so a reader of a clone can follow it.
 
-A "§" that belongs to another document ("RFC 6749 §4.4", "security-requirements.md §3") is
+A "§" that belongs to another document ("RFC 6749 §4.4", "other-document.md §3") is
 not a mapping citation and is not checked.
 """
 
@@ -65,6 +65,6 @@ def test_a_citation_of_a_section_the_reference_lacks_is_found() -> None:
 def test_sections_of_other_specifications_are_not_mapping_citations() -> None:
     text = (
         "RFC 6749 §4.4; RFC 9700 §4.9 and §4.13; RFC 8725 §3.1-3.2, RFC 7519 §4.1.4; "
-        "security-requirements.md §3; docs/conversion/mapping.md §14.2; mapping §2.1"
+        "other-document.md §3; docs/conversion/mapping.md §14.2; mapping §2.1"
     )
     assert cited(text) == ["14.2", "2.1"]
