@@ -23,7 +23,8 @@ from shared.http import Request
 from shared.metadata import OAUTH_URIS_EXTENSION, metadata_response
 from shared.services import Services
 from shared.tenants import TenantMapping
-from tests.conftest import bearer_token, fhir_request
+from tests.conftest import bearer_token
+from tools.testkit.inbound import fhir_request
 
 FACES = ("dstu2", "stu3")
 FHIR_VERSION = {"dstu2": "1.0.2", "stu3": "3.0.2"}
