@@ -22,6 +22,7 @@ from tests.support.broken_fhir import (
     OTHER_PATIENT_ID,
     PATIENT_ID,
     AppFhirServer,
+    members,
 )
 from tests.support.fake_fhir import TOKEN_PATH, closed_port
 from tests.support.paths import REPO
@@ -107,7 +108,7 @@ def test_patient_id_picks_the_patient_and_empty_chart_searches_are_skips(serve: 
         result = report.check(check_id)
         assert (result.result, result.evidence) == ("skip", "no entries")
     assert report.check("observation.entry").result == "pass"
-    assert report.exit_code == 0
+    assert (report.outcome, report.exit_code) == ("incomplete", 3)
 
 
 # -- required defects: exit 1 -------------------------------------------------------------------
@@ -145,10 +146,10 @@ def test_search_bundles_without_total_fail_the_total_check(serve: Serve) -> None
 
 
 def test_a_server_ignoring_count_fails_the_count_checks(serve: Serve) -> None:
-    report = check(serve("stu3", "ignores_count"))
-    # Discovery asks _count=1 of two patients; the chart asks one Encounter of two.
+    report = check(serve("stu3", "ignores_count", roster=members(21)))
+    # Discovery asks _count=20 of 23 patients; the chart asks one Encounter of two.
     assert {"patient.search.count", "encounter.entry"} <= failed(report)
-    assert "(2 > 1)" in report.check("patient.search.count").evidence
+    assert "(23 > 20)" in report.check("patient.search.count").evidence
     assert report.exit_code == 1
 
 
