@@ -116,8 +116,7 @@ def _blocked(ctx: Context) -> str | None:
 
 
 def read_batch(ctx: Context, patient_id: str) -> tuple[list[Any], str]:
-    """POST the app's chart batch for ``patient_id``: the batch-response's entries, one per
-    query, and how long it took (``CallFailed`` with evidence when it is anything else)."""
+    """The app's chart batch for ``patient_id``: its entries and timing (else ``CallFailed``)."""
     face = ctx.face
     assert face is not None
     chart = queries(face)
@@ -140,8 +139,7 @@ def read_batch(ctx: Context, patient_id: str) -> tuple[list[Any], str]:
 
 
 def entry_matches(query: Query, entry: Any) -> tuple[list[Resource], str]:
-    """The resources one batch entry's searchset matched, and its status (``CallFailed``
-    with evidence when the entry is not a 200 searchset)."""
+    """One batch entry's matched resources and status (``CallFailed`` unless a 200 searchset)."""
     status = str(dig(entry, "response", "status") or "no response.status")
     if status.split(" ")[0] != "200":
         detail = dig(entry, "resource", "issue", 0, "diagnostics")
@@ -151,8 +149,7 @@ def entry_matches(query: Query, entry: Any) -> tuple[list[Resource], str]:
 
 
 def rule_gap(query: Query, rule: Rule, resources: list[Resource]) -> tuple[str, str] | None:
-    """Why ``rule`` has nothing to judge among ``resources`` and what the patient would need,
-    or None when it has."""
+    """Why ``rule`` has nothing to judge in ``resources`` and what would give it some, or None."""
     if not resources:
         return "no entries", SECTION_NEEDS[query.prefix]
     if not any(rule.applies(r) for r in resources):

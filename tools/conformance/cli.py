@@ -113,8 +113,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def parse_options(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[Options, Output]:
-    """Options from the arguments (the environment filling what they leave out), and what to
-    print and write."""
+    """Options from the arguments (the environment filling gaps), and what to output."""
     args = _parser().parse_args(list(argv))
     split = urlsplit(args.base_url)
     if split.scheme not in ("http", "https") or not split.netloc:

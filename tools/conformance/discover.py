@@ -98,8 +98,7 @@ class Candidate:
 
 
 def gaps(face: Face, patient_id: str, patient: Resource, answered: list[Any]) -> tuple[Gap, ...]:
-    """The checks that would have nothing to judge for this patient (its Patient resource and
-    its chart batch's entries), as the read, search and chart steps would find them."""
+    """The checks this patient's Patient resource and chart batch leave nothing to judge."""
     found: list[Gap] = []
     terms = terms_of(patient, patient_id, face)
     for search in searches(face):

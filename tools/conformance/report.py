@@ -175,8 +175,7 @@ class Report:
         self.record(check_id, "fail", evidence)
 
     def skipped(self, check_id: str, evidence: str, *, needs: str | None = None) -> None:
-        """The requirement could not be judged: a step it depends on failed, or (``needs``
-        given) the patient lacks the data it judges."""
+        """The requirement could not be judged (``needs``: what the patient lacks for it)."""
         self.record(check_id, "skip", evidence, needs=needs)
 
     def not_applicable(self, check_id: str, evidence: str) -> None:
@@ -241,8 +240,7 @@ class Report:
 
     @property
     def outcome(self) -> Outcome:
-        """unreachable, else fail (a required check failed), else incomplete (a required check
-        could not be judged), else pass."""
+        """unreachable, else fail, else incomplete (a required check unjudged), else pass."""
         if self.unreachable is not None:
             return "unreachable"
         if self.failed_ids(REQUIRED):
