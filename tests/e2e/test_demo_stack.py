@@ -223,6 +223,16 @@ def test_the_conformance_checker_passes_on_the_demo_faces(stack: Stack, face: st
     assert failed == []
 
 
+@pytest.mark.parametrize("face", ["dstu2", "stu3"])
+def test_the_conformance_checker_judges_a_generated_full_chart_on_the_demo_faces(
+    stack: Stack, face: str
+):
+    _, report = _conformance(stack, face)
+    # Generated patients have ids p-NNNNNN; the Synthea ones (no coverage) have UUIDs.
+    assert [p["id"][:2] for p in report["patients"]] == ["p-"], report["patients"]
+    assert report["summary"]["unverified"] == []
+
+
 def test_synthea_patients_are_served_next_to_the_generated_ones(stack: Stack):
     bundle = json.loads(synthea_files("r4")[0].read_text())
     patient = next(

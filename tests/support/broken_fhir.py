@@ -10,14 +10,17 @@ app expects (``family`` "contains" on STU3, ``family:contains``, ``given``, ``na
 oauth-uris and an OAuth security service, and issues tokens to ``CLIENT_ID``/``CLIENT_SECRET``.
 
 Each name in ``DEFECTS`` breaks one thing the app relies on, so that a test can show the
-conformance checker reports exactly that.
+conformance checker reports exactly that. A ``roster`` of ``Member``s adds patients ahead of the
+two in search order, each with a copy of chosen sections of Ruth's chart, so that a test can
+show which patient the checker chooses to check.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +47,34 @@ DEFECTS = {
     "token_cacheable": "the token answer has no Cache-Control: no-store",
     "no_practitioner_display": "the Patient's practitioner reference has no display",
     "no_location": "the Encounter's Location cannot be read (404)",
+    "no_coverage": "no patient has a Coverage",
 }
+
+# The chart sections a roster member can be given, by the resource type that holds each.
+SECTIONS = {
+    "vitals": "Observation",
+    "conditions": "Condition",
+    "encounters": "Encounter",
+    "allergies": "AllergyIntolerance",
+    "medications": "MedicationRequest",
+    "coverage": "Coverage",
+}
+
+
+@dataclass(frozen=True)
+class Member:
+    """A patient added ahead of Ruth and Minh: Ruth's record under another id and family name,
+    with the chosen sections of her chart (all of them by default)."""
+
+    id: str
+    family: str
+    sections: frozenset[str] = frozenset(SECTIONS)
+
+
+def members(count: int, sections: Iterable[str] = SECTIONS) -> list[Member]:
+    """``count`` members "pat-00", "pat-01", ... with the same chart sections."""
+    return [Member(f"pat-{i:02d}", f"Member{i:02d}", frozenset(sections)) for i in range(count)]
+
 
 _T = "http://terminology.hl7.org/CodeSystem/"
 _LOINC = "http://loinc.org"
@@ -244,11 +274,36 @@ def r4_chart() -> list[dict[str, Any]]:
     ]
 
 
-def chart(version: str, defects: Iterable[str] = ()) -> list[dict[str, Any]]:
-    """The chart in ``version``'s shape, with the data defects among ``defects`` applied."""
+def member_chart(member: Member) -> list[dict[str, Any]]:
+    """A roster member's Patient and chart sections in R4: Ruth's, renamed."""
+    source = r4_chart()
+    patient = copy.deepcopy(next(r for r in source if r.get("id") == PATIENT_ID))
+    patient["id"] = member.id
+    patient["name"][0]["family"] = member.family
+    patient["identifier"][0]["value"] = f"MRN-{member.id}"
+    unknown = member.sections - set(SECTIONS)
+    if unknown:
+        raise ValueError(f"unknown sections: {', '.join(sorted(unknown))}")
+    kinds = {SECTIONS[section] for section in member.sections}
+    resources = [patient]
+    for resource in source:
+        if resource["resourceType"] in kinds:
+            text = json.dumps(resource).replace(f'"Patient/{PATIENT_ID}"', f'"Patient/{member.id}"')
+            clone = json.loads(text)
+            clone["id"] = f"{resource['id']}-{member.id}"
+            resources.append(clone)
+    return resources
+
+
+def chart(
+    version: str, defects: Iterable[str] = (), roster: Sequence[Member] = ()
+) -> list[dict[str, Any]]:
+    """The chart in ``version``'s shape, the roster's patients first, with the data defects
+    among ``defects`` applied."""
     broken = set(defects)
+    written = [r for member in roster for r in member_chart(member)] + r4_chart()
     resources = [
-        copy.deepcopy(r) if version == "r4" else convert(r, "r4", version) for r in r4_chart()
+        copy.deepcopy(r) if version == "r4" else convert(r, "r4", version) for r in written
     ]
     for resource in resources:
         kind, id_ = resource["resourceType"], resource["id"]
@@ -268,11 +323,14 @@ def chart(version: str, defects: Iterable[str] = ()) -> list[dict[str, Any]]:
                     coding.pop("display", None)
     if "no_location" in broken:
         resources = [r for r in resources if r["resourceType"] != "Location"]
+    if "no_coverage" in broken:
+        resources = [r for r in resources if r["resourceType"] != "Coverage"]
     return resources
 
 
 class AppFhirServer(FakeFhirServer):
-    """A DSTU2, STU3 or R4 server shaped for the Patients app, with ``defects`` (see DEFECTS)."""
+    """A DSTU2, STU3 or R4 server shaped for the Patients app, with ``defects`` (see DEFECTS)
+    and a ``roster`` of patients ahead of the chart's two."""
 
     def __init__(
         self,
@@ -280,6 +338,7 @@ class AppFhirServer(FakeFhirServer):
         defects: Iterable[str] = (),
         *,
         protected: bool = True,
+        roster: Sequence[Member] = (),
         **kwargs: Any,
     ) -> None:
         self.defects = frozenset(defects)
@@ -289,7 +348,7 @@ class AppFhirServer(FakeFhirServer):
         super().__init__(version, require_bearer=True if protected else None, **kwargs)
         if "no_batch" in self.defects:
             self.set_capability("batch", False)
-        for resource in chart(version, self.defects):
+        for resource in chart(version, self.defects, roster):
             self.add(resource)
         self.issue_tokens(CLIENT_ID, CLIENT_SECRET)
 

@@ -27,9 +27,11 @@ NO_CREDENTIALS: Final = (
 )
 
 
+def _inapplicable(ctx: Context) -> str | None:
+    return "--no-auth: no token is requested" if ctx.options.no_auth else None
+
+
 def _blocked(ctx: Context) -> str | None:
-    if ctx.options.no_auth:
-        return "--no-auth: no token is requested"
     if ctx.statement is None:
         return "no metadata"
     if ctx.token_url is None:
@@ -109,4 +111,4 @@ def _json_type(value: object) -> str:
     return {bool: "boolean", str: "string", list: "array", dict: "object"}.get(type(value), "value")
 
 
-STEP: Final = Step("token", lambda _: list(SPECS), _run, _blocked)
+STEP: Final = Step("token", lambda _: list(SPECS), _run, _blocked, _inapplicable)

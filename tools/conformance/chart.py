@@ -23,6 +23,19 @@ from tools.conformance.report import RECOMMENDED, REQUIRED, Spec
 # How many of the patient's Encounters are listed to tell which one is the latest.
 ENCOUNTER_LISTING: Final = 100
 
+# What a patient needs in its chart for a search's field checks to have something to judge.
+SECTION_NEEDS: Final = {
+    "observation": "vital signs",
+    "condition": "conditions",
+    "encounter": "an encounter",
+    "allergy": "allergies",
+    "medication": "medications",
+    "coverage": "coverage",
+}
+SORTED_NEEDS: Final = "two or more vital signs"
+LATEST_NEEDS: Final = "an encounter with a period.start"
+LOCATION_NEEDS: Final = "an encounter at a Location"
+
 
 @dataclass(frozen=True)
 class Query:
@@ -60,8 +73,12 @@ def queries(face: Face) -> list[Query]:
 # -- the batch step -----------------------------------------------------------------------------
 
 _BATCH: Final = "batch.response"
-_SORTED: Final = "observation.sorted"
-_LATEST: Final = "encounter.latest"
+SORTED: Final = Spec("observation.sorted", "vital signs come newest first", REQUIRED)
+LATEST: Final = Spec(
+    "encounter.latest", "the date sort with _count=1 answers the latest Encounter", REQUIRED
+)
+_SORTED: Final = SORTED.id
+_LATEST: Final = LATEST.id
 
 
 def _specs(ctx: Context) -> list[Spec]:
@@ -88,11 +105,9 @@ def _specs(ctx: Context) -> list[Spec]:
             for r in rules(face, query.prefix)
         ]
         if query.prefix == "observation":
-            found.append(Spec(_SORTED, "vital signs come newest first", REQUIRED))
+            found.append(SORTED)
         if query.prefix == "encounter":
-            found.append(
-                Spec(_LATEST, "the date sort with _count=1 answers the latest Encounter", REQUIRED)
-            )
+            found.append(LATEST)
     return found
 
 
@@ -100,38 +115,82 @@ def _blocked(ctx: Context) -> str | None:
     return ctx.needs_fhir() or (None if ctx.patient else "the Patient read failed")
 
 
-def _run(ctx: Context) -> None:
-    report, face = ctx.report, ctx.face
-    assert face is not None and ctx.patient_id is not None
+def read_batch(ctx: Context, patient_id: str) -> tuple[list[Any], str]:
+    """The app's chart batch for ``patient_id``: its entries and timing (else ``CallFailed``)."""
+    face = ctx.face
+    assert face is not None
     chart = queries(face)
     bundle = {
         "resourceType": "Bundle",
         "type": "batch",
-        "entry": [{"request": {"method": "GET", "url": q.url(ctx.patient_id)}} for q in chart],
+        "entry": [{"request": {"method": "GET", "url": q.url(patient_id)}} for q in chart],
     }
+    answer = ctx.client.post_json("", bundle, face.mime_type)
+    if answer.status != 200:
+        raise CallFailed(f"{answer.describe()}, {answer.took}")
+    document = answer.json()
+    kind, bundle_type = document.get("resourceType"), document.get("type")
+    answered = as_list(document.get("entry"))
+    if kind != "Bundle" or bundle_type != "batch-response":
+        raise CallFailed(f"HTTP 200 with {kind} {bundle_type or ''}, not a batch-response")
+    if len(answered) != len(chart):
+        raise CallFailed(f"{entries(len(answered))} for {len(chart)} searches")
+    return answered, answer.took
+
+
+def entry_matches(query: Query, entry: Any) -> tuple[list[Resource], str]:
+    """One batch entry's matched resources and status (``CallFailed`` unless a 200 searchset)."""
+    status = str(dig(entry, "response", "status") or "no response.status")
+    if status.split(" ")[0] != "200":
+        detail = dig(entry, "resource", "issue", 0, "diagnostics")
+        raise CallFailed(f"entry status {status}" + (f" ({str(detail)[:120]})" if detail else ""))
+    bundle = searchset_of(dig(entry, "resource"), f"entry status {status}")
+    return matches(bundle, query.resource_type), status
+
+
+def rule_gap(query: Query, rule: Rule, resources: list[Resource]) -> tuple[str, str] | None:
+    """Why ``rule`` has nothing to judge in ``resources`` and what would give it some, or None."""
+    if not resources:
+        return "no entries", SECTION_NEEDS[query.prefix]
+    if not any(rule.applies(r) for r in resources):
+        return rule.none_apply, rule.needs
+    return None
+
+
+def sorted_gap(observations: list[Resource]) -> str | None:
+    """Why the order of vital signs cannot be judged, or None."""
+    if len(observations) < 2:
+        return f"{entries(len(observations))}: order not observable"
+    return None
+
+
+def latest_gap(encounters: list[Resource]) -> str | None:
+    """Why the latest-Encounter check cannot be judged, or None."""
+    if not encounters:
+        return "no entries"
+    if instant(dig(encounters[0], "period", "start")) is None:
+        return f"no readable period.start in {_ref(encounters[0])}: order unknown"
+    return None
+
+
+def location_of(encounters: list[Resource]) -> str | None:
+    """``Location/<id>`` of the latest Encounter's first location, or None."""
+    if not encounters:
+        return None
+    return _reference(dig(encounters[0], "location", 0, "location", "reference"))
+
+
+def _run(ctx: Context) -> None:
+    report, face = ctx.report, ctx.face
+    assert face is not None and ctx.patient_id is not None
     try:
-        answer = ctx.client.post_json("", bundle, face.mime_type)
-        document = answer.json() if answer.status == 200 else None
+        answered, took = read_batch(ctx, ctx.patient_id)
     except CallFailed as failure:
         report.failed(_BATCH, failure.evidence)
         report.skip_pending("the batch failed")
         return
-    if document is None:
-        report.failed(_BATCH, f"{answer.describe()}, {answer.took}")
-        report.skip_pending("the batch failed")
-        return
-    kind, bundle_type = document.get("resourceType"), document.get("type")
-    answered = as_list(document.get("entry"))
-    if kind != "Bundle" or bundle_type != "batch-response":
-        report.failed(_BATCH, f"HTTP 200 with {kind} {bundle_type or ''}, not a batch-response")
-        report.skip_pending("the batch failed")
-        return
-    if len(answered) != len(chart):
-        report.failed(_BATCH, f"{entries(len(answered))} for {len(chart)} searches")
-        report.skip_pending("the batch failed")
-        return
-    report.passed(_BATCH, f"batch-response with {entries(len(answered))}, {answer.took}")
-    for query, entry in zip(chart, answered, strict=True):
+    report.passed(_BATCH, f"batch-response with {entries(len(answered))}, {took}")
+    for query, entry in zip(queries(face), answered, strict=True):
         resources = _entry(ctx, query, entry)
         if resources is None:
             for check_id in ctx.report.pending():
@@ -143,23 +202,17 @@ def _run(ctx: Context) -> None:
         if query.prefix == "observation":
             _sorted(ctx, resources)
         if query.prefix == "encounter":
+            ctx.encounters_read = True
             _latest(ctx, resources)
 
 
 def _entry(ctx: Context, query: Query, entry: Any) -> list[Resource] | None:
     check = f"{query.prefix}.entry"
-    status = str(dig(entry, "response", "status") or "no response.status")
-    if status.split(" ")[0] != "200":
-        detail = dig(entry, "resource", "issue", 0, "diagnostics")
-        shown = f"entry status {status}" + (f" ({str(detail)[:120]})" if detail else "")
-        ctx.report.failed(check, shown)
-        return None
     try:
-        bundle = searchset_of(dig(entry, "resource"), f"entry status {status}")
+        resources, status = entry_matches(query, entry)
     except CallFailed as failure:
         ctx.report.failed(check, failure.evidence)
         return None
-    resources = matches(bundle, query.resource_type)
     if query.count is not None and len(resources) > query.count:
         ctx.report.failed(check, f"{entries(len(resources))} for _count={query.count}")
     else:
@@ -173,13 +226,11 @@ def _ref(resource: Resource) -> str:
 
 def _judge(ctx: Context, query: Query, rule: Rule, resources: list[Resource]) -> None:
     check = f"{query.prefix}.{rule.suffix}"
-    if not resources:
-        ctx.report.skipped(check, "no entries")
+    gap = rule_gap(query, rule, resources)
+    if gap is not None:
+        ctx.report.skipped(check, gap[0], needs=gap[1])
         return
     about = [r for r in resources if rule.applies(r)]
-    if not about:
-        ctx.report.skipped(check, rule.none_apply)
-        return
     problems = [(r, p) for r in about if (p := rule.problem(r)) is not None]
     if problems:
         resource, problem = problems[0]
@@ -189,8 +240,9 @@ def _judge(ctx: Context, query: Query, rule: Rule, resources: list[Resource]) ->
 
 
 def _sorted(ctx: Context, observations: list[Resource]) -> None:
-    if len(observations) < 2:
-        ctx.report.skipped(_SORTED, f"{entries(len(observations))}: order not observable")
+    gap = sorted_gap(observations)
+    if gap is not None:
+        ctx.report.skipped(_SORTED, gap, needs=SORTED_NEEDS)
         return
     dated = [(o, instant(effective(o))) for o in observations]
     undated = [o for o, when in dated if when is None]
@@ -211,15 +263,15 @@ def _sorted(ctx: Context, observations: list[Resource]) -> None:
 
 def _latest(ctx: Context, encounters: list[Resource]) -> None:
     report = ctx.report
-    if not encounters:
-        report.skipped(_LATEST, "no entries")
+    ctx.location_reference = location_of(encounters)
+    gap = latest_gap(encounters)
+    if gap is not None:
+        needs = SECTION_NEEDS["encounter"] if not encounters else LATEST_NEEDS
+        report.skipped(_LATEST, gap, needs=needs)
         return
     returned = encounters[0]
-    ctx.location_reference = _reference(dig(returned, "location", 0, "location", "reference"))
     when = instant(dig(returned, "period", "start"))
-    if when is None:
-        report.skipped(_LATEST, f"no readable period.start in {_ref(returned)}: order unknown")
-        return
+    assert when is not None  # latest_gap saw to it
     assert ctx.patient_id is not None
     path = "Encounter?" + urlencode(
         [("patient", ctx.patient_id), ("_count", str(ENCOUNTER_LISTING))]
@@ -261,7 +313,7 @@ def _reference(value: Any) -> str | None:
 
 # -- the Location step --------------------------------------------------------------------------
 
-_LOCATION: Final = Spec(
+LOCATION: Final = Spec(
     "location.read",
     "GET Location/[id] from the Encounter's location reference answers 200 with that Location",
     RECOMMENDED,
@@ -269,31 +321,35 @@ _LOCATION: Final = Spec(
 
 
 def _location_blocked(ctx: Context) -> str | None:
-    if ctx.location_reference is None:
-        return ctx.needs_fhir() or "no Encounter with a Location reference"
+    if ctx.location_reference is None and not ctx.encounters_read:
+        return ctx.needs_fhir() or "no Encounter was read (see the chart checks)"
     return None
 
 
 def _location_run(ctx: Context) -> None:
     reference = ctx.location_reference
-    assert reference is not None
+    if reference is None:
+        ctx.report.skipped(
+            LOCATION.id, "no Encounter with a Location reference", needs=LOCATION_NEEDS
+        )
+        return
     location_id = reference.split("/", 1)[1]
     try:
         answer = ctx.client.get(f"Location/{quote(location_id, safe='')}")
         document = answer.json() if answer.status == 200 else None
     except CallFailed as failure:
-        ctx.report.failed(_LOCATION.id, f"{reference}: {failure.evidence}")
+        ctx.report.failed(LOCATION.id, f"{reference}: {failure.evidence}")
         return
     if document is None:
-        ctx.report.failed(_LOCATION.id, f"{reference}: {answer.describe()}")
+        ctx.report.failed(LOCATION.id, f"{reference}: {answer.describe()}")
         return
     found = f"{document.get('resourceType')}/{document.get('id')}"
     ctx.report.verdict(
-        _LOCATION.id,
+        LOCATION.id,
         found == reference,
         f"HTTP 200 {found}, {answer.took}" if found == reference else f"answered {found}",
     )
 
 
 BATCH_STEP: Final = Step("chart", _specs, _run, _blocked)
-LOCATION_STEP: Final = Step("location", lambda _: [_LOCATION], _location_run, _location_blocked)
+LOCATION_STEP: Final = Step("location", lambda _: [LOCATION], _location_run, _location_blocked)

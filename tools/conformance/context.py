@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tools.conformance.client import Client
@@ -22,6 +22,8 @@ class Options:
     client_secret: str | None = field(default=None, repr=False)
     tenant: str | None = None
     patient_id: str | None = None
+    # Without patient_id: how many of the best charts found by search to check (--patients).
+    patients: int = 1
     # The server is open: no OAuth expected, no token requested, no Authorization sent.
     no_auth: bool = False
     timeout: float = DEFAULT_TIMEOUT
@@ -51,8 +53,12 @@ class Context:
     token_url: str | None = None
     authorized: bool = False
     patient_id: str | None = None
+    # Without --patient-id: the patients discovery chose, best chart first.
+    chosen: list[str] = field(default_factory=list)
     patient: dict[str, Any] | None = None
     searches: list[Searched] = field(default_factory=list)
+    # Whether the chart batch's Encounter search answered (so a missing Location is data).
+    encounters_read: bool = False
     location_reference: str | None = None
 
     @property
@@ -68,6 +74,19 @@ class Context:
             return "no access token (see the token checks)"
         return None
 
+    def for_patient(self, patient_id: str) -> Context:
+        """What the run learnt so far, with a report of its own for one patient's checks."""
+        return replace(
+            self,
+            report=self.report.for_patient(),
+            patient_id=patient_id,
+            chosen=[],
+            patient=None,
+            searches=list(self.searches),
+            encounters_read=False,
+            location_reference=None,
+        )
+
 
 @dataclass(frozen=True)
 class Step:
@@ -78,3 +97,6 @@ class Step:
     run: Callable[[Context], None]
     # None when the step can run, else the reason every one of its checks is skipped.
     blocked: Callable[[Context], str | None] = lambda _: None
+    # None when the step applies, else why it does not apply to this server as the run was
+    # told (--no-auth): its checks are skipped without making the run incomplete.
+    inapplicable: Callable[[Context], str | None] = lambda _: None

@@ -34,6 +34,8 @@ class Rule:
     # Entries the rule is about (all by default); when none are, the check is a skip.
     applies: Callable[[Resource], bool] = lambda _: True
     none_apply: str = "no entries"
+    # What a patient needs for the rule to apply to something (when ``applies`` filters).
+    needs: str = ""
 
 
 # -- field rules --------------------------------------------------------------------------------
@@ -305,6 +307,7 @@ def rules(face: Face, prefix: str) -> list[Rule]:
                 _reaction_text,
                 applies=lambda a: bool(as_list(a.get("reaction"))),
                 none_apply="no reactions recorded",
+                needs="allergies with reactions",
             ),
         ]
     if prefix == "medication":
@@ -340,6 +343,7 @@ def rules(face: Face, prefix: str) -> list[Rule]:
                     _present("dateEnded"),
                     applies=lambda m: m.get("status") in ENDED_ORDERS,
                     none_apply="no ended orders",
+                    needs="ended medication orders",
                 )
             )
         return found

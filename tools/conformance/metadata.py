@@ -230,7 +230,7 @@ def _security(ctx: Context, rest: dict[str, Any] | None) -> None:
         if ok or not open_server:
             report.verdict(check_id, ok, evidence)
         else:
-            report.skipped(check_id, f"{_NO_AUTH} ({evidence})")
+            report.not_applicable(check_id, f"{_NO_AUTH} ({evidence})")
 
     codings = [
         c

@@ -1,4 +1,4 @@
-"""Steps 3 and 4: find a patient, read it, and search for it every way the app does.
+"""Steps 3 and 4: read the patient, and search for it every way the app does.
 
 Evidence names parameters and resource ids, never a patient's name, birth date or MRN.
 """
@@ -11,7 +11,7 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from tools.conformance.bundles import as_list, entries, matches, searchset, strings
-from tools.conformance.client import Answer, CallFailed
+from tools.conformance.client import CallFailed
 from tools.conformance.context import Context, Searched, Step
 from tools.conformance.faces import MR_SYSTEM_OLD, MR_SYSTEM_R4, Face
 from tools.conformance.report import RECOMMENDED, REQUIRED, Level, Spec
@@ -19,59 +19,6 @@ from tools.conformance.report import RECOMMENDED, REQUIRED, Level, Spec
 # The _count sent with every search: the app pages its search results.
 SEARCH_COUNT: Final = 10
 GENDERS: Final = frozenset({"male", "female", "other", "unknown"})
-
-# -- discovery ----------------------------------------------------------------------------------
-
-DISCOVER: Final = Spec(
-    "patient.discover",
-    "POST Patient/_search with _count=1 finds a patient to check (GET as a fallback)",
-    REQUIRED,
-)
-
-
-def _discover_specs(ctx: Context) -> list[Spec]:
-    return [] if ctx.options.patient_id else [DISCOVER]
-
-
-def _discover_run(ctx: Context) -> None:
-    report = ctx.report
-    fields = [("_count", "1")]
-    post_problem = ""
-    try:
-        answer = ctx.client.post_form("Patient/_search", fields)
-        if answer.status == 200:
-            _discovered(ctx, answer, "POST Patient/_search")
-            return
-        post_problem = answer.describe()
-    except CallFailed as failure:
-        post_problem = failure.evidence
-    try:
-        answer = ctx.client.get("Patient?_count=1")
-    except CallFailed as failure:
-        report.failed(DISCOVER.id, f"POST: {post_problem}; GET: {failure.evidence}")
-        return
-    if answer.status != 200:
-        report.failed(DISCOVER.id, f"POST: {post_problem}; GET: {answer.describe()}")
-        return
-    _discovered(ctx, answer, f"GET Patient?_count=1 (POST Patient/_search: {post_problem})")
-
-
-def _discovered(ctx: Context, answer: Answer, how: str) -> None:
-    report = ctx.report
-    try:
-        bundle = searchset(answer)
-    except CallFailed as failure:
-        report.failed(DISCOVER.id, f"{how}: {failure.evidence}")
-        return
-    patients = matches(bundle, "Patient")
-    ctx.searches.append(Searched("discovery (_count=1)", 1, len(patients), bundle.get("total")))
-    ids = [p.get("id") for p in patients if isinstance(p.get("id"), str) and p.get("id")]
-    if not ids:
-        report.failed(DISCOVER.id, f"{how}: no Patient in the answer (give --patient-id)")
-        return
-    ctx.patient_id = str(ids[0])
-    report.passed(DISCOVER.id, f"Patient/{ctx.patient_id} via {how}")
-
 
 # -- read ---------------------------------------------------------------------------------------
 
@@ -277,13 +224,20 @@ class Search:
     fields: Fields
     # Why the search cannot be made when ``fields`` answers None.
     lacking: str
+    # What a patient needs for the search to be made ("an MRN").
+    needs: str
 
 
 def _search(
-    check: str, shown: str, fields: Fields, lacking: str, level: Level = REQUIRED
+    check: str,
+    shown: str,
+    fields: Fields,
+    lacking: str,
+    needs: str,
+    level: Level = REQUIRED,
 ) -> Search:
     requirement = f"POST Patient/_search {shown} answers a searchset holding the patient"
-    return Search(Spec(f"patient.search.{check}", requirement, level), fields, lacking)
+    return Search(Spec(f"patient.search.{check}", requirement, level), fields, lacking, needs)
 
 
 def _both(*pairs: tuple[str, str | None]) -> list[tuple[str, str]] | None:
@@ -299,27 +253,32 @@ def searches(face: Face) -> list[Search]:
         "given=<given>&family=<family>",
         lambda t: _both(("given", t.given), ("family", t.family)),
         "no given and family name to search by",
+        "a given and a family name",
     )
     birthdate = _search(
         "birthdate",
         "birthdate=<birthDate>&family=<family>",
         lambda t: _both(("birthdate", t.birth_date), ("family", t.family)),
         "no birthDate and family name to search by",
+        "a birth date and a family name",
     )
     identifier = _search(
         "identifier",
         "identifier=<MRN>",
         lambda t: _both(("identifier", t.mrn)),
         "no MRN to search by",
+        "an MRN",
     )
-    by_id = _search("id", "_id=<id>", lambda t: [("_id", t.id)], "")
+    by_id = _search("id", "_id=<id>", lambda t: [("_id", t.id)], "", "")
     gender = _search(
         "gender",
         "gender=<gender>&family=<family>",
         lambda t: _both(("gender", t.gender), ("family", t.family)),
         "no gender and family name to search by",
+        "a gender and a family name",
     )
     too_short = "family name shorter than 3 letters"
+    long_enough = "a family name of 3 letters or more"
     if face.key == "dstu2":
         return [
             given_family,
@@ -328,12 +287,14 @@ def searches(face: Face) -> list[Search]:
                 "family:contains=<inner part of the family name>",
                 lambda t: _both(("family:contains", t.family_middle)),
                 too_short,
+                long_enough,
             ),
             _search(
                 "name",
                 "name=<family>",
                 lambda t: _both(("name", t.family)),
                 "no family name to search by",
+                "a family name",
             ),
             birthdate,
             identifier,
@@ -348,12 +309,14 @@ def searches(face: Face) -> list[Search]:
             "family=<first letters of the family name>",
             lambda t: _both(("family", t.family_start)),
             "no family name to search by",
+            "a family name",
         ),
         _search(
             "family_contains",
             f"{contains}=<inner part of the family name>{expectation}",
             lambda t: _both((contains, t.family_middle)),
             too_short,
+            long_enough,
             RECOMMENDED,
         ),
         birthdate,
@@ -379,16 +342,15 @@ def _search_blocked(ctx: Context) -> str | None:
     return ctx.needs_fhir() or (None if ctx.patient else "the Patient read failed")
 
 
-def _terms(ctx: Context) -> Terms:
-    assert ctx.patient is not None and ctx.face is not None and ctx.patient_id is not None
-    patient = ctx.patient
+def terms_of(patient: dict[str, Any], patient_id: str, face: Face) -> Terms:
+    """What the app's searches would look ``patient`` up by."""
     name = preferred_name(patient)
     given = strings(name.get("given"))
     mrn = mrn_identifier(patient)
     birth, gender = patient.get("birthDate"), patient.get("gender")
     return Terms(
-        id=ctx.patient_id,
-        family=family_name(name, ctx.face)[0],
+        id=patient_id,
+        family=family_name(name, face)[0],
         given=given[0] if given else None,
         birth_date=birth if isinstance(birth, str) and birth else None,
         gender=gender if isinstance(gender, str) and gender else None,
@@ -397,12 +359,12 @@ def _terms(ctx: Context) -> Terms:
 
 
 def _search_run(ctx: Context) -> None:
-    assert ctx.face is not None
-    terms = _terms(ctx)
+    assert ctx.patient is not None and ctx.face is not None and ctx.patient_id is not None
+    terms = terms_of(ctx.patient, ctx.patient_id, ctx.face)
     for search in searches(ctx.face):
         fields = search.fields(terms)
         if fields is None:
-            ctx.report.skipped(search.spec.id, search.lacking)
+            ctx.report.skipped(search.spec.id, search.lacking, needs=search.needs)
             continue
         _one_search(ctx, search, [*fields, ("_count", str(SEARCH_COUNT))], terms.id)
     _over_all_searches(ctx)
@@ -455,8 +417,5 @@ def _over_all_searches(ctx: Context) -> None:
     )
 
 
-DISCOVER_STEP: Final = Step(
-    "patient.discover", _discover_specs, _discover_run, lambda ctx: ctx.needs_fhir()
-)
 READ_STEP: Final = Step("patient.read", _read_specs, _read_run, _read_blocked)
 SEARCH_STEP: Final = Step("patient.search", _search_specs, _search_run, _search_blocked)
