@@ -1,7 +1,7 @@
 # EHR Bridge developer commands. Each target installs what it needs, once.
 #   make run    Azurite + demo data + the dev host on http://127.0.0.1:7071
 #   make test   lint, type checks and the whole test suite (Azurite included)
-#   make lint   ruff (lint + format check) and mypy on shared/
+#   make lint   ruff (lint + format check), mypy on shared/ and azure-functions-doctor
 #   make bench  benchmark figures
 #   make infra-check  parse the Bicep templates and run checkov on them (part of make test)
 
@@ -39,6 +39,7 @@ lint: $(DEPS)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/python -m tools.functions_doctor
 
 test: deps lint infra-check
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
