@@ -70,7 +70,7 @@ def slow_provider(delay_s: float, body: bytes, cpu: int | None) -> Iterator[str]
     process = context.Process(target=_serve, args=(ports, delay_s, body), daemon=True)
     process.start()
     try:
-        if cpu is not None and hasattr(os, "sched_setaffinity"):
+        if cpu is not None and process.pid is not None:
             os.sched_setaffinity(process.pid, {cpu})
         port = ports.get(timeout=30)
         yield f"http://127.0.0.1:{port}/r4/Observation"
