@@ -6,8 +6,10 @@ Two decisions hang on this, and they fail safe in opposite directions:
   only with the master key, so ``manage/`` may rely on it. Wrongly true would open the
   management API wherever the host does not enforce keys (``func start``, the dev host), so it
   needs two independent markers of one hosting form and no sign of Core Tools.
-* ``maybe_azure``: any single platform marker. The local secret store refuses to start then,
-  so one stray variable makes it refuse rather than run in Azure.
+* ``maybe_azure``: any single Azure-specific marker. The local secret store refuses to start
+  then, so one stray variable makes it refuse rather than run in Azure. ``CONTAINER_NAME``
+  alone does not count: container runtimes and sandboxes set it too (this project's own
+  development machines do).
 
 The markers and their meaning follow the host's ``EnvironmentExtensions.cs``
 (Azure/azure-functions-host, src/WebJobs.Script/Environment/): ``IsAppService`` is a non-empty
@@ -41,11 +43,13 @@ MARKERS: tuple[str, ...] = (
     "FUNCTIONS_WORKER_RUNTIME",
     "FUNCTIONS_CORETOOLS_ENVIRONMENT",
 )
-# Set only by the platform's hosting forms; FUNCTIONS_WORKER_RUNTIME is not among them because
-# local.settings.json sets it for `func start` too.
+# Set only by the platform's hosting forms. Not FUNCTIONS_WORKER_RUNTIME, which
+# local.settings.json sets for `func start` too, nor CONTAINER_NAME, which is generic: it counts
+# only next to a marker of the same form.
 PLATFORM_MARKERS = frozenset(MARKERS) - {
     "FUNCTIONS_WORKER_RUNTIME",
     "FUNCTIONS_CORETOOLS_ENVIRONMENT",
+    "CONTAINER_NAME",
 }
 
 FLEX_CONSUMPTION = "flex-consumption"

@@ -123,11 +123,21 @@ def test_one_marker_alone_never_lifts_the_admin_key_check(lone):
 
 @pytest.mark.parametrize(
     "lone",
-    [{"WEBSITE_SKU": "FlexConsumption"}, {"WEBSITE_INSTANCE_ID": "0f1e"}, {"CONTAINER_NAME": "c"}],
+    [
+        {"WEBSITE_SKU": "FlexConsumption"},
+        {"WEBSITE_INSTANCE_ID": "0f1e"},
+        {"LEGION_SERVICE_HOST": "1"},
+        {"WEBSITE_SITE_NAME": "func-ehrb-abc"},
+    ],
     ids=lambda env: next(iter(env)),
 )
-def test_one_marker_alone_makes_the_local_secret_store_refuse(lone):
+def test_one_azure_marker_alone_makes_the_local_secret_store_refuse(lone):
     assert detect(lone).maybe_azure is True
+
+
+def test_a_container_name_alone_is_an_ordinary_container_not_azure():
+    # Container runtimes set it too, this project's own development machines among them.
+    assert detect({**DEV_HOST, "CONTAINER_NAME": "sandbox-7"}).kind == hosting.LOCAL
 
 
 def test_the_markers_present_are_listed_by_name_in_a_fixed_order():
