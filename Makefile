@@ -2,7 +2,8 @@
 #   make run    Azurite + demo data + the dev host on http://127.0.0.1:7071 (ARGS=-v: audit
 #               lines in the dev host's log, ARGS=-vv: the Azure SDK's HTTP detail too)
 #   make test   lint, type checks and the whole test suite (Azurite included)
-#   make lint   ruff (lint + format check) and mypy (shared/, functions/, tools/)
+#   make lint   ruff (lint + format check), mypy (shared/, functions/, tools/) and
+#               azure-functions-doctor
 #   make bench  benchmark figures
 #   make infra-check  parse the Bicep templates and run checkov on them (part of make test)
 
@@ -40,6 +41,7 @@ lint: $(DEPS)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/python -m tools.functions_doctor
 
 test: deps lint infra-check
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)

@@ -1,7 +1,7 @@
 // EHR Bridge: one resource group holding the Function App (Flex Consumption, Python 3.11), its
-// storage account (host storage, deployment container, `clients` and `tenants` tables), Key
-// Vault, Log Analytics + Application Insights, and the user-assigned managed identity the app
-// runs as. Secure by default: HTTPS only, TLS 1.2, no FTP or basic-auth publishing, no CORS,
+// data storage account (the `clients` and `tenants` tables), a host storage account
+// (AzureWebJobsStorage and the deployment container), Key Vault, Log Analytics + Application
+// Insights, and the user-assigned managed identity the app runs as. Secure by default: HTTPS only, TLS 1.2, no FTP or basic-auth publishing, no CORS,
 // no shared keys, no instrumentation keys, RBAC-only Key Vault with purge protection, and role
 // assignments limited to what the code does (modules/roles.bicep).
 //
@@ -19,7 +19,7 @@ param environmentName string
 @description('Azure region of every resource; must offer the Flex Consumption plan.')
 param location string = resourceGroup().location
 
-@description('Function App name (its default host name is <name>.azurewebsites.net); empty: derived.')
+@description('Function App name; empty: derived. Its host name is <name>-<hash>.<region>-01.azurewebsites.net (a unique default host name), read from the site after creation.')
 param functionAppName string = ''
 
 @description('Public host name the Patients app uses if you put a custom domain in front; empty: the app\'s default host name. Sets EHRB_PUBLIC_BASE_URL, EHRB_TOKEN_ISSUER and EHRB_TOKEN_AUDIENCE.')
@@ -28,13 +28,22 @@ param publicHostName string = ''
 @description('Object id of the operators\' Entra group (or user) given Key Vault Secrets Officer and table access for the ops CLI; empty: none (grant access by hand).')
 param operatorPrincipalId string = ''
 
-@description('Type of operatorPrincipalId.')
+@description('Type of operatorPrincipalId (azd: EHRB_OPERATOR_PRINCIPAL_TYPE); empty: Azure looks it up, so a group and a user both work.')
 @allowed([
+  ''
   'Group'
   'User'
   'ServicePrincipal'
 ])
-param operatorPrincipalType string = 'Group'
+param operatorPrincipalType string = ''
+
+@description('Key Vault create mode (azd: EHRB_KEYVAULT_CREATE_MODE): empty or default creates the vault; recover brings back the soft-deleted vault a torn-down environment left (docs/runbook.md 1.5).')
+@allowed([
+  ''
+  'default'
+  'recover'
+])
+param keyVaultCreateMode string = ''
 
 @description('Key Vault public network access. Disabled needs private endpoints and VNet integration, which this template does not create.')
 @allowed([
@@ -54,15 +63,22 @@ param keyVaultPublicNetworkAccess string = 'Enabled'
 ])
 param storageSku string = 'Standard_GRS'
 
-@description('Days Log Analytics and Application Insights keep the audit trail.')
+@description('Days the Log Analytics workspace keeps the audit trail; Application Insights is workspace-based and keeps what the workspace keeps.')
 @minValue(30)
 @maxValue(730)
 param logRetentionInDays int = 90
 
-@description('Most instances the app scales out to. Rate limits are per instance.')
-@minValue(1)
+// Flex Consumption's lowest maximum instance count is 40, its highest 1000
+// (learn.microsoft.com/azure/azure-functions/flex-consumption-plan, Considerations).
+@description('Most instances the app scales out to (40-1000 on Flex Consumption). Rate limits are per instance.')
+@minValue(40)
 @maxValue(1000)
 param maximumInstanceCount int = 40
+
+@description('Concurrent HTTP requests one instance is sent (functionAppConfig.scaleAndConcurrency.triggers.http.perInstanceConcurrency) and threads the Python worker runs them on. docs/runbook.md 1.6 explains the default.')
+@minValue(1)
+@maxValue(1000)
+param httpPerInstanceConcurrency int = 16
 
 @description('Instances kept warm for HTTP (billed while idle); 0: scale to zero.')
 @minValue(0)
@@ -134,9 +150,20 @@ module storage 'modules/storage.bicep' = {
     location: location
     tags: tags
     skuName: storageSku
-    deploymentContainerName: 'app-package'
     workspaceId: monitoring.outputs.workspaceId
     sandboxEnabled: sandboxEnabled
+  }
+}
+
+module hostStorage 'modules/hoststorage.bicep' = {
+  name: 'hoststorage'
+  params: {
+    name: 'stfnehrb${resourceToken}'
+    location: location
+    tags: tags
+    replication: zoneRedundant ? 'Standard_ZRS' : 'Standard_LRS'
+    deploymentContainerName: 'app-package'
+    workspaceId: monitoring.outputs.workspaceId
   }
 }
 
@@ -149,6 +176,7 @@ module keyVault 'modules/keyvault.bicep' = {
     publicNetworkAccess: keyVaultPublicNetworkAccess
     softDeleteRetentionInDays: 90
     workspaceId: monitoring.outputs.workspaceId
+    createMode: empty(keyVaultCreateMode) ? 'default' : keyVaultCreateMode
   }
 }
 
@@ -160,6 +188,7 @@ module roles 'modules/roles.bicep' = {
     operatorPrincipalType: operatorPrincipalType
     keyVaultName: keyVault.outputs.name
     storageAccountName: storage.outputs.name
+    hostStorageAccountName: hostStorage.outputs.name
     clientsTableName: storage.outputs.clientsTableName
     tenantsTableName: storage.outputs.tenantsTableName
     sandboxTableName: storage.outputs.sandboxTableName
@@ -176,13 +205,14 @@ module functionApp 'modules/functionapp.bicep' = {
     tags: tags
     identityId: identity.outputs.id
     identityClientId: identity.outputs.clientId
-    storageAccountName: storage.outputs.name
-    deploymentContainerUrl: storage.outputs.deploymentContainerUrl
+    hostStorageAccountName: hostStorage.outputs.name
+    deploymentContainerUrl: hostStorage.outputs.deploymentContainerUrl
     tablesEndpoint: storage.outputs.tableEndpoint
     keyVaultUri: keyVault.outputs.uri
     applicationInsightsConnectionString: monitoring.outputs.connectionString
     publicHostName: publicHostName
     maximumInstanceCount: maximumInstanceCount
+    httpPerInstanceConcurrency: httpPerInstanceConcurrency
     alwaysReadyInstances: alwaysReadyInstances
     zoneRedundant: zoneRedundant
     tokenAlgorithm: tokenAlgorithm
@@ -212,6 +242,7 @@ output AZURE_RESOURCE_GROUP string = resourceGroup().name
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
 output LOG_ANALYTICS_WORKSPACE_NAME string = monitoring.outputs.workspaceName
 output STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output HOST_STORAGE_ACCOUNT_NAME string = hostStorage.outputs.name
 output EHRB_SECRET_STORE string = 'keyvault'
 output EHRB_KEYVAULT_URL string = keyVault.outputs.uri
 output EHRB_TABLES_ENDPOINT string = storage.outputs.tableEndpoint

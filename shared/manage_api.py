@@ -212,7 +212,7 @@ class ManagementApi:
         return response
 
     def _authorize(self, request: Request) -> None:
-        if self._settings.running_in_azure:
+        if self._settings.hosting.enforces_admin_level:
             return  # The Functions host already required the master key (admin level).
         expected = self._settings.local_admin_key
         presented = admin_key_presented(request)

@@ -10,6 +10,7 @@ import threading
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from shared.hosting import log_hosting
 from shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ def build_secret_store(settings: Settings, credential: Any = None) -> SecretStor
 
         return LocalSecretStore(
             settings.local_secrets_path,
-            running_in_azure=settings.running_in_azure,
+            running_in_azure=settings.hosting.maybe_azure,
             allow_in_azure=settings.allow_local_secret_store_in_azure,
         )
     from shared.keyvault_store import build_keyvault_store
@@ -221,7 +222,9 @@ def get_services() -> Services:
     if _services is None:
         with _lock:
             if _services is None:
-                _services = Services(Settings.from_env())
+                settings = Settings.from_env()
+                log_hosting(settings.hosting)
+                _services = Services(settings)
     return _services
 
 

@@ -10,6 +10,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from shared.hosting import Hosting, detect
+
 
 class SettingsError(ValueError):
     """A setting has a value the app cannot run with."""
@@ -73,7 +75,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "EHRB_ALLOW_LOCAL_SECRET_STORE_IN_AZURE",
         "false",
-        "Let the local secret store start although WEBSITE_INSTANCE_ID says this is Azure.",
+        "Let the local secret store start although a hosting marker says this may be Azure "
+        "(shared/hosting.py).",
         local_only=True,
     ),
     Setting(
@@ -164,6 +167,13 @@ SETTINGS: tuple[Setting, ...] = (
         local_only=True,
     ),
     Setting(
+        "PYTHON_THREADPOOL_THREAD_COUNT",
+        "",
+        "Threads the Functions Python worker runs synchronous functions on (read by the worker; "
+        "the app sizes each provider's connection pool to it). Empty: min(32, cpu + 4). In Azure "
+        "the template sets it to the per-instance HTTP concurrency.",
+    ),
+    Setting(
         "AZURE_CLIENT_ID",
         "",
         "Client id of the user-assigned managed identity (read by DefaultAzureCredential).",
@@ -193,6 +203,18 @@ def _positive_int(value: str, name: str) -> int:
     if number <= 0:
         raise SettingsError(f"{name} must be positive")
     return number
+
+
+def _default_worker_threads() -> int:
+    # Unset, the Python worker (3.9+) passes no max_workers, so ThreadPoolExecutor's default
+    # applies (azure-functions-python-worker, dispatcher.py _get_sync_tp_max_workers).
+    return min(32, (os.cpu_count() or 1) + 4)
+
+
+def _worker_threads(value: str) -> int:
+    if not value:
+        return _default_worker_threads()
+    return _positive_int(value, "PYTHON_THREADPOOL_THREAD_COUNT")
 
 
 # Integer proxy settings: dataclass field -> environment variable.
@@ -243,7 +265,8 @@ class Settings:
     batch_concurrency: int = 4
     sort_compensation_cap: int = 1000
     sandbox_enabled: bool = False
-    running_in_azure: bool = False
+    worker_threads: int = field(default_factory=_default_worker_threads)
+    hosting: Hosting = field(default_factory=Hosting)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -303,6 +326,6 @@ class Settings:
                 field_name: _positive_int(get(name), name)
                 for field_name, name in _PROXY_INTS.items()
             },
-            # Set by App Service / Functions on every instance; never set locally.
-            running_in_azure=bool(env.get("WEBSITE_INSTANCE_ID", "").strip()),
+            worker_threads=_worker_threads(get("PYTHON_THREADPOOL_THREAD_COUNT")),
+            hosting=detect(env),
         )

@@ -27,6 +27,17 @@ param softDeleteRetentionInDays int
 @description('Log Analytics workspace that receives the AuditEvent log.')
 param workspaceId string
 
+// A torn-down environment leaves this vault soft-deleted for softDeleteRetentionInDays, and purge
+// protection forbids purging it, so re-provisioning the same name fails ("default") until the
+// vault is recovered ("recover", which in turn fails when no deleted vault exists). See
+// docs/runbook.md 1.5 and the vault's createMode (Microsoft.KeyVault/vaults, "default" | "recover").
+@description('default: create the vault. recover: bring back the soft-deleted vault of this name, its secrets included.')
+@allowed([
+  'default'
+  'recover'
+])
+param createMode string = 'default'
+
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   //checkov:skip=CKV_AZURE_109:the Flex Consumption app has no fixed outbound IP or VNet here, so the firewall cannot be default-deny; RBAC and Entra tokens gate every call (publicNetworkAccess is a parameter)
   //checkov:skip=CKV_AZURE_189:public network access is the publicNetworkAccess parameter; Disabled needs private endpoints and VNet integration that this template does not create
@@ -34,6 +45,7 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   location: location
   tags: tags
   properties: {
+    createMode: createMode
     tenantId: subscription().tenantId
     sku: {
       family: 'A'

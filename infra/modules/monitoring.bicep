@@ -14,6 +14,10 @@ param location string
 @description('Tags applied to every resource.')
 param tags object
 
+// The workspace owns retention: a workspace-based component keeps its telemetry in the workspace,
+// and the component's own RetentionInDays takes only 30, 60, 90, 120, 180, 270, 365, 550 or 730
+// (Microsoft.Insights/components), so it is not set at all. The workspace takes any day count in
+// 30-730 on the PerGB2018 tier.
 @description('Days Log Analytics keeps the audit trail (traces, Key Vault and table access logs).')
 @minValue(30)
 @maxValue(730)
@@ -43,7 +47,6 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
     Application_Type: 'web'
     WorkspaceResourceId: workspace.id
     DisableLocalAuth: true
-    RetentionInDays: retentionInDays
     publicNetworkAccessForIngestion: 'Enabled'
     publicNetworkAccessForQuery: 'Enabled'
   }

@@ -10,23 +10,33 @@
 //                                                registers clients and rotates or disables
 //                                                client-secret versions in the app itself.
 //                                                Secrets User is read-only and would break
-//                                                POST manage/clients and secret rotation.
-//   Storage Table Data Contributor  the tables   read and write client records and tenant
+//                                                POST manage/clients and secret rotation. The
+//                                                role also allows delete, backup and restore,
+//                                                which the code never calls; no narrower
+//                                                built-in role exists and a custom one needs
+//                                                roleDefinitions/write, which the deploying
+//                                                principal does not have (docs/runbook.md 12).
+//   Storage Table Data Contributor  data tables  read and write client records and tenant
 //                                   clients and  mappings (get, insert, replace, delete,
-//                                   tenants      query); nothing else in the account.
+//                                   tenants      query); nothing else in the data account.
 //                                   (+ sandbox   the sandbox provider's synthetic resources,
 //                                   when on)     only when sandboxEnabled.
-//   Storage Blob Data Owner         account      identity-based host storage
-//                                                (AzureWebJobsStorage__*) needs Blob Data
-//                                                Owner; it also covers the Flex Consumption
-//                                                deployment container the platform reads the
-//                                                package from with this identity.
+//   Storage Blob Data Owner         host account identity-based host storage
+//                                                (AzureWebJobsStorage__*) and the Flex
+//                                                Consumption deployment container. That
+//                                                account holds nothing else: no blob role
+//                                                reaches the data account.
+//   Storage Table Data Contributor  host account the host's diagnostic events table, which it
+//                                                creates itself (AZFD0003 otherwise;
+//                                                Azure/azure-functions-host#10995).
 //   Monitoring Metrics Publisher    App Insights telemetry with Entra ID auth (local auth off).
 //
 // The optional operator principal (a group, ideally), for the ops CLI and the portal:
 //   Key Vault Secrets Officer       vault        register/rotate clients, set provider
 //                                                credentials, rotate the signing key.
-//   Storage Table Data Contributor  the tables   client records and tenant mappings.
+//   Storage Table Data Contributor  data tables  client records and tenant mappings, and the
+//                                                sandbox table when the sandbox is on
+//                                                (`ops sandbox load`).
 
 @description('Principal id of the app\'s user-assigned managed identity.')
 param appPrincipalId string
@@ -34,8 +44,9 @@ param appPrincipalId string
 @description('Object id of the operators\' Entra group (or user) for the ops CLI; empty: none.')
 param operatorPrincipalId string
 
-@description('Type of the operator principal.')
+@description('Type of the operator principal; empty: Azure looks it up (any type works).')
 @allowed([
+  ''
   'Group'
   'User'
   'ServicePrincipal'
@@ -45,8 +56,11 @@ param operatorPrincipalType string
 @description('Name of the Key Vault.')
 param keyVaultName string
 
-@description('Name of the storage account.')
+@description('Name of the data storage account (the tables).')
 param storageAccountName string
+
+@description('Name of the Functions host storage account (AzureWebJobsStorage, the package).')
+param hostStorageAccountName string
 
 @description('Name of the clients table.')
 param clientsTableName string
@@ -68,6 +82,9 @@ var monitoringMetricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb' // Monit
 
 var withOperator = !empty(operatorPrincipalId)
 var withSandbox = !empty(sandboxTableName)
+// Omitted, the type is looked up from the directory; only a principal created in the same
+// deployment needs it given (replication delay), and operators exist beforehand.
+var operatorType = empty(operatorPrincipalType) ? null : operatorPrincipalType
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
   name: keyVaultName
@@ -75,6 +92,10 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
+}
+
+resource hostAccount 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: hostStorageAccountName
 }
 
 resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' existing = {
@@ -148,13 +169,24 @@ resource appSandboxTable 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
 }
 
 resource appHostStorage 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(account.id, appPrincipalId, storageBlobDataOwner)
-  scope: account
+  name: guid(hostAccount.id, appPrincipalId, storageBlobDataOwner)
+  scope: hostAccount
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataOwner)
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'
     description: 'EHR Bridge app: Functions host storage and the Flex Consumption deployment container'
+  }
+}
+
+resource appHostDiagnostics 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(hostAccount.id, appPrincipalId, storageTableDataContributor)
+  scope: hostAccount
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageTableDataContributor)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+    description: 'EHR Bridge app: the Functions host diagnostic events table in host storage'
   }
 }
 
@@ -177,7 +209,7 @@ resource operatorSecrets 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsOfficer)
     principalId: operatorPrincipalId
-    principalType: operatorPrincipalType
+    principalType: operatorType
     description: 'EHR Bridge operators: ops CLI (clients, provider credentials, signing key)'
   }
 }
@@ -188,7 +220,7 @@ resource operatorClientsTable 'Microsoft.Authorization/roleAssignments@2022-04-0
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageTableDataContributor)
     principalId: operatorPrincipalId
-    principalType: operatorPrincipalType
+    principalType: operatorType
     description: 'EHR Bridge operators: client records'
   }
 }
@@ -199,7 +231,18 @@ resource operatorTenantsTable 'Microsoft.Authorization/roleAssignments@2022-04-0
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageTableDataContributor)
     principalId: operatorPrincipalId
-    principalType: operatorPrincipalType
+    principalType: operatorType
     description: 'EHR Bridge operators: tenant mappings'
+  }
+}
+
+resource operatorSandboxTable 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (withOperator && withSandbox) {
+  name: guid(sandboxTable.id, operatorPrincipalId, storageTableDataContributor)
+  scope: sandboxTable
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageTableDataContributor)
+    principalId: operatorPrincipalId
+    principalType: operatorType
+    description: 'EHR Bridge operators: the sandbox provider\'s synthetic resources (ops sandbox load)'
   }
 }

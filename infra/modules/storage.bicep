@@ -1,5 +1,7 @@
-// The one storage account: Functions host storage, the Flex Consumption deployment container,
-// and the `clients` / `tenants` tables (shared/tables.py). Shared-key access is disabled: every
+// The data account: the `clients`, `tenants` (and, with the sandbox, `sandbox`) tables of
+// shared/tables.py, and nothing else. Functions host storage and the deployment package live in
+// their own account (hoststorage.bicep), so the host's account-wide rights never reach these
+// tables and the app identity holds no blob role here. Shared-key access is disabled: every
 // caller authenticates with Microsoft Entra ID (identity-based connections).
 
 @description('Name of the storage account (3-24 lower-case letters and digits).')
@@ -22,18 +24,15 @@ param tags object
 ])
 param skuName string = 'Standard_GRS'
 
-@description('Blob container Flex Consumption deploys the app package to.')
-param deploymentContainerName string
-
-@description('Log Analytics workspace that receives the table and blob access logs.')
+@description('Log Analytics workspace that receives the table access logs.')
 param workspaceId string
 
 @description('Create the sandbox provider\'s table (EHRB_SANDBOX_ENABLED).')
 param sandboxEnabled bool = false
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
-  //checkov:skip=CKV_AZURE_35:Flex Consumption without VNet integration reaches host storage over public endpoints; every request still needs an Entra token (shared keys off)
-  //checkov:skip=CKV_AZURE_59:Flex Consumption without VNet integration reaches host storage over public endpoints; every request still needs an Entra token (shared keys off)
+  //checkov:skip=CKV_AZURE_35:the Flex Consumption app has no VNet integration here and reaches the tables over public endpoints; every request still needs an Entra token (shared keys off)
+  //checkov:skip=CKV_AZURE_59:the Flex Consumption app has no VNet integration here and reaches the tables over public endpoints; every request still needs an Entra token (shared keys off)
   name: name
   location: location
   tags: tags
@@ -81,29 +80,6 @@ resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   }
 }
 
-resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
-  parent: account
-  name: 'default'
-  properties: {
-    deleteRetentionPolicy: {
-      enabled: true
-      days: 7
-    }
-    containerDeleteRetentionPolicy: {
-      enabled: true
-      days: 7
-    }
-  }
-}
-
-resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
-  parent: blobService
-  name: deploymentContainerName
-  properties: {
-    publicAccess: 'None'
-  }
-}
-
 resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
   parent: account
   name: 'default'
@@ -126,7 +102,7 @@ resource sandboxTable 'Microsoft.Storage/storageAccounts/tableServices/tables@20
   name: 'sandbox'
 }
 
-// Who read or changed a client record or tenant mapping, and who touched the app package.
+// Who read or changed a client record or tenant mapping.
 resource tableDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
   name: 'audit-to-log-analytics'
   scope: tableService
@@ -149,33 +125,9 @@ resource tableDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-prev
   }
 }
 
-resource blobDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
-  name: 'audit-to-log-analytics'
-  scope: blobService
-  properties: {
-    workspaceId: workspaceId
-    logs: [
-      {
-        category: 'StorageRead'
-        enabled: true
-      }
-      {
-        category: 'StorageWrite'
-        enabled: true
-      }
-      {
-        category: 'StorageDelete'
-        enabled: true
-      }
-    ]
-  }
-}
-
 output id string = account.id
 output name string = account.name
-output blobEndpoint string = account.properties.primaryEndpoints.blob
 output tableEndpoint string = account.properties.primaryEndpoints.table
-output deploymentContainerUrl string = '${account.properties.primaryEndpoints.blob}${deploymentContainer.name}'
 output clientsTableName string = clientsTable.name
 output tenantsTableName string = tenantsTable.name
 output sandboxTableName string = sandboxEnabled ? sandboxTable.name : ''

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import random
 import threading
 import time
@@ -49,7 +48,7 @@ from shared.tenants import TenantMapping
 if TYPE_CHECKING:
     import requests
 
-__all__ = ["ProviderTransport", "default_pool_size"]
+__all__ = ["ProviderTransport"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -68,11 +67,6 @@ _NEVER_FORWARDED = (
     "Content-Length",
     "Accept-Encoding",
 )
-
-
-def default_pool_size() -> int:
-    """Connections per provider: the Functions Python worker's default thread count."""
-    return min(32, (os.cpu_count() or 1) + 4)
 
 
 class _RedactUpstream(logging.Filter):
@@ -125,7 +119,8 @@ class ProviderTransport:
         self._auth = auth
         self._connect_timeout = float(settings.upstream_connect_timeout_seconds)
         self._read_timeout = float(settings.upstream_read_timeout_seconds)
-        self._pool_size = pool_size or default_pool_size()
+        # One connection per worker thread: more would idle, fewer would be opened and dropped.
+        self._pool_size = pool_size or settings.worker_threads
         self._breaker = breaker or CircuitBreaker(
             settings.circuit_failure_threshold, settings.circuit_open_seconds
         )

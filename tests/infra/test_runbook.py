@@ -83,7 +83,21 @@ def test_the_runbook_always_ignores_local_settings_against_azure():
         "Who accessed patient X",
         "Failed token requests by client",
         "--federated-credential-provider",
+        # issue 13: provider registration, recovery, concurrency, host storage, the checklist.
+        "Microsoft.App",
+        "EHRB_KEYVAULT_CREATE_MODE recover",
+        "perInstanceConcurrency",
+        "AZFD0003",
+        "## 13. First deployment checklist",
     ],
 )
 def test_the_runbook_covers_each_procedure(needle: str):
     assert needle in RUNBOOK or needle in (REPO / ".github/workflows/ci.yml").read_text()
+
+
+def test_the_first_deployment_checklist_confirms_the_issue_13_items_on_the_live_app():
+    checklist = RUNBOOK.split("## 13. First deployment checklist", 1)[1]
+    assert "hosting: flex-consumption" in checklist  # 1: the hosting form
+    assert "perInstanceConcurrency" in checklist  # 2: concurrency per instance
+    assert "AZFD0003" in checklist  # 3: host storage rights
+    assert "defaultHostName" in checklist  # 5: the site's own host name

@@ -25,6 +25,8 @@ DEPLOY_VARS = {
     "AZURE_LOCATION",
     "AZURE_RESOURCE_GROUP",
     "EHRB_OPERATOR_PRINCIPAL_ID",
+    "EHRB_OPERATOR_PRINCIPAL_TYPE",
+    "EHRB_KEYVAULT_CREATE_MODE",
 }
 
 
@@ -102,6 +104,12 @@ def test_the_deployment_signs_in_with_oidc_and_reads_no_secret():
     assert set(env) == DEPLOY_VARS
     for name, value in env.items():
         assert value == "${{ vars." + name + " }}", name
+
+
+def test_the_pipeline_passes_every_variable_the_parameters_file_reads():
+    text = (REPO / "infra" / "main.parameters.json").read_text(encoding="utf-8")
+    wanted = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)\}", text))
+    assert wanted <= set(load(CI)["jobs"]["deploy"]["env"])
 
 
 def test_azure_yaml_provisions_infra_main_and_deploys_the_function_app():

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from shared.hosting import detect
 from shared.http import Headers, Request, Response
 from shared.ids import client_secret_name
 from shared.secret_store import SecretStoreUnavailable
@@ -120,6 +121,20 @@ def test_management_key_in_code_query_parameter_is_accepted(services):
 def test_management_refuses_everything_when_no_local_key_is_configured(make_services):
     services = make_services(local_admin_key="")
     assert call(services, "clients", "GET", "/clients").status == 401
+
+
+def test_on_flex_consumption_management_relies_on_the_hosts_master_key(make_services):
+    # Flex sets no WEBSITE_INSTANCE_ID (shared/hosting.py); the host checked the master key.
+    flex = detect(
+        {"WEBSITE_SKU": "FlexConsumption", "CONTAINER_NAME": "c", "LEGION_SERVICE_HOST": "1"}
+    )
+    services = make_services(local_admin_key="", hosting=flex)
+    assert call(services, "clients", "GET", "/clients", key=None).status == 200
+
+
+def test_a_lone_platform_marker_does_not_lift_the_local_key_check(make_services):
+    services = make_services(local_admin_key="", hosting=detect({"WEBSITE_SKU": "FlexConsumption"}))
+    assert call(services, "clients", "GET", "/clients", key=None).status == 401
 
 
 def test_every_management_route_is_admin_level_in_azure():

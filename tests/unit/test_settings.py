@@ -14,7 +14,7 @@ def test_defaults_are_the_documented_ones():
     assert settings.secret_store == "keyvault"
     assert settings.allow_insecure_provider_urls is False
     assert settings.trust_forwarded_headers is False
-    assert settings.running_in_azure is False
+    assert settings.hosting.kind == "local"
 
 
 def test_every_setting_has_a_description_and_a_unique_name():
@@ -23,8 +23,22 @@ def test_every_setting_has_a_description_and_a_unique_name():
     assert all(s.description for s in SETTINGS)
 
 
-def test_website_instance_id_marks_azure():
-    assert Settings.from_env({"WEBSITE_INSTANCE_ID": "abc"}).running_in_azure is True
+def test_the_hosting_form_is_read_from_the_same_environment():
+    flex = {"WEBSITE_SKU": "FlexConsumption", "CONTAINER_NAME": "c1", "LEGION_SERVICE_HOST": "1"}
+    assert Settings.from_env(flex).hosting.kind == "flex-consumption"
+
+
+def test_worker_threads_follow_the_python_worker_setting():
+    assert Settings.from_env({"PYTHON_THREADPOOL_THREAD_COUNT": "16"}).worker_threads == 16
+
+
+def test_worker_threads_default_to_the_thread_pool_executor_default():
+    assert 5 <= Settings.from_env({}).worker_threads <= 32
+
+
+def test_a_worker_thread_count_below_one_is_refused_by_name():
+    with pytest.raises(SettingsError, match="PYTHON_THREADPOOL_THREAD_COUNT"):
+        Settings.from_env({"PYTHON_THREADPOOL_THREAD_COUNT": "0"})
 
 
 @pytest.mark.parametrize(
