@@ -23,6 +23,7 @@ from shared.clients import (
 from shared.directory import Directory
 from shared.http import Headers, Request, Response, json_response
 from shared.ids import is_guid
+from shared.net.addresses import AddressPolicy
 from shared.secret_store import SecretStoreUnavailable
 from shared.settings import Settings
 from shared.tables import ETagMismatch, StoreUnavailable
@@ -34,6 +35,7 @@ from shared.tenants import (
     TenantConflict,
     TenantNotFound,
     TenantRegistry,
+    check_provider_addresses,
     parse_mapping,
 )
 
@@ -147,8 +149,10 @@ class ManagementApi:
         directory: Directory,
         *,
         checker: TenantChecker | None = None,
+        address_policy: AddressPolicy | None = None,
     ) -> None:
         self._settings = settings
+        self._policy = address_policy or AddressPolicy(settings.allow_insecure_provider_urls)
         self._clients = clients
         self._tenants = tenants
         self._directory = directory
@@ -325,6 +329,8 @@ class ManagementApi:
             allow_insecure=self._settings.allow_insecure_provider_urls,
             client_exists=self._client_exists,
         )
+        # Before anything is stored or checked: nothing is sent to a refused address.
+        check_provider_addresses(mapping, self._policy)
         stored, created = self._tenants.put(
             mapping,
             if_match=request.header("If-Match"),

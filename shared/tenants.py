@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -11,6 +10,7 @@ from urllib.parse import urlsplit
 
 from shared.audit import audit
 from shared.ids import canonical_guid, is_guid
+from shared.net.addresses import AddressPolicy, AddressRefused, InvalidHost
 from shared.secret_store import utcnow
 from shared.tables import (
     Entity,
@@ -152,18 +152,40 @@ def validate_provider_url(value: object, field: str, *, allow_insecure: bool) ->
 
 
 def _check_host(host: str, field: str, *, allow_insecure: bool) -> None:
+    # Every numeric spelling is read as resolvers read it, and judged by the address it means.
     try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        loopback_name = host.lower() == "localhost" or host.lower().endswith(".localhost")
-        if loopback_name and not allow_insecure:
-            raise InvalidTenantInput(f"{field} must not be a loopback address", field) from None
-        return
-    # The instance metadata service (169.254.169.254) and friends are never a FHIR server.
-    if address.is_link_local or address.is_unspecified or address.is_multicast:
-        raise InvalidTenantInput(f"{field} must not be a link-local or special address", field)
-    if address.is_loopback and not allow_insecure:
-        raise InvalidTenantInput(f"{field} must not be a loopback address", field)
+        AddressPolicy(allow_local=allow_insecure).check_host(host)
+    except InvalidHost:
+        raise InvalidTenantInput(
+            f"{field} has a host that is no DNS name or IP address", field
+        ) from None
+    except AddressRefused as refused:
+        raise InvalidTenantInput(f"{field} must not be {refused.reason}", field) from None
+
+
+def check_provider_addresses(mapping: TenantMapping, policy: AddressPolicy) -> None:
+    """Refuse a mapping whose provider or token host resolves, now, to a refused address.
+
+    The same policy holds at every connection (a name's answer can change after this check);
+    checking here as well keeps such a mapping from being stored and checked at all.
+    """
+    for name in ("provider_base_url", "provider_token_url"):
+        url = getattr(mapping, name)
+        if not url:
+            continue
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            policy.check_resolved(parts.hostname or "", port)
+        except InvalidHost:
+            raise InvalidTenantInput(
+                f"{name} has a host that is no DNS name or IP address", name
+            ) from None
+        except AddressRefused as refused:
+            raise InvalidTenantInput(
+                f"{name} resolves to {refused.reason}, which EHR Bridge never connects to",
+                name,
+            ) from None
 
 
 def _flag(value: object, field: str) -> bool:

@@ -63,6 +63,7 @@ from shared.tenants import (
     TenantConflict,
     TenantNotFound,
     TenantRegistry,
+    check_provider_addresses,
     parse_mapping,
 )
 from tools.local_settings import LocalSettingsError, apply_local_settings
@@ -365,6 +366,7 @@ def tenants_put(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
             allow_insecure=ctx.services.settings.allow_insecure_provider_urls,
             client_exists=_client_exists(ctx),
         )
+        check_provider_addresses(mapping, ctx.services.address_policy)
     except InvalidTenantInput as error:
         flag = TENANT_FLAGS.get(error.field or "")
         hint = f" ({flag})" if flag and (not from_file or error.field == "tenant_id") else ""

@@ -47,6 +47,7 @@ from urllib.parse import urlsplit
 
 from shared.cache import TTLCache
 from shared.ids import provider_secret_name
+from shared.net.addresses import AddressPolicy, AddressRefused
 from shared.secret_store import (
     SecretStore,
     SecretStoreError,
@@ -115,6 +116,7 @@ class ProviderAuth:
         clock: Callable[[], float] = time.time,
         secret_ttl_seconds: float = 60,
         timeout: tuple[float, float] = (5.0, 10.0),
+        address_policy: AddressPolicy | None = None,
     ) -> None:
         if refresh_margin_seconds < 0:
             raise ValueError("refresh_margin_seconds must not be negative")
@@ -125,6 +127,8 @@ class ProviderAuth:
         self._clock = clock
         self._secret_ttl = float(secret_ttl_seconds)
         self._timeout = timeout
+        # Production rules unless told otherwise: a token endpoint is a provider address too.
+        self._policy = address_policy or AddressPolicy()
         # Failed fills are shared for 1 s: a burst behind a failing token endpoint makes one call.
         self._cache: TTLCache[_Token] = TTLCache(self._secret_ttl, failure_ttl=1.0, clock=clock)
         self._lock = threading.Lock()
@@ -269,6 +273,15 @@ class ProviderAuth:
                 verify=True,
                 stream=True,
             )
+        except AddressRefused as refused:
+            _LOGGER.warning(
+                "ALERT provider token endpoint of tenant %s is %s; not contacted",
+                tenant.tenant_id,
+                refused.reason,
+            )
+            raise ProviderAuthError(
+                f"the provider token endpoint is {refused.reason}; EHR Bridge does not connect"
+            ) from None
         except requests.exceptions.Timeout:
             _LOGGER.warning("provider token endpoint of tenant %s timed out", tenant.tenant_id)
             raise ProviderAuthUnavailable("the provider token endpoint timed out") from None
@@ -334,7 +347,7 @@ class ProviderAuth:
                 self._session = (
                     self._session_factory()
                     if self._session_factory
-                    else upstream_session(8, pool_connections=4)
+                    else upstream_session(8, pool_connections=4, policy=self._policy)
                 )
             return self._session
 
@@ -350,26 +363,24 @@ class ProviderAuth:
             return self._credential
 
 
-def upstream_session(pool_maxsize: int, *, pool_connections: int = 1) -> requests.Session:
+def upstream_session(
+    pool_maxsize: int, *, policy: AddressPolicy, pool_connections: int = 1
+) -> requests.Session:
     """A ``requests`` session for calls to providers and their token endpoints.
 
-    No retries below us (callers decide what to retry), no cookies kept, and redirects not even
+    Every connection it opens obeys ``policy`` (``shared/net/guard.py``). No retries below us
+    (callers decide what to retry), no cookies kept, and redirects not even
     looked at: with ``allow_redirects=False`` a plain session still reads a 3xx answer's whole
     body (uncapped) to prepare the next hop. Pass ``allow_redirects=False`` anyway.
     """
-    from requests.adapters import HTTPAdapter
+    from shared.net.guard import guarded_adapter
 
     session = _no_redirect_session_class()()
     session.cookies.set_policy(_NoCookies())
     # No proxy variables or ~/.netrc credentials from the host apply to provider calls (and
     # looking them up costs ~0.2 ms per request).
     session.trust_env = False
-    adapter = HTTPAdapter(
-        pool_connections=pool_connections,
-        pool_maxsize=pool_maxsize,
-        max_retries=0,
-        pool_block=False,
-    )
+    adapter = guarded_adapter(policy, pool_connections=pool_connections, pool_maxsize=pool_maxsize)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session

@@ -18,6 +18,7 @@ from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
 
 from shared.ids import provider_secret_name
+from shared.net.addresses import AddressPolicy
 from shared.proxy.provider_auth import ProviderAuth, ProviderAuthError, ProviderAuthUnavailable
 from shared.secret_store import LocalSecretStore, SecretStoreUnavailable, SecretVersion
 from shared.tenants import TenantMapping
@@ -26,6 +27,9 @@ from tools.testkit.fake_fhir import TOKEN_PATH, FakeFhirServer, closed_port, run
 
 CLIENT_ID = "ehr-bridge-at-hospital-a"
 CLIENT_SECRET = "provider-secret-" + "s" * 24
+
+# The fake servers listen on 127.0.0.1: the development address rules.
+LOOPBACK_ALLOWED = AddressPolicy(allow_local=True)
 
 
 class FakeClock:
@@ -96,7 +100,9 @@ def store() -> LocalSecretStore:
 
 @pytest.fixture
 def auth(store: LocalSecretStore, clock: FakeClock) -> Iterator[ProviderAuth]:
-    provider_auth = ProviderAuth(store, clock=clock, timeout=(1.0, 1.0))
+    provider_auth = ProviderAuth(
+        store, clock=clock, timeout=(1.0, 1.0), address_policy=LOOPBACK_ALLOWED
+    )
     yield provider_auth
     provider_auth.close()
 
