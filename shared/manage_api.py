@@ -327,6 +327,7 @@ class ManagementApi:
             tenant_id,
             body,
             allow_insecure=self._settings.allow_insecure_provider_urls,
+            managed_identity_scopes=self._settings.managed_identity_scopes,
             client_exists=self._client_exists,
         )
         # Before anything is stored or checked: nothing is sent to a refused address.

@@ -172,6 +172,7 @@ class Services:
                 self.settings.upstream_read_timeout_seconds,
             ),
             address_policy=self.address_policy,
+            managed_identity_scopes=self.settings.managed_identity_scopes,
         )
 
     @cached_property

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from shared.audit import audit
 from shared.ids import canonical_guid, is_guid
 from shared.net.addresses import AddressPolicy, AddressRefused, InvalidHost
+from shared.scopes import ScopeRefused, managed_identity_scope
 from shared.secret_store import utcnow
 from shared.tables import (
     Entity,
@@ -208,6 +209,7 @@ def parse_mapping(
     *,
     allow_insecure: bool,
     client_exists: Callable[[str], bool],
+    managed_identity_scopes: tuple[str, ...] = (),
 ) -> TenantMapping:
     """Validate a mapping document from the API or CLI; every problem names its field."""
     if not is_guid(tenant_id):
@@ -249,6 +251,12 @@ def parse_mapping(
             if body.get(field):
                 raise InvalidTenantInput(f"{field} applies only to client_credentials", field)
     scope = _text(body.get("provider_scope", ""), "provider_scope", 500)
+    if kind == "managed_identity":
+        try:
+            managed_identity_scope(scope, base, managed_identity_scopes)
+        except ScopeRefused as refused:
+            field = "provider_scope" if scope else "provider_base_url"
+            raise InvalidTenantInput(f"{field}: {refused}", field) from None
     clients = body.get("allowed_client_ids", [])
     if not isinstance(clients, list) or len(clients) > MAX_ALLOWED_CLIENTS:
         raise InvalidTenantInput(

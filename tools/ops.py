@@ -364,6 +364,7 @@ def tenants_put(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
             args.tenant_id,
             body,
             allow_insecure=ctx.services.settings.allow_insecure_provider_urls,
+            managed_identity_scopes=ctx.services.settings.managed_identity_scopes,
             client_exists=_client_exists(ctx),
         )
         check_provider_addresses(mapping, ctx.services.address_policy)

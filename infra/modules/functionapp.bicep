@@ -81,6 +81,9 @@ param tenantRateLimitPerSecond int
 @minValue(1)
 param clientRateLimitPerSecond int
 
+@description('EHRB_MANAGED_IDENTITY_SCOPES (space-separated; empty: each provider\'s own origin only).')
+param managedIdentityScopes string
+
 @description('EHRB_SANDBOX_ENABLED: the built-in sandbox provider (off unless turned on).')
 param sandboxEnabled bool
 
@@ -242,6 +245,10 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'EHRB_CLIENT_RATE_LIMIT_PER_SECOND'
           value: string(clientRateLimitPerSecond)
+        }
+        {
+          name: 'EHRB_MANAGED_IDENTITY_SCOPES'
+          value: managedIdentityScopes
         }
         {
           name: 'EHRB_BATCH_MAX_ENTRIES'

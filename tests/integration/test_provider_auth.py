@@ -479,11 +479,30 @@ def test_managed_identity_uses_the_configured_scope_when_set(
     store: LocalSecretStore, clock: FakeClock
 ) -> None:
     credential = RecordingCredential(clock)
-    auth = ProviderAuth(store, credential_factory=lambda: credential, clock=clock)
+    auth = ProviderAuth(
+        store,
+        credential_factory=lambda: credential,
+        clock=clock,
+        managed_identity_scopes=("api://fhir-proxy/.default",),
+    )
     auth.headers_for(
         tenant(provider_auth_kind="managed_identity", provider_scope="api://fhir-proxy/.default")
     )
     assert credential.scopes == [("api://fhir-proxy/.default",)]
+
+
+def test_row_105_a_stored_mapping_asking_for_key_vault_gets_no_token(
+    store: LocalSecretStore, clock: FakeClock
+) -> None:
+    # A row written before the rule (or edited in the table) is refused at use, too.
+    credential = RecordingCredential(clock)
+    auth = ProviderAuth(store, credential_factory=lambda: credential, clock=clock)
+    mapping = tenant(
+        provider_auth_kind="managed_identity", provider_scope="https://vault.azure.net/.default"
+    )
+    with pytest.raises(ProviderAuthError):
+        auth.headers_for(mapping)
+    assert credential.scopes == []
 
 
 def test_managed_identity_token_is_cached_until_a_margin_before_expiry(
