@@ -22,7 +22,7 @@ from typing import Any
 
 from shared.routes import face_base_url, sandbox_base_url, token_url
 from shared.settings import FACES, Settings
-from tools.local_settings import ROOT, apply_local_settings, ensure_local_settings
+from tools.local_settings import ROOT, apply_local_settings, ensure_local_settings, write_private
 
 CREDENTIALS = ROOT / ".local" / "demo-credentials.json"
 DEMO_CLIENT_NAME = "Demo Patients app"
@@ -42,10 +42,7 @@ def _read_credentials(path: Path) -> dict[str, Any]:
 
 def _write_credentials(path: Path, document: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(document, indent=2) + "\n", "utf-8")
-    temporary.chmod(0o600)
-    temporary.replace(path)
+    write_private(path, json.dumps(document, indent=2) + "\n")
 
 
 def _demo_client(services: Any, previous: dict[str, Any]) -> tuple[str, str]:
