@@ -9,7 +9,6 @@ scripts that read ``.local/demo-credentials.json`` keep working across restarts.
 from __future__ import annotations
 
 import argparse
-import hmac
 import json
 import os
 import shlex
@@ -47,6 +46,7 @@ def _write_credentials(path: Path, document: dict[str, Any]) -> None:
 
 def _demo_client(services: Any, previous: dict[str, Any]) -> tuple[str, str]:
     """The demo client's id and a secret that works now (reused when still valid)."""
+    from shared.client_secrets import secret_matches
     from shared.clients import ClientNotFound
 
     client_id, secret = previous.get("client_id"), previous.get("client_secret")
@@ -59,10 +59,7 @@ def _demo_client(services: Any, previous: dict[str, Any]) -> tuple[str, str]:
             if not record.enabled:
                 services.clients.update(client_id, enabled=True)
             usable = services.directory.client_secrets(client_id, refresh=True)
-            if any(
-                hmac.compare_digest(s.value.encode(), secret.encode()) and s.properties.is_usable()
-                for s in usable
-            ):
+            if any(secret_matches(secret, s.value) and s.properties.is_usable() for s in usable):
                 return client_id, secret
             return client_id, services.clients.rotate_secret(client_id).secret
     issued = services.clients.register(DEMO_CLIENT_NAME)

@@ -253,6 +253,16 @@ def clients_rotate(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
     }
 
 
+def clients_hash_secrets(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
+    """Store every plain-text secret version of the clients named (default: all) hashed."""
+    ids = [_guid(c, "CLIENT_ID") for c in args.client_ids] or [
+        record.client_id for record in ctx.clients.list_all()
+    ]
+    done = {client_id: ctx.clients.hash_stored_secrets(client_id) for client_id in ids}
+    _forget_cached_lookups(ctx.services)
+    return {"clients": done}
+
+
 def clients_versions(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
     """A client's secret versions and their state (never their values)."""
     client_id = _guid(args.client_id, "CLIENT_ID")
@@ -644,6 +654,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="older secrets keep working this long (default 0: they stop at once)",
     )
     cmd.set_defaults(handler=clients_rotate)
+    cmd = actions.add_parser(
+        "hash-secrets", help="store plain-text secret versions hashed (default: every client)"
+    )
+    cmd.add_argument("client_ids", metavar="CLIENT_ID", nargs="*")
+    cmd.set_defaults(handler=clients_hash_secrets)
     cmd = actions.add_parser("disable-version", help="disable one secret version at once")
     cmd.add_argument("client_id", metavar="CLIENT_ID")
     cmd.add_argument("version", metavar="VERSION")
