@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.audit import audit
+from shared.audit import change
 from shared.client_secrets import hash_secret, is_hashed
 from shared.ids import client_secret_name, is_guid, new_client_id, new_client_secret
 from shared.secret_store import (
@@ -190,7 +190,15 @@ class ClientRegistry:
             self._retire_orphan(client_id, version.version)
             raise
         record = _record(stored)
-        audit("client.registered", client_id=client_id, secret_version=version.version)
+        change(
+            "client.registered",
+            client_id=client_id,
+            secret_version=version.version,
+            changes={
+                "display_name": {"old": None, "new": name},
+                "enabled": {"old": None, "new": True},
+            },
+        )
         return IssuedSecret(client=record, secret=secret, version=version)
 
     def _retire_orphan(self, client_id: str, version: str) -> None:
@@ -239,10 +247,13 @@ class ClientRegistry:
             raise ClientConflict("the client changed concurrently; read it and retry") from None
         except EntityNotFound:
             raise ClientNotFound(client_id) from None
-        audit(
-            "client.updated",
-            client_id=current.client_id,
-            enabled=props["enabled"],
+        changes = {
+            field: {"old": old, "new": props[field]}
+            for field, old in (("display_name", current.display_name), ("enabled", current.enabled))
+            if props[field] != old
+        }
+        change(
+            "client.updated", client_id=current.client_id, enabled=props["enabled"], changes=changes
         )
         return _record(stored)
 
@@ -335,7 +346,7 @@ class ClientRegistry:
         except SecretStoreError:
             self._undo_rotation(name, version.version, changed)
             raise
-        audit(
+        change(
             "client.secret_rotated",
             client_id=record.client_id,
             secret_version=version.version,
@@ -378,7 +389,7 @@ class ClientRegistry:
                 self._secrets.update_version(name, props.version, enabled=False)
                 disabled.append(props.version)
         if disabled:
-            audit(
+            change(
                 "client.secrets_hashed",
                 client_id=record.client_id,
                 hashed_versions=hashed,
@@ -415,5 +426,5 @@ class ClientRegistry:
             props = disable_version(self._secrets, name, version)
         except SecretNotFound:
             raise ClientNotFound(f"{client_id}/{version}") from None
-        audit("client.secret_disabled", client_id=record.client_id, secret_version=version)
+        change("client.secret_disabled", client_id=record.client_id, secret_version=version)
         return props

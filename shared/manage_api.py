@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from shared.audit import Actor, acting_as
 from shared.clients import (
     ClientConflict,
     ClientNotFound,
@@ -181,14 +182,15 @@ class ManagementApi:
     def handle(self, route: str, request: Request) -> Response:
         """Answer one management request for the named route."""
         try:
-            self._authorize(request)
+            actor = self._authorize(request)
             handler = self._handlers.get((route, request.method))
             if handler is None:
                 allowed = ", ".join(self.allowed_methods(route))
                 raise ApiError(
                     405, "method_not_allowed", "method not allowed", headers={"Allow": allowed}
                 )
-            response = handler(request)
+            with acting_as(actor):
+                response = handler(request)
         except ApiError as error:
             return error.response()
         except (ClientNotFound, TenantNotFound):
@@ -215,9 +217,11 @@ class ManagementApi:
             self._directory.forget()
         return response
 
-    def _authorize(self, request: Request) -> None:
+    def _authorize(self, request: Request) -> Actor:
+        """Who is calling, once their credential is checked (the actor of their changes)."""
         if self._settings.running_in_azure:
-            return  # The Functions host already required the master key (admin level).
+            # The Functions host already required the master key (admin level).
+            return Actor("admin_key", "host master key")
         expected = self._settings.local_admin_key
         presented = admin_key_presented(request)
         if (
@@ -230,6 +234,7 @@ class ManagementApi:
                 "unauthorized",
                 "management routes need the admin key (x-functions-key header)",
             )
+        return Actor("admin_key", "local admin key")
 
     # Clients
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from shared.audit import audit
+from shared.audit import change, fingerprint
 from shared.ids import canonical_guid, is_guid
 from shared.net.addresses import AddressPolicy, AddressRefused, InvalidHost
 from shared.scopes import ScopeRefused, managed_identity_scope
@@ -386,7 +386,7 @@ class TenantRegistry:
                 )
             except EntityExists:
                 raise TenantConflict("the tenant was created concurrently; retry") from None
-            audit("tenant.created", **_audit_fields(mapping))
+            change("tenant.created", **_audit_fields(mapping), changes=_changes(None, mapping))
             return _mapping(stored), True
         if create_only:
             raise TenantConflict("the tenant is already mapped")
@@ -413,7 +413,7 @@ class TenantRegistry:
             raise TenantConflict("the mapping changed concurrently; read it and retry") from None
         except EntityNotFound:
             raise TenantConflict("the mapping was deleted concurrently; retry") from None
-        audit("tenant.replaced", **_audit_fields(mapping))
+        change("tenant.replaced", **_audit_fields(mapping), changes=_changes(current, mapping))
         return _mapping(stored), False
 
     def record_capabilities(self, tenant_id: str, detected: dict[str, bool]) -> TenantMapping:
@@ -444,7 +444,47 @@ class TenantRegistry:
             self._table.delete(PARTITION, current.tenant_id, etag=current.etag)
         except EntityChanged:
             raise TenantConflict("the mapping changed concurrently; read it and retry") from None
-        audit("tenant.deleted", tenant_id=current.tenant_id)
+        change("tenant.deleted", tenant_id=current.tenant_id, changes=_changes(current, None))
+
+
+# Fields whose values are logged as a fingerprint only: they name (or embed) the provider's host.
+_FINGERPRINTED = ("provider_base_url", "provider_token_url", "provider_scope")
+_AUDITED = (
+    "display_name",
+    "provider_base_url",
+    "provider_fhir_version",
+    "provider_auth_kind",
+    "provider_token_url",
+    "provider_client_id",
+    "provider_scope",
+    "allowed_client_ids",
+    "enabled",
+    "allow_writes",
+    "capabilities",
+)
+
+
+def _audited_value(mapping: TenantMapping | None, name: str) -> Any:
+    if mapping is None:
+        return None
+    value = getattr(mapping, name)
+    if name in _FINGERPRINTED:
+        return fingerprint(value)
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, dict):
+        return dict(value)
+    return value
+
+
+def _changes(old: TenantMapping | None, new: TenantMapping | None) -> dict[str, Any]:
+    """Each changed field's old and new value (URLs and scope as fingerprints)."""
+    found: dict[str, Any] = {}
+    for name in _AUDITED:
+        before, after = _audited_value(old, name), _audited_value(new, name)
+        if before != after:
+            found[name] = {"old": before, "new": after}
+    return found
 
 
 def _audit_fields(mapping: TenantMapping) -> dict[str, Any]:

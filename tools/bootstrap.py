@@ -160,6 +160,24 @@ def seed(
     """Create tables, a signing key, the sandbox data, the demo client and tenant.
 
     Writes the credentials file and returns its document; what the sandbox load did goes into
+    ``report`` when one is given. Its changes are audited as the bootstrap's.
+    """
+    from shared.audit import Actor, acting_as
+
+    with acting_as(Actor("bootstrap", "make run")):
+        return _seed(origin, credentials_path, patients=patients, report=report)
+
+
+def _seed(
+    origin: str = "http://127.0.0.1:7071",
+    credentials_path: Path = CREDENTIALS,
+    *,
+    patients: int = DEMO_PATIENTS,
+    report: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Create tables, a signing key, the sandbox data, the demo client and tenant.
+
+    Writes the credentials file and returns its document; what the sandbox load did goes into
     ``report`` when one is given.
     """
     from shared.services import Services

@@ -28,6 +28,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
+from shared.audit import Actor, acting_as, change
 from shared.clients import (
     ClientConflict,
     ClientNotFound,
@@ -443,6 +444,7 @@ def tenants_set_provider_secret(args: argparse.Namespace, ctx: Context) -> dict[
     value = _read_credential(ctx.stdin)
     name = provider_secret_name(tenant_id)
     version = ctx.services.secret_store.set_secret(name, value, tags={"tenant_id": tenant_id})
+    change("tenant.provider_secret_set", tenant_id=tenant_id, secret_version=version.version)
     return {
         "tenant_id": tenant_id,
         "provider_auth_kind": mapping.provider_auth_kind,
@@ -492,6 +494,7 @@ def signing_key_rotate(args: argparse.Namespace, ctx: Context) -> dict[str, Any]
     activate = default_activate_in_seconds(settings) if activate is None else activate
     retire = default_retire_after_seconds(settings) if retire is None else retire
     version = _rotate_signing_key(ctx.services, activate, retire)
+    change("signing_key.rotated", kid=version.version)
     with contextlib.suppress(KeyError):
         # Only matters when this process also signs (tests, an embedded host).
         vars(ctx.services)["signing_keys"].refresh()
@@ -799,6 +802,15 @@ def _services_from_env(args: argparse.Namespace) -> Services:
     return Services(Settings.from_env())
 
 
+def _login() -> str:
+    """The operator's login name, as the machine knows it (their Entra identity is in the
+    Key Vault and Storage logs of the same change)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
 def main(
     argv: list[str] | None = None,
     *,
@@ -819,7 +831,8 @@ def main(
             return done.code if isinstance(done.code, int) else EXIT_OK
         if services is None:
             services = _services_from_env(args)
-        document = args.handler(args, Context(services=services, stdin=stdin))
+        with acting_as(Actor("ops_cli", _login())):
+            document = args.handler(args, Context(services=services, stdin=stdin))
     except KeyboardInterrupt:
         err.write("error: interrupted\n")
         return 130
