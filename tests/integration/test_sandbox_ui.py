@@ -273,9 +273,7 @@ def test_rotating_the_key_signs_everyone_out(
     assert after_rotation.handle(request("GET", "patients", cookie=cookie)).status == 401
 
 
-def test_row_108_every_sign_in_gets_its_own_random_session(
-    ui: SandboxUi, sandbox_key: str
-) -> None:
+def test_row_108_every_sign_in_gets_its_own_random_session(ui: SandboxUi, sandbox_key: str) -> None:
     first, second = (
         session_cookie(ui.handle(request("POST", "signin", form={"key": sandbox_key})))
         for _ in range(2)
