@@ -113,6 +113,9 @@ param tenantRateLimitPerSecond int = 50
 @minValue(1)
 param clientRateLimitPerSecond int = 50
 
+@description('EHRB_MANAGED_IDENTITY_SCOPES: extra token scopes (space-separated) managed_identity tenants may name; Key Vault, Storage, management and Graph are refused anyway.')
+param managedIdentityScopes string = ''
+
 @description('EHRB_SANDBOX_ENABLED: the built-in sandbox provider. Off unless turned on here.')
 param sandboxEnabled bool = false
 
@@ -220,6 +223,7 @@ module functionApp 'modules/functionapp.bicep' = {
     cacheTtlSeconds: cacheTtlSeconds
     tenantRateLimitPerSecond: tenantRateLimitPerSecond
     clientRateLimitPerSecond: clientRateLimitPerSecond
+    managedIdentityScopes: managedIdentityScopes
     sandboxEnabled: sandboxEnabled
   }
   // The host reads its storage and Application Insights with the identity: grant first.

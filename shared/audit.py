@@ -6,8 +6,13 @@ message. Callers pass identifiers only: never a secret, token, body or provider 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,3 +33,48 @@ def audit(event: str, **fields: Any) -> dict[str, Any]:
         record[name] = value
     audit_log.info(json.dumps(record, separators=(",", ":"), default=str))
     return record
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who makes a management change: ``kind`` (how they were authenticated) and a name.
+
+    Kinds today: ``admin_key`` (the management API; the host's master key in Azure, the local
+    admin key elsewhere), ``ops_cli`` (named by the operator's login; Key Vault and Storage logs
+    carry their Entra identity) and ``bootstrap``. The console's users and Entra identities
+    will add theirs.
+    """
+
+    kind: str
+    name: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        """The actor as audit events carry it."""
+        return {"kind": self.kind, "name": self.name} if self.name else {"kind": self.kind}
+
+
+UNATTRIBUTED = Actor("unattributed")
+_ACTOR: ContextVar[Actor | None] = ContextVar("ehrbridge_actor", default=None)
+
+
+@contextmanager
+def acting_as(actor: Actor) -> Iterator[Actor]:
+    """Attribute every management change made inside the block to ``actor``."""
+    token = _ACTOR.set(actor)
+    try:
+        yield actor
+    finally:
+        _ACTOR.reset(token)
+
+
+def change(event: str, **fields: Any) -> dict[str, Any]:
+    """Log a management change, naming the actor the caller set with ``acting_as``."""
+    actor = _ACTOR.get() or UNATTRIBUTED
+    return audit(event, actor=actor.to_json(), **fields)
+
+
+def fingerprint(value: str) -> str | None:
+    """A short digest of a value that may be compared but must not be logged (a provider URL)."""
+    if not value:
+        return None
+    return "sha256:" + hashlib.sha256(value.encode("utf-8")).hexdigest()[:16]

@@ -8,13 +8,19 @@ retires the older ones, at once or after a grace period (their ``expires_on``).
 from __future__ import annotations
 
 import logging
+import secrets
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.audit import audit
+from shared.audit import change
+from shared.client_secrets import hash_secret, is_hashed
 from shared.ids import client_secret_name, is_guid, new_client_id, new_client_secret
 from shared.secret_store import (
+    SecretDisabled,
     SecretNotFound,
     SecretStore,
     SecretStoreError,
@@ -30,6 +36,8 @@ PARTITION = "client"
 CLIENT_CREDENTIALS = "client_credentials"
 MAX_GRACE_SECONDS = 30 * 24 * 3600
 MAX_DISPLAY_NAME = 200
+# How long one rotation may hold a client (a crashed one frees it after this).
+ROTATION_LEASE_SECONDS = 60
 
 
 class ClientError(Exception):
@@ -59,6 +67,8 @@ class ClientRecord:
     created_at: str
     updated_at: str
     etag: str | None = None
+    # "<expiry ISO time> <random id>" while a rotation runs; empty otherwise. Not shown.
+    rotation_lease: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """The record as the management API shows it."""
@@ -118,7 +128,29 @@ def _record(entity: Entity) -> ClientRecord:
         created_at=str(props.get("created_at", "")),
         updated_at=str(props.get("updated_at", "")),
         etag=entity.etag,
+        rotation_lease=str(props.get("rotation_lease", "")),
     )
+
+
+def _props(record: ClientRecord, **changes: Any) -> dict[str, Any]:
+    props: dict[str, Any] = {
+        "display_name": record.display_name,
+        "enabled": record.enabled,
+        "grant_types": " ".join(record.grant_types),
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+        "rotation_lease": record.rotation_lease,
+    }
+    props.update(changes)
+    return props
+
+
+def _lease_active(lease: str, now: datetime) -> bool:
+    until = lease.split(" ", 1)[0]
+    try:
+        return bool(until) and datetime.fromisoformat(until) > now
+    except ValueError:
+        return False
 
 
 class ClientRegistry:
@@ -127,6 +159,8 @@ class ClientRegistry:
     def __init__(self, table: EntityTable, secrets: SecretStore) -> None:
         self._table = table
         self._secrets = secrets
+        self._locks_guard = threading.Lock()
+        self._rotation_locks: dict[str, threading.Lock] = {}
 
     def register(self, display_name: str) -> IssuedSecret:
         """Create a client with a server-generated id and secret (shown once)."""
@@ -136,7 +170,7 @@ class ClientRegistry:
         # Secret first: a client row without a secret could never authenticate, but a row
         # written before a failed secret write would look registered when it is not.
         version = self._secrets.set_secret(
-            client_secret_name(client_id), secret, tags={"client_id": client_id}
+            client_secret_name(client_id), hash_secret(secret), tags={"client_id": client_id}
         )
         now = utcnow().isoformat()
         entity = Entity(
@@ -156,7 +190,15 @@ class ClientRegistry:
             self._retire_orphan(client_id, version.version)
             raise
         record = _record(stored)
-        audit("client.registered", client_id=client_id, secret_version=version.version)
+        change(
+            "client.registered",
+            client_id=client_id,
+            secret_version=version.version,
+            changes={
+                "display_name": {"old": None, "new": name},
+                "enabled": {"old": None, "new": True},
+            },
+        )
         return IssuedSecret(client=record, secret=secret, version=version)
 
     def _retire_orphan(self, client_id: str, version: str) -> None:
@@ -191,25 +233,27 @@ class ClientRegistry:
         current = self.get(client_id)
         if if_match is not None and if_match != current.etag:
             raise ETagMismatch("the client changed since you read it (If-Match)")
-        props = {
-            "display_name": current.display_name
+        props = _props(
+            current,
+            display_name=current.display_name
             if display_name is None
             else validate_display_name(display_name),
-            "enabled": current.enabled if enabled is None else enabled,
-            "grant_types": " ".join(current.grant_types),
-            "created_at": current.created_at,
-            "updated_at": utcnow().isoformat(),
-        }
+            enabled=current.enabled if enabled is None else enabled,
+            updated_at=utcnow().isoformat(),
+        )
         try:
             stored = self._table.replace(Entity(PARTITION, current.client_id, props, current.etag))
         except EntityChanged:
             raise ClientConflict("the client changed concurrently; read it and retry") from None
         except EntityNotFound:
             raise ClientNotFound(client_id) from None
-        audit(
-            "client.updated",
-            client_id=current.client_id,
-            enabled=props["enabled"],
+        changes = {
+            field: {"old": old, "new": props[field]}
+            for field, old in (("display_name", current.display_name), ("enabled", current.enabled))
+            if props[field] != old
+        }
+        change(
+            "client.updated", client_id=current.client_id, enabled=props["enabled"], changes=changes
         )
         return _record(stored)
 
@@ -223,12 +267,71 @@ class ClientRegistry:
             raise InvalidClientInput(
                 f"grace_period_seconds must be an integer from 0 to {MAX_GRACE_SECONDS}"
             )
-        record = self.get(client_id)
+        with self._rotation(client_id) as record:
+            return self._rotate(record, grace_seconds)
+
+    @contextmanager
+    def _rotation(self, client_id: str) -> Iterator[ClientRecord]:
+        """Hold the client for one rotation: queue on this instance, 409 against another.
+
+        Two rotations at once would each retire what they saw before the other's new version
+        existed, or retire the other's new version: a secret "shown once" would be disabled
+        before anyone used it. One instance serialises with a lock; instances (and the ops CLI)
+        take a lease on the client's row with its ETag.
+        """
+        key = client_id.lower()
+        with self._locks_guard:
+            lock = self._rotation_locks.setdefault(key, threading.Lock())
+        with lock:
+            record = self.get(client_id)
+            now = utcnow()
+            if _lease_active(record.rotation_lease, now):
+                raise ClientConflict("another rotation of this client is in progress; retry")
+            lease = f"{(now + timedelta(seconds=ROTATION_LEASE_SECONDS)).isoformat()} " + (
+                secrets.token_hex(8)
+            )
+            try:
+                stored = self._table.replace(
+                    Entity(
+                        PARTITION,
+                        record.client_id,
+                        _props(record, rotation_lease=lease),
+                        record.etag,
+                    )
+                )
+            except (EntityChanged, EntityNotFound):
+                raise ClientConflict(
+                    "the client changed while its secret was rotated; retry"
+                ) from None
+            try:
+                yield _record(stored)
+            finally:
+                self._release(record.client_id, lease)
+
+    def _release(self, client_id: str, lease: str) -> None:
+        for _ in range(2):
+            try:
+                current = self.get(client_id)
+                if current.rotation_lease != lease:
+                    return
+                self._table.replace(
+                    Entity(PARTITION, client_id, _props(current, rotation_lease=""), current.etag)
+                )
+                return
+            except (EntityChanged, ClientNotFound):
+                continue
+            except Exception:  # the lease ends on its own within a minute
+                log.warning("could not release the rotation lease of client %s", client_id)
+                return
+
+    def _rotate(self, record: ClientRecord, grace_seconds: int) -> IssuedSecret:
         name = client_secret_name(record.client_id)
         now = utcnow()
         previous = [v for v in self._secrets.list_versions(name) if v.is_usable(now)]
         secret = new_client_secret()
-        version = self._secrets.set_secret(name, secret, tags={"client_id": record.client_id})
+        version = self._secrets.set_secret(
+            name, hash_secret(secret), tags={"client_id": record.client_id}
+        )
         retire_at = now + timedelta(seconds=grace_seconds)
         changed: list[SecretVersion] = []
         try:
@@ -243,7 +346,7 @@ class ClientRegistry:
         except SecretStoreError:
             self._undo_rotation(name, version.version, changed)
             raise
-        audit(
+        change(
             "client.secret_rotated",
             client_id=record.client_id,
             secret_version=version.version,
@@ -251,6 +354,48 @@ class ClientRegistry:
             retired_versions=[v.version for v in changed],
         )
         return IssuedSecret(client=record, secret=secret, version=version)
+
+    def hash_stored_secrets(self, client_id: str) -> dict[str, list[str]]:
+        """Replace each enabled plain-text secret version by a hashed copy; returns what changed.
+
+        The copy keeps the version's validity window and tags; the plain version is then
+        disabled (not just expired: Key Vault still returns an expired version's value).
+        Tokens issued with a plain version stop within the cache TTL; the client's next token
+        request, with the same secret, authenticates against the copy.
+        """
+        with self._rotation(client_id) as record:
+            name = client_secret_name(record.client_id)
+            now = utcnow()
+            hashed: list[str] = []
+            disabled: list[str] = []
+            for props in self._secrets.list_versions(name):
+                if not props.enabled:
+                    continue
+                try:
+                    stored = self._secrets.get_secret(name, props.version)
+                except (SecretDisabled, SecretNotFound):
+                    continue
+                if is_hashed(stored.value):
+                    continue
+                if props.expires_on is None or props.expires_on > now:
+                    copy = self._secrets.set_secret(
+                        name,
+                        hash_secret(stored.value),
+                        expires_on=props.expires_on,
+                        not_before=props.not_before,
+                        tags={**props.tags, "client_id": record.client_id},
+                    )
+                    hashed.append(copy.version)
+                self._secrets.update_version(name, props.version, enabled=False)
+                disabled.append(props.version)
+        if disabled:
+            change(
+                "client.secrets_hashed",
+                client_id=record.client_id,
+                hashed_versions=hashed,
+                disabled_versions=disabled,
+            )
+        return {"hashed_versions": hashed, "disabled_versions": disabled}
 
     def _undo_rotation(self, name: str, new_version: str, changed: list[SecretVersion]) -> None:
         """Best effort: disable the new version and restore what was already changed."""
@@ -281,5 +426,5 @@ class ClientRegistry:
             props = disable_version(self._secrets, name, version)
         except SecretNotFound:
             raise ClientNotFound(f"{client_id}/{version}") from None
-        audit("client.secret_disabled", client_id=record.client_id, secret_version=version)
+        change("client.secret_disabled", client_id=record.client_id, secret_version=version)
         return props

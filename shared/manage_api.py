@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from shared.audit import Actor, acting_as
 from shared.clients import (
     ClientConflict,
     ClientNotFound,
@@ -23,6 +24,7 @@ from shared.clients import (
 from shared.directory import Directory
 from shared.http import Headers, Request, Response, json_response
 from shared.ids import is_guid
+from shared.net.addresses import AddressPolicy
 from shared.secret_store import SecretStoreUnavailable
 from shared.settings import Settings
 from shared.tables import ETagMismatch, StoreUnavailable
@@ -34,6 +36,7 @@ from shared.tenants import (
     TenantConflict,
     TenantNotFound,
     TenantRegistry,
+    check_provider_addresses,
     parse_mapping,
 )
 
@@ -147,8 +150,10 @@ class ManagementApi:
         directory: Directory,
         *,
         checker: TenantChecker | None = None,
+        address_policy: AddressPolicy | None = None,
     ) -> None:
         self._settings = settings
+        self._policy = address_policy or AddressPolicy(settings.allow_insecure_provider_urls)
         self._clients = clients
         self._tenants = tenants
         self._directory = directory
@@ -177,14 +182,15 @@ class ManagementApi:
     def handle(self, route: str, request: Request) -> Response:
         """Answer one management request for the named route."""
         try:
-            self._authorize(request)
+            actor = self._authorize(request)
             handler = self._handlers.get((route, request.method))
             if handler is None:
                 allowed = ", ".join(self.allowed_methods(route))
                 raise ApiError(
                     405, "method_not_allowed", "method not allowed", headers={"Allow": allowed}
                 )
-            response = handler(request)
+            with acting_as(actor):
+                response = handler(request)
         except ApiError as error:
             return error.response()
         except (ClientNotFound, TenantNotFound):
@@ -211,9 +217,11 @@ class ManagementApi:
             self._directory.forget()
         return response
 
-    def _authorize(self, request: Request) -> None:
+    def _authorize(self, request: Request) -> Actor:
+        """Who is calling, once their credential is checked (the actor of their changes)."""
         if self._settings.hosting.enforces_admin_level:
-            return  # The Functions host already required the master key (admin level).
+            # The Functions host already required the master key (admin level).
+            return Actor("admin_key", "host master key")
         expected = self._settings.local_admin_key
         presented = admin_key_presented(request)
         if (
@@ -226,6 +234,7 @@ class ManagementApi:
                 "unauthorized",
                 "management routes need the admin key (x-functions-key header)",
             )
+        return Actor("admin_key", "local admin key")
 
     # Clients
 
@@ -323,8 +332,11 @@ class ManagementApi:
             tenant_id,
             body,
             allow_insecure=self._settings.allow_insecure_provider_urls,
+            managed_identity_scopes=self._settings.managed_identity_scopes,
             client_exists=self._client_exists,
         )
+        # Before anything is stored or checked: nothing is sent to a refused address.
+        check_provider_addresses(mapping, self._policy)
         stored, created = self._tenants.put(
             mapping,
             if_match=request.header("If-Match"),

@@ -6,6 +6,7 @@ provider's: it advertises exactly what the Patients app reads and what the proxy
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -16,6 +17,8 @@ from shared.fhir.outcome import outcome_response
 from shared.http import Request, Response, json_response, public_origin
 from shared.settings import FACES, Settings
 
+log = logging.getLogger(__name__)
+
 SOFTWARE_NAME: Final = "EHR Bridge"
 # Equal to pyproject's version (a unit test keeps them together); read at import it would cost
 # a package-metadata lookup on cold start and fail where the app is not pip-installed.
@@ -25,6 +28,9 @@ STATEMENT_DATE: Final = "2026-11-22"
 
 # The body depends only on configuration and the public origin, and carries nothing secret.
 CACHE_CONTROL: Final = "public, max-age=300"
+# Built from the request's own Host (EHRB_PUBLIC_BASE_URL unset): no shared cache may keep it,
+# or one forged Host would be served to everyone behind that cache.
+CACHE_CONTROL_FROM_REQUEST: Final = "private, max-age=300"
 
 OAUTH_URIS_EXTENSION: Final = (
     "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
@@ -369,7 +375,7 @@ def smart_configuration(token_url: str, jwks_url: str) -> dict[str, Any]:
 
 def metadata_response(request: Request, face: str, settings: Settings) -> Response:
     """GET [base]/metadata: the face's capability statement, or a FHIR error."""
-    refusal = _refusal(request, face)
+    refusal = _refusal(request, face) or _unconfigured(face, settings)
     if refusal is not None:
         return refusal
     origin = _origin(request, settings)
@@ -387,7 +393,7 @@ def metadata_response(request: Request, face: str, settings: Settings) -> Respon
 
 def smart_configuration_response(request: Request, face: str, settings: Settings) -> Response:
     """GET [base]/.well-known/smart-configuration, or a FHIR error."""
-    refusal = _refusal(request, face)
+    refusal = _refusal(request, face) or _unconfigured(face, settings)
     if refusal is not None:
         return refusal
     origin = _origin(request, settings)
@@ -415,12 +421,30 @@ def _refusal(request: Request, face: str) -> Response | None:
     return None
 
 
+def _unconfigured(face: str, settings: Settings) -> Response | None:
+    # In Azure the public URL is configuration (the Bicep template sets it): a document built
+    # from whatever Host a caller sent would advertise the caller's choice of token endpoint.
+    if settings.hosting.maybe_azure and not settings.public_base_url:
+        log.warning("ALERT metadata refused: EHRB_PUBLIC_BASE_URL is not set in Azure")
+        return outcome_response(
+            500,
+            "exception",
+            "The service is misconfigured: its public URL (EHRB_PUBLIC_BASE_URL) is not set.",
+            face,
+            headers={"Cache-Control": "no-store"},
+        )
+    return None
+
+
 def _origin(request: Request, settings: Settings) -> str:
     return public_origin(request, settings.public_base_url, settings.trust_forwarded_headers)
 
 
 def _cache_headers(settings: Settings) -> dict[str, str]:
-    headers = {"Cache-Control": CACHE_CONTROL}
+    if not settings.public_base_url:
+        headers = {"Cache-Control": CACHE_CONTROL_FROM_REQUEST}
+    else:
+        headers = {"Cache-Control": CACHE_CONTROL}
     if not settings.public_base_url and settings.trust_forwarded_headers:
         # The URLs inside then come from these headers, which are not part of a cache key.
         headers["Vary"] = "X-Forwarded-Host, X-Forwarded-Proto"

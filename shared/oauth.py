@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 import logging
 import time
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote_plus
 
 from shared.audit import audit
+from shared.client_secrets import secret_matches
 from shared.directory import Directory
 from shared.http import Request, Response, json_response
 from shared.ids import canonical_guid, is_guid
@@ -36,7 +36,8 @@ MAX_BODY_BYTES = 16 * 1024
 MAX_FIELDS = 16
 REALM = "ehr-bridge"
 # Compared against when the client is unknown, so an unknown id costs what a known one does.
-_DUMMY_SECRET = b"x" * 43
+# What an unknown client is compared against: the hashed form, so it costs what a real one does.
+_DUMMY_SECRET = "sha256:" + "0" * 64
 
 # RFC 6749 §5.1: credential-bearing responses, and their errors, must not be cached.
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -183,15 +184,14 @@ def matching_secret(
     candidate: str, secrets: list[Secret], now_usable: Callable[[Secret], bool]
 ) -> Secret | None:
     """The usable version equal to ``candidate``, compared in constant time against all."""
-    given = candidate.encode("utf-8")
     found: Secret | None = None
     for secret in secrets:
         # No early exit: the time taken must not tell which version, if any, matched.
-        equal = hmac.compare_digest(given, secret.value.encode("utf-8"))
+        equal = secret_matches(candidate, secret.value)
         if equal and now_usable(secret) and found is None:
             found = secret
     if not secrets:
-        hmac.compare_digest(given, _DUMMY_SECRET)
+        secret_matches(candidate, _DUMMY_SECRET)
     return found
 
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from shared.clients import ClientRegistry
     from shared.directory import Directory
     from shared.manage_api import ManagementApi
+    from shared.net.addresses import AddressPolicy
     from shared.oauth import TokenEndpoint
     from shared.proxy.bearer import BearerVerifier
     from shared.proxy.check import TenantChecker
@@ -132,12 +133,24 @@ class Services:
         )
 
     @cached_property
+    def address_policy(self) -> AddressPolicy:
+        """Which provider addresses may be connected to (public only, unless developing)."""
+        from shared.net.addresses import AddressPolicy
+
+        return AddressPolicy(allow_local=self.settings.allow_insecure_provider_urls)
+
+    @cached_property
     def management(self) -> ManagementApi:
         """The management API."""
         from shared.manage_api import ManagementApi
 
         return ManagementApi(
-            self.settings, self.clients, self.tenants, self.directory, checker=self.checker
+            self.settings,
+            self.clients,
+            self.tenants,
+            self.directory,
+            checker=self.checker,
+            address_policy=self.address_policy,
         )
 
     @cached_property
@@ -159,6 +172,8 @@ class Services:
                 self.settings.upstream_connect_timeout_seconds,
                 self.settings.upstream_read_timeout_seconds,
             ),
+            address_policy=self.address_policy,
+            managed_identity_scopes=self.settings.managed_identity_scopes,
         )
 
     @cached_property
@@ -166,7 +181,9 @@ class Services:
         """Pooled HTTP to provider FHIR servers."""
         from shared.proxy.transport import ProviderTransport
 
-        return ProviderTransport(self.settings, self.provider_auth)
+        return ProviderTransport(
+            self.settings, self.provider_auth, address_policy=self.address_policy
+        )
 
     @cached_property
     def proxy(self) -> FhirProxy:

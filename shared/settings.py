@@ -97,6 +97,13 @@ SETTINGS: tuple[Setting, ...] = (
         local_only=True,
     ),
     Setting(
+        "EHRB_MANAGED_IDENTITY_SCOPES",
+        "",
+        "Token scopes (space-separated) a managed_identity tenant may name besides its provider's "
+        "own origin + /.default; Azure management, Key Vault, Storage and Graph are refused even "
+        "here.",
+    ),
+    Setting(
         "EHRB_LOCAL_ADMIN_KEY",
         "",
         "Key for manage/ routes outside Azure (dev host and `func start` do not enforce "
@@ -217,6 +224,16 @@ def _worker_threads(value: str) -> int:
     return _positive_int(value, "PYTHON_THREADPOOL_THREAD_COUNT")
 
 
+def _check_scopes(scopes: tuple[str, ...]) -> None:
+    from shared.scopes import ScopeRefused, check_forbidden
+
+    for scope in scopes:
+        try:
+            check_forbidden(scope)
+        except ScopeRefused as refused:
+            raise SettingsError(f"EHRB_MANAGED_IDENTITY_SCOPES: {refused}") from None
+
+
 # Integer proxy settings: dataclass field -> environment variable.
 _PROXY_INTS = {
     "max_request_body_bytes": "EHRB_MAX_REQUEST_BODY_BYTES",
@@ -253,6 +270,7 @@ class Settings:
     tables_endpoint: str = ""
     tables_connection_string: str = field(default="", repr=False)
     allow_insecure_provider_urls: bool = False
+    managed_identity_scopes: tuple[str, ...] = ()
     local_admin_key: str = field(default="", repr=False)
     max_request_body_bytes: int = 1_048_576
     upstream_connect_timeout_seconds: int = 5
@@ -283,6 +301,8 @@ class Settings:
         if store not in ("keyvault", "local"):
             raise SettingsError("EHRB_SECRET_STORE must be keyvault or local")
         public_base = get("EHRB_PUBLIC_BASE_URL").rstrip("/")
+        scopes = tuple(get("EHRB_MANAGED_IDENTITY_SCOPES").replace(",", " ").split())
+        _check_scopes(scopes)
         if public_base and not public_base.startswith(("https://", "http://")):
             raise SettingsError("EHRB_PUBLIC_BASE_URL must be an absolute http(s) origin")
         return cls(
@@ -320,6 +340,7 @@ class Settings:
             allow_insecure_provider_urls=_flag(
                 get("EHRB_ALLOW_INSECURE_PROVIDER_URLS"), "EHRB_ALLOW_INSECURE_PROVIDER_URLS"
             ),
+            managed_identity_scopes=scopes,
             local_admin_key=get("EHRB_LOCAL_ADMIN_KEY"),
             sandbox_enabled=_flag(get("EHRB_SANDBOX_ENABLED"), "EHRB_SANDBOX_ENABLED"),
             **{

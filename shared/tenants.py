@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from shared.audit import audit
+from shared.audit import change, fingerprint
 from shared.ids import canonical_guid, is_guid
+from shared.net.addresses import AddressPolicy, AddressRefused, InvalidHost
+from shared.scopes import ScopeRefused, managed_identity_scope
 from shared.secret_store import utcnow
 from shared.tables import (
     Entity,
@@ -152,18 +153,40 @@ def validate_provider_url(value: object, field: str, *, allow_insecure: bool) ->
 
 
 def _check_host(host: str, field: str, *, allow_insecure: bool) -> None:
+    # Every numeric spelling is read as resolvers read it, and judged by the address it means.
     try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        loopback_name = host.lower() == "localhost" or host.lower().endswith(".localhost")
-        if loopback_name and not allow_insecure:
-            raise InvalidTenantInput(f"{field} must not be a loopback address", field) from None
-        return
-    # The instance metadata service (169.254.169.254) and friends are never a FHIR server.
-    if address.is_link_local or address.is_unspecified or address.is_multicast:
-        raise InvalidTenantInput(f"{field} must not be a link-local or special address", field)
-    if address.is_loopback and not allow_insecure:
-        raise InvalidTenantInput(f"{field} must not be a loopback address", field)
+        AddressPolicy(allow_local=allow_insecure).check_host(host)
+    except InvalidHost:
+        raise InvalidTenantInput(
+            f"{field} has a host that is no DNS name or IP address", field
+        ) from None
+    except AddressRefused as refused:
+        raise InvalidTenantInput(f"{field} must not be {refused.reason}", field) from None
+
+
+def check_provider_addresses(mapping: TenantMapping, policy: AddressPolicy) -> None:
+    """Refuse a mapping whose provider or token host resolves, now, to a refused address.
+
+    The same policy holds at every connection (a name's answer can change after this check);
+    checking here as well keeps such a mapping from being stored and checked at all.
+    """
+    for name in ("provider_base_url", "provider_token_url"):
+        url = getattr(mapping, name)
+        if not url:
+            continue
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            policy.check_resolved(parts.hostname or "", port)
+        except InvalidHost:
+            raise InvalidTenantInput(
+                f"{name} has a host that is no DNS name or IP address", name
+            ) from None
+        except AddressRefused as refused:
+            raise InvalidTenantInput(
+                f"{name} resolves to {refused.reason}, which EHR Bridge never connects to",
+                name,
+            ) from None
 
 
 def _flag(value: object, field: str) -> bool:
@@ -186,6 +209,7 @@ def parse_mapping(
     *,
     allow_insecure: bool,
     client_exists: Callable[[str], bool],
+    managed_identity_scopes: tuple[str, ...] = (),
 ) -> TenantMapping:
     """Validate a mapping document from the API or CLI; every problem names its field."""
     if not is_guid(tenant_id):
@@ -227,6 +251,12 @@ def parse_mapping(
             if body.get(field):
                 raise InvalidTenantInput(f"{field} applies only to client_credentials", field)
     scope = _text(body.get("provider_scope", ""), "provider_scope", 500)
+    if kind == "managed_identity":
+        try:
+            managed_identity_scope(scope, base, managed_identity_scopes)
+        except ScopeRefused as refused:
+            field = "provider_scope" if scope else "provider_base_url"
+            raise InvalidTenantInput(f"{field}: {refused}", field) from None
     clients = body.get("allowed_client_ids", [])
     if not isinstance(clients, list) or len(clients) > MAX_ALLOWED_CLIENTS:
         raise InvalidTenantInput(
@@ -356,7 +386,7 @@ class TenantRegistry:
                 )
             except EntityExists:
                 raise TenantConflict("the tenant was created concurrently; retry") from None
-            audit("tenant.created", **_audit_fields(mapping))
+            change("tenant.created", **_audit_fields(mapping), changes=_changes(None, mapping))
             return _mapping(stored), True
         if create_only:
             raise TenantConflict("the tenant is already mapped")
@@ -383,7 +413,7 @@ class TenantRegistry:
             raise TenantConflict("the mapping changed concurrently; read it and retry") from None
         except EntityNotFound:
             raise TenantConflict("the mapping was deleted concurrently; retry") from None
-        audit("tenant.replaced", **_audit_fields(mapping))
+        change("tenant.replaced", **_audit_fields(mapping), changes=_changes(current, mapping))
         return _mapping(stored), False
 
     def record_capabilities(self, tenant_id: str, detected: dict[str, bool]) -> TenantMapping:
@@ -414,7 +444,47 @@ class TenantRegistry:
             self._table.delete(PARTITION, current.tenant_id, etag=current.etag)
         except EntityChanged:
             raise TenantConflict("the mapping changed concurrently; read it and retry") from None
-        audit("tenant.deleted", tenant_id=current.tenant_id)
+        change("tenant.deleted", tenant_id=current.tenant_id, changes=_changes(current, None))
+
+
+# Fields whose values are logged as a fingerprint only: they name (or embed) the provider's host.
+_FINGERPRINTED = ("provider_base_url", "provider_token_url", "provider_scope")
+_AUDITED = (
+    "display_name",
+    "provider_base_url",
+    "provider_fhir_version",
+    "provider_auth_kind",
+    "provider_token_url",
+    "provider_client_id",
+    "provider_scope",
+    "allowed_client_ids",
+    "enabled",
+    "allow_writes",
+    "capabilities",
+)
+
+
+def _audited_value(mapping: TenantMapping | None, name: str) -> Any:
+    if mapping is None:
+        return None
+    value = getattr(mapping, name)
+    if name in _FINGERPRINTED:
+        return fingerprint(value)
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, dict):
+        return dict(value)
+    return value
+
+
+def _changes(old: TenantMapping | None, new: TenantMapping | None) -> dict[str, Any]:
+    """Each changed field's old and new value (URLs and scope as fingerprints)."""
+    found: dict[str, Any] = {}
+    for name in _AUDITED:
+        before, after = _audited_value(old, name), _audited_value(new, name)
+        if before != after:
+            found[name] = {"old": before, "new": after}
+    return found
 
 
 def _audit_fields(mapping: TenantMapping) -> dict[str, Any]:

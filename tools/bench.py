@@ -427,9 +427,11 @@ FHIR_JSON = "application/fhir+json"
 VITALS_QUERY = f"patient={BENCH_PATIENT}&category=vital-signs&_sort=-date"
 # The proxy's rate limits (50 requests/s per tenant and per client by default) would answer 429
 # long before a bench is done: the proxy figures run with them out of the way.
+# The bench's provider listens on 127.0.0.1: loopback is a development-only address.
 PROXY_RATE_ENV = {
     "EHRB_TENANT_RATE_LIMIT_PER_SECOND": "1000000",
     "EHRB_CLIENT_RATE_LIMIT_PER_SECOND": "1000000",
+    "EHRB_ALLOW_INSECURE_PROVIDER_URLS": "true",
 }
 # Resources of BENCH_PATIENT on the bench upstream: the HL7 R4 examples, topped up with copies.
 # (The fake matches Coverage on patient/subject only, which R4 Coverage lacks: that search comes

@@ -9,7 +9,6 @@ scripts that read ``.local/demo-credentials.json`` keep working across restarts.
 from __future__ import annotations
 
 import argparse
-import hmac
 import json
 import os
 import shlex
@@ -22,7 +21,7 @@ from typing import Any
 
 from shared.routes import face_base_url, sandbox_base_url, token_url
 from shared.settings import FACES, Settings
-from tools.local_settings import ROOT, apply_local_settings, ensure_local_settings
+from tools.local_settings import ROOT, apply_local_settings, ensure_local_settings, write_private
 
 CREDENTIALS = ROOT / ".local" / "demo-credentials.json"
 DEMO_CLIENT_NAME = "Demo Patients app"
@@ -42,14 +41,12 @@ def _read_credentials(path: Path) -> dict[str, Any]:
 
 def _write_credentials(path: Path, document: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(document, indent=2) + "\n", "utf-8")
-    temporary.chmod(0o600)
-    temporary.replace(path)
+    write_private(path, json.dumps(document, indent=2) + "\n")
 
 
 def _demo_client(services: Any, previous: dict[str, Any]) -> tuple[str, str]:
     """The demo client's id and a secret that works now (reused when still valid)."""
+    from shared.client_secrets import secret_matches
     from shared.clients import ClientNotFound
 
     client_id, secret = previous.get("client_id"), previous.get("client_secret")
@@ -62,10 +59,7 @@ def _demo_client(services: Any, previous: dict[str, Any]) -> tuple[str, str]:
             if not record.enabled:
                 services.clients.update(client_id, enabled=True)
             usable = services.directory.client_secrets(client_id, refresh=True)
-            if any(
-                hmac.compare_digest(s.value.encode(), secret.encode()) and s.properties.is_usable()
-                for s in usable
-            ):
+            if any(secret_matches(secret, s.value) and s.properties.is_usable() for s in usable):
                 return client_id, secret
             return client_id, services.clients.rotate_secret(client_id).secret
     issued = services.clients.register(DEMO_CLIENT_NAME)
@@ -157,6 +151,24 @@ def _shown(path: Path) -> str:
 
 
 def seed(
+    origin: str = "http://127.0.0.1:7071",
+    credentials_path: Path = CREDENTIALS,
+    *,
+    patients: int = DEMO_PATIENTS,
+    report: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Create tables, a signing key, the sandbox data, the demo client and tenant.
+
+    Writes the credentials file and returns its document; what the sandbox load did goes into
+    ``report`` when one is given. Its changes are audited as the bootstrap's.
+    """
+    from shared.audit import Actor, acting_as
+
+    with acting_as(Actor("bootstrap", "make run")):
+        return _seed(origin, credentials_path, patients=patients, report=report)
+
+
+def _seed(
     origin: str = "http://127.0.0.1:7071",
     credentials_path: Path = CREDENTIALS,
     *,

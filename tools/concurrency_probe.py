@@ -90,11 +90,13 @@ def measure(
 ) -> dict[str, float]:
     """``threads`` requests at a time for ``duration_s``: fetch ``url``, convert R4 to STU3."""
     from shared.http import Headers
+    from shared.net.addresses import AddressPolicy
     from shared.proxy.conversion import FhirVersionConverter
     from shared.proxy.model import UpstreamResponse
     from shared.proxy.provider_auth import upstream_session
 
-    session = upstream_session(threads)
+    # The probe's provider is on loopback: the development policy, as make run uses.
+    session = upstream_session(threads, policy=AddressPolicy(allow_local=True))
     converter = FhirVersionConverter()
     latencies: list[float] = []
     lock = threading.Lock()

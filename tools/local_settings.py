@@ -27,9 +27,25 @@ def ensure_local_settings(path: Path = LOCAL, sample: Path = SAMPLE) -> Path:
         values["EHRB_LOCAL_ADMIN_KEY"] = secrets.token_urlsafe(32)
     elif path.exists():
         return path
-    path.write_text(json.dumps(document, indent=2) + "\n", "utf-8")
-    path.chmod(0o600)
+    write_private(path, json.dumps(document, indent=2) + "\n")
     return path
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` through a file created owner-only (0600).
+
+    Created with that mode, not chmodded after writing: in between, another local user could
+    open a world-readable file and keep reading the key from it.
+    """
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 class LocalSettingsError(ValueError):

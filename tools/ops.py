@@ -28,6 +28,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
+from shared.audit import Actor, acting_as, change
 from shared.clients import (
     ClientConflict,
     ClientNotFound,
@@ -63,6 +64,7 @@ from shared.tenants import (
     TenantConflict,
     TenantNotFound,
     TenantRegistry,
+    check_provider_addresses,
     parse_mapping,
 )
 from tools.local_settings import LocalSettingsError, apply_local_settings
@@ -252,6 +254,16 @@ def clients_rotate(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
     }
 
 
+def clients_hash_secrets(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
+    """Store every plain-text secret version of the clients named (default: all) hashed."""
+    ids = [_guid(c, "CLIENT_ID") for c in args.client_ids] or [
+        record.client_id for record in ctx.clients.list_all()
+    ]
+    done = {client_id: ctx.clients.hash_stored_secrets(client_id) for client_id in ids}
+    _forget_cached_lookups(ctx.services)
+    return {"clients": done}
+
+
 def clients_versions(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
     """A client's secret versions and their state (never their values)."""
     client_id = _guid(args.client_id, "CLIENT_ID")
@@ -363,8 +375,10 @@ def tenants_put(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
             args.tenant_id,
             body,
             allow_insecure=ctx.services.settings.allow_insecure_provider_urls,
+            managed_identity_scopes=ctx.services.settings.managed_identity_scopes,
             client_exists=_client_exists(ctx),
         )
+        check_provider_addresses(mapping, ctx.services.address_policy)
     except InvalidTenantInput as error:
         flag = TENANT_FLAGS.get(error.field or "")
         hint = f" ({flag})" if flag and (not from_file or error.field == "tenant_id") else ""
@@ -430,6 +444,7 @@ def tenants_set_provider_secret(args: argparse.Namespace, ctx: Context) -> dict[
     value = _read_credential(ctx.stdin)
     name = provider_secret_name(tenant_id)
     version = ctx.services.secret_store.set_secret(name, value, tags={"tenant_id": tenant_id})
+    change("tenant.provider_secret_set", tenant_id=tenant_id, secret_version=version.version)
     return {
         "tenant_id": tenant_id,
         "provider_auth_kind": mapping.provider_auth_kind,
@@ -479,6 +494,7 @@ def signing_key_rotate(args: argparse.Namespace, ctx: Context) -> dict[str, Any]
     activate = default_activate_in_seconds(settings) if activate is None else activate
     retire = default_retire_after_seconds(settings) if retire is None else retire
     version = _rotate_signing_key(ctx.services, activate, retire)
+    change("signing_key.rotated", kid=version.version)
     with contextlib.suppress(KeyError):
         # Only matters when this process also signs (tests, an embedded host).
         vars(ctx.services)["signing_keys"].refresh()
@@ -641,6 +657,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="older secrets keep working this long (default 0: they stop at once)",
     )
     cmd.set_defaults(handler=clients_rotate)
+    cmd = actions.add_parser(
+        "hash-secrets", help="store plain-text secret versions hashed (default: every client)"
+    )
+    cmd.add_argument("client_ids", metavar="CLIENT_ID", nargs="*")
+    cmd.set_defaults(handler=clients_hash_secrets)
     cmd = actions.add_parser("disable-version", help="disable one secret version at once")
     cmd.add_argument("client_id", metavar="CLIENT_ID")
     cmd.add_argument("version", metavar="VERSION")
@@ -781,6 +802,15 @@ def _services_from_env(args: argparse.Namespace) -> Services:
     return Services(Settings.from_env())
 
 
+def _login() -> str:
+    """The operator's login name, as the machine knows it (their Entra identity is in the
+    Key Vault and Storage logs of the same change)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
 def main(
     argv: list[str] | None = None,
     *,
@@ -801,7 +831,8 @@ def main(
             return done.code if isinstance(done.code, int) else EXIT_OK
         if services is None:
             services = _services_from_env(args)
-        document = args.handler(args, Context(services=services, stdin=stdin))
+        with acting_as(Actor("ops_cli", _login())):
+            document = args.handler(args, Context(services=services, stdin=stdin))
     except KeyboardInterrupt:
         err.write("error: interrupted\n")
         return 130

@@ -89,6 +89,9 @@ param tenantRateLimitPerSecond int
 @minValue(1)
 param clientRateLimitPerSecond int
 
+@description('EHRB_MANAGED_IDENTITY_SCOPES (space-separated; empty: each provider\'s own origin only).')
+param managedIdentityScopes string
+
 @description('EHRB_SANDBOX_ENABLED: the built-in sandbox provider (off unless turned on).')
 param sandboxEnabled bool
 
@@ -228,6 +231,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
     EHRB_CIRCUIT_OPEN_SECONDS: '30'
     EHRB_TENANT_RATE_LIMIT_PER_SECOND: string(tenantRateLimitPerSecond)
     EHRB_CLIENT_RATE_LIMIT_PER_SECOND: string(clientRateLimitPerSecond)
+    EHRB_MANAGED_IDENTITY_SCOPES: managedIdentityScopes
     EHRB_BATCH_MAX_ENTRIES: '50'
     EHRB_BATCH_CONCURRENCY: '4'
     EHRB_SORT_COMPENSATION_CAP: '1000'

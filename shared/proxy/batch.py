@@ -33,10 +33,21 @@ def load_json(body: bytes, what: str) -> Any:
         raise InvalidRequest(f"{what} is not valid JSON", code="structure") from None
 
 
-def parse_batch(
-    body: bytes, *, allowed_types: frozenset[str], max_entries: int
-) -> list[BatchEntry]:
-    """The entries of a batch Bundle of reads, or a 400/405 naming what is wrong."""
+@dataclass(frozen=True)
+class Batch:
+    """A validated batch request: its entries, and the bytes to forward.
+
+    ``body`` is the parsed Bundle serialised again, never the caller's bytes: JSON with a
+    repeated key (``"method":"DELETE","method":"GET"``) parses here to its last value, while a
+    provider keeping the first would see another request than the one validated.
+    """
+
+    entries: list[BatchEntry]
+    body: bytes
+
+
+def parse_batch(body: bytes, *, allowed_types: frozenset[str], max_entries: int) -> Batch:
+    """A batch Bundle of reads, validated, or a 400/405 naming what is wrong."""
     bundle = load_json(body, "the Bundle")
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise InvalidRequest("POST to the base takes a batch Bundle", code="structure")
@@ -77,7 +88,8 @@ def parse_batch(
         if fhir_path.interaction not in ("type", "instance", "history"):
             raise InvalidRequest(f"entry {index}: only reads and searches are allowed")
         parsed.append(BatchEntry(index, fhir_path, query))
-    return parsed
+    forwarded = json.dumps(bundle, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return Batch(parsed, forwarded)
 
 
 @dataclass(frozen=True)

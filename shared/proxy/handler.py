@@ -25,6 +25,7 @@ from shared.proxy.errors import (
     Forbidden,
     InvalidRequest,
     MethodNotAllowed,
+    NotConvertible,
     NotFound,
     ProxyError,
     RateLimited,
@@ -35,6 +36,7 @@ from shared.proxy.errors import (
 from shared.proxy.headers import (
     check_content_negotiation,
     downstream_response_headers,
+    is_json_patch,
     request_id,
     upstream_request_headers,
 )
@@ -177,11 +179,18 @@ class FhirProxy:
             raise Forbidden("tenant is not mapped")
         self._check_rates(caller)
         self._check_tenant_hints(request, caller)
-        check_content_negotiation(request.headers, request.method)
         path = parse_fhir_path(
             face_relative_path(request.path, face), allowed_types=ALLOWED_TYPES[face]
         )
         validate_query(request.raw_query)
+        write = _is_write(request.method, path)
+        if write and not tenant.allow_writes:
+            # The method is refused before its body is judged: 405 with Allow, whatever the
+            # media type (docs/architecture.md §2).
+            raise MethodNotAllowed(
+                "EHR Bridge is read-only for this tenant", headers={"Allow": "GET, POST"}
+            )
+        check_content_negotiation(request.headers, request.method, json_patch=write)
         exchange.resource_type, exchange.resource_id = path.resource_type, path.resource_id
         caps = effective(tenant.detected_capabilities, tenant.capabilities)
         face_base = face_base_url(
@@ -217,14 +226,23 @@ class FhirProxy:
                     headers={"Retry-After": str(wait)},
                 )
 
-    @staticmethod
-    def _check_tenant_hints(request: Request, caller: Caller) -> None:
+    @classmethod
+    def _check_tenant_hints(cls, request: Request, caller: Caller) -> None:
         # The tenant comes from the token only; a different one named anywhere is refused
         # without saying whether it exists (RFC 9700 §2.3).
-        hints = [v for name in _TENANT_HEADERS for v in request.headers.get_all(name)]
-        hints += [v for name, v in request.query if name.lower() in _TENANT_PARAMS]
-        for hint in hints:
-            if hint.strip().lower() != caller.tenant_id:
+        for name in _TENANT_HEADERS:
+            for hint in request.headers.get_all(name):
+                if hint.strip().lower() != caller.tenant_id:
+                    raise Forbidden("the request names a tenant other than the token's")
+        cls._check_tenant_params(request.query, caller)
+
+    @staticmethod
+    def _check_tenant_params(pairs: list[tuple[str, str]], caller: Caller | None) -> None:
+        """A tenant parameter naming another tenant, in a query, form body or batch entry."""
+        for name, hint in pairs:
+            if name.lower() in _TENANT_PARAMS and (
+                caller is None or hint.strip().lower() != caller.tenant_id
+            ):
                 raise Forbidden("the request names a tenant other than the token's")
 
     # -- interactions --------------------------------------------------------------------------
@@ -254,6 +272,8 @@ class FhirProxy:
         if ctx.request.body and media_type != FORM_TYPE:
             raise InvalidRequest("POST _search takes an application/x-www-form-urlencoded body")
         form = parse_form_body(ctx.request.body)
+        # A form body is a query string in another place: the same rules apply to it.
+        self._check_tenant_params(form, ctx.exchange.caller)
         query_names = {name for name, _ in ctx.request.query}
         if query_names & {name for name, _ in form}:
             raise InvalidRequest("a search parameter is in both the URL and the body")
@@ -276,20 +296,23 @@ class FhirProxy:
 
     def _batch(self, ctx: _Context) -> Response:
         ctx.exchange.interaction = "batch"
-        entries = parse_batch(
+        batch = parse_batch(
             ctx.request.body,
             allowed_types=ALLOWED_TYPES[ctx.face],
             max_entries=self._settings.batch_max_entries,
         )
+        entries = batch.entries
         ctx.exchange.entries = len(entries)
         for entry in entries:
+            # Parameters in a batch entry follow the rules of the request's own query.
+            self._check_tenant_params(_pairs(entry.query), ctx.exchange.caller)
             self._note_patients(ctx.exchange, entry.path, entry.query)
         if ctx.caps.batch:
             headers = self._headers(ctx)
             headers.set(
                 "Content-Type", ctx.request.header("Content-Type") or json_mime_type(ctx.face)
             )
-            upstream = UpstreamRequest("POST", "", "", headers, ctx.request.body)
+            upstream = UpstreamRequest("POST", "", "", headers, batch.body)
             converted = self._converter.request(
                 ctx.face, ctx.tenant.provider_fhir_version, upstream
             )
@@ -318,14 +341,13 @@ class FhirProxy:
         )
 
     def _write(self, ctx: _Context, path: FhirPath) -> Response:
-        # Read-only unless the tenant's mapping allows writes (docs/architecture.md §2).
-        if not ctx.tenant.allow_writes:
-            raise MethodNotAllowed(
-                "EHR Bridge is read-only for this tenant", headers={"Allow": "GET, POST"}
-            )
+        # Only reached when the tenant's mapping allows writes (checked in _handle).
         ctx.exchange.interaction = "write"
         headers = self._headers(ctx)
         content_type = ctx.request.header("Content-Type")
+        if is_json_patch(content_type) and ctx.face != ctx.tenant.provider_fhir_version:
+            # Patch paths name elements of one FHIR version; they cannot be translated.
+            raise NotConvertible("a JSON Patch cannot be converted between FHIR versions")
         if content_type:
             headers.set("Content-Type", content_type)
         upstream = UpstreamRequest(
@@ -554,6 +576,13 @@ class _Context:
 def _rewriter(provider_base: str, face_base: str) -> UrlRewriter:
     # Compiling the patterns costs ~12 µs; a tenant's pair of bases rarely changes.
     return UrlRewriter(provider_base, face_base)
+
+
+def _is_write(method: str, path: FhirPath) -> bool:
+    """Everything but GET, POST _search and POST of a batch to the base."""
+    if method == "GET":
+        return False
+    return not (method == "POST" and path.interaction in ("search-post", "base"))
 
 
 def _relative_path(path: str) -> FhirPath:

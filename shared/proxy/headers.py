@@ -46,6 +46,7 @@ RESPONSE_CACHE_CONTROL = "no-store"
 
 JSON_MEDIA_TYPES = frozenset({"application/json", "application/fhir+json", "application/json+fhir"})
 FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
+JSON_PATCH_MEDIA_TYPE = "application/json-patch+json"
 _ACCEPT_WILDCARDS = frozenset({"*/*", "application/*"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{1,128}")
@@ -111,8 +112,16 @@ def downstream_response_headers(upstream: Headers) -> Headers:
     return out
 
 
-def check_content_negotiation(incoming: Headers, method: str) -> None:
-    """Refuse what the proxy cannot answer in JSON (406) or read as JSON or a form (415)."""
+def is_json_patch(content_type: str | None) -> bool:
+    """True for an ``application/json-patch+json`` body (RFC 6902)."""
+    return content_type is not None and _media_type(content_type)[0] == JSON_PATCH_MEDIA_TYPE
+
+
+def check_content_negotiation(incoming: Headers, method: str, *, json_patch: bool = False) -> None:
+    """Refuse what the proxy cannot answer in JSON (406) or read as JSON or a form (415).
+
+    ``json_patch``: a PATCH may carry a JSON Patch (the caller has checked writes are allowed).
+    """
     accepts = incoming.get_all("Accept")
     if accepts and not _accepts_json(accepts):
         raise ProxyError("only JSON responses are supported", status=406, code="not-supported")
@@ -122,7 +131,8 @@ def check_content_negotiation(incoming: Headers, method: str) -> None:
     if content_type is None:
         return
     media_type, params = _media_type(content_type)
-    if media_type not in JSON_MEDIA_TYPES and media_type != FORM_MEDIA_TYPE:
+    patch = json_patch and method.upper() == "PATCH" and media_type == JSON_PATCH_MEDIA_TYPE
+    if media_type not in JSON_MEDIA_TYPES and media_type != FORM_MEDIA_TYPE and not patch:
         raise ProxyError(
             "request body must be FHIR JSON or a search form", status=415, code="not-supported"
         )

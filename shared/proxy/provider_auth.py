@@ -11,7 +11,9 @@ Auth kinds (``TenantMapping.provider_auth_kind``):
   half its lifetime instead, so short-lived tokens are not fetched on every call).
 - ``managed_identity``: ``azure.identity.DefaultAzureCredential`` (it reads ``AZURE_CLIENT_ID``,
   the user-assigned identity) for Azure Health Data Services or Azure API for FHIR. The scope is
-  ``provider_scope`` when set, else the **origin** of the provider base URL + ``/.default``:
+  ``provider_scope`` when set (only an allow-listed one, never Azure management, Key Vault,
+  Storage or Graph: ``shared/scopes.py``), else the **origin** of the provider base URL +
+  ``/.default``:
   both services take their own URL as the token audience ("resource"), i.e.
   ``https://<workspace>-<service>.fhir.azurehealthcareapis.com/.default`` for an AHDS FHIR
   service and ``https://<name>.azurehealthcareapis.com/.default`` for Azure API for FHIR (see
@@ -43,10 +45,11 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from shared.cache import TTLCache
 from shared.ids import provider_secret_name
+from shared.net.addresses import AddressPolicy, AddressRefused
+from shared.scopes import ScopeRefused, managed_identity_scope
 from shared.secret_store import (
     SecretStore,
     SecretStoreError,
@@ -63,7 +66,6 @@ __all__ = [
     "ProviderAuth",
     "ProviderAuthError",
     "ProviderAuthUnavailable",
-    "default_scope",
     "upstream_session",
 ]
 
@@ -89,14 +91,6 @@ class _Token:
     refresh_at: float | None
 
 
-def default_scope(tenant: TenantMapping) -> str:
-    """The scope a managed identity asks for: ``provider_scope``, else base origin + /.default."""
-    if tenant.provider_scope:
-        return tenant.provider_scope
-    parts = urlsplit(tenant.provider_base_url)
-    return f"{parts.scheme}://{parts.netloc}/.default"
-
-
 class ProviderAuth:
     """Authorization headers for calls to a tenant's provider; thread-safe.
 
@@ -115,6 +109,8 @@ class ProviderAuth:
         clock: Callable[[], float] = time.time,
         secret_ttl_seconds: float = 60,
         timeout: tuple[float, float] = (5.0, 10.0),
+        address_policy: AddressPolicy | None = None,
+        managed_identity_scopes: tuple[str, ...] = (),
     ) -> None:
         if refresh_margin_seconds < 0:
             raise ValueError("refresh_margin_seconds must not be negative")
@@ -125,6 +121,9 @@ class ProviderAuth:
         self._clock = clock
         self._secret_ttl = float(secret_ttl_seconds)
         self._timeout = timeout
+        # Production rules unless told otherwise: a token endpoint is a provider address too.
+        self._policy = address_policy or AddressPolicy()
+        self._scopes = managed_identity_scopes
         # Failed fills are shared for 1 s: a burst behind a failing token endpoint makes one call.
         self._cache: TTLCache[_Token] = TTLCache(self._secret_ttl, failure_ttl=1.0, clock=clock)
         self._lock = threading.Lock()
@@ -269,6 +268,15 @@ class ProviderAuth:
                 verify=True,
                 stream=True,
             )
+        except AddressRefused as refused:
+            _LOGGER.warning(
+                "ALERT provider token endpoint of tenant %s is %s; not contacted",
+                tenant.tenant_id,
+                refused.reason,
+            )
+            raise ProviderAuthError(
+                f"the provider token endpoint is {refused.reason}; EHR Bridge does not connect"
+            ) from None
         except requests.exceptions.Timeout:
             _LOGGER.warning("provider token endpoint of tenant %s timed out", tenant.tenant_id)
             raise ProviderAuthUnavailable("the provider token endpoint timed out") from None
@@ -310,7 +318,17 @@ class ProviderAuth:
     def _managed_identity(self, tenant: TenantMapping) -> _Token:
         from azure.core.exceptions import ClientAuthenticationError
 
-        scope = default_scope(tenant)
+        try:
+            # Checked again at use: a row stored before the rule, or edited in the table,
+            # must not get our identity's token for Key Vault or Storage either.
+            scope = managed_identity_scope(
+                tenant.provider_scope, tenant.provider_base_url, self._scopes
+            )
+        except ScopeRefused as refused:
+            _LOGGER.warning(
+                "ALERT managed identity scope of tenant %s refused: %s", tenant.tenant_id, refused
+            )
+            raise ProviderAuthError(f"the managed identity scope is refused: {refused}") from None
         try:
             access = self._identity().get_token(scope)
         except ClientAuthenticationError:
@@ -334,7 +352,7 @@ class ProviderAuth:
                 self._session = (
                     self._session_factory()
                     if self._session_factory
-                    else upstream_session(8, pool_connections=4)
+                    else upstream_session(8, pool_connections=4, policy=self._policy)
                 )
             return self._session
 
@@ -350,26 +368,24 @@ class ProviderAuth:
             return self._credential
 
 
-def upstream_session(pool_maxsize: int, *, pool_connections: int = 1) -> requests.Session:
+def upstream_session(
+    pool_maxsize: int, *, policy: AddressPolicy, pool_connections: int = 1
+) -> requests.Session:
     """A ``requests`` session for calls to providers and their token endpoints.
 
-    No retries below us (callers decide what to retry), no cookies kept, and redirects not even
+    Every connection it opens obeys ``policy`` (``shared/net/guard.py``). No retries below us
+    (callers decide what to retry), no cookies kept, and redirects not even
     looked at: with ``allow_redirects=False`` a plain session still reads a 3xx answer's whole
     body (uncapped) to prepare the next hop. Pass ``allow_redirects=False`` anyway.
     """
-    from requests.adapters import HTTPAdapter
+    from shared.net.guard import guarded_adapter
 
     session = _no_redirect_session_class()()
     session.cookies.set_policy(_NoCookies())
     # No proxy variables or ~/.netrc credentials from the host apply to provider calls (and
     # looking them up costs ~0.2 ms per request).
     session.trust_env = False
-    adapter = HTTPAdapter(
-        pool_connections=pool_connections,
-        pool_maxsize=pool_maxsize,
-        max_retries=0,
-        pool_block=False,
-    )
+    adapter = guarded_adapter(policy, pool_connections=pool_connections, pool_maxsize=pool_maxsize)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from shared.http import Headers
+from shared.net.addresses import AddressPolicy, AddressRefused
 from shared.proxy.circuit import CircuitBreaker
 from shared.proxy.errors import ProxyError, UpstreamError, UpstreamTimeout
 from shared.proxy.model import UpstreamResponse
@@ -115,8 +116,10 @@ class ProviderTransport:
         max_response_bytes: int = 32 * 1024 * 1024,
         sleep: Callable[[float], None] = time.sleep,
         ca_bundle: str | None = None,
+        address_policy: AddressPolicy | None = None,
     ) -> None:
         self._auth = auth
+        self._policy = address_policy or AddressPolicy(settings.allow_insecure_provider_urls)
         self._connect_timeout = float(settings.upstream_connect_timeout_seconds)
         self._read_timeout = float(settings.upstream_read_timeout_seconds)
         # One connection per worker thread: more would idle, fewer would be opened and dropped.
@@ -286,6 +289,12 @@ class ProviderTransport:
                 verify=self._verify,
                 stream=True,
             )
+        except AddressRefused as refused:
+            # Nothing was sent: the address the provider's name led to is one we never reach.
+            raise _Broken(
+                f"refused address ({refused.reason})",
+                "the provider FHIR server's address is not one EHR Bridge connects to",
+            ) from None
         except requests.exceptions.Timeout:
             raise _Timeout() from None
         except requests.exceptions.SSLError:
@@ -360,7 +369,7 @@ class ProviderTransport:
         return session
 
     def _new_session(self) -> requests.Session:
-        session = upstream_session(self._pool_size)
+        session = upstream_session(self._pool_size, policy=self._policy)
         session.headers.update({"User-Agent": "EHR-Bridge", "Accept-Encoding": "gzip, deflate"})
         return session
 

@@ -161,6 +161,11 @@ class SandboxStore:
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
+    @property
+    def table_client(self) -> TableClient:
+        """The table the sandbox lives in (the editor keeps its sessions in a partition of it)."""
+        return self._client
+
     # -- reads and writes ----------------------------------------------------------------------
 
     def read(self, resource_type: str, resource_id: str) -> dict[str, Any]:

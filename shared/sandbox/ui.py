@@ -1,7 +1,9 @@
 """The sandbox editor (``sandbox/ui/…``): search, create and edit sandbox patients in a browser.
 
 Server-rendered HTML, no JavaScript. Signing in takes the sandbox's API key; the session cookie is
-an HMAC of that key, so rotating the key signs everyone out and nothing is stored per session.
+a random id of a session kept on the server (``shared/sessions.py``, partition ``ui-session`` of
+the sandbox table) that expires after a working day, ends at sign-out, and is bound to the key,
+so rotating the key signs everyone out.
 Against cross-site requests: the cookie is SameSite=Strict, every change is a POST, and a POST
 whose Origin (or Sec-Fetch-Site) says it came from elsewhere is refused.
 """
@@ -9,7 +11,6 @@ whose Origin (or Sec-Fetch-Site) says it came from elsewhere is refused.
 from __future__ import annotations
 
 import copy
-import hmac
 import logging
 import re
 from collections.abc import Callable
@@ -36,12 +37,14 @@ from shared.tables import StoreUnavailable
 if TYPE_CHECKING:
     from shared.sandbox.access import SandboxKey
     from shared.sandbox.store import SandboxStore
+    from shared.sessions import SessionStore
 
 log = logging.getLogger(__name__)
 
 COOKIE_NAME = "ehrb_sandbox_ui"
 SESSION_PURPOSE = "sandbox-ui-session"
-SESSION_SECONDS = 8 * 3600  # the browser forgets the cookie after a working day
+SESSION_SECONDS = 8 * 3600  # a working day, on the server and in the browser
+SESSION_PARTITION = "ui-session"
 PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 MAX_FORM_FIELDS = 50
@@ -363,10 +366,24 @@ def _first_values(pairs: list[tuple[str, str]]) -> dict[str, str]:
 class SandboxUi:
     """Answers ``sandbox/ui/…``: sign-in, the patient list and the patient forms."""
 
-    def __init__(self, settings: Settings, store: SandboxStore, key: SandboxKey) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: SandboxStore,
+        key: SandboxKey,
+        sessions: SessionStore | None = None,
+    ) -> None:
         self._settings = settings
         self._store = store
         self._key = key
+        if sessions is None:
+            from shared.sessions import SessionStore
+            from shared.tables import AzureEntityTable
+
+            sessions = SessionStore(
+                AzureEntityTable(store.table_client), SESSION_PARTITION, SESSION_SECONDS
+            )
+        self._sessions = sessions
         # (route, method) -> handler; a route's methods give the 405's Allow header.
         self._handlers: dict[tuple[str, str], Callable[[Request, str], Response]] = {
             ("home", "GET"): self._home,
@@ -457,11 +474,9 @@ class SandboxUi:
     def _signed_in(self, request: Request) -> bool:
         presented = cookie_values(request.headers.get_all("Cookie"), COOKIE_NAME)
         if not presented:
-            return False  # no secret-store read for anonymous requests
-        expected = self._key.derive(SESSION_PURPOSE).encode("utf-8")
-        return any(
-            hmac.compare_digest(value.encode("utf-8", "replace"), expected) for value in presented
-        )
+            return False  # no secret-store or table read for anonymous requests
+        binding = self._key.derive(SESSION_PURPOSE)
+        return any(self._sessions.valid(value, binding) for value in presented[:4])
 
     def _cookie(self, request: Request, value: str, max_age: int) -> str:
         secure = "; Secure" if self._origin(request).lower().startswith("https://") else ""
@@ -479,10 +494,13 @@ class SandboxUi:
         presented = self._form(request).get("key", "").strip()
         if not presented or not self._key.matches(presented):
             return html_response(401, pages.signin_page(failed=True))
-        session = self._key.derive(SESSION_PURPOSE)
+        session = self._sessions.start(self._key.derive(SESSION_PURPOSE))
         return redirect(url("patients"), cookie=self._cookie(request, session, SESSION_SECONDS))
 
     def _signout(self, request: Request, _: str) -> Response:
+        # The session ends on the server: a copy of the cookie kept elsewhere stops working.
+        for value in cookie_values(request.headers.get_all("Cookie"), COOKIE_NAME)[:4]:
+            self._sessions.end(value)
         return redirect(url(), cookie=self._cookie(request, "", 0))
 
     # -- patients ------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
 
 from shared.ids import provider_secret_name
+from shared.net.addresses import AddressPolicy
 from shared.proxy.provider_auth import ProviderAuth, ProviderAuthError, ProviderAuthUnavailable
 from shared.secret_store import LocalSecretStore, SecretStoreUnavailable, SecretVersion
 from shared.tenants import TenantMapping
@@ -26,6 +27,9 @@ from tools.testkit.fake_fhir import TOKEN_PATH, FakeFhirServer, closed_port, run
 
 CLIENT_ID = "ehr-bridge-at-hospital-a"
 CLIENT_SECRET = "provider-secret-" + "s" * 24
+
+# The fake servers listen on 127.0.0.1: the development address rules.
+LOOPBACK_ALLOWED = AddressPolicy(allow_local=True)
 
 
 class FakeClock:
@@ -96,7 +100,9 @@ def store() -> LocalSecretStore:
 
 @pytest.fixture
 def auth(store: LocalSecretStore, clock: FakeClock) -> Iterator[ProviderAuth]:
-    provider_auth = ProviderAuth(store, clock=clock, timeout=(1.0, 1.0))
+    provider_auth = ProviderAuth(
+        store, clock=clock, timeout=(1.0, 1.0), address_policy=LOOPBACK_ALLOWED
+    )
     yield provider_auth
     provider_auth.close()
 
@@ -473,11 +479,30 @@ def test_managed_identity_uses_the_configured_scope_when_set(
     store: LocalSecretStore, clock: FakeClock
 ) -> None:
     credential = RecordingCredential(clock)
-    auth = ProviderAuth(store, credential_factory=lambda: credential, clock=clock)
+    auth = ProviderAuth(
+        store,
+        credential_factory=lambda: credential,
+        clock=clock,
+        managed_identity_scopes=("api://fhir-proxy/.default",),
+    )
     auth.headers_for(
         tenant(provider_auth_kind="managed_identity", provider_scope="api://fhir-proxy/.default")
     )
     assert credential.scopes == [("api://fhir-proxy/.default",)]
+
+
+def test_row_105_a_stored_mapping_asking_for_key_vault_gets_no_token(
+    store: LocalSecretStore, clock: FakeClock
+) -> None:
+    # A row written before the rule (or edited in the table) is refused at use, too.
+    credential = RecordingCredential(clock)
+    auth = ProviderAuth(store, credential_factory=lambda: credential, clock=clock)
+    mapping = tenant(
+        provider_auth_kind="managed_identity", provider_scope="https://vault.azure.net/.default"
+    )
+    with pytest.raises(ProviderAuthError):
+        auth.headers_for(mapping)
+    assert credential.scopes == []
 
 
 def test_managed_identity_token_is_cached_until_a_margin_before_expiry(

@@ -15,6 +15,7 @@ from urllib.parse import quote
 import jwt
 import pytest
 
+from shared.client_secrets import hash_secret
 from shared.clients import IssuedSecret
 from shared.http import Headers, Request
 from shared.ids import client_secret_name
@@ -513,7 +514,7 @@ def test_expired_version_still_returned_by_the_store_does_not_authenticate(
     secret_store.update_version(
         name, client.version.version, expires_on=utcnow() - timedelta(seconds=1)
     )
-    assert secret_store.get_secret(name, client.version.version).value == client.secret
+    assert secret_store.get_secret(name, client.version.version).value == hash_secret(client.secret)
     services.directory.forget()
     fields = {**grant(tenant.tenant_id), **post_credentials(client)}
     assert_oauth_error(request_token(services, fields), 401, "invalid_client")

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 import pytest
 
+from shared.client_secrets import hash_secret
 from shared.ids import SIGNING_KEY_NAME, client_secret_name
 from shared.keyvault_store import KeyVaultSecretStore
 from shared.secret_store import utcnow
@@ -153,7 +154,7 @@ def test_expired_version_that_key_vault_still_returns_does_not_authenticate(
     kv_store.update_version(
         name, issued.version.version, expires_on=utcnow() - timedelta(seconds=5)
     )
-    assert kv_store.get_secret(name, issued.version.version).value == issued.secret
+    assert kv_store.get_secret(name, issued.version.version).value == hash_secret(issued.secret)
     kv_services.directory.forget()
     response = request_token(kv_services, fields(issued, tenant))
     assert response.status == 401

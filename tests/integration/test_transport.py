@@ -16,6 +16,7 @@ import pytest
 
 from shared.http import Headers
 from shared.ids import provider_secret_name
+from shared.net.addresses import AddressPolicy
 from shared.proxy.circuit import CircuitBreaker
 from shared.proxy.errors import ProxyError, Unavailable, UpstreamError, UpstreamTimeout
 from shared.proxy.provider_auth import ProviderAuth, ProviderAuthError
@@ -39,8 +40,12 @@ SETTINGS = dataclasses.replace(
     upstream_read_timeout_seconds=1,
     circuit_failure_threshold=3,
     circuit_open_seconds=30,
+    allow_insecure_provider_urls=True,  # the fake providers listen on 127.0.0.1
 )
 JSON = Headers({"Accept": "application/fhir+json"})
+
+# The fake servers listen on 127.0.0.1: the development address rules.
+LOOPBACK_ALLOWED = AddressPolicy(allow_local=True)
 
 
 class FakeClock:
@@ -85,7 +90,7 @@ def store() -> LocalSecretStore:
 
 @pytest.fixture
 def auth(store: LocalSecretStore) -> ProviderAuth:
-    return ProviderAuth(store, timeout=(1.0, 1.0))
+    return ProviderAuth(store, timeout=(1.0, 1.0), address_policy=LOOPBACK_ALLOWED)
 
 
 @pytest.fixture

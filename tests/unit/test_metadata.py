@@ -615,9 +615,41 @@ def test_dstu2_metadata_uses_the_dstu2_media_type() -> None:
 
 
 def test_metadata_may_be_cached_for_five_minutes() -> None:
-    response = metadata.metadata_response(request(), "stu3", Settings())
+    settings = Settings(public_base_url="https://ehr.example.org")
+    response = metadata.metadata_response(request(), "stu3", settings)
     assert response.headers.get("Cache-Control") == "public, max-age=300"
     assert response.headers.get("Vary") is None
+
+
+@pytest.mark.parametrize(
+    "handler", [metadata.metadata_response, metadata.smart_configuration_response]
+)
+def test_row_104_a_document_built_from_the_host_header_is_not_publicly_cacheable(handler) -> None:
+    forged = request(url="http://evil.example/api/fhir/stu3/metadata")
+    response = handler(forged, "stu3", Settings())
+    assert "evil.example" in response.text  # locally the request's own host is used...
+    assert response.headers.get("Cache-Control") == "private, max-age=300"  # ...kept private
+
+
+@pytest.mark.parametrize(
+    "handler", [metadata.metadata_response, metadata.smart_configuration_response]
+)
+def test_row_104_in_azure_without_a_public_url_metadata_is_refused(handler) -> None:
+    forged = request(url="http://evil.example/api/fhir/stu3/metadata")
+    response = handler(forged, "stu3", Settings(running_in_azure=True))
+    assert response.status == 500
+    issue = response.json()["issue"][0]
+    assert "EHRB_PUBLIC_BASE_URL" in issue["diagnostics"]
+    assert "evil.example" not in response.text
+    assert response.headers.get("Cache-Control") == "no-store"
+
+
+def test_in_azure_with_a_public_url_metadata_names_it_whatever_the_host() -> None:
+    settings = Settings(running_in_azure=True, public_base_url="https://ehr.example.org")
+    forged = request(url="http://evil.example/api/fhir/stu3/metadata")
+    response = metadata.metadata_response(forged, "stu3", settings)
+    assert response.status == 200
+    assert token_url_of(response.json()) == "https://ehr.example.org/api/oauth2/token"
 
 
 def test_metadata_varies_on_forwarded_headers_when_it_trusts_them() -> None:
@@ -686,7 +718,7 @@ def test_smart_configuration_response_is_json_with_urls_from_the_request_host() 
     response = metadata.smart_configuration_response(request(url=url), "r4", Settings())
     assert response.status == 200
     assert response.headers.get("Content-Type") == "application/json; charset=utf-8"
-    assert response.headers.get("Cache-Control") == "public, max-age=300"
+    assert response.headers.get("Cache-Control") == "private, max-age=300"
     assert response.json()["token_endpoint"] == "https://bridge.example/api/oauth2/token"
     assert response.json()["jwks_uri"] == "https://bridge.example/api/oauth2/jwks"
 

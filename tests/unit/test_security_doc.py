@@ -128,16 +128,20 @@ def problems(text: str, root: Path = ROOT) -> list[str]:
     found += reading
 
     letters = list(dict.fromkeys(row.table for row in rows))
-    expected_letters = [chr(ord("A") + i) for i in range(len(letters))]
-    if letters != expected_letters:
-        found.append(f"tables are {letters}, expected {expected_letters}")
+    # A-F as published, then later tables in letter order; a letter (and its block of row
+    # numbers) may be reserved by a table that lands from another branch.
+    if letters[: len(ORIGINAL_ROWS)] != list(ORIGINAL_ROWS) or letters != sorted(set(letters)):
+        found.append(f"tables are {letters}, expected A-F then later letters in order")
     numbers = [row.number for row in rows]
     for number in sorted({n for n in numbers if numbers.count(n) > 1}):
         found.append(f"row {number} appears {numbers.count(number)} times")
-    last = max(numbers, default=0)
-    for number in range(1, max(last, 73) + 1):
+    for number in range(1, 74):
         if number not in numbers:
             found.append(f"row {number} is missing")
+    for table in letters[len(ORIGINAL_ROWS) :]:
+        have = [row.number for row in rows if row.table == table]
+        if have != list(range(have[0], have[0] + len(have))):
+            found.append(f"table {table} rows {have} are not consecutive")
     if numbers != sorted(numbers):
         found.append("rows are not in ascending order")
     for table, wanted in ORIGINAL_ROWS.items():
@@ -239,6 +243,15 @@ def test_a_missing_or_repeated_row_is_reported() -> None:
     assert "row 47 is missing" in problems("\n".join(without))
     repeated = [*lines[: row_47 + 1], row_12, *lines[row_47 + 1 :]]
     assert "row 12 appears 2 times" in problems("\n".join(repeated))
+
+
+def test_a_gap_inside_a_later_table_is_reported() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    later = "\n### Z. Probe\n\n| # | Input | Expected | Rule | Tested by |\n|---|---|---|---|---|\n"
+    row = "| {} | x | y | z | not implemented: a probe row of this test only |\n"
+    found = problems(text + later + row.format(500) + row.format(502))
+    assert "table Z rows [500, 502] are not consecutive" in found
+    assert problems(text + later + row.format(500) + row.format(501)) == problems(text)
 
 
 def test_a_row_moved_to_another_table_is_reported() -> None:

@@ -124,10 +124,13 @@ def test_ipv6_loopback_needs_the_development_setting():
         validate_provider_url("https://[::1]/fhir", "provider_base_url", allow_insecure=False)
 
 
-def test_private_network_provider_is_allowed():
-    # Hospitals reach their FHIR servers over private endpoints; only special ranges are refused.
-    url = "https://10.1.2.3/fhir"
-    assert validate_provider_url(url, "provider_base_url", allow_insecure=False) == url
+@pytest.mark.parametrize("url", ["https://10.1.2.3/fhir", "https://[fd12::1]/fhir"])
+def test_private_network_provider_needs_the_development_setting(url):
+    # Production reaches public unicast only (row 100): this deployment has no private network.
+    with pytest.raises(InvalidTenantInput) as error:
+        validate_provider_url(url, "provider_base_url", allow_insecure=False)
+    assert error.value.field == "provider_base_url"
+    assert validate_provider_url(url, "provider_base_url", allow_insecure=True) == url
 
 
 def test_unknown_fhir_version_is_rejected():
