@@ -18,6 +18,7 @@ from fhir.resources.STU3.capabilitystatement import CapabilityStatement as STU3C
 from shared import metadata
 from shared.fhir import JSON_MIME_TYPES, json_mime_type
 from shared.fhir.outcome import operation_outcome, outcome_response
+from shared.hosting import detect
 from shared.http import Headers, Request
 from shared.services import set_services
 from shared.settings import FACES, Settings
@@ -25,6 +26,8 @@ from tests.support.app import registered_functions
 from tools.testkit.data import HL7_EXAMPLES, REPO, SEARCH_PARAMETERS, data_file, data_files
 
 TOKEN = "https://bridge.example/api/oauth2/token"
+# What Flex Consumption's environment looks like to the app (shared/hosting.py).
+FLEX = detect({"WEBSITE_SKU": "FlexConsumption", "CONTAINER_NAME": "c"})
 OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 SEARCH_PARAMETER = "http://hl7.org/fhir/SearchParameter/"
 
@@ -636,7 +639,7 @@ def test_row_104_a_document_built_from_the_host_header_is_not_publicly_cacheable
 )
 def test_row_104_in_azure_without_a_public_url_metadata_is_refused(handler) -> None:
     forged = request(url="http://evil.example/api/fhir/stu3/metadata")
-    response = handler(forged, "stu3", Settings(running_in_azure=True))
+    response = handler(forged, "stu3", Settings(hosting=FLEX))
     assert response.status == 500
     issue = response.json()["issue"][0]
     assert "EHRB_PUBLIC_BASE_URL" in issue["diagnostics"]
@@ -645,7 +648,7 @@ def test_row_104_in_azure_without_a_public_url_metadata_is_refused(handler) -> N
 
 
 def test_in_azure_with_a_public_url_metadata_names_it_whatever_the_host() -> None:
-    settings = Settings(running_in_azure=True, public_base_url="https://ehr.example.org")
+    settings = Settings(hosting=FLEX, public_base_url="https://ehr.example.org")
     forged = request(url="http://evil.example/api/fhir/stu3/metadata")
     response = metadata.metadata_response(forged, "stu3", settings)
     assert response.status == 200
