@@ -20,6 +20,8 @@ from shared.secret_store import (
 from shared.tenants import TenantMapping, TenantNotFound, TenantRegistry
 
 NEGATIVE_TTL = 30.0
+# A miss re-reads a client's secret versions at most this often (token endpoint and bearer).
+SECRET_REFRESH_SECONDS = 5.0
 
 
 class Directory:
@@ -71,11 +73,15 @@ class Directory:
         """Every enabled version of a client's secret with its value (validity not yet checked).
 
         Validity (``not_before``/``expires_on``) is checked by the caller at use time, so a
-        grace period ends on the second, not a cache TTL later.
+        grace period ends on the second, not a cache TTL later. ``refresh`` reads the versions
+        again (a miss may be a rotation on another instance), at most once per
+        ``SECRET_REFRESH_SECONDS`` per client, one read shared by every concurrent miss.
         """
         key = client_id.lower()
         if refresh:
-            self._secret_cache.invalidate(key)
+            return self._secret_cache.refresh(
+                key, lambda: self._load_secrets(key), min_interval=SECRET_REFRESH_SECONDS
+            )
         return self._secret_cache.get(key, lambda: self._load_secrets(key))
 
     def _load_secrets(self, client_id: str) -> list[Secret]:
@@ -90,9 +96,11 @@ class Directory:
                 continue
         return found
 
-    def secret_version(self, client_id: str, version: str) -> SecretVersion | None:
+    def secret_version(
+        self, client_id: str, version: str, *, refresh: bool = False
+    ) -> SecretVersion | None:
         """Properties of one enabled secret version of a client, or None."""
-        for secret in self.client_secrets(client_id):
+        for secret in self.client_secrets(client_id, refresh=refresh):
             if secret.properties.version == version:
                 return secret.properties
         return None

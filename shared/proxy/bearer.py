@@ -172,8 +172,11 @@ class BearerVerifier:
 
     def _verify(self, request: Request) -> Caller:
         token = self._token_of(request)
+        # Every check that needs no key runs before the cache is touched, so a token that is
+        # garbage at sight costs no cache entry, flight or key lookup.
+        header = self._checked_header(token)
         digest = hashlib.sha256(token.encode("utf-8")).digest()
-        kid, claims = self._verified.get(digest, lambda: self._verify_signature(token))
+        kid, claims = self._verified.get(digest, lambda: self._verify_signature(token, header))
         if self._keys.verification_key(kid) is None:
             # Retired since the signature was checked (a cheap lookup in the cached key list).
             raise _invalid_token("unknown signing key")
@@ -198,9 +201,8 @@ class BearerVerifier:
             expires_at=expires_at,
         )
 
-    def _verify_signature(self, token: str) -> tuple[str, dict[str, Any]]:
-        """The token's kid and claims once its header, key and signature check out."""
-        header = self._checked_header(token)
+    def _verify_signature(self, token: str, header: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The token's kid and claims once its key and signature check out."""
         kid: str = header["kid"]
         key = self._keys.verification_key(kid)
         if key is None:
@@ -352,6 +354,11 @@ class BearerVerifier:
         if record is None or not record.enabled:
             raise _invalid_token("client is disabled")
         version = self._directory.secret_version(client_id, secret_version)
+        if version is None:
+            # Rotated in elsewhere since this instance cached the versions: look once more.
+            # Only holders of a token we signed get here, and the refresh is shared and
+            # rate-limited per client, so random `sv` values cannot make Key Vault calls.
+            version = self._directory.secret_version(client_id, secret_version, refresh=True)
         if version is None or not version.is_usable(datetime.fromtimestamp(now, UTC)):
             raise _invalid_token("secret version is disabled or expired")
 

@@ -6,6 +6,7 @@ pooled transport, a fake provider that records what it received.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import uuid
@@ -918,3 +919,79 @@ def test_provider_failures_are_logged_by_tenant_and_path_never_by_provider_url(
     assert send(proxy_services, "GET", "Patient/example", token).status == 502
     assert f"tenant {tenant.tenant_id} /Patient/example" in caplog.text
     assert provider.split("//")[1].split("/")[0] not in caplog.text
+
+
+def test_two_instances_accept_a_secret_version_rotated_on_the_other_at_once(
+    make_services, client, fhir_server
+):
+    """Row 66 across instances: a miss on `sv` re-reads the versions once, then verifies."""
+    first = make_services(allow_insecure_provider_urls=True)
+    second = make_services(allow_insecure_provider_urls=True)
+    server = fhir_server(version="r4")
+    tenant = mapped(first, client, server.base_url)
+    cid = client.client.client_id
+    # The second instance caches the client's versions (only the first secret's).
+    assert send(second, "GET", "Patient/example", bearer_token(first, client, tenant.tenant_id))
+    rotate = Request(
+        "POST",
+        f"https://bridge.test/api/manage/clients/{cid}/secrets",
+        Headers({"x-functions-key": ADMIN_KEY, "Content-Type": "application/json"}),
+        b'{"grace_period_seconds": 0}',
+        {"client_id": cid},
+    )
+    rotated = first.management.handle("client_secrets", rotate)
+    assert rotated.status == 201
+    fresh = dataclasses.replace(client, secret=rotated.json()["client_secret"])
+    token = bearer_token(first, fresh, tenant.tenant_id)
+    assert send(second, "GET", "Patient/example", token).status == 200
+
+
+def test_random_secret_versions_in_signed_tokens_reread_the_versions_at_most_once(
+    proxy_services, client, tenant_a, monkeypatch
+):
+    """Row 66's refresh is bounded: a stream of unknown `sv` values makes one Key Vault read."""
+    from tests.integration.test_bearer import claims_for, forge
+
+    reads: list[str] = []
+    real = proxy_services.secret_store.list_versions
+    monkeypatch.setattr(
+        proxy_services.secret_store, "list_versions", lambda n: reads.append(n) or real(n)
+    )
+    for _ in range(20):
+        token = forge(proxy_services, claims_for(proxy_services, client, tenant_a, sv="x" * 32))
+        response = send(proxy_services, "GET", "Patient/example", token)
+        assert response.status == 401
+        assert "secret version" in outcome(response)["diagnostics"]
+    client_reads = [n for n in reads if n.startswith("client-")]
+    assert len(client_reads) <= 2  # the first load, and one refresh
+
+
+def test_refused_megabyte_requests_with_random_tokens_leave_memory_flat(proxy_services, token):
+    """Row 74: nothing of a refused request outlives it, whatever the token looked like."""
+    import secrets
+    import tracemalloc
+
+    from tests.integration.test_bearer import b64url
+
+    kid = proxy_services.signing_keys.current().kid
+    header = b64url(json.dumps({"alg": "RS256", "typ": "at+jwt", "kid": kid}).encode())
+
+    def refused(index: int) -> int:
+        # Half garbage, half well-formed with our kid and a signature that cannot hold.
+        random_part = b64url(secrets.token_bytes(48))
+        bad = random_part if index % 2 else f"{header}.{random_part}.{random_part}"
+        body = b"x" * (1 << 20)  # a fresh MiB each time: the cap lets it through
+        return send(proxy_services, "POST", "Patient/_search", bad, body=body).status
+
+    for index in range(4):  # warm-up: key list, caches and code paths
+        assert refused(index) == 401
+    tracemalloc.start()
+    try:
+        baseline = tracemalloc.get_traced_memory()[0]
+        statuses = {refused(index) for index in range(64)}
+        grown = tracemalloc.get_traced_memory()[0] - baseline
+    finally:
+        tracemalloc.stop()
+    assert statuses == {401}
+    # 64 MiB went in; a kept request is 1 MiB, so anything over a few MiB is a leak.
+    assert grown < 4 * 1024 * 1024
