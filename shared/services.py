@@ -117,18 +117,18 @@ class Services:
     def token_endpoint(self) -> TokenEndpoint:
         """The OAuth token endpoint."""
         from shared.oauth import TokenEndpoint
-        from shared.throttle import FailureThrottle
+        from shared.throttle import FailureThrottle, MemoryAttemptStore
 
         limit = self.settings.token_failure_limit
-        window = self.settings.token_failure_window_seconds
-        return TokenEndpoint(
-            self.settings,
-            self.directory,
-            self.signing_keys,
-            FailureThrottle(limit, window),
+        throttle = FailureThrottle(
+            MemoryAttemptStore(),
+            limit=limit,
             # Per source address: five clients' worth, so one office behind NAT still works.
-            FailureThrottle(limit * 5, window),
+            address_limit=limit * 5,
+            client_ceiling=self.settings.token_client_failure_ceiling,
+            window_seconds=self.settings.token_failure_window_seconds,
         )
+        return TokenEndpoint(self.settings, self.directory, self.signing_keys, throttle)
 
     @cached_property
     def management(self) -> ManagementApi:

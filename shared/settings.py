@@ -50,11 +50,23 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "EHRB_TOKEN_FAILURE_LIMIT",
         "10",
-        "Failed client authentications per client_id (and 5x that per source address) "
-        "within the window before the token endpoint answers 429.",
+        "Failed client authentications per client_id and source address (and 5x that per "
+        "source address across clients) within the window before that source gets 429.",
     ),
     Setting(
         "EHRB_TOKEN_FAILURE_WINDOW_SECONDS", "60", "Window of the failed-authentication limit."
+    ),
+    Setting(
+        "EHRB_TOKEN_CLIENT_FAILURE_CEILING",
+        "1000",
+        "Failed authentications per client_id from all sources within the window; above it, "
+        "sources that failed for that client get 429, sources with a clean record do not.",
+    ),
+    Setting(
+        "EHRB_TRUSTED_PROXY_HOPS",
+        "0",
+        "Proxies of your own in front of the app that each append an X-Forwarded-For hop; "
+        "0: the source address is the hop the platform front end appended.",
     ),
     Setting("EHRB_SECRET_STORE", "keyvault", "Secret store: `keyvault` or `local`."),
     Setting("EHRB_KEYVAULT_URL", "", "Key Vault URI, e.g. https://<vault>.vault.azure.net/."),
@@ -195,6 +207,16 @@ def _positive_int(value: str, name: str) -> int:
     return number
 
 
+def _count(value: str, name: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer") from None
+    if number < 0:
+        raise SettingsError(f"{name} must not be negative")
+    return number
+
+
 # Integer proxy settings: dataclass field -> environment variable.
 _PROXY_INTS = {
     "max_request_body_bytes": "EHRB_MAX_REQUEST_BODY_BYTES",
@@ -223,6 +245,8 @@ class Settings:
     cache_ttl_seconds: int = 60
     token_failure_limit: int = 10
     token_failure_window_seconds: int = 60
+    token_client_failure_ceiling: int = 1000
+    trusted_proxy_hops: int = 0
     secret_store: str = "keyvault"
     keyvault_url: str = ""
     keyvault_timeout_seconds: int = 3
@@ -282,6 +306,10 @@ class Settings:
             token_failure_window_seconds=_positive_int(
                 get("EHRB_TOKEN_FAILURE_WINDOW_SECONDS"), "EHRB_TOKEN_FAILURE_WINDOW_SECONDS"
             ),
+            token_client_failure_ceiling=_positive_int(
+                get("EHRB_TOKEN_CLIENT_FAILURE_CEILING"), "EHRB_TOKEN_CLIENT_FAILURE_CEILING"
+            ),
+            trusted_proxy_hops=_count(get("EHRB_TRUSTED_PROXY_HOPS"), "EHRB_TRUSTED_PROXY_HOPS"),
             secret_store=store,
             keyvault_url=get("EHRB_KEYVAULT_URL"),
             keyvault_timeout_seconds=_positive_int(

@@ -200,6 +200,16 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
           value: '60'
         }
         {
+          name: 'EHRB_TOKEN_CLIENT_FAILURE_CEILING'
+          value: '1000'
+        }
+        // No proxy of our own in front of the app: the front end's X-Forwarded-For hop is the
+        // source address. Raise it only with inbound access restricted to that proxy.
+        {
+          name: 'EHRB_TRUSTED_PROXY_HOPS'
+          value: '0'
+        }
+        {
           name: 'EHRB_SECRET_STORE'
           value: 'keyvault'
         }
