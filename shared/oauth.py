@@ -26,7 +26,7 @@ from shared.settings import Settings
 from shared.signing_keys import NoSigningKey, SigningKeys
 from shared.source import source_address
 from shared.tables import StoreUnavailable
-from shared.throttle import Attempt, FailureThrottle, Throttled
+from shared.throttle import FailureThrottle, Throttled
 from shared.tokens import issue_access_token
 
 log = logging.getLogger(__name__)
@@ -241,16 +241,15 @@ class TokenEndpoint:
         grant_type_of(form)
         credentials = client_credentials_of(request, form)
         client_key = credentials.client_id.lower() if is_guid(credentials.client_id) else "?"
-        attempt = self._begin_attempt(client_key, request)
+        source = source_address(request, self._settings.trusted_proxy_hops)
+        self._throttled(self._throttle.check, client_key, source)
+
         client_id = canonical_guid(credentials.client_id) if client_key != "?" else None
-        try:
-            record = self._directory.client(client_id) if client_id else None
-            matched = self._authenticate(client_id, credentials.secret, known=record is not None)
-        except BaseException:
-            attempt.abandoned()  # nothing was decided: a store could not answer
-            raise
+        record = self._directory.client(client_id) if client_id else None
+        matched = self._authenticate(client_id, credentials.secret, known=record is not None)
         if record is None or not record.enabled or matched is None:
-            attempt.failed()
+            # Counted and judged in one step: of concurrent guesses, only `limit` get a 401.
+            self._throttled(self._throttle.failed, client_key, source)
             audit(
                 "token.denied",
                 client_id=client_id,
@@ -262,7 +261,9 @@ class TokenEndpoint:
                 method=credentials.method,
             )
             raise _invalid_client("client authentication failed")
-        attempt.succeeded()
+        # Judged again now that the answer is known: guesses that failed meanwhile count, so a
+        # right secret during a lockout gets the same 429 as a wrong one.
+        self._throttled(self._throttle.check, client_key, source)
 
         if CLIENT_CREDENTIALS not in record.grant_types:
             audit("token.denied", client_id=record.client_id, reason="grant not allowed")
@@ -301,10 +302,10 @@ class TokenEndpoint:
             headers=NO_STORE,
         )
 
-    def _begin_attempt(self, client_key: str, request: Request) -> Attempt:
-        source = source_address(request, self._settings.trusted_proxy_hops)
+    @staticmethod
+    def _throttled(judge: Callable[[str, str], None], client_key: str, source: str) -> None:
         try:
-            return self._throttle.begin(client_key, source)
+            judge(client_key, source)
         except Throttled as throttled:
             audit("token.throttled", client_id=client_key if client_key != "?" else None)
             # slow_down: the registered OAuth error (RFC 8628 §3.5) for "too many requests".

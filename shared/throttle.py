@@ -10,14 +10,18 @@ at a key's first counted attempt:
   client. Over it, a source that has already failed for that client is refused, while a source
   with a clean record still gets through, so even a botnet cannot lock the real client out.
 
-The check is atomic: an attempt is *reserved* against every limit before the secret is looked
-at, and pending attempts count, so a burst of concurrent guesses cannot all be evaluated. It
-ends as a failure (counted) or not (forgotten).
+The verdict is atomic with the count: a failure is counted and judged in one step, so of any
+number of concurrent wrong guesses at most ``limit`` are answered 401 and the rest 429 (a
+check-then-act throttle let a concurrent burst through whole). A right secret is judged
+against the counts too, so during a lockout it gets 429 like a wrong one and a guesser learns
+nothing. Successful attempts are never counted: a burst of the real client's requests is
+never slowed down.
 
 Counts live in an ``AttemptStore``. ``MemoryAttemptStore`` is this instance's memory: per
 instance, so with N instances a guesser gets N times the budget; a shared store can replace it
 (the interface is two atomic calls). It is bounded in bytes, not only in count: keys are
-16-byte digests and at most ``max_keys`` counters are kept, oldest window evicted first in O(1).
+16-byte digests and at most ``max_keys`` counters are kept, oldest window evicted first in O(1);
+only failures create one.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ class Rule:
     """One limit an attempt counts against.
 
     ``exempt_while_clean`` names another key: while that key has no failure in its window,
-    this limit is not enforced (the attempt still counts toward it).
+    this limit is not enforced (a failure still counts toward it).
     """
 
     key: str
@@ -54,25 +58,24 @@ class Rule:
 
 
 class AttemptStore(Protocol):
-    """Where attempt counts live; both calls are atomic over all the rules they are given."""
+    """Where failure counts live; each call is atomic over all the rules it is given."""
 
-    def reserve(self, rules: Sequence[Rule], window: float) -> int | None:
-        """Count one pending attempt against every rule and return None, or, when any rule is
-        at its limit, count nothing and return the whole seconds to wait."""
+    def blocked(self, rules: Sequence[Rule]) -> int | None:
+        """Whole seconds to wait when any rule is at its limit, else None."""
         ...
 
-    def settle(self, rules: Sequence[Rule], *, failed: bool) -> None:
-        """End a reserved attempt: keep it as a failure, or forget it."""
+    def fail(self, rules: Sequence[Rule], window: float) -> int | None:
+        """Count one failure against every rule and judge it in the same step: None when it
+        was within every limit, else the whole seconds to wait."""
         ...
 
 
 class _Counter:
-    __slots__ = ("closes_at", "failures", "pending")
+    __slots__ = ("closes_at", "failures")
 
     def __init__(self, closes_at: float) -> None:
         self.closes_at = closes_at
         self.failures = 0
-        self.pending = 0
 
 
 def _digest(key: str) -> bytes:
@@ -95,43 +98,40 @@ class MemoryAttemptStore:
     def __len__(self) -> int:
         return len(self._counters)
 
-    def reserve(self, rules: Sequence[Rule], window: float) -> int | None:
-        """Count one pending attempt against every rule, or none and return the wait."""
+    def blocked(self, rules: Sequence[Rule]) -> int | None:
+        """Whole seconds to wait when any rule is at its limit, else None."""
         with self._lock:
             now = self._clock()
-            counters = {rule.key: self._counter(_digest(rule.key), now, window) for rule in rules}
-            wait = 0.0
-            for rule in rules:
-                counter = counters[rule.key]
-                clean = rule.exempt_while_clean
-                if clean is not None and counters[clean].failures == 0:
-                    continue
-                if counter.failures + counter.pending >= rule.limit:
-                    # Pending attempts alone only hold a caller back until they settle.
-                    left = counter.closes_at - now if counter.failures >= rule.limit else 1.0
-                    wait = max(wait, left)
-            if wait > 0:
-                for rule in rules:
-                    self._forget_if_empty(_digest(rule.key))
-                return max(1, math.ceil(wait))
-            for counter in counters.values():
-                counter.pending += 1
-            return None
+            failures = {rule.key: self._failures(rule.key, now) for rule in rules}
+            return self._verdict(rules, failures, now)
 
-    def settle(self, rules: Sequence[Rule], *, failed: bool) -> None:
-        """Keep the reserved attempt as a failure, or forget it."""
+    def fail(self, rules: Sequence[Rule], window: float) -> int | None:
+        """Count one failure against every rule, judged on the counts before it."""
         with self._lock:
-            for rule in rules:
-                digest = _digest(rule.key)
-                counter = self._counters.get(digest)
-                if counter is None:  # evicted meanwhile: nothing to settle
-                    continue
-                counter.pending = max(0, counter.pending - 1)
-                if failed:
-                    counter.failures += 1
-                self._forget_if_empty(digest)
+            now = self._clock()
+            counters = {rule.key: self._counter(rule.key, now, window) for rule in rules}
+            verdict = self._verdict(rules, {k: c.failures for k, c in counters.items()}, now)
+            for counter in counters.values():
+                counter.failures += 1
+            return verdict
 
-    def _counter(self, digest: bytes, now: float, window: float) -> _Counter:
+    def _verdict(self, rules: Sequence[Rule], failures: dict[str, int], now: float) -> int | None:
+        wait = 0.0
+        for rule in rules:
+            clean = rule.exempt_while_clean
+            if clean is not None and failures.get(clean, 0) == 0:
+                continue
+            if failures[rule.key] >= rule.limit:
+                counter = self._counters[_digest(rule.key)]
+                wait = max(wait, counter.closes_at - now, 1.0)
+        return max(1, math.ceil(wait)) if wait else None
+
+    def _failures(self, key: str, now: float) -> int:
+        counter = self._counters.get(_digest(key))
+        return counter.failures if counter is not None and counter.closes_at > now else 0
+
+    def _counter(self, key: str, now: float, window: float) -> _Counter:
+        digest = _digest(key)
         counter = self._counters.get(digest)
         if counter is None:
             self._make_room(now)
@@ -142,11 +142,6 @@ class MemoryAttemptStore:
             self._counters.move_to_end(digest)
         return counter
 
-    def _forget_if_empty(self, digest: bytes) -> None:
-        counter = self._counters.get(digest)
-        if counter is not None and counter.failures == 0 and counter.pending == 0:
-            del self._counters[digest]
-
     def _make_room(self, now: float) -> None:
         # O(1) amortised: closed windows leave from the front, each once; when the store is
         # still full of open windows, the oldest goes (its caller gets a fresh budget, which a
@@ -155,32 +150,6 @@ class MemoryAttemptStore:
             self._counters.popitem(last=False)
         if len(self._counters) >= self._max_keys:
             self._counters.popitem(last=False)
-
-
-class Attempt:
-    """One reserved authentication attempt; end it exactly once."""
-
-    def __init__(self, store: AttemptStore, rules: Sequence[Rule]) -> None:
-        self._store = store
-        self._rules = rules
-        self._ended = False
-
-    def failed(self) -> None:
-        """The credentials were wrong: count it."""
-        self._end(failed=True)
-
-    def succeeded(self) -> None:
-        """The credentials were right: forget it."""
-        self._end(failed=False)
-
-    def abandoned(self) -> None:
-        """Nothing was decided (a store could not answer): forget it."""
-        self._end(failed=False)
-
-    def _end(self, *, failed: bool) -> None:
-        if not self._ended:
-            self._ended = True
-            self._store.settle(self._rules, failed=failed)
 
 
 class FailureThrottle:
@@ -201,15 +170,22 @@ class FailureThrottle:
         self._ceiling = client_ceiling
         self._window = window_seconds
 
-    def begin(self, client_key: str, source: str) -> Attempt:
-        """Reserve an attempt by ``client_key`` from ``source``, or raise ``Throttled``."""
+    def check(self, client_key: str, source: str) -> None:
+        """Raise ``Throttled`` when ``client_key`` from ``source`` must wait; a right secret too."""
+        wait = self._store.blocked(self._rules(client_key, source))
+        if wait is not None:
+            raise Throttled(wait)
+
+    def failed(self, client_key: str, source: str) -> None:
+        """Count a failed attempt; raise ``Throttled`` when it was over a limit."""
+        wait = self._store.fail(self._rules(client_key, source), self._window)
+        if wait is not None:
+            raise Throttled(wait)
+
+    def _rules(self, client_key: str, source: str) -> tuple[Rule, ...]:
         pair = f"pair\0{client_key}\0{source}"
-        rules = (
+        return (
             Rule(pair, self._limit),
             Rule(f"source\0{source}", self._address_limit),
             Rule(f"client\0{client_key}", self._ceiling, exempt_while_clean=pair),
         )
-        wait = self._store.reserve(rules, self._window)
-        if wait is not None:
-            raise Throttled(wait)
-        return Attempt(self._store, rules)

@@ -492,7 +492,7 @@ def test_many_addresses_past_the_client_ceiling_still_leave_a_clean_source_its_t
 def test_concurrent_wrong_guesses_are_throttled_at_once_and_reread_the_secrets_once(
     make_services, client, tenant, monkeypatch
 ):
-    """Row 76: the check is atomic, and misses share one rate-limited re-read of the secrets."""
+    """Row 76: failures are counted and judged in one step; misses share one re-read."""
     import threading
 
     services = make_services(token_failure_limit=10)
@@ -521,8 +521,8 @@ def test_concurrent_wrong_guesses_are_throttled_at_once_and_reread_the_secrets_o
         thread.start()
     for thread in threads:
         thread.join()
-    assert statuses.count(401) <= 10
-    assert statuses.count(429) >= 90
+    assert statuses.count(401) == 10
+    assert statuses.count(429) == 90
     assert len(reads) <= 1
 
 
@@ -569,6 +569,30 @@ def test_addresses_of_one_ipv6_64_share_the_address_limit(make_services):
         headers = {"X-Forwarded-For": f"[2001:db8:1:2::{n + 1:x}]:40000"}
         statuses.append(request_token(services, {**fields, "client_secret": "x"}, headers=headers))
     assert statuses[-1].status == 429
+
+
+def test_unknown_and_known_client_ids_make_the_same_table_reads(
+    make_services, client, tenant, monkeypatch
+):
+    """Row 78: an unknown id costs a known one's work: none, from the same cached listing."""
+    services = make_services(token_failure_limit=1000)
+    good = {**grant(tenant.tenant_id), **post_credentials(client)}
+    assert request_token(services, good).status == 200  # a warm instance
+    reads: list[str] = []
+    table = services.clients._table
+    for name in ("get", "query_partition"):
+        real = getattr(table, name)
+        monkeypatch.setattr(
+            table, name, lambda *a, real=real, name=name: reads.append(name) or real(*a)
+        )
+    for _ in range(20):
+        unknown = {**grant(tenant.tenant_id), "client_id": str(uuid.uuid4()), "client_secret": "x"}
+        assert request_token(services, unknown).status == 401
+    unknown_reads, reads[:] = len(reads), []
+    wrong = {**good, "client_secret": "wrong"}
+    for _ in range(20):
+        assert request_token(services, wrong).status == 401
+    assert unknown_reads == len(reads) == 0
 
 
 # 23

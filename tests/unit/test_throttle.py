@@ -27,29 +27,34 @@ def throttle(clock: Clock, *, limit: int = 3, address: int = 15, ceiling: int = 
 
 def fail(t: FailureThrottle, client: str, source: str, times: int = 1) -> None:
     for _ in range(times):
-        t.begin(client, source).failed()
+        t.failed(client, source)
 
 
 def test_a_pair_is_free_until_it_reaches_the_limit_then_waits_out_the_window():
     clock = Clock()
     t = throttle(clock)
-    fail(t, "c", "1.1.1.1", 2)
-    t.begin("c", "1.1.1.1").abandoned()
-    fail(t, "c", "1.1.1.1")
+    fail(t, "c", "1.1.1.1", 3)
     clock.now = 20
     with pytest.raises(Throttled) as refused:
-        t.begin("c", "1.1.1.1")
+        t.check("c", "1.1.1.1")
     assert refused.value.retry_after == 40
     clock.now = 60
-    t.begin("c", "1.1.1.1").succeeded()
+    t.check("c", "1.1.1.1")
+
+
+def test_the_failure_over_the_limit_is_itself_throttled():
+    t = throttle(Clock())
+    fail(t, "c", "1.1.1.1", 3)
+    with pytest.raises(Throttled):
+        t.failed("c", "1.1.1.1")
 
 
 def test_guessing_from_one_source_leaves_the_client_free_from_another():
     t = throttle(Clock())
     fail(t, "c", "1.1.1.1", 3)
     with pytest.raises(Throttled):
-        t.begin("c", "1.1.1.1")
-    t.begin("c", "2.2.2.2").succeeded()
+        t.check("c", "1.1.1.1")
+    t.check("c", "2.2.2.2")
 
 
 def test_one_source_spraying_client_ids_is_slowed_down_across_them():
@@ -57,64 +62,49 @@ def test_one_source_spraying_client_ids_is_slowed_down_across_them():
     for n in range(5):
         fail(t, f"c{n}", "1.1.1.1")
     with pytest.raises(Throttled):
-        t.begin("fresh", "1.1.1.1")
+        t.check("fresh", "1.1.1.1")
 
 
 def test_past_the_client_ceiling_failed_sources_wait_and_clean_sources_do_not():
     t = throttle(Clock(), limit=2, ceiling=6)
     for n in range(3):
         fail(t, "c", f"10.0.0.{n}", 2)  # 6 failures from 3 sources: the ceiling is reached
-    fail(t, "c", "10.0.1.1")  # a fourth source has a clean record: one try
+    fail(t, "c", "10.0.1.1")  # a fourth source has a clean record: its failure is judged a 401
     with pytest.raises(Throttled):
-        t.begin("c", "10.0.1.1")  # under its own limit, but over the ceiling and it failed
-    t.begin("c", "192.0.2.7").succeeded()  # the real client, clean record
+        t.check("c", "10.0.1.1")  # under its own limit, but over the ceiling and it failed
+    t.check("c", "192.0.2.7")  # the real client, clean record
 
 
-def test_concurrent_attempts_are_reserved_so_no_more_than_the_limit_are_evaluated():
+def test_concurrent_failures_are_counted_and_judged_in_one_step():
     t = throttle(Clock(), limit=10, address=1000)
     barrier = threading.Barrier(50)
-    admitted: list[object] = []
-    refused: list[int] = []
+    verdicts: list[str] = []
     lock = threading.Lock()
 
     def guess() -> None:
         barrier.wait()
         try:
-            attempt = t.begin("c", "1.1.1.1")
-        except Throttled as error:
-            with lock:
-                refused.append(error.retry_after)
-            return
+            t.failed("c", "1.1.1.1")
+            verdict = "401"
+        except Throttled:
+            verdict = "429"
         with lock:
-            admitted.append(attempt)
+            verdicts.append(verdict)
 
     threads = [threading.Thread(target=guess) for _ in range(50)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    # Nobody has settled yet: every admitted attempt is still being evaluated.
-    assert len(admitted) == 10 and len(refused) == 40
+    assert verdicts.count("401") == 10 and verdicts.count("429") == 40
 
 
-def test_successes_and_abandoned_attempts_leave_no_counter_behind():
+def test_checks_alone_keep_no_counter():
     store = MemoryAttemptStore(clock=Clock())
     t = FailureThrottle(store, limit=3, address_limit=15, client_ceiling=100, window_seconds=60)
     for n in range(100):
-        t.begin(f"c{n}", f"10.0.{n}.1").succeeded()
-        t.begin(f"d{n}", f"10.1.{n}.1").abandoned()
+        t.check(f"c{n}", f"10.0.{n}.1")
     assert len(store) == 0
-
-
-def test_a_refused_attempt_counts_nothing():
-    clock = Clock()
-    t = throttle(clock, limit=1)
-    fail(t, "c", "1.1.1.1")
-    for _ in range(100):
-        with pytest.raises(Throttled):
-            t.begin("c", "1.1.1.1")
-    clock.now = 60
-    t.begin("c", "1.1.1.1").succeeded()
 
 
 def test_keys_are_bounded_in_count_and_eviction_is_cheap():
@@ -130,21 +120,16 @@ def test_keys_are_bounded_in_count_and_eviction_is_cheap():
 def test_memory_stays_bounded_in_bytes_whatever_the_keys_look_like():
     import tracemalloc
 
-    clock = Clock()
-    store = MemoryAttemptStore(clock=clock, max_keys=10_000)
-    rules = [Rule("warm", 5)]
-    store.reserve(rules, 60)
-    store.settle(rules, failed=True)
+    store = MemoryAttemptStore(clock=Clock(), max_keys=10_000)
+    store.fail([Rule("warm", 5)], 60)
     tracemalloc.start()
     try:
         for n in range(30_000):
             # Long keys: a counter must not cost more because a caller's key is long.
-            key = f"{n}-" + "x" * 2_000
-            store.reserve([Rule(key, 5)], 60)
-            store.settle([Rule(key, 5)], failed=True)
+            store.fail([Rule(f"{n}-" + "x" * 2_000, 5)], 60)
         size = tracemalloc.get_traced_memory()[0]
     finally:
         tracemalloc.stop()
     assert len(store) == 10_000
-    # About 250 bytes a counter; a kept 2 KB key would be 20 MB.
+    # About 200 bytes a counter; a kept 2 KB key would be 20 MB.
     assert size < 4_000_000
