@@ -2,13 +2,16 @@
 
 Every entry lives for the cache TTL (``EHRB_CACHE_TTL_SECONDS``), which is therefore the delay
 before a disabled client, a retired secret or a changed tenant mapping takes effect on an
-instance. Negative answers are cached for at most 30 s so a new registration shows up quickly.
+instance. Clients are read as one listing of the ``clients`` partition, so an unknown client id
+costs exactly what a known one does (a lookup in the cached listing: same work, same TTL) and a
+stream of random ids makes no table reads. Unmapped tenants are cached for at most 30 s so a
+new mapping shows up quickly.
 """
 
 from __future__ import annotations
 
 from shared.cache import TTLCache
-from shared.clients import ClientNotFound, ClientRecord, ClientRegistry
+from shared.clients import ClientRecord, ClientRegistry
 from shared.ids import client_secret_name
 from shared.secret_store import (
     Secret,
@@ -39,24 +42,19 @@ class Directory:
         self._secrets = secrets
         self._ttl = ttl
         self._negative_ttl = min(ttl, NEGATIVE_TTL)
-        self._client_cache: TTLCache[ClientRecord | None] = TTLCache(ttl)
+        self._client_cache: TTLCache[dict[str, ClientRecord]] = TTLCache(ttl)
         self._tenant_cache: TTLCache[TenantMapping | None] = TTLCache(ttl)
         self._secret_cache: TTLCache[list[Secret]] = TTLCache(ttl)
 
     def client(self, client_id: str) -> ClientRecord | None:
         """The client record, or None when unknown."""
-        key = client_id.lower()
-        # An unknown id may be registered any moment: cache "unknown" only briefly.
-        return self._client_cache.get(key, lambda: self._load_client(key), ttl=self._ttl_for)
+        return self._client_cache.get("all", self._load_clients).get(client_id.lower())
+
+    def _load_clients(self) -> dict[str, ClientRecord]:
+        return {record.client_id: record for record in self._clients.list_all()}
 
     def _ttl_for(self, value: object) -> float:
         return self._ttl if value is not None else self._negative_ttl
-
-    def _load_client(self, client_id: str) -> ClientRecord | None:
-        try:
-            return self._clients.get(client_id)
-        except ClientNotFound:
-            return None
 
     def tenant(self, tenant_id: str) -> TenantMapping | None:
         """The tenant mapping, or None when unmapped."""

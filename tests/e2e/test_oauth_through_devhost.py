@@ -81,6 +81,8 @@ def registered(stack: Stack) -> tuple[str, str, str]:
         allowed_client_ids=(issued.client.client_id,),
     )
     stack.services.tenants.put(tenant)
+    # As the management API does after a change: this instance sees the new client at once.
+    stack.services.directory.forget()
     return issued.client.client_id, issued.secret, tenant.tenant_id
 
 

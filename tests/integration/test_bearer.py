@@ -884,10 +884,10 @@ def test_table_outage_is_503_with_retry_after(verifier, services, token, monkeyp
     verifier.verify(fhir_request(f"Bearer {token}"))
     services.directory.forget()
 
-    def down(client_id: str) -> Any:
+    def down() -> Any:
         raise StoreUnavailable("table busy", retry_after=3)
 
-    monkeypatch.setattr(services.clients, "get", down)
+    monkeypatch.setattr(services.clients, "list_all", down)
     error = refused(verifier, fhir_request(f"Bearer {token}"), Unavailable)
     assert error.status == 503
     assert error.headers == {"Retry-After": "3"}
