@@ -38,9 +38,9 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from shared.circuit import CircuitBreaker
 from shared.http import Headers
-from shared.proxy.circuit import CircuitBreaker
-from shared.proxy.errors import ProxyError, UpstreamError, UpstreamTimeout
+from shared.proxy.errors import ProxyError, Unavailable, UpstreamError, UpstreamTimeout
 from shared.proxy.model import UpstreamResponse
 from shared.proxy.provider_auth import ProviderAuth, upstream_session
 from shared.settings import Settings
@@ -49,7 +49,7 @@ from shared.tenants import TenantMapping
 if TYPE_CHECKING:
     import requests
 
-__all__ = ["ProviderTransport", "default_pool_size"]
+__all__ = ["ProviderTransport", "default_pool_size", "provider_paused"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -68,6 +68,14 @@ _NEVER_FORWARDED = (
     "Content-Length",
     "Accept-Encoding",
 )
+
+
+def provider_paused(retry_after: int) -> Unavailable:
+    """The 503 an open provider circuit answers with."""
+    return Unavailable(
+        "The provider FHIR server is failing; calls to it are paused. Retry later.",
+        headers={"Retry-After": str(retry_after)},
+    )
 
 
 def default_pool_size() -> int:
@@ -127,7 +135,9 @@ class ProviderTransport:
         self._read_timeout = float(settings.upstream_read_timeout_seconds)
         self._pool_size = pool_size or default_pool_size()
         self._breaker = breaker or CircuitBreaker(
-            settings.circuit_failure_threshold, settings.circuit_open_seconds
+            settings.circuit_failure_threshold,
+            settings.circuit_open_seconds,
+            refusal=provider_paused,
         )
         self._max_bytes = max_response_bytes
         self._sleep = sleep

@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
+from shared.circuit import CircuitBreaker
 from shared.http import Headers
 from shared.ids import provider_secret_name
-from shared.proxy.circuit import CircuitBreaker
 from shared.proxy.errors import ProxyError, Unavailable, UpstreamError, UpstreamTimeout
 from shared.proxy.provider_auth import ProviderAuth, ProviderAuthError
-from shared.proxy.transport import ProviderTransport
+from shared.proxy.transport import ProviderTransport, provider_paused
 from shared.secret_store import LocalSecretStore
 from shared.settings import Settings
 from shared.tenants import TenantMapping
@@ -405,7 +405,7 @@ def test_the_circuit_opens_after_repeated_failures_and_answers_503_without_calli
 def test_timeouts_and_dropped_connections_count_as_failures(
     auth: ProviderAuth, tenant: TenantMapping, fhir: FakeFhirServer, sleeps: Sleeps
 ) -> None:
-    breaker = CircuitBreaker(2, 30)
+    breaker = CircuitBreaker(2, 30, refusal=provider_paused)
     transport = ProviderTransport(SETTINGS, auth, breaker=breaker, sleep=sleeps)
     fhir.drop(times=2)
     with pytest.raises(UpstreamError):
@@ -432,7 +432,7 @@ def test_after_the_open_period_one_probe_goes_through_and_its_success_closes_it(
     auth: ProviderAuth, tenant: TenantMapping, fhir: FakeFhirServer
 ) -> None:
     clock = FakeClock()
-    breaker = CircuitBreaker(2, 30, clock=clock)
+    breaker = CircuitBreaker(2, 30, clock=clock, refusal=provider_paused)
     transport = ProviderTransport(SETTINGS, auth, breaker=breaker)
     fhir.fail(502, times=2)
     for _ in range(2):
@@ -451,7 +451,7 @@ def test_a_credential_failure_gives_the_probe_slot_back(
     auth: ProviderAuth, store: LocalSecretStore, fhir: FakeFhirServer
 ) -> None:
     clock = FakeClock()
-    breaker = CircuitBreaker(1, 30, clock=clock)
+    breaker = CircuitBreaker(1, 30, clock=clock, refusal=provider_paused)
     transport = ProviderTransport(SETTINGS, auth, breaker=breaker)
     no_secret = TenantMapping(
         tenant_id=str(uuid.uuid4()),

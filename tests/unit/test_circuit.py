@@ -1,4 +1,4 @@
-"""The per-provider circuit breaker, driven by a fake clock."""
+"""The circuit breaker (providers, Table Storage, Key Vault), driven by a fake clock."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import threading
 
 import pytest
 
-from shared.proxy.circuit import CircuitBreaker
+from shared.circuit import CircuitBreaker
 from shared.proxy.errors import Unavailable
+from shared.proxy.transport import provider_paused
 
 A = "https://fhir.hospital-a.example/r4"
 B = "https://fhir.hospital-b.example/r4"
@@ -31,7 +32,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def breaker(clock: FakeClock) -> CircuitBreaker:
-    return CircuitBreaker(3, 30, clock=clock)
+    return CircuitBreaker(3, 30, clock=clock, refusal=provider_paused)
 
 
 def fail_times(breaker: CircuitBreaker, key: str, times: int) -> None:
