@@ -77,6 +77,17 @@ SETTINGS: tuple[Setting, ...] = (
         "ends within 3x this (9 s), under the 10 s fail-closed budget.",
     ),
     Setting(
+        "EHRB_STORE_CIRCUIT_FAILURE_THRESHOLD",
+        "3",
+        "Consecutive failed calls to Table Storage (or to Key Vault) after which its calls are "
+        "paused: requests that need it answer 503 with Retry-After at once.",
+    ),
+    Setting(
+        "EHRB_STORE_CIRCUIT_OPEN_SECONDS",
+        "10",
+        "How long Table Storage or Key Vault calls stay paused before one probe is let through.",
+    ),
+    Setting(
         "EHRB_LOCAL_SECRETS_PATH",
         ".local/secrets.json",
         "File of the local secret store (development only).",
@@ -250,6 +261,8 @@ class Settings:
     secret_store: str = "keyvault"
     keyvault_url: str = ""
     keyvault_timeout_seconds: int = 3
+    store_circuit_failure_threshold: int = 3
+    store_circuit_open_seconds: int = 10
     local_secrets_path: str = ".local/secrets.json"
     allow_local_secret_store_in_azure: bool = False
     tables_endpoint: str = ""
@@ -314,6 +327,12 @@ class Settings:
             keyvault_url=get("EHRB_KEYVAULT_URL"),
             keyvault_timeout_seconds=_positive_int(
                 get("EHRB_KEYVAULT_TIMEOUT_SECONDS"), "EHRB_KEYVAULT_TIMEOUT_SECONDS"
+            ),
+            store_circuit_failure_threshold=_positive_int(
+                get("EHRB_STORE_CIRCUIT_FAILURE_THRESHOLD"), "EHRB_STORE_CIRCUIT_FAILURE_THRESHOLD"
+            ),
+            store_circuit_open_seconds=_positive_int(
+                get("EHRB_STORE_CIRCUIT_OPEN_SECONDS"), "EHRB_STORE_CIRCUIT_OPEN_SECONDS"
             ),
             local_secrets_path=get("EHRB_LOCAL_SECRETS_PATH"),
             allow_local_secret_store_in_azure=_flag(

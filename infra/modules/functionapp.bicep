@@ -222,6 +222,14 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
           value: '3'
         }
         {
+          name: 'EHRB_STORE_CIRCUIT_FAILURE_THRESHOLD'
+          value: '3'
+        }
+        {
+          name: 'EHRB_STORE_CIRCUIT_OPEN_SECONDS'
+          value: '10'
+        }
+        {
           name: 'EHRB_TABLES_ENDPOINT'
           value: tablesEndpoint
         }
