@@ -174,6 +174,18 @@ SETTINGS: tuple[Setting, ...] = (
         "Most resources the proxy reads to sort by date for a provider that cannot.",
     ),
     Setting(
+        "EHRB_REQUEST_UPSTREAM_CALLS",
+        "200",
+        "Provider calls one proxied request may make, shared by its batch entries, sort "
+        "compensation and display enrichment (then a warning, or 400 too-costly).",
+    ),
+    Setting(
+        "EHRB_REQUEST_DEADLINE_SECONDS",
+        "120",
+        "No provider call of a proxied request starts or waits past this many seconds after it "
+        "arrived (then a warning, or 504); below the front end's 230 s.",
+    ),
+    Setting(
         "EHRB_SANDBOX_ENABLED",
         "false",
         "Serve the built-in sandbox R4 provider (`api/sandbox/fhir`, synthetic data only) and "
@@ -240,6 +252,8 @@ _PROXY_INTS = {
     "batch_max_entries": "EHRB_BATCH_MAX_ENTRIES",
     "batch_concurrency": "EHRB_BATCH_CONCURRENCY",
     "sort_compensation_cap": "EHRB_SORT_COMPENSATION_CAP",
+    "request_upstream_calls": "EHRB_REQUEST_UPSTREAM_CALLS",
+    "request_deadline_seconds": "EHRB_REQUEST_DEADLINE_SECONDS",
 }
 
 
@@ -279,6 +293,8 @@ class Settings:
     batch_max_entries: int = 50
     batch_concurrency: int = 4
     sort_compensation_cap: int = 1000
+    request_upstream_calls: int = 200
+    request_deadline_seconds: int = 120
     sandbox_enabled: bool = False
     running_in_azure: bool = False
 

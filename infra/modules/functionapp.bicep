@@ -273,6 +273,14 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
           name: 'EHRB_SORT_COMPENSATION_CAP'
           value: '1000'
         }
+        {
+          name: 'EHRB_REQUEST_UPSTREAM_CALLS'
+          value: '200'
+        }
+        {
+          name: 'EHRB_REQUEST_DEADLINE_SECONDS'
+          value: '120'
+        }
         // Read by the sandbox provider (a later milestone); off unless sandboxEnabled.
         {
           name: 'EHRB_SANDBOX_ENABLED'

@@ -689,6 +689,63 @@ def test_sorting_compensation_warns_when_the_cap_is_hit(make_services, client, f
     assert len([e for e in entries if e["search"]["mode"] == "match"]) == 10
 
 
+def test_one_batch_makes_at_most_the_requests_budget_of_provider_calls(
+    make_services, client, fhir_server
+):
+    """Row 81: entries and sort compensation share one budget; what is left over is refused."""
+    services = make_services(allow_insecure_provider_urls=True, request_upstream_calls=6)
+    unsorted = fhir_server(
+        version="r4", capabilities={"sort": False, "batch": False}, max_page_size=2
+    )
+    observations(unsorted, 30)
+    caps = {"sort_by_date": False, "batch": False}
+    tenant = mapped(services, client, unsorted.base_url, capabilities=caps)
+    token = bearer_token(services, client, tenant.tenant_id)
+    before = unsorted.count()
+    body = batch(*["Observation?patient=sorted&_sort=-date"] * 10)
+    response = send(services, "POST", "", token, body=body, headers={"Content-Type": FHIR_JSON})
+    assert response.status == 200
+    assert unsorted.count() - before <= 6  # without a budget: 10 entries x 15 pages
+    entries = response.json()["entry"]
+    statuses = [e["response"]["status"].split()[0] for e in entries]
+    assert sorted(statuses) == ["200"] * 6 + ["400"] * 4
+    for entry in entries:
+        if entry["response"]["status"].startswith("400"):
+            assert entry["resource"]["issue"][0]["code"] == "too-costly"
+        else:  # answered from the first page only, and says so
+            modes = [x["search"]["mode"] for x in entry["resource"]["entry"]]
+            assert "outcome" in modes
+
+
+def test_filling_displays_stops_at_the_requests_budget_with_a_warning(
+    make_services, client, fhir_server
+):
+    """Row 81: enrichment draws on the same budget and says what it could not fill."""
+    services = make_services(allow_insecure_provider_urls=True, request_upstream_calls=5)
+    provider = fhir_server(version="r4", capabilities={"batch": False})
+    for n in range(20):
+        provider.add({"resourceType": "Location", "id": f"ward-{n}", "name": f"Ward {n}"})
+        provider.add(
+            {
+                "resourceType": "Encounter",
+                "id": f"stay-{n}",
+                "status": "finished",
+                "class": {"code": "IMP"},
+                "subject": {"reference": "Patient/budget"},
+                "location": [{"location": {"reference": f"Location/ward-{n}"}}],
+            }
+        )
+    tenant = mapped(services, client, provider.base_url, capabilities={"batch": False})
+    token = bearer_token(services, client, tenant.tenant_id)
+    before = provider.count()
+    response = send(services, "GET", "Encounter", token, query="patient=budget&_count=50")
+    assert response.status == 200
+    assert provider.count() - before <= 5  # the search and four reads, not twenty-one calls
+    entries = response.json()["entry"]
+    warnings = [e for e in entries if e["search"]["mode"] == "outcome"]
+    assert warnings and warnings[0]["resource"]["issue"][0]["severity"] == "warning"
+
+
 def test_slow_provider_is_504(proxy_services, provider, token):
     provider.slow(3)
     response = send(proxy_services, "GET", "Patient/example", token)

@@ -608,3 +608,29 @@ def test_nothing_secret_or_a_query_string_is_logged(
     assert CLIENT_SECRET not in text
     assert not any(token in text for token in fhir.issued_tokens)
     assert "fake-fhir-" not in text
+
+
+# -- the request's deadline (docs/security.md row 81) -----------------------------------------
+
+
+def test_no_call_starts_once_the_requests_deadline_has_passed(
+    transport: ProviderTransport, tenant: TenantMapping, fhir: FakeFhirServer
+) -> None:
+    with pytest.raises(UpstreamTimeout):
+        get(transport, tenant, "Patient/example", deadline=time.monotonic() - 1)
+    assert fhir.count() == 0
+    # The request ran out of time, not the provider: no failure counts against it.
+    assert transport.breaker.state(tenant.provider_base_url) == "closed"
+
+
+def test_a_call_waits_no_longer_than_the_requests_deadline(
+    auth: ProviderAuth, tenant: TenantMapping, fhir: FakeFhirServer
+) -> None:
+    patient = dataclasses.replace(SETTINGS, upstream_read_timeout_seconds=30)
+    transport = ProviderTransport(patient, auth, breaker=CircuitBreaker(1, 30))
+    fhir.slow(3)  # answers after 3 s: well within the read timeout, past the deadline
+    with pytest.raises(UpstreamTimeout) as refused:
+        get(transport, tenant, "Patient/example", deadline=time.monotonic() + 0.5)
+    assert "as long as one request may" in refused.value.diagnostics
+    assert transport.breaker.state(tenant.provider_base_url) == "closed"
+    transport.close()
