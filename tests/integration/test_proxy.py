@@ -868,6 +868,29 @@ def test_provider_rotating_its_tokens_is_refreshed_once_and_retried(
     assert server.count(path=TOKEN_PATH) == 2
 
 
+@pytest.mark.parametrize("status", [200, 400])
+def test_deeply_nested_json_from_the_providers_token_endpoint_is_a_502(
+    proxy_services, client, fhir_server, secret_store, status
+):
+    """Row 82: a JSON bomb from the provider's token endpoint is the provider's failure."""
+    server = fhir_server(version="r4", require_bearer=True)
+    tenant = mapped(
+        proxy_services,
+        client,
+        server.base_url,
+        provider_auth_kind="client_credentials",
+        provider_token_url=server.token_url,
+        provider_client_id="bridge",
+    )
+    secret_store.set_secret(provider_secret_name(tenant.tenant_id), "provider-secret")
+    token = bearer_token(proxy_services, client, tenant.tenant_id)
+    bomb = "[" * 20_000 + "]" * 20_000  # 40 KB: under the token answer cap
+    server.fail(status, bomb, "application/json", path=TOKEN_PATH)
+    response = send(proxy_services, "GET", "Patient/example", token)
+    assert response.status == 502
+    assert outcome(response)["code"] == "exception"
+
+
 # -- rate limits, bearer errors, audit ------------------------------------------------------------
 
 
