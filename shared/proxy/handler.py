@@ -374,7 +374,10 @@ class FhirProxy:
             ctx.exchange.provider_status = answer.status
             if answer.status != 200:
                 return self._respond(ctx, answer)
-            page = load_json(answer.body, "the provider's answer")
+            try:
+                page = load_json(answer.body, "the provider's answer")
+            except InvalidRequest:  # the provider's JSON, not the caller's: a 502
+                raise UpstreamError("the provider answered a page that is not FHIR JSON") from None
             total = page.get("total", total) if isinstance(page, dict) else total
             for entry in page.get("entry") or []:
                 if (entry.get("search") or {}).get("mode", "match") == "match":

@@ -746,6 +746,17 @@ def test_filling_displays_stops_at_the_requests_budget_with_a_warning(
     assert warnings and warnings[0]["resource"]["issue"][0]["severity"] == "warning"
 
 
+def test_a_page_that_is_not_json_while_sorting_for_the_provider_is_a_502(
+    proxy_services, client, fhir_server
+):
+    unsorted = fhir_server(version="r4", capabilities={"sort": False})
+    tenant = mapped(proxy_services, client, unsorted.base_url, capabilities={"sort_by_date": False})
+    token = bearer_token(proxy_services, client, tenant.tenant_id)
+    unsorted.fail(200, "[" * 20_000, "application/fhir+json")
+    response = send(proxy_services, "GET", "Observation", token, query="patient=x&_sort=-date")
+    assert response.status == 502
+
+
 def test_slow_provider_is_504(proxy_services, provider, token):
     provider.slow(3)
     response = send(proxy_services, "GET", "Patient/example", token)
