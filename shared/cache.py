@@ -99,6 +99,13 @@ class TTLCache(Generic[V]):
             return entry.value
         return self._load(key, load, ttl, refresh_interval=None)
 
+    def peek(self, key: Hashable) -> V | None:
+        """The fresh value for ``key`` without loading anything, else None."""
+        entry = self._entries.get(key)
+        if entry is not None and entry.expires > self._clock():
+            return entry.value
+        return None
+
     def refresh(
         self,
         key: Hashable,

@@ -243,3 +243,13 @@ def test_refresh_of_a_value_loaded_by_its_ttl_looks_again_at_once():
     cache.get("k", lambda: "cached before a rotation")
     assert cache.refresh("k", lambda: "rotated", min_interval=5) == "rotated"
     assert cache.get("k", lambda: "never called") == "rotated"
+
+
+def test_peek_answers_from_the_cache_only():
+    clock = Clock()
+    cache: TTLCache[str] = TTLCache(60, clock=clock)
+    assert cache.peek("k") is None
+    cache.get("k", lambda: "v")
+    assert cache.peek("k") == "v"
+    clock.now += 61
+    assert cache.peek("k") is None
