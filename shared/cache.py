@@ -159,15 +159,17 @@ class TTLCache(Generic[V]):
             return flight.outcome()
         try:
             value = load()
-        except Exception as error:
-            flight.error = detached(error)
+            lifetime = self._ttl if ttl is None else ttl(value) if callable(ttl) else ttl
+        except BaseException as error:
+            # Whatever happens, the flight ends: waiters must never wait on a dead one.
+            shared = isinstance(error, Exception)
+            flight.error = detached(error) if shared else RuntimeError("the load was interrupted")
             with self._guard:
                 del self._flights[key]
-                if self._failure_ttl > 0:
+                if shared and self._failure_ttl > 0:
                     self._remember_failure(key, flight.error)
             flight.done.set()
             raise
-        lifetime = self._ttl if ttl is None else ttl(value) if callable(ttl) else ttl
         flight.value = value
         with self._guard:
             del self._flights[key]

@@ -253,3 +253,14 @@ def test_peek_answers_from_the_cache_only():
     assert cache.peek("k") == "v"
     clock.now += 61
     assert cache.peek("k") is None
+
+
+def test_an_interrupted_load_ends_its_flight_for_everyone():
+    cache: TTLCache[str] = TTLCache(60)
+
+    def interrupted() -> str:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cache.get("k", interrupted)
+    assert cache.get("k", lambda: "loaded") == "loaded"  # no dead flight left to wait on
