@@ -163,7 +163,10 @@ class TTLCache(Generic[V]):
         except BaseException as error:
             # Whatever happens, the flight ends: waiters must never wait on a dead one.
             shared = isinstance(error, Exception)
-            flight.error = detached(error) if shared else RuntimeError("the load was interrupted")
+            if isinstance(error, Exception):
+                flight.error = detached(error)
+            else:
+                flight.error = RuntimeError("the load was interrupted")
             with self._guard:
                 del self._flights[key]
                 if shared and self._failure_ttl > 0:
