@@ -384,12 +384,11 @@ class FhirProxy:
                     collected.append(entry.get("resource") or {})
             url = _next_link(page, ctx.tenant.provider_base_url)
         truncated = url is not None or len(collected) > cap
-        sorted_count = min(cap, len(collected)) if ctx.budget.spent else cap
         warning = operation_outcome(
             "warning",
             "too-costly",
             "the provider cannot sort by date; EHR Bridge sorted the first "
-            f"{sorted_count} matches only",
+            f"{min(cap, len(collected))} matches only",
             ctx.tenant.provider_fhir_version,  # converted to the face with the Bundle
         )
         bundle = compensate.sorted_searchset(
