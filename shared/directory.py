@@ -2,13 +2,16 @@
 
 Every entry lives for the cache TTL (``EHRB_CACHE_TTL_SECONDS``), which is therefore the delay
 before a disabled client, a retired secret or a changed tenant mapping takes effect on an
-instance. Negative answers are cached for at most 30 s so a new registration shows up quickly.
+instance. Clients are read as one listing of the ``clients`` partition, so an unknown client id
+costs exactly what a known one does (a lookup in the cached listing: same work, same TTL) and a
+stream of random ids makes no table reads. Unmapped tenants are cached for at most 30 s so a
+new mapping shows up quickly.
 """
 
 from __future__ import annotations
 
 from shared.cache import TTLCache
-from shared.clients import ClientNotFound, ClientRecord, ClientRegistry
+from shared.clients import ClientRecord, ClientRegistry
 from shared.ids import client_secret_name
 from shared.secret_store import (
     Secret,
@@ -20,6 +23,8 @@ from shared.secret_store import (
 from shared.tenants import TenantMapping, TenantNotFound, TenantRegistry
 
 NEGATIVE_TTL = 30.0
+# A miss re-reads a client's secret versions at most this often (token endpoint and bearer).
+SECRET_REFRESH_SECONDS = 5.0
 
 
 class Directory:
@@ -37,24 +42,19 @@ class Directory:
         self._secrets = secrets
         self._ttl = ttl
         self._negative_ttl = min(ttl, NEGATIVE_TTL)
-        self._client_cache: TTLCache[ClientRecord | None] = TTLCache(ttl)
+        self._client_cache: TTLCache[dict[str, ClientRecord]] = TTLCache(ttl)
         self._tenant_cache: TTLCache[TenantMapping | None] = TTLCache(ttl)
         self._secret_cache: TTLCache[list[Secret]] = TTLCache(ttl)
 
     def client(self, client_id: str) -> ClientRecord | None:
         """The client record, or None when unknown."""
-        key = client_id.lower()
-        # An unknown id may be registered any moment: cache "unknown" only briefly.
-        return self._client_cache.get(key, lambda: self._load_client(key), ttl=self._ttl_for)
+        return self._client_cache.get("all", self._load_clients).get(client_id.lower())
+
+    def _load_clients(self) -> dict[str, ClientRecord]:
+        return {record.client_id: record for record in self._clients.list_all()}
 
     def _ttl_for(self, value: object) -> float:
         return self._ttl if value is not None else self._negative_ttl
-
-    def _load_client(self, client_id: str) -> ClientRecord | None:
-        try:
-            return self._clients.get(client_id)
-        except ClientNotFound:
-            return None
 
     def tenant(self, tenant_id: str) -> TenantMapping | None:
         """The tenant mapping, or None when unmapped."""
@@ -71,11 +71,15 @@ class Directory:
         """Every enabled version of a client's secret with its value (validity not yet checked).
 
         Validity (``not_before``/``expires_on``) is checked by the caller at use time, so a
-        grace period ends on the second, not a cache TTL later.
+        grace period ends on the second, not a cache TTL later. ``refresh`` reads the versions
+        again (a miss may be a rotation on another instance), at most once per
+        ``SECRET_REFRESH_SECONDS`` per client, one read shared by every concurrent miss.
         """
         key = client_id.lower()
         if refresh:
-            self._secret_cache.invalidate(key)
+            return self._secret_cache.refresh(
+                key, lambda: self._load_secrets(key), min_interval=SECRET_REFRESH_SECONDS
+            )
         return self._secret_cache.get(key, lambda: self._load_secrets(key))
 
     def _load_secrets(self, client_id: str) -> list[Secret]:
@@ -90,9 +94,11 @@ class Directory:
                 continue
         return found
 
-    def secret_version(self, client_id: str, version: str) -> SecretVersion | None:
+    def secret_version(
+        self, client_id: str, version: str, *, refresh: bool = False
+    ) -> SecretVersion | None:
         """Properties of one enabled secret version of a client, or None."""
-        for secret in self.client_secrets(client_id):
+        for secret in self.client_secrets(client_id, refresh=refresh):
             if secret.properties.version == version:
                 return secret.properties
         return None

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
+from shared.circuit import CircuitBreaker, guarded
 from shared.secret_store import (
     Secret,
     SecretDisabled,
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
     from azure.keyvault.secrets import SecretClient, SecretProperties
 
-__all__ = ["KeyVaultSecretStore", "build_keyvault_store"]
+__all__ = ["KeyVaultSecretStore", "build_keyvault_store", "vault_breaker"]
 
 _LOGGER = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -63,7 +64,21 @@ def build_keyvault_store(
         settings.keyvault_url,
         credential,
         timeout_seconds=settings.keyvault_timeout_seconds,
+        breaker=vault_breaker(settings),
     )
+
+
+def vault_breaker(settings: Settings) -> CircuitBreaker:
+    """The breaker of the vault's calls, from the store circuit settings."""
+    return CircuitBreaker(
+        settings.store_circuit_failure_threshold,
+        settings.store_circuit_open_seconds,
+        refusal=_paused,
+    )
+
+
+def _paused(retry_after: int) -> SecretStoreUnavailable:
+    return SecretStoreUnavailable("Key Vault is not answering; calls are paused", retry_after)
 
 
 class KeyVaultSecretStore:
@@ -71,7 +86,9 @@ class KeyVaultSecretStore:
 
     Each attempt gets ``timeout_seconds`` to connect and to read; a call makes at most
     ``max_retries + 1`` attempts with exponential backoff, honours ``Retry-After``, and gives up
-    once ``(max_retries + 1) * timeout_seconds`` has passed (3x the timeout by default).
+    once ``(max_retries + 1) * timeout_seconds`` has passed (3x the timeout by default). With a
+    ``breaker``, calls stop for a while after a few consecutive unavailable answers, so a hung
+    vault costs a request nothing instead of that deadline.
     """
 
     def __init__(
@@ -81,6 +98,7 @@ class KeyVaultSecretStore:
         *,
         timeout_seconds: float = 5,
         max_retries: int = 2,
+        breaker: CircuitBreaker | None = None,
         **client_kwargs: Any,
     ) -> None:
         if timeout_seconds <= 0:
@@ -90,6 +108,7 @@ class KeyVaultSecretStore:
         from azure.keyvault.secrets import SecretClient
 
         self._vault_host = urlsplit(vault_url).netloc
+        self._breaker = breaker
         self._timeout = float(timeout_seconds)
         self._deadline = self._timeout * (max_retries + 1)
         retry_policy = _deadline_retry_policy_class()(
@@ -205,6 +224,20 @@ class KeyVaultSecretStore:
         return _version(updated, name)
 
     def _call(self, operation: str, name: str, version: str | None, run: Callable[[], _T]) -> _T:
+        """Run one SDK call (through the breaker, if any) and translate its failure."""
+        if self._breaker is None:
+            return self._translated(operation, name, version, run)
+        return guarded(
+            self._breaker,
+            self._vault_host,
+            lambda: self._translated(operation, name, version, run),
+            failure=SecretStoreUnavailable,
+            answer=SecretStoreError,
+        )
+
+    def _translated(
+        self, operation: str, name: str, version: str | None, run: Callable[[], _T]
+    ) -> _T:
         """Run one SDK call and translate its failure; never chains the SDK's exception."""
         started = time.monotonic()
         try:

@@ -24,8 +24,9 @@ from shared.ids import canonical_guid, is_guid
 from shared.secret_store import Secret, SecretStoreUnavailable, utcnow
 from shared.settings import Settings
 from shared.signing_keys import NoSigningKey, SigningKeys
+from shared.source import source_address
 from shared.tables import StoreUnavailable
-from shared.throttle import FailureThrottle
+from shared.throttle import FailureThrottle, Throttled
 from shared.tokens import issue_access_token
 
 log = logging.getLogger(__name__)
@@ -195,18 +196,6 @@ def matching_secret(
     return found
 
 
-def source_address(request: Request) -> str | None:
-    """The caller's address as the platform front end recorded it, when it did."""
-    forwarded = request.header("X-Forwarded-For")
-    if not forwarded:
-        return None
-    # App Service appends the address it saw; earlier entries are whatever the caller sent.
-    last = forwarded.split(",")[-1].strip()
-    if last.startswith("["):
-        return last[1 : last.find("]")] if "]" in last else None
-    return last.rsplit(":", 1)[0] if last.count(":") == 1 else last
-
-
 class TokenEndpoint:
     """Handles ``POST oauth2/token``."""
 
@@ -216,13 +205,11 @@ class TokenEndpoint:
         directory: Directory,
         signing_keys: SigningKeys,
         throttle: FailureThrottle,
-        address_throttle: FailureThrottle,
     ) -> None:
         self._settings = settings
         self._directory = directory
         self._keys = signing_keys
         self._throttle = throttle
-        self._address_throttle = address_throttle
 
     def handle(self, request: Request) -> Response:
         """Answer one token request."""
@@ -254,16 +241,15 @@ class TokenEndpoint:
         grant_type_of(form)
         credentials = client_credentials_of(request, form)
         client_key = credentials.client_id.lower() if is_guid(credentials.client_id) else "?"
-        address = source_address(request)
-        self._check_throttle(client_key, address)
+        source = source_address(request, self._settings.trusted_proxy_hops)
+        self._throttled(self._throttle.check, client_key, source)
 
         client_id = canonical_guid(credentials.client_id) if client_key != "?" else None
         record = self._directory.client(client_id) if client_id else None
         matched = self._authenticate(client_id, credentials.secret, known=record is not None)
         if record is None or not record.enabled or matched is None:
-            self._throttle.record_failure(client_key)
-            if address:
-                self._address_throttle.record_failure(address)
+            # Counted and judged in one step: of concurrent guesses, only `limit` get a 401.
+            self._throttled(self._throttle.failed, client_key, source)
             audit(
                 "token.denied",
                 client_id=client_id,
@@ -275,6 +261,9 @@ class TokenEndpoint:
                 method=credentials.method,
             )
             raise _invalid_client("client authentication failed")
+        # Judged again now that the answer is known: guesses that failed meanwhile count, so a
+        # right secret during a lockout gets the same 429 as a wrong one.
+        self._throttled(self._throttle.check, client_key, source)
 
         if CLIENT_CREDENTIALS not in record.grant_types:
             audit("token.denied", client_id=record.client_id, reason="grant not allowed")
@@ -313,19 +302,19 @@ class TokenEndpoint:
             headers=NO_STORE,
         )
 
-    def _check_throttle(self, client_key: str, address: str | None) -> None:
-        wait = self._throttle.retry_after(client_key)
-        if wait is None and address:
-            wait = self._address_throttle.retry_after(address)
-        if wait is not None:
+    @staticmethod
+    def _throttled(judge: Callable[[str, str], None], client_key: str, source: str) -> None:
+        try:
+            judge(client_key, source)
+        except Throttled as throttled:
             audit("token.throttled", client_id=client_key if client_key != "?" else None)
             # slow_down: the registered OAuth error (RFC 8628 §3.5) for "too many requests".
             raise OAuthError(
                 "slow_down",
                 "too many failed attempts; retry after the Retry-After delay",
                 status=429,
-                headers={"Retry-After": str(wait)},
-            )
+                headers={"Retry-After": str(throttled.retry_after)},
+            ) from None
 
     def _authenticate(self, client_id: str | None, candidate: str, *, known: bool) -> Secret | None:
         if client_id is None or not known:
@@ -339,7 +328,7 @@ class TokenEndpoint:
         matched = matching_secret(candidate, self._directory.client_secrets(client_id), usable)
         if matched is None:
             # A secret rotated a moment ago is not in the cache yet: look once more, fresh.
-            # The failure throttle bounds how often a wrong secret can force this reload.
+            # At most one re-read per client per interval, shared by concurrent misses.
             fresh = self._directory.client_secrets(client_id, refresh=True)
             matched = matching_secret(candidate, fresh, usable)
         return matched

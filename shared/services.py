@@ -16,6 +16,7 @@ from shared.settings import Settings
 if TYPE_CHECKING:
     from azure.data.tables import TableServiceClient
 
+    from shared.circuit import CircuitBreaker
     from shared.clients import ClientRegistry
     from shared.directory import Directory
     from shared.manage_api import ManagementApi
@@ -81,13 +82,20 @@ class Services:
         return table_service(self.settings, self._credential)
 
     @cached_property
+    def table_breaker(self) -> CircuitBreaker:
+        """Pauses Table Storage calls after consecutive failures (all tables share it)."""
+        from shared.tables import store_breaker
+
+        return store_breaker(self.settings)
+
+    @cached_property
     def clients(self) -> ClientRegistry:
         """Client registrations and their secrets."""
         from shared.clients import ClientRegistry
         from shared.tables import CLIENTS_TABLE, AzureEntityTable
 
-        table = AzureEntityTable(self.table_service.get_table_client(CLIENTS_TABLE))
-        return ClientRegistry(table, self.secret_store)
+        client = self.table_service.get_table_client(CLIENTS_TABLE)
+        return ClientRegistry(AzureEntityTable(client, self.table_breaker), self.secret_store)
 
     @cached_property
     def tenants(self) -> TenantRegistry:
@@ -95,7 +103,8 @@ class Services:
         from shared.tables import TENANTS_TABLE, AzureEntityTable
         from shared.tenants import TenantRegistry
 
-        return TenantRegistry(AzureEntityTable(self.table_service.get_table_client(TENANTS_TABLE)))
+        client = self.table_service.get_table_client(TENANTS_TABLE)
+        return TenantRegistry(AzureEntityTable(client, self.table_breaker))
 
     @cached_property
     def directory(self) -> Directory:
@@ -119,18 +128,18 @@ class Services:
     def token_endpoint(self) -> TokenEndpoint:
         """The OAuth token endpoint."""
         from shared.oauth import TokenEndpoint
-        from shared.throttle import FailureThrottle
+        from shared.throttle import FailureThrottle, MemoryAttemptStore
 
         limit = self.settings.token_failure_limit
-        window = self.settings.token_failure_window_seconds
-        return TokenEndpoint(
-            self.settings,
-            self.directory,
-            self.signing_keys,
-            FailureThrottle(limit, window),
+        throttle = FailureThrottle(
+            MemoryAttemptStore(),
+            limit=limit,
             # Per source address: five clients' worth, so one office behind NAT still works.
-            FailureThrottle(limit * 5, window),
+            address_limit=limit * 5,
+            client_ceiling=self.settings.token_client_failure_ceiling,
+            window_seconds=self.settings.token_failure_window_seconds,
         )
+        return TokenEndpoint(self.settings, self.directory, self.signing_keys, throttle)
 
     @cached_property
     def address_policy(self) -> AddressPolicy:

@@ -52,11 +52,23 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "EHRB_TOKEN_FAILURE_LIMIT",
         "10",
-        "Failed client authentications per client_id (and 5x that per source address) "
-        "within the window before the token endpoint answers 429.",
+        "Failed client authentications per client_id and source address (and 5x that per "
+        "source address across clients) within the window before that source gets 429.",
     ),
     Setting(
         "EHRB_TOKEN_FAILURE_WINDOW_SECONDS", "60", "Window of the failed-authentication limit."
+    ),
+    Setting(
+        "EHRB_TOKEN_CLIENT_FAILURE_CEILING",
+        "1000",
+        "Failed authentications per client_id from all sources within the window; above it, "
+        "sources that failed for that client get 429, sources with a clean record do not.",
+    ),
+    Setting(
+        "EHRB_TRUSTED_PROXY_HOPS",
+        "0",
+        "Proxies of your own in front of the app that each append an X-Forwarded-For hop; "
+        "0: the source address is the hop the platform front end appended.",
     ),
     Setting("EHRB_SECRET_STORE", "keyvault", "Secret store: `keyvault` or `local`."),
     Setting("EHRB_KEYVAULT_URL", "", "Key Vault URI, e.g. https://<vault>.vault.azure.net/."),
@@ -65,6 +77,17 @@ SETTINGS: tuple[Setting, ...] = (
         "3",
         "Connect and read timeout of one Key Vault attempt; with two retries a failing call "
         "ends within 3x this (9 s), under the 10 s fail-closed budget.",
+    ),
+    Setting(
+        "EHRB_STORE_CIRCUIT_FAILURE_THRESHOLD",
+        "3",
+        "Consecutive failed calls to Table Storage (or to Key Vault) after which its calls are "
+        "paused: requests that need it answer 503 with Retry-After at once.",
+    ),
+    Setting(
+        "EHRB_STORE_CIRCUIT_OPEN_SECONDS",
+        "10",
+        "How long Table Storage or Key Vault calls stay paused before one probe is let through.",
     ),
     Setting(
         "EHRB_LOCAL_SECRETS_PATH",
@@ -161,6 +184,18 @@ SETTINGS: tuple[Setting, ...] = (
         "Most resources the proxy reads to sort by date for a provider that cannot.",
     ),
     Setting(
+        "EHRB_REQUEST_UPSTREAM_CALLS",
+        "200",
+        "Provider calls one proxied request may make, shared by its batch entries, sort "
+        "compensation and display enrichment (then a warning, or 400 too-costly).",
+    ),
+    Setting(
+        "EHRB_REQUEST_DEADLINE_SECONDS",
+        "120",
+        "No provider call of a proxied request starts or waits past this many seconds after it "
+        "arrived (then a warning, or 504); below the front end's 230 s.",
+    ),
+    Setting(
         "EHRB_SANDBOX_ENABLED",
         "false",
         "Serve the built-in sandbox R4 provider (`api/sandbox/fhir`, synthetic data only) and "
@@ -234,6 +269,16 @@ def _check_scopes(scopes: tuple[str, ...]) -> None:
             raise SettingsError(f"EHRB_MANAGED_IDENTITY_SCOPES: {refused}") from None
 
 
+def _count(value: str, name: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer") from None
+    if number < 0:
+        raise SettingsError(f"{name} must not be negative")
+    return number
+
+
 # Integer proxy settings: dataclass field -> environment variable.
 _PROXY_INTS = {
     "max_request_body_bytes": "EHRB_MAX_REQUEST_BODY_BYTES",
@@ -246,6 +291,8 @@ _PROXY_INTS = {
     "batch_max_entries": "EHRB_BATCH_MAX_ENTRIES",
     "batch_concurrency": "EHRB_BATCH_CONCURRENCY",
     "sort_compensation_cap": "EHRB_SORT_COMPENSATION_CAP",
+    "request_upstream_calls": "EHRB_REQUEST_UPSTREAM_CALLS",
+    "request_deadline_seconds": "EHRB_REQUEST_DEADLINE_SECONDS",
 }
 
 
@@ -262,9 +309,13 @@ class Settings:
     cache_ttl_seconds: int = 60
     token_failure_limit: int = 10
     token_failure_window_seconds: int = 60
+    token_client_failure_ceiling: int = 1000
+    trusted_proxy_hops: int = 0
     secret_store: str = "keyvault"
     keyvault_url: str = ""
     keyvault_timeout_seconds: int = 3
+    store_circuit_failure_threshold: int = 3
+    store_circuit_open_seconds: int = 10
     local_secrets_path: str = ".local/secrets.json"
     allow_local_secret_store_in_azure: bool = False
     tables_endpoint: str = ""
@@ -282,6 +333,8 @@ class Settings:
     batch_max_entries: int = 50
     batch_concurrency: int = 4
     sort_compensation_cap: int = 1000
+    request_upstream_calls: int = 200
+    request_deadline_seconds: int = 120
     sandbox_enabled: bool = False
     worker_threads: int = field(default_factory=_default_worker_threads)
     hosting: Hosting = field(default_factory=Hosting)
@@ -325,10 +378,20 @@ class Settings:
             token_failure_window_seconds=_positive_int(
                 get("EHRB_TOKEN_FAILURE_WINDOW_SECONDS"), "EHRB_TOKEN_FAILURE_WINDOW_SECONDS"
             ),
+            token_client_failure_ceiling=_positive_int(
+                get("EHRB_TOKEN_CLIENT_FAILURE_CEILING"), "EHRB_TOKEN_CLIENT_FAILURE_CEILING"
+            ),
+            trusted_proxy_hops=_count(get("EHRB_TRUSTED_PROXY_HOPS"), "EHRB_TRUSTED_PROXY_HOPS"),
             secret_store=store,
             keyvault_url=get("EHRB_KEYVAULT_URL"),
             keyvault_timeout_seconds=_positive_int(
                 get("EHRB_KEYVAULT_TIMEOUT_SECONDS"), "EHRB_KEYVAULT_TIMEOUT_SECONDS"
+            ),
+            store_circuit_failure_threshold=_positive_int(
+                get("EHRB_STORE_CIRCUIT_FAILURE_THRESHOLD"), "EHRB_STORE_CIRCUIT_FAILURE_THRESHOLD"
+            ),
+            store_circuit_open_seconds=_positive_int(
+                get("EHRB_STORE_CIRCUIT_OPEN_SECONDS"), "EHRB_STORE_CIRCUIT_OPEN_SECONDS"
             ),
             local_secrets_path=get("EHRB_LOCAL_SECRETS_PATH"),
             allow_local_secret_store_in_azure=_flag(

@@ -1,8 +1,10 @@
 """``make bench``: figures for cold import, token issuance (in-process and over HTTP), the
 FHIR proxy (the handler's own cost per request; the latency it adds over HTTP, next to calling
 the upstream directly and through nginx), FHIR version conversion (an R4 page of vital signs
-to STU3 and to DSTU2, in-process) and the sandbox provider (tools/bench_sandbox.py: 10,000
-generated patients in Azurite, searched and batch-queried through the proxy).
+to STU3 and to DSTU2, in-process), what anonymous callers can make it spend
+(tools/bench_dos.py: memory after refused requests, token refusals, a hung table store) and
+the sandbox provider (tools/bench_sandbox.py: 10,000 generated patients in Azurite, searched
+and batch-queried through the proxy).
 
 Development only, loopback only. It prints numbers and never fails on them: goals are shown
 next to the figures for a reader to judge. Each measurement is a function returning a dict, so
@@ -580,6 +582,7 @@ class CannedTransport:
         body: bytes,
         *,
         idempotent: bool,
+        deadline: float | None = None,
     ) -> Any:
         """The canned answer (the proxy only reads it)."""
         self.calls += 1
@@ -1347,6 +1350,20 @@ def main(argv: list[str] | None = None) -> int:
     _print_proxy(proxy)
     print()
     _print_conversion(measure_conversion())
+    print()
+    from tools.bench_dos import (
+        measure_hung_tables,
+        measure_refused_memory,
+        measure_token_refusals,
+        print_dos,
+    )
+
+    with bench_fixture() as fixture:
+        print_dos(
+            measure_refused_memory(fixture),
+            measure_token_refusals(fixture),
+            measure_hung_tables(fixture),
+        )
     print()
     if args.sandbox_patients > 0:
         from tools.bench_sandbox import measure_sandbox, print_sandbox

@@ -12,7 +12,9 @@ index:
   every key; unlike Core Tools it enforces keys, and fails closed when no key is configured;
 - the ``HttpRequest`` built the way the host and the Python worker build it, and the response
   encoded the way the worker encodes it, plus host.json ``customHeaders``;
-- the host's limits: 4 KB URLs (414) and 100 MB bodies (413).
+- the host's limits: 4 KB URLs (414) and 100 MB bodies (413);
+- the front end's ``X-Forwarded-For``: the peer address appended as the right-most hop, the
+  only way a worker learns who connected (the host passes it no peer address).
 
 Not emulated: function keys, CORS, HSTS, proxies, the admin API, non-HTTP triggers and other
 bindings, ``context`` parameters, the 230 s response timeout, dot-segment normalisation.
@@ -639,6 +641,12 @@ class RouteTable:
 # Request and response mapping (what the host puts on the wire to the worker, and back)
 
 
+def _peer_hop(address: Any) -> str:
+    """The peer as App Service's front end writes it into X-Forwarded-For: ``ip:port``."""
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _join_values(values: list[str]) -> str:
     # The host forwards StringValues.ToString(): repeated fields joined with "," (no space),
     # empty entries skipped.
@@ -820,6 +828,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         headers: dict[str, list[str]] = {}
         for name, value in self.headers.items():
             headers.setdefault(name.lower(), []).append(value)
+        # The worker never learns the peer address; in Azure the front end appends it to
+        # X-Forwarded-For as the right-most hop, so the dev host does the same.
+        headers.setdefault("x-forwarded-for", []).append(_peer_hop(self.client_address))
         host_header = self.headers.get("Host") or devhost.authority
         request = WorkerHttpRequest(
             method=self.command,

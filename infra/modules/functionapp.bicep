@@ -220,9 +220,15 @@ resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
     EHRB_CACHE_TTL_SECONDS: string(cacheTtlSeconds)
     EHRB_TOKEN_FAILURE_LIMIT: '10'
     EHRB_TOKEN_FAILURE_WINDOW_SECONDS: '60'
+    EHRB_TOKEN_CLIENT_FAILURE_CEILING: '1000'
+    // No proxy of our own in front of the app: the front end's X-Forwarded-For hop is the
+    // source address. Raise it only with inbound access restricted to that proxy.
+    EHRB_TRUSTED_PROXY_HOPS: '0'
     EHRB_SECRET_STORE: 'keyvault'
     EHRB_KEYVAULT_URL: keyVaultUri
     EHRB_KEYVAULT_TIMEOUT_SECONDS: '3'
+    EHRB_STORE_CIRCUIT_FAILURE_THRESHOLD: '3'
+    EHRB_STORE_CIRCUIT_OPEN_SECONDS: '10'
     EHRB_TABLES_ENDPOINT: tablesEndpoint
     EHRB_MAX_REQUEST_BODY_BYTES: '1048576'
     EHRB_UPSTREAM_CONNECT_TIMEOUT_SECONDS: '5'
@@ -235,6 +241,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
     EHRB_BATCH_MAX_ENTRIES: '50'
     EHRB_BATCH_CONCURRENCY: '4'
     EHRB_SORT_COMPENSATION_CAP: '1000'
+    EHRB_REQUEST_UPSTREAM_CALLS: '200'
+    EHRB_REQUEST_DEADLINE_SECONDS: '120'
     // The sandbox provider; off unless sandboxEnabled.
     EHRB_SANDBOX_ENABLED: sandboxEnabled ? 'true' : 'false'
     // The Python worker runs synchronous functions on this many threads: as many as the

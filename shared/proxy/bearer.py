@@ -18,7 +18,9 @@ carry an ``access_token`` query parameter).
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import logging
 import math
 import re
@@ -173,7 +175,13 @@ class BearerVerifier:
     def _verify(self, request: Request) -> Caller:
         token = self._token_of(request)
         digest = hashlib.sha256(token.encode("utf-8")).digest()
-        kid, claims = self._verified.get(digest, lambda: self._verify_signature(token))
+        verified = self._verified.peek(digest)  # a token seen before passed every check below
+        if verified is None:
+            # Every check that needs no key runs before the cache can be filled, so a token
+            # that is garbage at sight costs no flight, entry or key lookup.
+            header = self._checked_header(token)
+            verified = self._verified.get(digest, lambda: self._verify_signature(token, header))
+        kid, claims = verified
         if self._keys.verification_key(kid) is None:
             # Retired since the signature was checked (a cheap lookup in the cached key list).
             raise _invalid_token("unknown signing key")
@@ -198,9 +206,8 @@ class BearerVerifier:
             expires_at=expires_at,
         )
 
-    def _verify_signature(self, token: str) -> tuple[str, dict[str, Any]]:
-        """The token's kid and claims once its header, key and signature check out."""
-        header = self._checked_header(token)
+    def _verify_signature(self, token: str, header: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The token's kid and claims once its key and signature check out."""
         kid: str = header["kid"]
         key = self._keys.verification_key(kid)
         if key is None:
@@ -234,16 +241,20 @@ class BearerVerifier:
 
     def _checked_header(self, token: str) -> dict[str, Any]:
         """The JOSE header, after every check that needs no key."""
-        import jwt
-
         if len(token) > MAX_TOKEN_BYTES:
             raise _invalid_token("token is too large")
         if _COMPACT_JWS.fullmatch(token) is None:
             raise _invalid_token("token is malformed")
+        # Decoded here rather than by pyjwt (whose get_unverified_header costs ~100 µs): this
+        # runs on every request, before the verified-token cache. pyjwt decodes it again when
+        # it checks the signature.
+        segment = token.partition(".")[0]
         try:
-            header = jwt.get_unverified_header(token)
-        except (jwt.InvalidTokenError, ValueError, RecursionError):
+            header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+        except (ValueError, RecursionError):  # binascii.Error, UnicodeDecodeError included
             raise _invalid_token("token is malformed") from None
+        if not isinstance(header, dict):
+            raise _invalid_token("token is malformed")
         # RFC 8725 §3.1-3.2: the one configured algorithm, checked before any key is looked
         # up; this refuses "none" and HS* signed with our public key (§2.1 key confusion).
         if header.get("alg") != self._settings.token_algorithm:
@@ -352,6 +363,11 @@ class BearerVerifier:
         if record is None or not record.enabled:
             raise _invalid_token("client is disabled")
         version = self._directory.secret_version(client_id, secret_version)
+        if version is None:
+            # Rotated in elsewhere since this instance cached the versions: look once more.
+            # Only holders of a token we signed get here, and the refresh is shared and
+            # rate-limited per client, so random `sv` values cannot make Key Vault calls.
+            version = self._directory.secret_version(client_id, secret_version, refresh=True)
         if version is None or not version.is_usable(datetime.fromtimestamp(now, UTC)):
             raise _invalid_token("secret version is disabled or expired")
 

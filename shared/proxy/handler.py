@@ -18,6 +18,7 @@ from shared.http import Headers, Request, Response, public_origin
 from shared.proxy import compensate
 from shared.proxy.batch import BatchEntry, EntryResult, load_json, parse_batch, run_entries
 from shared.proxy.bearer import BearerVerifier
+from shared.proxy.budget import RequestBudget
 from shared.proxy.capabilities import Capabilities, effective
 from shared.proxy.conversion import FhirVersionConverter, VersionConverter
 from shared.proxy.enrich import Enricher, read_batch, read_batch_results
@@ -165,6 +166,8 @@ class FhirProxy:
     # -- pipeline ------------------------------------------------------------------------------
 
     def _handle(self, request: Request, exchange: Exchange) -> Response:
+        settings = self._settings
+        budget = RequestBudget(settings.request_upstream_calls, settings.request_deadline_seconds)
         face = exchange.face
         if face not in FACES:
             raise NotFound("unknown FHIR endpoint; use dstu2, stu3 or r4")
@@ -199,7 +202,7 @@ class FhirProxy:
             ),
             face,
         )
-        context = _Context(tenant, caps, face, face_base, exchange, request)
+        context = _Context(tenant, caps, face, face_base, exchange, request, budget)
         context.enricher = Enricher(
             functools.partial(self._read_references, context),
             total_required=path.resource_type == "Patient" and path.interaction != "instance",
@@ -320,6 +323,7 @@ class FhirProxy:
             answer = self._send(ctx, converted, idempotent=True)
             if answer.status not in REFUSED:
                 return self._respond(ctx, answer)
+        ctx.budget.reserve(len(entries))  # each entry's own answer comes before extra pages
         bundle = run_entries(entries, lambda e: self._run_entry(ctx, e), self._batch_pool)
         body = json.dumps(bundle, separators=(",", ":")).encode("utf-8")
         headers = Headers({"Content-Type": f"{json_mime_type(ctx.face)}; charset=utf-8"})
@@ -371,14 +375,31 @@ class FhirProxy:
         )
         collected: list[dict[str, Any]] = []
         total: int | None = None
+        pages = 0
         while url and len(collected) < cap:
+            # The first page is the answer; the others only improve the order, so they stop
+            # quietly when the request's budget is spent (the warning below says so).
+            if pages and not ctx.budget.try_take():
+                break
+            if not pages:
+                ctx.budget.take()
+            pages += 1
             answer = self._transport.send(
-                ctx.tenant, "GET", url, converted.headers, b"", idempotent=True
+                ctx.tenant,
+                "GET",
+                url,
+                converted.headers,
+                b"",
+                idempotent=True,
+                deadline=ctx.budget.deadline,
             )
             ctx.exchange.provider_status = answer.status
             if answer.status != 200:
                 return self._respond(ctx, answer)
-            page = load_json(answer.body, "the provider's answer")
+            try:
+                page = load_json(answer.body, "the provider's answer")
+            except InvalidRequest:  # the provider's JSON, not the caller's: a 502
+                raise UpstreamError("the provider answered a page that is not FHIR JSON") from None
             total = page.get("total", total) if isinstance(page, dict) else total
             for entry in page.get("entry") or []:
                 if (entry.get("search") or {}).get("mode", "match") == "match":
@@ -388,7 +409,8 @@ class FhirProxy:
         warning = operation_outcome(
             "warning",
             "too-costly",
-            f"the provider cannot sort by date; EHR Bridge sorted the first {cap} matches only",
+            "the provider cannot sort by date; EHR Bridge sorted the first "
+            f"{min(cap, len(collected))} matches only",
             ctx.tenant.provider_fhir_version,  # converted to the face with the Bundle
         )
         bundle = compensate.sorted_searchset(
@@ -417,6 +439,7 @@ class FhirProxy:
         url = upstream_url(
             ctx.tenant.provider_base_url, _relative_path(upstream.path), upstream.query
         )
+        ctx.budget.take()
         answer = self._transport.send(
             ctx.tenant,
             upstream.method,
@@ -424,6 +447,7 @@ class FhirProxy:
             upstream.headers,
             upstream.body,
             idempotent=idempotent,
+            deadline=ctx.budget.deadline,
         )
         ctx.exchange.provider_status = answer.status
         return answer
@@ -494,11 +518,16 @@ class FhirProxy:
             return {}
         provider = ctx.tenant.provider_fhir_version
         headers = self._headers(ctx)
+        deadline = ctx.budget.deadline
         if ctx.caps.batch:
+            if not ctx.budget.try_take():
+                return {}  # displays stay missing, and the Enricher's warning says so
             headers.set("Content-Type", json_mime_type(provider))
             body = json.dumps(read_batch(readable)).encode("utf-8")
             url = upstream_url(ctx.tenant.provider_base_url, _relative_path(""), "")
-            answer = self._transport.send(ctx.tenant, "POST", url, headers, body, idempotent=True)
+            answer = self._transport.send(
+                ctx.tenant, "POST", url, headers, body, idempotent=True, deadline=deadline
+            )
             if answer.status == 200:
                 return read_batch_results(readable, load_json(answer.body, "the provider's answer"))
             if answer.status not in REFUSED:
@@ -507,12 +536,15 @@ class FhirProxy:
 
         def read(reference: str) -> dict[str, Any] | None:
             url = upstream_url(ctx.tenant.provider_base_url, _relative_path(reference), "")
-            answer = self._transport.send(ctx.tenant, "GET", url, headers, b"", idempotent=True)
+            answer = self._transport.send(
+                ctx.tenant, "GET", url, headers, b"", idempotent=True, deadline=deadline
+            )
             if answer.status != 200:
                 return None
             found = load_json(answer.body, "the provider's answer")
             return found if isinstance(found, dict) else None
 
+        readable = readable[: ctx.budget.take_up_to(len(readable))]
         results = self._enrich_pool.map(read, readable)
         return {r: found for r, found in zip(readable, results, strict=True) if found}
 
@@ -569,6 +601,7 @@ class _Context:
     face_base: str
     exchange: Exchange
     request: Request
+    budget: RequestBudget
     enricher: Enricher | None = None
 
 

@@ -434,7 +434,8 @@ def _read_capped(response: requests.Response, limit: int) -> bytes:
 def _json_object(body: bytes) -> dict[str, Any] | None:
     try:
         document = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: deep nesting (docs/security.md §2, JSON bombs) is no token answer.
         return None
     return document if isinstance(document, dict) else None
 

@@ -37,10 +37,11 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from shared.circuit import CircuitBreaker
 from shared.http import Headers
 from shared.net.addresses import AddressPolicy, AddressRefused
-from shared.proxy.circuit import CircuitBreaker
-from shared.proxy.errors import ProxyError, UpstreamError, UpstreamTimeout
+from shared.proxy.budget import SPENT_TIME
+from shared.proxy.errors import ProxyError, Unavailable, UpstreamError, UpstreamTimeout
 from shared.proxy.model import UpstreamResponse
 from shared.proxy.provider_auth import ProviderAuth, upstream_session
 from shared.settings import Settings
@@ -49,7 +50,7 @@ from shared.tenants import TenantMapping
 if TYPE_CHECKING:
     import requests
 
-__all__ = ["ProviderTransport"]
+__all__ = ["ProviderTransport", "provider_paused"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -68,6 +69,14 @@ _NEVER_FORWARDED = (
     "Content-Length",
     "Accept-Encoding",
 )
+
+
+def provider_paused(retry_after: int) -> Unavailable:
+    """The 503 an open provider circuit answers with."""
+    return Unavailable(
+        "The provider FHIR server is failing; calls to it are paused. Retry later.",
+        headers={"Retry-After": str(retry_after)},
+    )
 
 
 class _RedactUpstream(logging.Filter):
@@ -125,7 +134,9 @@ class ProviderTransport:
         # One connection per worker thread: more would idle, fewer would be opened and dropped.
         self._pool_size = pool_size or settings.worker_threads
         self._breaker = breaker or CircuitBreaker(
-            settings.circuit_failure_threshold, settings.circuit_open_seconds
+            settings.circuit_failure_threshold,
+            settings.circuit_open_seconds,
+            refusal=provider_paused,
         )
         self._max_bytes = max_response_bytes
         self._sleep = sleep
@@ -151,15 +162,19 @@ class ProviderTransport:
         body: bytes,
         *,
         idempotent: bool,
+        deadline: float | None = None,
     ) -> UpstreamResponse:
         """One request to the tenant's provider; the answer, or UpstreamError/Timeout/Unavailable.
 
-        ``url`` must lie under ``tenant.provider_base_url`` (built by the path rules). Raises
+        ``url`` must lie under ``tenant.provider_base_url`` (built by the path rules). Nothing
+        waits past ``deadline`` (``time.monotonic()``, the request's budget): 504 then. Raises
         ``Unavailable`` (503) when the provider's circuit is open, ``UpstreamError`` (502) for
         no answer, a redirect, a broken or oversized answer, ``UpstreamTimeout`` (504);
         ``ProviderAuthError`` and ``SecretStoreUnavailable`` propagate from ``ProviderAuth``.
         """
-        return self._send(tenant, method, url, headers, body, idempotent, use_breaker=True)
+        return self._send(
+            tenant, method, url, headers, body, idempotent, use_breaker=True, deadline=deadline
+        )
 
     def probe(self, tenant: TenantMapping, url: str, headers: Headers) -> UpstreamResponse:
         """A GET like ``send`` that neither consults nor feeds the circuit breaker (diagnosis)."""
@@ -185,6 +200,7 @@ class ProviderTransport:
         idempotent: bool,
         *,
         use_breaker: bool,
+        deadline: float | None = None,
     ) -> UpstreamResponse:
         _check_url(tenant.provider_base_url, url)
         key = tenant.provider_base_url
@@ -194,7 +210,7 @@ class ProviderTransport:
         verdict = _RELEASE
         try:
             response, verdict = self._exchange(
-                tenant, method.upper(), url, headers, body, idempotent
+                tenant, method.upper(), url, headers, body, idempotent, deadline
             )
             return response
         except _Ended as ended:
@@ -217,6 +233,7 @@ class ProviderTransport:
         headers: Headers,
         body: bytes,
         idempotent: bool,
+        deadline: float | None = None,
     ) -> tuple[UpstreamResponse, str]:
         """The answer and the breaker's verdict; an error ends the call as ``_Ended``."""
         session = self._session(tenant)
@@ -231,7 +248,7 @@ class ProviderTransport:
         while True:
             try:
                 status, raw_headers, content = self._attempt(
-                    session, method, url, _merge(headers, auth_headers), body
+                    session, method, url, _merge(headers, auth_headers), body, deadline
                 )
             except _ConnectionFailed:
                 if idempotent and not retried_connection:
@@ -243,6 +260,9 @@ class ProviderTransport:
                     UpstreamError("the provider FHIR server did not answer"), _FAILURE
                 ) from None
             except _Timeout:
+                if deadline is not None and time.monotonic() >= deadline:
+                    # The request's own time ran out: no verdict on the provider.
+                    raise _Ended(UpstreamTimeout(SPENT_TIME), _RELEASE) from None
                 _LOGGER.warning("upstream %s %s: timed out", method, where)
                 raise _Ended(
                     UpstreamTimeout("the provider FHIR server did not answer in time"), _FAILURE
@@ -274,17 +294,24 @@ class ProviderTransport:
         url: str,
         headers: Headers,
         body: bytes,
+        request_deadline: float | None = None,
     ) -> tuple[int, Headers, bytes]:
         import requests
 
-        deadline = time.monotonic() + self._connect_timeout + self._read_timeout
+        now = time.monotonic()
+        deadline = now + self._connect_timeout + self._read_timeout
+        if request_deadline is not None:
+            deadline = min(deadline, request_deadline)
+        left = deadline - now
+        if left <= 0:
+            raise _Timeout()
         try:
             response = session.request(
                 method,
                 url,
                 headers=_flatten(headers),
                 data=body if body else None,
-                timeout=(self._connect_timeout, self._read_timeout),
+                timeout=(min(self._connect_timeout, left), min(self._read_timeout, left)),
                 allow_redirects=False,
                 verify=self._verify,
                 stream=True,

@@ -7,6 +7,7 @@ import http.client
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -429,6 +430,15 @@ def test_request_fields_reach_function_as_worker_passes_them(base_url: str) -> N
     assert seen["request_type"] == "azure.functions.http.HttpRequest"
 
 
+def test_the_peer_address_is_appended_to_x_forwarded_for_as_the_front_end_does(
+    base_url: str,
+) -> None:
+    plain = _get(f"{base_url}/api/echo/x").json()
+    assert re.fullmatch(r"127\.0\.0\.1:\d+", plain["headers"]["x-forwarded-for"])
+    spoofed = _get(f"{base_url}/api/echo/x", headers={"X-Forwarded-For": "198.51.100.1"}).json()
+    assert re.fullmatch(r"198\.51\.100\.1,127\.0\.0\.1:\d+", spoofed["headers"]["x-forwarded-for"])
+
+
 def test_repeated_query_keys_are_joined_with_commas(base_url: str) -> None:
     seen = _get(f"{base_url}/api/echo/x?t=1&t=2&T=3").json()
     assert seen["params"] == {"t": "1,2,3"}
@@ -651,6 +661,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 CLI_APP = """
 import os
+import re
 import azure.functions as func
 
 SEEN_AT_IMPORT = {name: os.environ.get(name) for name in ("TOY_SETTING", "PRESET")}

@@ -81,6 +81,8 @@ def registered(stack: Stack) -> tuple[str, str, str]:
         allowed_client_ids=(issued.client.client_id,),
     )
     stack.services.tenants.put(tenant)
+    # As the management API does after a change: this instance sees the new client at once.
+    stack.services.directory.forget()
     return issued.client.client_id, issued.secret, tenant.tenant_id
 
 
@@ -195,6 +197,27 @@ def test_repeated_failures_are_slowed_down_over_http(stack, registered):
     ]
     assert statuses[:5] == [401] * 5
     assert statuses[5] == 429
+
+
+def test_forged_forwarded_hops_do_not_escape_the_address_limit_over_http(stack):
+    """Row 77: the dev host appends the peer as the front end does; the caller's hops count
+    for nothing."""
+    statuses: list[int] = []
+    try:
+        for n in range(27):  # 5 x EHRB_TOKEN_FAILURE_LIMIT per address, and two more
+            data = {"grant_type": "client_credentials", "client_id": str(uuid.uuid4())}
+            headers = {"X-Forwarded-For": f"198.51.100.{n}"}
+            response = requests.post(
+                stack.token_url, data={**data, "client_secret": "x"}, headers=headers, timeout=5
+            )
+            statuses.append(response.status_code)
+    finally:
+        # The tests that follow share this stack and its address (127.0.0.1): a fresh throttle.
+        del stack.services.token_endpoint
+    # Earlier tests of this module may have failed from 127.0.0.1 too: 429 comes at the latest
+    # after 25 failures, and stays.
+    first = statuses.index(429)
+    assert set(statuses[:first]) == {401} and set(statuses[first:]) == {429}
 
 
 def test_management_over_http_needs_the_admin_key(stack):

@@ -884,10 +884,10 @@ def test_table_outage_is_503_with_retry_after(verifier, services, token, monkeyp
     verifier.verify(fhir_request(f"Bearer {token}"))
     services.directory.forget()
 
-    def down(client_id: str) -> Any:
+    def down() -> Any:
         raise StoreUnavailable("table busy", retry_after=3)
 
-    monkeypatch.setattr(services.clients, "get", down)
+    monkeypatch.setattr(services.clients, "list_all", down)
     error = refused(verifier, fhir_request(f"Bearer {token}"), Unavailable)
     assert error.status == 503
     assert error.headers == {"Retry-After": "3"}
@@ -1034,9 +1034,9 @@ def test_a_token_seen_before_is_not_signature_checked_again_but_still_revocable(
     calls = []
     original = verifier._verify_signature
 
-    def counted(raw: str):
+    def counted(raw: str, header: dict[str, Any]):
         calls.append(1)
-        return original(raw)
+        return original(raw, header)
 
     verifier._verify_signature = counted  # type: ignore[method-assign]
     for _ in range(3):

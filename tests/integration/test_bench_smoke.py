@@ -147,3 +147,22 @@ def test_sandbox_measurements_load_every_resource_and_return_positive_figures(
         assert_positive(result[name], {"p50_ms", "p99_ms"})
     # Every search is for a family some generated patient has.
     assert result["search_direct"]["mean_total"] >= 1
+
+
+def test_denial_of_service_measurements_return_figures(azurite: str) -> None:
+    from tools import bench_dos
+
+    with bench.bench_fixture(azurite) as fixture:
+        memory = bench_dos.measure_refused_memory(fixture, requests=8, body_bytes=1024, threads=2)
+        assert memory["requests"] == 8
+        assert set(memory["statuses"]) == {401}
+        refusals = bench_dos.measure_token_refusals(fixture, requests=5)
+        assert_positive(refusals, {"unknown_p50_us", "known_wrong_p50_us"})
+        hung = bench_dos.measure_hung_tables(
+            fixture,
+            threads=2,
+            budget_s=20,
+            table_options={"retry_total": 0, "connection_timeout": 0.5, "read_timeout": 0.2},
+        )
+        assert hung["first_fast_503_s"] is not None
+        assert hung["store_calls"] >= 1

@@ -557,7 +557,7 @@ def test_managed_identity_credential_is_created_once(
 
 def test_importing_the_transport_modules_loads_neither_requests_nor_azure_identity() -> None:
     code = (
-        "import sys, shared.proxy.transport, shared.proxy.provider_auth, shared.proxy.circuit\n"
+        "import sys, shared.proxy.transport, shared.proxy.provider_auth, shared.circuit\n"
         "print(sorted(m for m in ('requests', 'urllib3', 'azure.identity', 'azure.core')"
         " if m in sys.modules))"
     )

@@ -6,6 +6,7 @@ pooled transport, a fake provider that records what it received.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import uuid
@@ -688,6 +689,74 @@ def test_sorting_compensation_warns_when_the_cap_is_hit(make_services, client, f
     assert len([e for e in entries if e["search"]["mode"] == "match"]) == 10
 
 
+def test_one_batch_makes_at_most_the_requests_budget_of_provider_calls(
+    make_services, client, fhir_server
+):
+    """Row 81: entries and sort compensation share one budget; what is left over is refused."""
+    services = make_services(allow_insecure_provider_urls=True, request_upstream_calls=6)
+    unsorted = fhir_server(
+        version="r4", capabilities={"sort": False, "batch": False}, max_page_size=2
+    )
+    observations(unsorted, 30)
+    caps = {"sort_by_date": False, "batch": False}
+    tenant = mapped(services, client, unsorted.base_url, capabilities=caps)
+    token = bearer_token(services, client, tenant.tenant_id)
+    before = unsorted.count()
+    body = batch(*["Observation?patient=sorted&_sort=-date"] * 10)
+    response = send(services, "POST", "", token, body=body, headers={"Content-Type": FHIR_JSON})
+    assert response.status == 200
+    assert unsorted.count() - before <= 6  # without a budget: 10 entries x 15 pages
+    entries = response.json()["entry"]
+    statuses = [e["response"]["status"].split()[0] for e in entries]
+    assert sorted(statuses) == ["200"] * 6 + ["400"] * 4
+    for entry in entries:
+        if entry["response"]["status"].startswith("400"):
+            assert entry["resource"]["issue"][0]["code"] == "too-costly"
+        else:  # answered from the first page only, and says so
+            modes = [x["search"]["mode"] for x in entry["resource"]["entry"]]
+            assert "outcome" in modes
+
+
+def test_filling_displays_stops_at_the_requests_budget_with_a_warning(
+    make_services, client, fhir_server
+):
+    """Row 81: enrichment draws on the same budget and says what it could not fill."""
+    services = make_services(allow_insecure_provider_urls=True, request_upstream_calls=5)
+    provider = fhir_server(version="r4", capabilities={"batch": False})
+    for n in range(20):
+        provider.add({"resourceType": "Location", "id": f"ward-{n}", "name": f"Ward {n}"})
+        provider.add(
+            {
+                "resourceType": "Encounter",
+                "id": f"stay-{n}",
+                "status": "finished",
+                "class": {"code": "IMP"},
+                "subject": {"reference": "Patient/budget"},
+                "location": [{"location": {"reference": f"Location/ward-{n}"}}],
+            }
+        )
+    tenant = mapped(services, client, provider.base_url, capabilities={"batch": False})
+    token = bearer_token(services, client, tenant.tenant_id)
+    before = provider.count()
+    response = send(services, "GET", "Encounter", token, query="patient=budget&_count=50")
+    assert response.status == 200
+    assert provider.count() - before <= 5  # the search and four reads, not twenty-one calls
+    entries = response.json()["entry"]
+    warnings = [e for e in entries if e["search"]["mode"] == "outcome"]
+    assert warnings and warnings[0]["resource"]["issue"][0]["severity"] == "warning"
+
+
+def test_a_page_that_is_not_json_while_sorting_for_the_provider_is_a_502(
+    proxy_services, client, fhir_server
+):
+    unsorted = fhir_server(version="r4", capabilities={"sort": False})
+    tenant = mapped(proxy_services, client, unsorted.base_url, capabilities={"sort_by_date": False})
+    token = bearer_token(proxy_services, client, tenant.tenant_id)
+    unsorted.fail(200, "[" * 20_000, "application/fhir+json")
+    response = send(proxy_services, "GET", "Observation", token, query="patient=x&_sort=-date")
+    assert response.status == 502
+
+
 def test_slow_provider_is_504(proxy_services, provider, token):
     provider.slow(3)
     response = send(proxy_services, "GET", "Patient/example", token)
@@ -810,6 +879,29 @@ def test_provider_rotating_its_tokens_is_refreshed_once_and_retried(
     assert server.count(path=TOKEN_PATH) == 2
 
 
+@pytest.mark.parametrize("status", [200, 400])
+def test_deeply_nested_json_from_the_providers_token_endpoint_is_a_502(
+    proxy_services, client, fhir_server, secret_store, status
+):
+    """Row 82: a JSON bomb from the provider's token endpoint is the provider's failure."""
+    server = fhir_server(version="r4", require_bearer=True)
+    tenant = mapped(
+        proxy_services,
+        client,
+        server.base_url,
+        provider_auth_kind="client_credentials",
+        provider_token_url=server.token_url,
+        provider_client_id="bridge",
+    )
+    secret_store.set_secret(provider_secret_name(tenant.tenant_id), "provider-secret")
+    token = bearer_token(proxy_services, client, tenant.tenant_id)
+    bomb = "[" * 20_000 + "]" * 20_000  # 40 KB: under the token answer cap
+    server.fail(status, bomb, "application/json", path=TOKEN_PATH)
+    response = send(proxy_services, "GET", "Patient/example", token)
+    assert response.status == 502
+    assert outcome(response)["code"] == "exception"
+
+
 # -- rate limits, bearer errors, audit ------------------------------------------------------------
 
 
@@ -918,3 +1010,79 @@ def test_provider_failures_are_logged_by_tenant_and_path_never_by_provider_url(
     assert send(proxy_services, "GET", "Patient/example", token).status == 502
     assert f"tenant {tenant.tenant_id} /Patient/example" in caplog.text
     assert provider.split("//")[1].split("/")[0] not in caplog.text
+
+
+def test_two_instances_accept_a_secret_version_rotated_on_the_other_at_once(
+    make_services, client, fhir_server
+):
+    """Row 66 across instances: a miss on `sv` re-reads the versions once, then verifies."""
+    first = make_services(allow_insecure_provider_urls=True)
+    second = make_services(allow_insecure_provider_urls=True)
+    server = fhir_server(version="r4")
+    tenant = mapped(first, client, server.base_url)
+    cid = client.client.client_id
+    # The second instance caches the client's versions (only the first secret's).
+    assert send(second, "GET", "Patient/example", bearer_token(first, client, tenant.tenant_id))
+    rotate = Request(
+        "POST",
+        f"https://bridge.test/api/manage/clients/{cid}/secrets",
+        Headers({"x-functions-key": ADMIN_KEY, "Content-Type": "application/json"}),
+        b'{"grace_period_seconds": 0}',
+        {"client_id": cid},
+    )
+    rotated = first.management.handle("client_secrets", rotate)
+    assert rotated.status == 201
+    fresh = dataclasses.replace(client, secret=rotated.json()["client_secret"])
+    token = bearer_token(first, fresh, tenant.tenant_id)
+    assert send(second, "GET", "Patient/example", token).status == 200
+
+
+def test_random_secret_versions_in_signed_tokens_reread_the_versions_at_most_once(
+    proxy_services, client, tenant_a, monkeypatch
+):
+    """Row 66's refresh is bounded: a stream of unknown `sv` values makes one Key Vault read."""
+    from tests.integration.test_bearer import claims_for, forge
+
+    reads: list[str] = []
+    real = proxy_services.secret_store.list_versions
+    monkeypatch.setattr(
+        proxy_services.secret_store, "list_versions", lambda n: reads.append(n) or real(n)
+    )
+    for _ in range(20):
+        token = forge(proxy_services, claims_for(proxy_services, client, tenant_a, sv="x" * 32))
+        response = send(proxy_services, "GET", "Patient/example", token)
+        assert response.status == 401
+        assert "secret version" in outcome(response)["diagnostics"]
+    client_reads = [n for n in reads if n.startswith("client-")]
+    assert len(client_reads) <= 2  # the first load, and one refresh
+
+
+def test_refused_megabyte_requests_with_random_tokens_leave_memory_flat(proxy_services, token):
+    """Row 74: nothing of a refused request outlives it, whatever the token looked like."""
+    import secrets
+    import tracemalloc
+
+    from tests.integration.test_bearer import b64url
+
+    kid = proxy_services.signing_keys.current().kid
+    header = b64url(json.dumps({"alg": "RS256", "typ": "at+jwt", "kid": kid}).encode())
+
+    def refused(index: int) -> int:
+        # Half garbage, half well-formed with our kid and a signature that cannot hold.
+        random_part = b64url(secrets.token_bytes(48))
+        bad = random_part if index % 2 else f"{header}.{random_part}.{random_part}"
+        body = b"x" * (1 << 20)  # a fresh MiB each time: the cap lets it through
+        return send(proxy_services, "POST", "Patient/_search", bad, body=body).status
+
+    for index in range(4):  # warm-up: key list, caches and code paths
+        assert refused(index) == 401
+    tracemalloc.start()
+    try:
+        baseline = tracemalloc.get_traced_memory()[0]
+        statuses = {refused(index) for index in range(64)}
+        grown = tracemalloc.get_traced_memory()[0] - baseline
+    finally:
+        tracemalloc.stop()
+    assert statuses == {401}
+    # 64 MiB went in; a kept request is 1 MiB, so anything over a few MiB is a leak.
+    assert grown < 4 * 1024 * 1024

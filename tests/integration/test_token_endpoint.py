@@ -457,6 +457,145 @@ def test_failures_from_one_source_address_are_slowed_down_across_client_ids(make
     assert response.status == 429
 
 
+def test_guessing_from_one_address_does_not_lock_the_client_out_from_its_own(
+    make_services, client, tenant
+):
+    """Row 75: knowing a client_id is not enough to deny the client its tokens."""
+    services = make_services(token_failure_limit=5)
+    attacker = {"X-Forwarded-For": "198.51.100.66:40000"}
+    bad = {**grant(tenant.tenant_id), "client_id": client.client.client_id, "client_secret": "no"}
+    for _ in range(5):
+        assert request_token(services, bad, headers=attacker).status == 401
+    assert request_token(services, bad, headers=attacker).status == 429
+    own = {"X-Forwarded-For": "203.0.113.20:51000"}
+    good = {**grant(tenant.tenant_id), **post_credentials(client)}
+    assert request_token(services, good, headers=own).status == 200
+
+
+def test_many_addresses_past_the_client_ceiling_still_leave_a_clean_source_its_tokens(
+    make_services, client, tenant
+):
+    """Row 75: the per-client ceiling holds back sources that failed, not the real client."""
+    services = make_services(token_failure_limit=3, token_client_failure_ceiling=9)
+    bad = {**grant(tenant.tenant_id), "client_id": client.client.client_id, "client_secret": "no"}
+    for n in range(3):
+        for _ in range(3):
+            headers = {"X-Forwarded-For": f"198.51.100.{n}:40000"}
+            assert request_token(services, bad, headers=headers).status == 401
+    fourth = {"X-Forwarded-For": "198.51.100.200:40000"}
+    assert request_token(services, bad, headers=fourth).status == 401  # a clean record
+    assert request_token(services, bad, headers=fourth).status == 429  # failed, over ceiling
+    good = {**grant(tenant.tenant_id), **post_credentials(client)}
+    own = {"X-Forwarded-For": "203.0.113.20:51000"}
+    assert request_token(services, good, headers=own).status == 200
+
+
+def test_concurrent_wrong_guesses_are_throttled_at_once_and_reread_the_secrets_once(
+    make_services, client, tenant, monkeypatch
+):
+    """Row 76: failures are counted and judged in one step; misses share one re-read."""
+    import threading
+
+    services = make_services(token_failure_limit=10)
+    good = {**grant(tenant.tenant_id), **post_credentials(client)}
+    assert request_token(services, good).status == 200  # the client's versions are cached
+    reads: list[str] = []
+    store = services.secret_store
+    real = store.list_versions
+
+    def slow_list_versions(name: str):
+        reads.append(name)
+        time.sleep(0.05)  # Key Vault takes a while: the other guesses arrive meanwhile
+        return real(name)
+
+    monkeypatch.setattr(store, "list_versions", slow_list_versions)
+    bad = {**grant(tenant.tenant_id), "client_id": client.client.client_id, "client_secret": "no"}
+    barrier = threading.Barrier(100)
+    statuses: list[int] = []
+
+    def guess() -> None:
+        barrier.wait()
+        statuses.append(request_token(services, bad).status)
+
+    threads = [threading.Thread(target=guess) for _ in range(100)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses.count(401) == 10
+    assert statuses.count(429) == 90
+    assert len(reads) <= 1
+
+
+def test_behind_a_trusted_gateway_each_caller_is_its_own_source(make_services, client, tenant):
+    """Row 77: the gateway's hop is skipped, so one caller's failures are not everyone's."""
+    services = make_services(token_failure_limit=2, trusted_proxy_hops=1)  # 10 per address
+    gateway = "10.1.0.5:5000"
+    for n in range(12):
+        fields = {"grant_type": "client_credentials", "client_id": str(uuid.uuid4())}
+        headers = {"X-Forwarded-For": f"198.51.100.66:{40000 + n}, {gateway}"}
+        request_token(services, {**fields, "client_secret": "x"}, headers=headers)
+    good = {**grant(tenant.tenant_id), **post_credentials(client)}
+    headers = {"X-Forwarded-For": f"203.0.113.20:51000, {gateway}"}
+    assert request_token(services, good, headers=headers).status == 200
+
+
+def test_hops_written_by_the_caller_do_not_escape_the_address_limit(make_services):
+    """Row 77: only the right-most hop (appended by the platform) counts without a gateway."""
+    services = make_services(token_failure_limit=2)  # 10 per address
+    statuses = []
+    for n in range(11):
+        fields = {"grant_type": "client_credentials", "client_id": str(uuid.uuid4())}
+        headers = {"X-Forwarded-For": f"192.0.2.{n}, 198.51.100.66:40000"}
+        statuses.append(request_token(services, {**fields, "client_secret": "x"}, headers=headers))
+    assert [r.status for r in statuses] == [401] * 10 + [429]
+
+
+def test_without_any_forwarded_hop_the_address_limit_still_applies(make_services):
+    """Row 77: no X-Forwarded-For is one shared source, limited, never unlimited."""
+    services = make_services(token_failure_limit=2)  # 10 per address
+    for _ in range(10):
+        fields = {"grant_type": "client_credentials", "client_id": str(uuid.uuid4())}
+        assert request_token(services, {**fields, "client_secret": "x"}).status == 401
+    fields = {"grant_type": "client_credentials", "client_id": str(uuid.uuid4())}
+    assert request_token(services, {**fields, "client_secret": "x"}).status == 429
+
+
+def test_addresses_of_one_ipv6_64_share_the_address_limit(make_services):
+    """Row 77: rotating through one's own /64 gains nothing."""
+    services = make_services(token_failure_limit=2)  # 10 per address
+    statuses = []
+    for n in range(11):
+        fields = {"grant_type": "client_credentials", "client_id": str(uuid.uuid4())}
+        headers = {"X-Forwarded-For": f"[2001:db8:1:2::{n + 1:x}]:40000"}
+        statuses.append(request_token(services, {**fields, "client_secret": "x"}, headers=headers))
+    assert statuses[-1].status == 429
+
+
+def test_unknown_and_known_client_ids_make_the_same_table_reads(
+    make_services, client, tenant, monkeypatch
+):
+    """Row 78: an unknown id costs a known one's work: none, from the same cached listing."""
+    services = make_services(token_failure_limit=1000)
+    good = {**grant(tenant.tenant_id), **post_credentials(client)}
+    assert request_token(services, good).status == 200  # a warm instance
+    reads: list[str] = []
+    table = services.clients._table
+    for name in ("get", "query_partition"):
+        real = getattr(table, name)
+        monkeypatch.setattr(
+            table, name, lambda *a, real=real, name=name: reads.append(name) or real(*a)
+        )
+    for _ in range(20):
+        unknown = {**grant(tenant.tenant_id), "client_id": str(uuid.uuid4()), "client_secret": "x"}
+        assert request_token(services, unknown).status == 401
+    unknown_reads, reads[:] = len(reads), []
+    wrong = {**good, "client_secret": "wrong"}
+    for _ in range(20):
+        assert request_token(services, wrong).status == 401
+    assert unknown_reads == len(reads) == 0
+
+
 # 23
 
 

@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
+from shared.circuit import CircuitBreaker
 from shared.http import Headers
 from shared.ids import provider_secret_name
 from shared.net.addresses import AddressPolicy
-from shared.proxy.circuit import CircuitBreaker
 from shared.proxy.errors import ProxyError, Unavailable, UpstreamError, UpstreamTimeout
 from shared.proxy.provider_auth import ProviderAuth, ProviderAuthError
-from shared.proxy.transport import ProviderTransport
+from shared.proxy.transport import ProviderTransport, provider_paused
 from shared.secret_store import LocalSecretStore
 from shared.settings import Settings
 from shared.tenants import TenantMapping
@@ -410,7 +410,7 @@ def test_the_circuit_opens_after_repeated_failures_and_answers_503_without_calli
 def test_timeouts_and_dropped_connections_count_as_failures(
     auth: ProviderAuth, tenant: TenantMapping, fhir: FakeFhirServer, sleeps: Sleeps
 ) -> None:
-    breaker = CircuitBreaker(2, 30)
+    breaker = CircuitBreaker(2, 30, refusal=provider_paused)
     transport = ProviderTransport(SETTINGS, auth, breaker=breaker, sleep=sleeps)
     fhir.drop(times=2)
     with pytest.raises(UpstreamError):
@@ -437,7 +437,7 @@ def test_after_the_open_period_one_probe_goes_through_and_its_success_closes_it(
     auth: ProviderAuth, tenant: TenantMapping, fhir: FakeFhirServer
 ) -> None:
     clock = FakeClock()
-    breaker = CircuitBreaker(2, 30, clock=clock)
+    breaker = CircuitBreaker(2, 30, clock=clock, refusal=provider_paused)
     transport = ProviderTransport(SETTINGS, auth, breaker=breaker)
     fhir.fail(502, times=2)
     for _ in range(2):
@@ -456,7 +456,7 @@ def test_a_credential_failure_gives_the_probe_slot_back(
     auth: ProviderAuth, store: LocalSecretStore, fhir: FakeFhirServer
 ) -> None:
     clock = FakeClock()
-    breaker = CircuitBreaker(1, 30, clock=clock)
+    breaker = CircuitBreaker(1, 30, clock=clock, refusal=provider_paused)
     transport = ProviderTransport(SETTINGS, auth, breaker=breaker)
     no_secret = TenantMapping(
         tenant_id=str(uuid.uuid4()),
@@ -613,3 +613,29 @@ def test_nothing_secret_or_a_query_string_is_logged(
     assert CLIENT_SECRET not in text
     assert not any(token in text for token in fhir.issued_tokens)
     assert "fake-fhir-" not in text
+
+
+# -- the request's deadline (docs/security.md row 81) -----------------------------------------
+
+
+def test_no_call_starts_once_the_requests_deadline_has_passed(
+    transport: ProviderTransport, tenant: TenantMapping, fhir: FakeFhirServer
+) -> None:
+    with pytest.raises(UpstreamTimeout):
+        get(transport, tenant, "Patient/example", deadline=time.monotonic() - 1)
+    assert fhir.count() == 0
+    # The request ran out of time, not the provider: no failure counts against it.
+    assert transport.breaker.state(tenant.provider_base_url) == "closed"
+
+
+def test_a_call_waits_no_longer_than_the_requests_deadline(
+    auth: ProviderAuth, tenant: TenantMapping, fhir: FakeFhirServer
+) -> None:
+    patient = dataclasses.replace(SETTINGS, upstream_read_timeout_seconds=30)
+    transport = ProviderTransport(patient, auth, breaker=CircuitBreaker(1, 30))
+    fhir.slow(3)  # answers after 3 s: well within the read timeout, past the deadline
+    with pytest.raises(UpstreamTimeout) as refused:
+        get(transport, tenant, "Patient/example", deadline=time.monotonic() + 0.5)
+    assert "as long as one request may" in refused.value.diagnostics
+    assert transport.breaker.state(tenant.provider_base_url) == "closed"
+    transport.close()

@@ -1,4 +1,4 @@
-"""The per-provider circuit breaker, driven by a fake clock."""
+"""The circuit breaker (providers, Table Storage, Key Vault), driven by a fake clock."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import threading
 
 import pytest
 
-from shared.proxy.circuit import CircuitBreaker
+from shared.circuit import CircuitBreaker
 from shared.proxy.errors import Unavailable
+from shared.proxy.transport import provider_paused
 
 A = "https://fhir.hospital-a.example/r4"
 B = "https://fhir.hospital-b.example/r4"
@@ -31,7 +32,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def breaker(clock: FakeClock) -> CircuitBreaker:
-    return CircuitBreaker(3, 30, clock=clock)
+    return CircuitBreaker(3, 30, clock=clock, refusal=provider_paused)
 
 
 def fail_times(breaker: CircuitBreaker, key: str, times: int) -> None:
@@ -198,3 +199,53 @@ def test_invalid_configuration_is_refused() -> None:
         CircuitBreaker(0, 30)
     with pytest.raises(ValueError):
         CircuitBreaker(3, 0)
+
+
+# -- guarded(): the stores' use of the breaker -----------------------------------------------
+
+
+class Down(Exception):
+    """The dependency did not answer."""
+
+
+class Answered(Exception):
+    """The dependency answered, with a refusal (not found, disabled)."""
+
+
+def test_guarded_counts_failures_and_an_answer_closes_the_circuit(clock: FakeClock) -> None:
+    from shared.circuit import CircuitOpen, guarded
+
+    breaker = CircuitBreaker(2, 10, clock=clock)
+
+    def down() -> None:
+        raise Down
+
+    def not_found() -> None:
+        raise Answered
+
+    for _ in range(2):
+        with pytest.raises(Down):
+            guarded(breaker, "tables", down, failure=Down, answer=Answered)
+    with pytest.raises(CircuitOpen) as refused:
+        guarded(breaker, "tables", lambda: "never called", failure=Down, answer=Answered)
+    assert refused.value.retry_after == 10
+    clock.advance(10)
+    with pytest.raises(Answered):  # the probe: the store answers, if only "not found"
+        guarded(breaker, "tables", not_found, failure=Down, answer=Answered)
+    assert breaker.state("tables") == "closed"
+
+
+def test_guarded_lets_an_unexpected_error_decide_nothing(clock: FakeClock) -> None:
+    from shared.circuit import guarded
+
+    breaker = CircuitBreaker(1, 10, clock=clock)
+    breaker.record_failure("tables")
+    clock.advance(10)
+
+    def bug() -> None:
+        raise KeyError("ours")
+
+    with pytest.raises(KeyError):
+        guarded(breaker, "tables", bug, failure=Down, answer=Answered)
+    assert breaker.state("tables") == "half-open"  # the probe slot is free again
+    assert guarded(breaker, "tables", lambda: 7, failure=Down, answer=Answered) == 7

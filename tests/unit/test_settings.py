@@ -52,6 +52,8 @@ def test_a_worker_thread_count_below_one_is_refused_by_name():
         ("EHRB_TOKEN_LIFETIME_SECONDS", "-5"),
         ("EHRB_TRUST_FORWARDED_HEADERS", "maybe"),
         ("EHRB_PUBLIC_BASE_URL", "bridge.example"),
+        ("EHRB_TRUSTED_PROXY_HOPS", "-1"),
+        ("EHRB_TOKEN_CLIENT_FAILURE_CEILING", "0"),
     ],
 )
 def test_invalid_values_are_refused_by_name(name, value):

@@ -9,9 +9,10 @@ drive real sockets, keep-alive, paging links and failures:
 - Interactions (under ``base_path``): ``GET metadata`` (CapabilityStatement, or Conformance for
   DSTU2, declaring the configured ``capabilities``); ``GET [type]/[id]`` (404 OperationOutcome
   when missing) and ``[type]/[id]/_history/[vid]``; ``GET [type]?…`` searches (``patient`` /
-  ``subject`` reference ending in the id, ``_id``, ``_count`` with real paging through an opaque
-  ``_page`` token, ``total``, ``_summary=count``, ``_sort=[-]date`` / ``_sort:desc=date`` when
-  sort is enabled); ``POST [type]/_search`` (form body; 405 when post_search is disabled);
+  ``subject`` reference ending in the id, ``_id``, ``_count`` (capped at ``max_page_size``)
+  with real paging through an opaque ``_page`` token, ``total``, ``_summary=count``,
+  ``_sort=[-]date`` / ``_sort:desc=date`` when sort is enabled); ``POST [type]/_search``
+  (form body; 405 when post_search is disabled);
   ``POST [base]`` with a batch Bundle of GETs (``batch_refused_status`` when batch is disabled);
   ``POST [type]``, ``PUT [type]/[id]``, ``DELETE [type]/[id]``. Every ``fullUrl``, link,
   ``Location`` and ``Content-Location`` uses the server's own absolute base URL, so URL rewriting
@@ -277,6 +278,7 @@ class FakeFhirServer(BackgroundServer):
         require_bearer: str | bool | None = None,
         batch_refused_status: int = 405,
         default_page_size: int = 50,
+        max_page_size: int | None = None,
         tls: bool = False,
         gzip_responses: bool = False,
     ) -> None:
@@ -292,6 +294,8 @@ class FakeFhirServer(BackgroundServer):
         self.require_bearer = require_bearer
         self.batch_refused_status = batch_refused_status
         self.default_page_size = default_page_size
+        # Real servers cap _count; with a small cap one search takes many pages.
+        self.max_page_size = max_page_size
         self.tls = tls
         self.gzip_responses = gzip_responses
         self._lock = threading.Lock()
@@ -811,6 +815,8 @@ class FakeFhirServer(BackgroundServer):
             if not raw_count.isdigit():
                 return self._outcome(400, "invalid", "_count must be a number")
             count = int(raw_count)
+        if self.max_page_size is not None:
+            count = min(count, self.max_page_size)
         if page_token is not None:
             try:
                 snapshot_id, offset = _decode_page(page_token)

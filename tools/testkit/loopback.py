@@ -211,3 +211,59 @@ class BackgroundServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+class HungServer:
+    """A TCP listener on 127.0.0.1 that accepts connections and never answers.
+
+    A hung dependency, as opposed to a refused one: the client connects, sends its request and
+    waits for its read timeout. ``accepted`` counts the connections, i.e. the calls that got
+    this far (an SDK opens a new connection after a timed-out one).
+    """
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0), backlog=256)
+        self._held: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self.accepted = 0
+        self._thread = threading.Thread(target=self._accept, name="hung-server", daemon=True)
+
+    @property
+    def port(self) -> int:
+        """The port it listens on."""
+        return int(self._listener.getsockname()[1])
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                self.accepted += 1
+                self._held.append(conn)  # held open, never read from, never answered
+
+    def start(self) -> Self:
+        """Start accepting in a daemon thread."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Close the listener and every held connection."""
+        self._closed.set()
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        with contextlib.suppress(OSError):
+            self._listener.close()
+        with self._lock:
+            held, self._held = self._held, []
+        for conn in held:
+            with contextlib.suppress(OSError):
+                conn.close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

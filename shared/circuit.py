@@ -1,22 +1,26 @@
-"""A per-provider circuit breaker: stop calling a provider that keeps failing, probe it later.
+"""A circuit breaker per dependency: stop calling one that keeps failing, probe it later.
 
-States, per key (the provider base URL):
+The proxy keeps one per provider base URL (``shared/proxy/transport.py``); Table Storage and
+Key Vault have one each (``shared/tables.py``, ``shared/keyvault_store.py``), so a hung store
+costs a few timed-out calls, not every request's worker for the SDK's whole timeout.
+
+States, per key:
 
 - **closed**: calls pass; consecutive failures are counted, a success resets the count.
   ``failure_threshold`` consecutive failures open the circuit.
-- **open**: ``before_call`` raises ``Unavailable`` (503) with ``Retry-After`` = the seconds left,
-  so a dead provider costs its callers nothing and gets no traffic while it recovers.
+- **open**: ``before_call`` raises the caller's ``refusal`` (a 503 with ``Retry-After`` = the
+  seconds left), so a dead dependency costs its callers nothing and gets no traffic meanwhile.
 - **half-open**: once ``open_seconds`` have passed, exactly one caller (the probe) is let through;
-  everyone else still gets 503 while it runs. The probe's ``record_success`` closes the circuit,
-  its ``record_failure`` opens it again for another ``open_seconds``.
+  everyone else is still refused while it runs. The probe's ``record_success`` closes the
+  circuit, its ``record_failure`` opens it again for another ``open_seconds``.
 
 A caller that was let through must report exactly one of ``record_success``, ``record_failure``
 or ``release`` (it made no call after all, e.g. its credential could not be obtained). A probe that
 never reports is not fatal: its lease runs out after ``open_seconds`` and another probe is let
 through.
 
-State is per process (per Functions instance): each instance learns about a failing provider on
-its own, after ``failure_threshold`` failures of its own.
+State is per process (per Functions instance): each instance learns about a failing dependency
+on its own, after ``failure_threshold`` failures of its own.
 """
 
 from __future__ import annotations
@@ -26,16 +30,23 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
-from shared.proxy.errors import Unavailable
-
-__all__ = ["CLOSED", "HALF_OPEN", "OPEN", "CircuitBreaker"]
+__all__ = ["CLOSED", "HALF_OPEN", "OPEN", "CircuitBreaker", "CircuitOpen", "guarded"]
 
 CLOSED = "closed"
 OPEN = "open"
 HALF_OPEN = "half-open"
 
-_MESSAGE = "The provider FHIR server is failing; calls to it are paused. Retry later."
+T = TypeVar("T")
+
+
+class CircuitOpen(Exception):
+    """The dependency's calls are paused; retry after ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"calls are paused for {retry_after} s")
+        self.retry_after = retry_after
 
 
 @dataclass
@@ -54,6 +65,7 @@ class CircuitBreaker:
         open_seconds: float,
         *,
         clock: Callable[[], float] = time.monotonic,
+        refusal: Callable[[int], Exception] = CircuitOpen,
     ) -> None:
         if failure_threshold < 1:
             raise ValueError("failure_threshold must be at least 1")
@@ -62,6 +74,7 @@ class CircuitBreaker:
         self._threshold = failure_threshold
         self._open_seconds = float(open_seconds)
         self._clock = clock
+        self._refusal = refusal
         self._lock = threading.Lock()
         self._circuits: dict[str, _Circuit] = {}
 
@@ -76,7 +89,7 @@ class CircuitBreaker:
         return self._open_seconds
 
     def before_call(self, key: str) -> None:
-        """Return when a call to ``key`` may go ahead; raise ``Unavailable`` (503) otherwise."""
+        """Return when a call to ``key`` may go ahead; raise the refusal (a 503) otherwise."""
         with self._lock:
             circuit = self._circuits.get(key)
             if circuit is None or circuit.opened_at is None:
@@ -84,11 +97,11 @@ class CircuitBreaker:
             now = self._clock()
             reopen_at = circuit.opened_at + self._open_seconds
             if now < reopen_at:
-                raise _unavailable(reopen_at - now)
+                raise self._refused(reopen_at - now)
             probe = circuit.probe_started_at
             if probe is not None and now < probe + self._open_seconds:
                 # One probe is in flight: the others wait for its verdict (or its lease to end).
-                raise _unavailable(probe + self._open_seconds - now)
+                raise self._refused(probe + self._open_seconds - now)
             circuit.probe_started_at = now
 
     def record_success(self, key: str) -> None:
@@ -120,6 +133,9 @@ class CircuitBreaker:
             if circuit is not None and circuit.opened_at is not None:
                 circuit.probe_started_at = None
 
+    def _refused(self, seconds: float) -> Exception:
+        return self._refusal(max(1, math.ceil(seconds)))
+
     def state(self, key: str) -> str:
         """``closed``, ``open`` or ``half-open`` (the open period is over, a probe may run)."""
         with self._lock:
@@ -131,5 +147,27 @@ class CircuitBreaker:
             return HALF_OPEN
 
 
-def _unavailable(seconds: float) -> Unavailable:
-    return Unavailable(_MESSAGE, headers={"Retry-After": str(max(1, math.ceil(seconds)))})
+def guarded(
+    breaker: CircuitBreaker,
+    key: str,
+    call: Callable[[], T],
+    *,
+    failure: type[Exception],
+    answer: type[Exception],
+) -> T:
+    """``call()`` through ``breaker``: ``failure`` counts against the dependency, a result or an
+    ``answer`` (not found, disabled, ...) shows it alive, anything else decides nothing."""
+    breaker.before_call(key)
+    try:
+        result = call()
+    except failure:
+        breaker.record_failure(key)
+        raise
+    except answer:
+        breaker.record_success(key)
+        raise
+    except BaseException:
+        breaker.release(key)
+        raise
+    breaker.record_success(key)
+    return result
