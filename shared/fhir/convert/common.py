@@ -23,6 +23,10 @@ class ConversionError(ValueError):
     """A resource or request that cannot be expressed in the target version."""
 
 
+class InvalidResource(ConversionError):
+    """Input no release accepts (schema-invalid JSON): refused like the unconvertible."""
+
+
 class UnsupportedResource(ConversionError):
     """No converter for this resource type between these versions."""
 
