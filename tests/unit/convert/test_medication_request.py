@@ -952,3 +952,15 @@ def test_string_booleans_written_by_epic_are_read_as_booleans() -> None:
 def test_a_reason_reference_list_written_by_synthea_is_accepted() -> None:
     order = _dstu2(reasonReference=[{"reference": "urn:uuid:1"}])
     assert convert(order, "dstu2", "stu3")["reasonReference"] == [{"reference": "urn:uuid:1"}]
+
+
+def test_a_primitive_extension_of_a_carried_element_rides_with_it() -> None:
+    """Issue 15 item 9: ``_priority`` (the id and extensions of a primitive) was dropped when
+    priority was carried into DSTU2. Expected: it rides as the carried value's own twin
+    (``_valueCode``, FHIR's JSON form for a primitive's extensions) and comes back."""
+    twin = {"extension": [{"url": "http://example.org/why", "valueString": "triage"}]}
+    stu3 = _stu3(priority="urgent", _priority=twin)
+    order = convert(stu3, "stu3", "dstu2")
+    [carried] = [e for e in order["extension"] if e["url"].endswith("MedicationRequest.priority")]
+    assert carried["_valueCode"] == twin
+    assert convert(order, "dstu2", "stu3") == stu3
