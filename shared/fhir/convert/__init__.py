@@ -23,6 +23,7 @@ from shared.fhir.convert.common import (
     UnsupportedResource,
     clone,
     drop_meta_for_older,
+    fit_extension_values,
     prune_empty_twins,
     rewrite_systems,
     strip_fhir_comments,
@@ -126,7 +127,11 @@ def _run(module: ModuleType, resource: Resource, steps: tuple[tuple[str, str], .
     result = resource
     for step_source, step_target in steps:
         step = getattr(module, f"{step_source}_to_{step_target}")
+        # Before the step, so what it restores from an extension is already in its shape;
+        # after, for what it carries (fitting twice changes nothing).
+        fit_extension_values(result, step_source, step_target)
         result = step(result)
+        fit_extension_values(result, step_source, step_target)
         rewrite_systems(result, step_target)
         drop_meta_for_older(result, step_target)
     return result

@@ -216,6 +216,11 @@ def _timing(dosage: dict[str, Any], source: str, target: str) -> None:
             restore(repeat, key, path, "stu3", many=key in ("dayOfWeek", "timeOfDay"))
 
 
+def convert_timing(timing: dict[str, Any], source: str, target: str) -> None:
+    """A Timing (in place) in ``target``'s shape, one step from ``source`` (§2.5)."""
+    _timing({"timing": timing}, source, target)
+
+
 # -- Dosage (§8.2) -----------------------------------------------------------------------------
 
 _DOSE_RATE = ("doseRange", "doseQuantity", "rateRatio", "rateRange", "rateQuantity")

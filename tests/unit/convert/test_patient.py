@@ -372,7 +372,13 @@ def test_reference_identifier_becomes_display_in_dstu2() -> None:
         "resourceType": "Patient",
         "managingOrganization": {"identifier": {"system": "urn:x", "value": "ORG-1"}},
     }
-    assert convert(r4, "r4", "dstu2")["managingOrganization"] == {"display": "ORG-1"}
+    dstu2 = convert(r4, "r4", "dstu2")
+    identifier = {"system": "urn:x", "value": "ORG-1"}
+    assert dstu2["managingOrganization"] == {
+        "display": "ORG-1",
+        "extension": [{"url": XVER_STU3 + "Reference.identifier", "valueIdentifier": identifier}],
+    }
+    assert convert(dstu2, "dstu2", "r4") == r4
 
 
 def test_reference_type_is_dropped_before_r4() -> None:
