@@ -531,3 +531,35 @@ def test_no_schema_invalid_entry_can_fail_its_bundle(data: st.DataObject) -> Non
         if entry not in kept:
             assert entry["resource"]["resourceType"] == "OperationOutcome"
     assert converted["total"] == len(kept)
+
+
+def test_the_proxy_answers_a_search_with_one_invalid_entry_and_refuses_a_lone_one() -> None:
+    """Item 7 at the proxy's conversion hook (pure: no server). A searchset with one
+    schema-invalid entry is answered (200, the entry an OperationOutcome, total lowered); a
+    lone invalid resource is the hook's 501 NotConvertible, never an unhandled TypeError
+    (a 500)."""
+    import json
+
+    from shared.http import Headers
+    from shared.proxy.conversion import FhirVersionConverter
+    from shared.proxy.errors import NotConvertible
+    from shared.proxy.model import UpstreamResponse
+
+    broken = {"resourceType": "Encounter", "id": "e1", "status": {"code": "finished"}}
+    searchset = _bundle(
+        "searchset",
+        {"resource": broken, "search": {"mode": "match"}},
+        {"resource": PATIENT, "search": {"mode": "match"}},
+        total=2,
+    )
+    headers = Headers({"Content-Type": "application/fhir+json"})
+    hook = FhirVersionConverter()
+    answer = hook.response(
+        "dstu2", "r4", UpstreamResponse(200, headers, json.dumps(searchset).encode())
+    )
+    body = json.loads(answer.body)
+    assert answer.status == 200
+    assert body["total"] == 1
+    assert [e["resource"]["resourceType"] for e in body["entry"]] == ["OperationOutcome", "Patient"]
+    with pytest.raises(NotConvertible):
+        hook.response("dstu2", "r4", UpstreamResponse(200, headers, json.dumps(broken).encode()))
