@@ -42,6 +42,11 @@ def hapi_files(*, expected: bool = True) -> list[tuple[str, Path]]:
     ]
 
 
+def documents() -> tuple[tuple[str, str, dict[str, Any]], ...]:
+    """(version, label, resource) of every test document (shared: never change them)."""
+    return _documents()
+
+
 @functools.cache
 def _documents() -> tuple[tuple[str, str, dict[str, Any]], ...]:
     """(version, label, resource): HL7 examples, Synthea bundles and each of their entries,

@@ -18,10 +18,12 @@ from typing import Any
 from shared.fhir.convert.common import (
     VERSIONS,
     ConversionError,
+    InvalidResource,
     Resource,
     UnsupportedResource,
     clone,
     drop_meta_for_older,
+    fit_extension_values,
     prune_empty_twins,
     rewrite_systems,
     strip_fhir_comments,
@@ -104,19 +106,40 @@ def _convert_owned(resource: Resource, source: str, target: str) -> Resource:
     if module is None:
         raise UnsupportedResource(resource_type or "(no resourceType)", source, target)
     steps = _STEPS[(source, target)]
-    if resource_type == "Bundle":
+    try:
+        return _run(module, resource, steps)
+    except ConversionError:
+        raise
+    except Exception as error:
+        # Schema-invalid input (a code holding an object, a list where one value belongs, …)
+        # is refused like any resource the target cannot hold, never a crash: the proxy
+        # answers an OperationOutcome, and a Bundle leaves only that entry out (§11).
+        raise InvalidResource(f"the {_label(resource_type)} is not valid FHIR") from error
+
+
+def _run(module: ModuleType, resource: Resource, steps: tuple[tuple[str, str], ...]) -> Resource:
+    if resource.get("resourceType") == "Bundle":
         # Each entry goes through the whole chain at once, not once per Bundle step.
         bundle: Resource = module.convert_through(resource, steps)
         return bundle
     # Real servers mix old and new code-system URIs: each step sees its own version's.
-    rewrite_systems(resource, source)
+    rewrite_systems(resource, steps[0][0])
     result = resource
     for step_source, step_target in steps:
         step = getattr(module, f"{step_source}_to_{step_target}")
+        # Before the step, so what it restores from an extension is already in its shape;
+        # after, for what it carries (fitting twice changes nothing).
+        fit_extension_values(result, step_source, step_target)
         result = step(result)
+        fit_extension_values(result, step_source, step_target)
         rewrite_systems(result, step_target)
         drop_meta_for_older(result, step_target)
     return result
+
+
+def _label(resource_type: str) -> str:
+    # The name comes from upstream data: it is echoed only when it names a known type.
+    return resource_type if resource_type in _MODULES else "resource"
 
 
 def _owned(resource: Mapping[str, Any]) -> Resource:

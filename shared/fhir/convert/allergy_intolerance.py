@@ -81,19 +81,25 @@ def repair(resource: Resource) -> Resource:
 
 
 def carry(holder: Any, key: str, path: str, value_key: str, source: str, target: str) -> None:
-    """Move ``holder[key]`` (each item of a list) into cross-version extensions on ``holder``."""
+    """Move ``holder[key]`` (each item of a list) into cross-version extensions on ``holder``;
+    a primitive's ``_key`` twin (its id and extensions) rides as the value's own twin."""
     if not isinstance(holder, dict) or key not in holder:
         return
     value = holder.pop(key)
-    holder.pop("_" + key, None)
-    for item in value if isinstance(value, list) else [value]:
+    twin = holder.pop("_" + key, None)
+    values = value if isinstance(value, list) else [value]
+    twins = twin if isinstance(twin, list) else [twin] * (1 if not isinstance(value, list) else 0)
+    for index, item in enumerate(values):
         if value_key == "valueReference":
             item = convert_reference(item, target)
         add_xver(holder, source, path, value_key, item)
+        item_twin = twins[index] if index < len(twins) else None
+        if isinstance(item_twin, dict) and item_twin:
+            holder["extension"][-1]["_" + value_key] = item_twin
 
 
-def carried(holder: Any, source: str, path: str) -> list[tuple[str, Any]]:
-    """Remove every cross-version extension for ``path``; their (value key, value) pairs."""
+def _taken(holder: Any, source: str, path: str) -> list[dict[str, Any]]:
+    """Remove and return every cross-version extension for ``path``."""
     if not isinstance(holder, dict) or not isinstance(holder.get("extension"), list):
         return []
     url = xver_url(source, path)
@@ -101,7 +107,12 @@ def carried(holder: Any, source: str, path: str) -> list[tuple[str, Any]]:
     holder["extension"] = [e for e in holder["extension"] if not any(e is f for f in found)]
     if not holder["extension"]:
         holder.pop("extension")
-    return [_value(extension) for extension in found]
+    return found
+
+
+def carried(holder: Any, source: str, path: str) -> list[tuple[str, Any]]:
+    """Remove every cross-version extension for ``path``; their (value key, value) pairs."""
+    return [_value(extension) for extension in _taken(holder, source, path)]
 
 
 def _value(extension: dict[str, Any]) -> tuple[str, Any]:
@@ -121,10 +132,18 @@ def peek(holder: Any, source: str, path: str) -> list[Any]:
 
 
 def restore(holder: Any, key: str, path: str, source: str, *, many: bool = False) -> None:
-    """Undo ``carry``: the carried values become ``holder[key]`` again."""
-    values = [value for _, value in carried(holder, source, path)]
-    if values and isinstance(holder, dict):
-        holder[key] = values if many else values[0]
+    """Undo ``carry``: the carried values (and primitive twins) become ``holder[key]`` again."""
+    found = _taken(holder, source, path)
+    values = [_value(extension) for extension in found]
+    if not values or not isinstance(holder, dict):
+        return
+    twins = [
+        extension.get("_" + value_key)
+        for extension, (value_key, _) in zip(found, values, strict=True)
+    ]
+    holder[key] = [value for _, value in values] if many else values[0][1]
+    if any(twins):
+        holder["_" + key] = twins if many else twins[0]
 
 
 def restore_choice(
@@ -254,13 +273,26 @@ def _status_code(value: Any, key: str) -> str | None:
 
 def _statuses_to_stu3(allergy: Resource) -> None:
     for key in _STATUS_SYSTEMS:
-        code = _status_code(allergy.pop(key, None), key)
+        concept = allergy.pop(key, None)
+        code = _status_code(concept, key)
         if code:
             allergy[key] = code
+        elif concept is not None:  # unreadable here, still the source's: it rides along
+            add_xver(allergy, "r4", f"{_RESOURCE}.{key}", "valueCodeableConcept", concept)
+        else:  # an STU3 code R4 could not hold, carried up earlier
+            restore(allergy, key, f"{_RESOURCE}.{key}", "stu3")
     if "verificationStatus" not in allergy:
-        # STU3 requires it (§2.6): the least assertive code, marked as supplied.
-        allergy["verificationStatus"] = "unconfirmed"
-        allergy["_verificationStatus"] = supplied()
+        _no_verification(allergy)
+
+
+def _no_verification(allergy: Resource) -> None:
+    """STU3 requires verificationStatus (1..1, §2.6) where the source has none: no value, only
+    the data-absent-reason marker on ``_verificationStatus``. Any code would be invented:
+    ``unconfirmed`` invites a clinician to discount a recorded allergy (the app does not read
+    the marker), ``confirmed`` claims a verification nobody made. A recorded allergy with no
+    verification says just what the source says (allergy_intolerance.md)."""
+    allergy.pop("verificationStatus", None)
+    allergy["_verificationStatus"] = supplied()
 
 
 def _statuses_to_r4(allergy: Resource) -> None:
@@ -270,8 +302,11 @@ def _statuses_to_r4(allergy: Resource) -> None:
     for key, (system, _, valid) in _STATUS_SYSTEMS.items():
         code = allergy.pop(key, None)
         allergy.pop("_" + key, None)
-        if code in valid:  # an unknown code is dropped rather than mislabelled
+        if code in valid:
             allergy[key] = {"coding": [{"system": system, "code": code, "display": _DISPLAY[code]}]}
+        elif code is not None:  # never mislabelled as an R4 status: it rides along instead
+            add_xver(allergy, "stu3", f"{_RESOURCE}.{key}", "valueCode", code)
+        restore(allergy, key, f"{_RESOURCE}.{key}", "r4")  # R4's own, unreadable in STU3
 
 
 def _dstu2_status(clinical: str | None, verification: str | None) -> str | None:
@@ -292,7 +327,10 @@ def _status_to_dstu2(allergy: Resource) -> None:
         verification = None
     allergy.pop("_clinicalStatus", None)
     status = _dstu2_status(clinical, verification)
-    if status:
+    if status is None:  # a DSTU2 code STU3 could not read, carried up earlier
+        restore(allergy, "status", f"{_RESOURCE}.status", "dstu2")
+        status = allergy.get("status")
+    elif status:
         allergy["status"] = status
     # What the single status cannot say rides along, so the way back up restores both codes.
     derived = _FROM_DSTU2_STATUS.get(status or "", (None, None))
@@ -307,15 +345,16 @@ def _status_to_dstu2(allergy: Resource) -> None:
 def _status_from_dstu2(allergy: Resource) -> None:
     status = allergy.pop("status", None)
     allergy.pop("_status", None)
-    clinical, verification = _FROM_DSTU2_STATUS.get(status or "", (None, None))
+    if status is not None and status not in _FROM_DSTU2_STATUS:  # unreadable: it rides along
+        add_xver(allergy, "dstu2", f"{_RESOURCE}.status", "valueCode", status)
+    clinical, verification = _FROM_DSTU2_STATUS.get(str(status), (None, None))
     for key, value in (("clinicalStatus", clinical), ("verificationStatus", verification)):
         restored = [v for _, v in carried(allergy, "stu3", f"{_RESOURCE}.{key}")]
         value = restored[0] if restored else value
         if value and value != "none":
             allergy[key] = value
     if "verificationStatus" not in allergy:
-        allergy["verificationStatus"] = "unconfirmed"
-        allergy["_verificationStatus"] = supplied()
+        _no_verification(allergy)
 
 
 def _substance_to_dstu2(allergy: Resource) -> None:

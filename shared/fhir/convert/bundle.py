@@ -13,6 +13,7 @@ from typing import Any
 
 from shared.fhir.convert.common import (
     ConversionError,
+    InvalidResource,
     Resource,
     UnsupportedResource,
     drop,
@@ -36,6 +37,13 @@ _RESPONSES = frozenset({"batch-response", "transaction-response"})
 _R4_METHODS = {"HEAD": "GET"}
 Steps = Sequence[tuple[str, str]]  # (source, target) per step, e.g. r4→stu3, stu3→dstu2
 _TYPE_NAME = re.compile(r"[A-Z][A-Za-z]{0,63}\Z")
+# What a searchset entry that counts in total looks like (search.mode absent means match, as
+# shared/proxy/enrich.py counts it).
+_MATCH = ("match", None)
+
+
+class BundleNotConvertible(ConversionError):
+    """The Bundle itself, not one entry, cannot be expressed (a PATCH request, §11)."""
 
 
 def _rename(holder: Any, key: str, target: str) -> None:
@@ -52,18 +60,22 @@ def _request(request: Any, source: str, target: str) -> None:
         request["method"] = _R4_METHODS[method]
     elif source == "r4" and method == "PATCH":
         # Replacing a write would change what the Bundle asks for: refuse the whole Bundle.
-        raise ConversionError(f"PATCH has no counterpart in {target.upper()}")
+        raise BundleNotConvertible(f"PATCH has no counterpart in {target.upper()}")
 
 
-def _why(error: ConversionError) -> str:
+def _why(error: Exception) -> str:
     if isinstance(error, UnsupportedResource):
         # The type name comes from upstream data: echo it only when it looks like one.
         what = error.resource_type if _TYPE_NAME.match(error.resource_type) else "Such"
         return f"{what} resources are not available in this FHIR version; the entry was left out."
-    return f"This entry cannot be expressed in this FHIR version and was left out: {error}"
+    if isinstance(error, ConversionError) and not isinstance(error, InvalidResource):
+        return f"This entry cannot be expressed in this FHIR version and was left out: {error}"
+    # Any other failure is input no release accepts (a code holding an object, a list where one
+    # value belongs...): its text may quote upstream data, so it is not echoed.
+    return "This entry is not valid FHIR and could not be converted; it was left out."
 
 
-def _left_out(entry: dict[str, Any], kind: Any, error: ConversionError, target: str) -> Resource:
+def _left_out(entry: dict[str, Any], kind: Any, error: Exception, target: str) -> Resource:
     """The OperationOutcome entry that stands in for an entry that cannot be converted."""
     if kind in _RESPONSES:
         outcome = operation_outcome("error", "not-supported", _why(error), target)
@@ -72,7 +84,7 @@ def _left_out(entry: dict[str, Any], kind: Any, error: ConversionError, target: 
             return {"resource": outcome, "response": response}
         return {"response": {**response, "outcome": outcome}}
     out: Resource = {"resource": operation_outcome("warning", "not-supported", _why(error), target)}
-    if "request" in entry:  # batch, transaction and history entries must keep their request
+    if isinstance(entry.get("request"), dict):  # batch, transaction, history entries need one
         out["request"] = entry["request"]
     if kind == "searchset":
         out["search"] = {"mode": "outcome"}
@@ -109,26 +121,44 @@ def _outcome_place(entry: dict[str, Any], kind: Any, source: str, target: str) -
 def _entry(entry: dict[str, Any], kind: Any, steps: Steps) -> Resource:
     """One entry through every step: its own elements step by step, its resources once over
     the whole chain (each step's outcome placement sees them already converted, which changes
-    nothing: it moves OperationOutcomes, whose place does not depend on their version)."""
-    for source, target in steps:
-        _request(entry.get("request"), source, target)
-        _rename(entry, "fullUrl", target)
-        _rename(entry.get("response"), "location", target)
-        for link in entry.get("link") or []:
-            _rename(link, "url", target)
-    first, last = steps[0][0], steps[-1][1]
+    nothing: it moves OperationOutcomes, whose place does not depend on their version).
+
+    Any failure but the Bundle's own (``BundleNotConvertible``) stays inside this entry, which
+    becomes an OperationOutcome entry: one invalid entry never fails its Bundle (§11).
+    """
     try:
+        for source, target in steps:
+            _request(entry.get("request"), source, target)
+            _rename(entry, "fullUrl", target)
+            _rename(entry.get("response"), "location", target)
+            for link in _items(entry.get("link")):
+                _rename(link, "url", target)
+        first, last = steps[0][0], steps[-1][1]
         _resources(entry, first, last)
-    except ConversionError as error:
+        for source, target in steps:
+            _outcome_place(entry, kind, source, target)
+    except BundleNotConvertible:
+        raise
+    except Exception as error:  # contained to this entry, by design (§11)
         # Made as the first step made it, then placed by the later ones (its OperationOutcome
         # reads the same in every version): the output a step-by-step conversion gave.
         out = _left_out(entry, kind, error, steps[0][1])
         for source, target in steps[1:]:
             _outcome_place(out, kind, source, target)
         return out
-    for source, target in steps:
-        _outcome_place(entry, kind, source, target)
     return entry
+
+
+def _items(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _counts(entry: Any) -> bool:
+    """True for a searchset entry that ``total`` counts (a match)."""
+    if not isinstance(entry, dict):
+        return False
+    search = entry.get("search")
+    return (search.get("mode") if isinstance(search, dict) else None) in _MATCH
 
 
 def convert_through(bundle: Resource, steps: Steps) -> Resource:
@@ -142,15 +172,30 @@ def convert_through(bundle: Resource, steps: Steps) -> Resource:
         if isinstance(bundle.get("meta"), dict):
             rewrite_systems(bundle["meta"], target)
         drop_meta_for_older(bundle, target)
-        for link in bundle.get("link") or []:
+        for link in _items(bundle.get("link")):
             _rename(link, "url", target)  # the proxy rewrites the base and the _sort syntax
     entries = bundle.get("entry")
     if isinstance(entries, list):
         kind = bundle.get("type")
-        bundle["entry"] = [
+        converted = [
             _entry(entry, kind, steps) if isinstance(entry, dict) else entry for entry in entries
         ]
+        if kind == "searchset":
+            _adjust_total(bundle, entries, converted)
+        bundle["entry"] = converted
     return bundle
+
+
+def _adjust_total(bundle: Resource, before: list[Any], after: list[Any]) -> None:
+    """``total`` no longer counts the matches this page left out (§11 proxy decision)."""
+    total = bundle.get("total")
+    if not isinstance(total, int) or isinstance(total, bool):
+        return
+    left_out = sum(
+        1 for old, new in zip(before, after, strict=True) if _counts(old) and not _counts(new)
+    )
+    if left_out:
+        bundle["total"] = max(total - left_out, 0)
 
 
 def r4_to_stu3(bundle: Resource) -> Resource:

@@ -23,6 +23,10 @@ class ConversionError(ValueError):
     """A resource or request that cannot be expressed in the target version."""
 
 
+class InvalidResource(ConversionError):
+    """Input no release accepts (schema-invalid JSON): refused like the unconvertible."""
+
+
 class UnsupportedResource(ConversionError):
     """No converter for this resource type between these versions."""
 
@@ -193,9 +197,13 @@ def reference_string(reference: str, target: str) -> str:
     return reference
 
 
+_REFERENCE_IDENTIFIER = "Reference.identifier"
+
+
 def convert_reference(reference: Any, target: str) -> Any:
-    """A Reference for ``target``: R4 ``type`` dropped for older targets, DSTU2 has no
-    ``identifier`` (its value becomes ``display`` when there is none: a proxy decision)."""
+    """A Reference for ``target``: R4 ``type`` dropped for older targets; DSTU2 has no
+    ``identifier``: it rides in ``3.0/…extension-Reference.identifier``, and its value becomes
+    ``display`` when there is none (a proxy decision: the app shows display)."""
     if not isinstance(reference, dict):
         return reference
     out = dict(reference)
@@ -203,10 +211,23 @@ def convert_reference(reference: Any, target: str) -> Any:
         out["reference"] = reference_string(out["reference"], target)
     if target != "r4":
         out.pop("type", None)
-    if target == "dstu2":
-        identifier = out.pop("identifier", None)
+    if target == "dstu2" and "identifier" in out:
+        identifier = out.pop("identifier")
         if not out.get("display") and isinstance(identifier, dict) and identifier.get("value"):
             out["display"] = str(identifier["value"])
+        if isinstance(identifier, dict) and isinstance(identifier.get("assigner"), dict):
+            identifier = {
+                **identifier,
+                "assigner": convert_reference(identifier["assigner"], target),
+            }
+        out["extension"] = [*items(out.get("extension"))]
+        add_xver(out, "stu3", _REFERENCE_IDENTIFIER, "valueIdentifier", identifier)
+    elif target != "dstu2" and isinstance(out.get("extension"), list):
+        identifier = take_xver(out, "stu3", _REFERENCE_IDENTIFIER)
+        if identifier is not None:
+            out["identifier"] = identifier
+            if isinstance(identifier, dict) and out.get("display") == str(identifier.get("value")):
+                out.pop("display")  # the stand-in the way down made (one cannot tell them apart)
     return out
 
 
@@ -489,3 +510,139 @@ def notes_from_text(holder: Resource, text_key: str, source: str, path: str) -> 
         holder["note"] = notes
     elif text:
         holder["note"] = [{"text": text}]
+
+
+# -- values carried in extensions, in each version's shapes (§2.7) ------------------------------
+
+# Extension value types a release lacks, and the type of the older release that holds them.
+# R4 → STU3: canonical, url and uuid are uris there. STU3 → DSTU2: Age, Count, Distance,
+# Duration and Money are profiles of Quantity in DSTU2 (datatypes.html), written valueQuantity.
+_VALUE_TYPES_DOWN = {
+    ("r4", "stu3"): {"valueCanonical": "valueUri", "valueUrl": "valueUri", "valueUuid": "valueUri"},
+    ("stu3", "dstu2"): {
+        "valueAge": "valueQuantity",
+        "valueCount": "valueQuantity",
+        "valueDistance": "valueQuantity",
+        "valueDuration": "valueQuantity",
+        "valueMoney": "valueQuantity",
+    },
+}
+# R4 extension value types with no STU3 (and so no DSTU2) type at all: such an extension is
+# dropped on the way down (extensions.md of the README: "dropped").
+_R4_ONLY_VALUES = frozenset(
+    {
+        "valueContactDetail",
+        "valueContributor",
+        "valueDataRequirement",
+        "valueExpression",
+        "valueParameterDefinition",
+        "valueRelatedArtifact",
+        "valueTriggerDefinition",
+        "valueUsageContext",
+        "valueDosage",
+    }
+)
+_ISO_4217 = "urn:iso:std:iso:4217"
+
+
+def fit_extension_values(node: Any, source: str, target: str) -> None:
+    """Every extension value in ``node`` (in place) in the shapes of ``target``, one step from
+    ``source``: a carried value keeps no shape its host release cannot read (§2.7)."""
+    if isinstance(node, list):
+        for item in node:
+            fit_extension_values(item, source, target)
+        return
+    if not isinstance(node, dict):
+        return
+    for key in ("extension", "modifierExtension"):
+        extensions = node.get(key)
+        if isinstance(extensions, list):
+            kept = [e for e in extensions if _fit_extension(e, source, target)]
+            if len(kept) != len(extensions):
+                if kept:
+                    node[key] = kept
+                else:
+                    del node[key]
+    for value in node.values():
+        if isinstance(value, dict | list):
+            fit_extension_values(value, source, target)
+
+
+def _fit_extension(extension: Any, source: str, target: str) -> bool:
+    """Fit one extension's value (in place); False when ``target`` has no type for it."""
+    if not isinstance(extension, dict):
+        return True
+    value_key = next((k for k in extension if k.startswith("value")), None)
+    if value_key is None:
+        return True
+    if target != "r4" and value_key in _R4_ONLY_VALUES:
+        return False
+    renamed = _VALUE_TYPES_DOWN.get((source, target), {}).get(value_key)
+    if renamed is None and source in ("dstu2", "stu3"):  # the way up: a type marked on the way down
+        renamed = _marked_type(extension, value_key, target)
+    elif renamed is not None:
+        _mark_type(extension, value_key, source)
+    value = extension[value_key]
+    if value_key == "valueMoney" or renamed == "valueMoney":
+        value = _money(value, target)
+    if renamed:
+        extension.pop(value_key)
+        if "_" + value_key in extension:
+            extension["_" + renamed] = extension.pop("_" + value_key)
+        value_key = renamed
+    extension[value_key] = value
+    if value_key == "valueReference":
+        extension[value_key] = convert_reference(value, target)
+    elif value_key == "valueHumanName":
+        extension[value_key] = name_to_dstu2(value) if target == "dstu2" else _name_up(value)
+    elif value_key == "valueTiming" and isinstance(value, dict):
+        from shared.fhir.convert.medication_request import convert_timing  # imports this one
+
+        convert_timing(value, source, target)
+    return True
+
+
+_TYPE_MARK = "Extension.value"  # the type a carried value had, where its host renamed it
+
+
+def _mark_type(extension: dict[str, Any], value_key: str, source: str) -> None:
+    """Record a complex value's type inside it, for the way back. A primitive (canonical, url,
+    uuid read as uri) is not marked: parsers refuse ``_valueUri`` on an Extension."""
+    value = extension[value_key]
+    if isinstance(value, dict):
+        mark = {"url": xver_url(source, _TYPE_MARK), "valueCode": value_key[5:]}
+        value["extension"] = [*items(value.get("extension")), mark]
+
+
+def _marked_type(extension: dict[str, Any], value_key: str, target: str) -> str | None:
+    """The value key ``_mark_type`` recorded for ``target``'s release (mark removed), or None."""
+    value = extension.get(value_key)
+    code = take_xver(value, target, _TYPE_MARK) if isinstance(value, dict) else None
+    return f"value{code}" if isinstance(code, str) and code.isalpha() else None
+
+
+def _money(value: Any, target: str) -> Any:
+    """Money in ``target``'s shape: R4 has value + currency; STU3 and DSTU2 write a Quantity
+    with the currency as a code of ISO 4217 (HL7's R4→R3 Money map)."""
+    if not isinstance(value, dict):
+        return value
+    out = dict(value)
+    if target == "r4" and out.get("system") == _ISO_4217 and "code" in out:
+        out.pop("system")
+        out["currency"] = out.pop("code")
+    elif target != "r4" and "currency" in out:
+        out["system"] = _ISO_4217
+        out["code"] = out.pop("currency")
+    return out
+
+
+def _name_up(name: Any) -> Any:
+    """A carried HumanName from DSTU2's list form (the first part's twin kept)."""
+    if not isinstance(name, dict) or not isinstance(name.get("family"), list):
+        return name
+    twins = name.get("_family")
+    first = twins[0] if isinstance(twins, list) and twins else None
+    out = name_from_dstu2(name)
+    if isinstance(out, dict) and isinstance(first, dict) and "family" in out:
+        out["_family"] = first
+    return out

@@ -24,6 +24,7 @@ from shared.fhir.convert.common import (
     rename,
     take_all_xver,
     take_xver,
+    xver_url,
 )
 
 # -- code tables (official ConceptMaps in fixtures/hl7-xver-conceptmaps, §5.1) ------------------
@@ -275,23 +276,66 @@ def _recorded_up(condition: Resource) -> None:
         condition["assertedDate"] = asserted
 
 
+# A further R4 stage carried as a complex extension: (child, its value key).
+_STAGE_PARTS = (("summary", _CC), ("assessment", "valueReference"), ("type", _CC))
+
+
 def _stage_down(condition: Resource) -> None:
-    """R4 0..* stage → STU3 0..1: the first, its `type` carried; further stages dropped."""
+    """R4 0..* stage → STU3 0..1: the first, its `type` carried; further stages carried whole
+    (complex extension `Condition.stage`: summary, assessment, type)."""
     stages = items(condition.pop("stage", None))
     if stages:
         stage = stages[0]
         add_xver(stage, "r4", "Condition.stage.type", _CC, stage.pop("type", None))
         condition["stage"] = stage
+    for extra in stages[1:]:
+        parts = [
+            {
+                "url": key,
+                value_key: convert_reference(value, "stu3") if key == "assessment" else value,
+            }
+            for key, value_key in _STAGE_PARTS
+            for value in (extra[key] if isinstance(extra.get(key), list) else [extra.get(key)])
+            if value is not None
+        ]
+        add_xver(condition, "r4", "Condition.stage", "extension", parts)
 
 
 def _stage_up(condition: Resource) -> None:
-    """STU3 0..1 stage → R4 list, its carried `type` restored."""
+    """STU3 0..1 stage → R4 list, its carried `type` restored, then the carried stages."""
     stage = condition.pop("stage", None)
+    stages = []
     if isinstance(stage, dict):
         kind = take_xver(stage, "r4", "Condition.stage.type")
         if kind is not None:
             stage["type"] = kind
-        condition["stage"] = [stage]
+        stages.append(stage)
+    for parts in _take_complex(condition, "r4", "Condition.stage"):
+        extra: dict[str, Any] = {}
+        for part in items(parts):
+            value = next((v for k, v in part.items() if k.startswith("value")), None)
+            if part.get("url") == "assessment":
+                extra.setdefault("assessment", []).append(value)
+            elif part.get("url") in ("summary", "type"):
+                extra[str(part["url"])] = value
+        stages.append(extra)
+    if stages:
+        condition["stage"] = stages
+
+
+def _take_complex(holder: Resource, source: str, path: str) -> list[Any]:
+    """The sub-extension lists of every complex cross-version extension for ``path``
+    (removed)."""
+    url = xver_url(source, path)
+    extensions = items(holder.get("extension"))
+    found = [e.get("extension") for e in extensions if e.get("url") == url]
+    kept = [e for e in extensions if e.get("url") != url]
+    if found:
+        if kept:
+            holder["extension"] = kept
+        else:
+            holder.pop("extension")
+    return found
 
 
 def _is_absent(concept: Any) -> bool:

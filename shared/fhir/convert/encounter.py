@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from shared.fhir.convert.allergy_intolerance import carried as _carried
 from shared.fhir.convert.common import (
     ConversionError,
     Resource,
@@ -65,6 +66,12 @@ _DSTU2_CLASSES = frozenset({*_CLASS_FROM_DSTU2, "other"})
 _DIAGNOSIS_ROLE = "http://hl7.org/fhir/diagnosis-role"
 _ROLE_ELEMENTS = {"AD": "admittingDiagnosis", "DD": "dischargeDiagnosis"}
 _ROLE_DISPLAYS = {"AD": "Admission diagnosis", "DD": "Discharge diagnosis"}
+# A diagnosis carried into DSTU2 as a complex extension: (child, its value key).
+_DIAGNOSIS_PARTS = (
+    ("condition", "valueReference"),
+    ("role", "valueCodeableConcept"),
+    ("rank", "valuePositiveInt"),
+)
 
 # A required element the source lacks is marked absent, never invented (§2.6).
 _ABSENT = {
@@ -182,9 +189,7 @@ def dstu2_to_stu3(resource: Resource) -> Resource:
     for key in _DSTU2_LISTS:  # Synthea DSTU2 writes `reason` as one object
         if isinstance(encounter.get(key), dict):
             encounter[key] = [encounter[key]]
-    status = take_xver(encounter, "stu3", "Encounter.status")
-    if status is not None:
-        encounter["status"] = status
+    _status_from_dstu2(encounter)
     _class_from_dstu2(encounter)
     rename(encounter, [("patient", "subject")])
     accounts = take_all_xver(encounter, "stu3", "Encounter.account")
@@ -199,33 +204,81 @@ def dstu2_to_stu3(resource: Resource) -> Resource:
 # -- element rules ------------------------------------------------------------------------------
 
 
-def _status_for_dstu2(status: Any, period: Any) -> str | None:
-    """The DSTU2 status for an STU3 one, or None where there is none (§6.1)."""
+def _status_for_dstu2(status: Any) -> str | None:
+    """The DSTU2 status for an STU3 one; None where DSTU2 has no honest counterpart (§6.1)."""
     if status in _DSTU2_STATUSES:
         return str(status)
     if status == "triaged":  # proxy decision: triage comes after arrival
         return "arrived"
-    if status == "unknown":  # proxy decision: an end means it is over
-        return "finished" if isinstance(period, dict) and period.get("end") else "in-progress"
-    return None  # entered-in-error: there was no such encounter
+    return None  # unknown: nothing DSTU2 has says "unknown"; entered-in-error: not a state
+
+
+def _absent_status(holder: dict[str, Any]) -> None:
+    """No status value, marked data-absent-reason ``unknown`` on ``_status`` (§2.6): DSTU2's
+    status is 1..1, and a primitive may stand without a value when an extension says why."""
+    holder.pop("status", None)
+    twin = holder.get("_status")
+    twin = dict(twin) if isinstance(twin, dict) else {}
+    twin["extension"] = [*items(twin.get("extension")), dict(_ABSENT)]
+    holder["_status"] = twin
+
+
+def _status_is_absent(holder: dict[str, Any]) -> bool:
+    """True when ``_absent_status`` made this status (no value, the marker on ``_status``)."""
+    twin = holder.get("_status")
+    return "status" not in holder and isinstance(twin, dict) and _is_absent(twin)
+
+
+def _status_from_absent(holder: dict[str, Any]) -> None:
+    """Undo ``_absent_status``: the marker means STU3's ``unknown``."""
+    if not _status_is_absent(holder):
+        return
+    twin = holder.pop("_status")
+    rest = [e for e in items(twin.get("extension")) if e != _ABSENT]
+    if rest or len(twin) > 1:
+        holder["_status"] = (
+            {**twin, "extension": rest}
+            if rest
+            else {k: v for k, v in twin.items() if k != "extension"}
+        )
+    holder["status"] = "unknown"
 
 
 def _status_to_dstu2(encounter: Resource) -> None:
-    """status and statusHistory for DSTU2; the original status is carried (§6.1)."""
+    """status and statusHistory for DSTU2; what DSTU2 cannot say is carried (§6.1)."""
     status = encounter.get("status")
-    mapped = _status_for_dstu2(status, encounter.get("period"))
-    if mapped is None:
+    if status == "entered-in-error":  # there was no such encounter: left out (§2.8)
         raise ConversionError(f"an Encounter with status {status!r} has no DSTU2 form")
-    if mapped != status:
+    mapped = _status_for_dstu2(status)
+    if mapped is None and status == "unknown":
+        _absent_status(encounter)
+    elif mapped is None:
+        raise ConversionError(f"an Encounter with status {status!r} has no DSTU2 form")
+    elif mapped != status:
         add_xver(encounter, "stu3", "Encounter.status", "valueCode", status)
         encounter["status"] = mapped
-    history = []
-    for entry in items(encounter.pop("statusHistory", None)):
-        entry_status = _status_for_dstu2(entry.get("status"), entry.get("period"))
-        if entry_status:  # an entered-in-error entry is dropped
-            history.append({**entry, "status": entry_status})
-    if history:
-        encounter["statusHistory"] = history
+    for entry in items(encounter.get("statusHistory")):
+        original = entry.get("status")
+        entry_status = _status_for_dstu2(original)
+        if entry_status is None:
+            _absent_status(entry)
+        else:
+            entry["status"] = entry_status
+        if entry_status != original and original != "unknown":
+            add_xver(entry, "stu3", "Encounter.statusHistory.status", "valueCode", original)
+
+
+def _status_from_dstu2(encounter: Resource) -> None:
+    """Undo ``_status_to_dstu2``: carried codes win, the marker is ``unknown``."""
+    status = take_xver(encounter, "stu3", "Encounter.status")
+    if status is not None:
+        encounter["status"] = status
+    _status_from_absent(encounter)
+    for entry in items(encounter.get("statusHistory")):
+        carried = take_xver(entry, "stu3", "Encounter.statusHistory.status")
+        _status_from_absent(entry)
+        if carried is not None:
+            entry["status"] = carried
 
 
 def _class_to_act_code(encounter: Resource) -> None:
@@ -273,8 +326,10 @@ def _class_from_dstu2(encounter: Resource) -> None:
 
 
 def _diagnosis_to_dstu2(encounter: Resource) -> None:
-    """diagnosis → admitting/discharge diagnosis by role AD/DD, else indication (R3→R2)."""
-    for diagnosis in items(encounter.pop("diagnosis", None)):
+    """diagnosis → admitting/discharge diagnosis by role AD/DD, else indication (R3→R2); when
+    that loses anything (a rank, another role, the order), every diagnosis is carried."""
+    diagnoses = items(encounter.pop("diagnosis", None))
+    for diagnosis in diagnoses:
         condition = diagnosis.get("condition")
         element = _ROLE_ELEMENTS.get(str(first_code(diagnosis.get("role"))))
         if element:
@@ -282,10 +337,32 @@ def _diagnosis_to_dstu2(encounter: Resource) -> None:
             hospitalization.setdefault(element, []).append(condition)
         elif condition:
             encounter.setdefault("indication", []).append(condition)
+    if diagnoses != _diagnoses_back(diagnoses):
+        for diagnosis in diagnoses:
+            parts = [
+                {"url": key, value_key: diagnosis[key]}
+                for key, value_key in _DIAGNOSIS_PARTS
+                if key in diagnosis
+            ]
+            add_xver(encounter, "stu3", "Encounter.diagnosis", "extension", parts)
+
+
+def _diagnoses_back(diagnoses: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What ``_diagnosis_from_dstu2`` rebuilds from the DSTU2 lists alone."""
+    by_role: dict[str | None, list[dict[str, Any]]] = {None: [], "AD": [], "DD": []}
+    for diagnosis in diagnoses:
+        code = first_code(diagnosis.get("role"))
+        role = code if code in _ROLE_ELEMENTS else None
+        rebuilt: dict[str, Any] = {"condition": diagnosis.get("condition")}
+        if role:
+            rebuilt["role"] = concept(_DIAGNOSIS_ROLE, role, _ROLE_DISPLAYS[role])
+        by_role[role].append(rebuilt)
+    return [*by_role[None], *by_role["AD"], *by_role["DD"]]
 
 
 def _diagnosis_from_dstu2(encounter: Resource) -> None:
-    """indication, admitting and discharge diagnoses → STU3 diagnosis (roles AD, DD)."""
+    """indication, admitting and discharge diagnoses → STU3 diagnosis (roles AD, DD); carried
+    diagnoses win."""
     diagnoses = [{"condition": c} for c in encounter.pop("indication", None) or []]
     hospitalization = encounter.get("hospitalization")
     if isinstance(hospitalization, dict):
@@ -295,8 +372,12 @@ def _diagnosis_from_dstu2(encounter: Resource) -> None:
                 diagnoses.append({"condition": condition, "role": role_concept})
         if not hospitalization:
             del encounter["hospitalization"]
-    if diagnoses:
-        encounter["diagnosis"] = diagnoses
+    carried = [
+        {part["url"]: value for part in items(parts) for k, value in part.items() if k != "url"}
+        for _, parts in _carried(encounter, "stu3", "Encounter.diagnosis")
+    ]
+    if carried or diagnoses:
+        encounter["diagnosis"] = carried or diagnoses
 
 
 def _nested_refs(

@@ -50,14 +50,19 @@ _INTENT_STU3 = {
     "filler-order": "order",
     "option": "proposal",
 }
-# MedicationOrder means an order: other intents are left out of DSTU2 results (§8.1, §2.8).
-_ORDER_INTENTS = frozenset({"order", "instance-order"})
+# Intents a DSTU2 MedicationOrder holds (§8.1): orders, and plans (what EHRs record for home
+# and care-plan medications: the patient takes them). A proposal (R4 option arrives as one) is
+# a suggestion nobody has decided: left out of DSTU2 results (§2.8, proxy decision).
+_DSTU2_INTENTS = frozenset({"order", "instance-order", "plan"})
 # R3→R2 ConceptMap: cancelled is narrower than stopped; unknown has no map.
 _STATUS_DSTU2 = {"cancelled": "stopped"}
 _STATUSES_DSTU2 = frozenset(
     {"active", "on-hold", "completed", "entered-in-error", "stopped", "draft"}
 )
 _ENDED = frozenset({"completed", "stopped", "cancelled"})
+# v3 SubstanceAdminSubstitution codes (also in v3 ActCode, the system the usual recommendation
+# names): N is "none"; every other code names a substitution that is allowed.
+_SUBSTITUTION_CODES = frozenset({"E", "EC", "BC", "G", "TE", "TB", "TG", "F", "N"})
 # medicationrequest-category codes STU3 has (R4 added discharge).
 _CATEGORIES_STU3 = frozenset({"inpatient", "outpatient", "community"})
 _CATEGORY_SYSTEMS = frozenset(
@@ -79,7 +84,12 @@ _REASON_DSTU2 = frozenset({"Condition"})
 # DSTU2 substitution.type from STU3's boolean (§8.1 proxy decision): E equivalent, N none.
 _SUBSTITUTION = "http://hl7.org/fhir/v3/substanceAdminSubstitution"
 _SUBSTITUTION_SYSTEMS = frozenset(
-    {_SUBSTITUTION, "http://terminology.hl7.org/CodeSystem/v3-substanceAdminSubstitution"}
+    {
+        _SUBSTITUTION,
+        "http://terminology.hl7.org/CodeSystem/v3-substanceAdminSubstitution",
+        "http://hl7.org/fhir/v3/ActCode",
+        "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+    }
 )
 _REFERENCES = (
     "subject",
@@ -204,6 +214,11 @@ def _timing(dosage: dict[str, Any], source: str, target: str) -> None:
         rename(repeat, [(new, old) for old, new in _TIMING_RENAMES])
         for key, path, _ in _REPEAT_CARRY:
             restore(repeat, key, path, "stu3", many=key in ("dayOfWeek", "timeOfDay"))
+
+
+def convert_timing(timing: dict[str, Any], source: str, target: str) -> None:
+    """A Timing (in place) in ``target``'s shape, one step from ``source`` (§2.5)."""
+    _timing({"timing": timing}, source, target)
 
 
 # -- Dosage (§8.2) -----------------------------------------------------------------------------
@@ -356,9 +371,9 @@ def _substitution_to_stu3(request: Resource) -> None:
     if not isinstance(substitution, dict):
         return
     if "allowedCodeableConcept" in substitution:
-        # No official map (§8.1 proxy decision): N (none) is false, any other code true.
+        # No official map (§8.1 proxy decision): allowed only when the concept says so.
         allowed = substitution.pop("allowedCodeableConcept")
-        substitution["allowed"] = _substitution_code(allowed) != "N"
+        substitution["allowed"] = substitution_allowed(allowed)
         add_xver(substitution, "r4", f"{_R}.substitution.allowed", "valueCodeableConcept", allowed)
     rename(substitution, [("allowedBoolean", "allowed")])
 
@@ -375,9 +390,28 @@ def _substitution_to_r4(request: Resource) -> None:
 
 def _substitution_code(value: Any) -> str | None:
     for coding in items(value.get("coding") if isinstance(value, dict) else None):
-        if coding.get("system") in _SUBSTITUTION_SYSTEMS:
-            return str(coding.get("code"))
+        if coding.get("system") in _SUBSTITUTION_SYSTEMS and coding.get("code") in (
+            _SUBSTITUTION_CODES
+        ):
+            return str(coding["code"])
     return None
+
+
+def substitution_allowed(value: Any) -> bool:
+    """Whether a substitution CodeableConcept allows substituting (§8.1 proxy decision).
+
+    Only a v3 substitution code other than N (in substanceAdminSubstitution or ActCode, either
+    URI spelling) allows it. N under any system, text alone or an unknown system means "do not
+    substitute": a pharmacist who keeps the prescribed product errs on the safe side, one who
+    substitutes against a "dispense as written" does not.
+    """
+    if any(coding.get("code") == "N" for coding in items(_codings(value))):
+        return False
+    return _substitution_code(value) not in (None, "N")
+
+
+def _codings(value: Any) -> Any:
+    return value.get("coding") if isinstance(value, dict) else None
 
 
 def _dispense_to_stu3(request: Resource) -> None:
@@ -504,23 +538,6 @@ def _status_to_dstu2(request: Resource) -> None:
     map_code(request, "status", _STATUS_DSTU2, _STATUSES_DSTU2)
 
 
-def _date_ended(order: Resource, status: Any) -> str | None:
-    """DSTU2 dateEnded has no source in STU3/R4: a labelled heuristic (§8.1 proxy decision):
-    for an ended order, the end of the first dosage's bounds, else of the validity period."""
-    if status not in _ENDED:
-        return None
-    dosages = items(order.get("dosageInstruction"))
-    timing = dosages[0].get("timing") if dosages else None
-    repeat = timing.get("repeat") if isinstance(timing, dict) else None
-    bounds = repeat.get("boundsPeriod") if isinstance(repeat, dict) else None
-    dispense = order.get("dispenseRequest")
-    validity = dispense.get("validityPeriod") if isinstance(dispense, dict) else None
-    for period in (bounds, validity):
-        if isinstance(period, dict) and period.get("end"):
-            return str(period["end"])
-    return None
-
-
 def _reasons_to_dstu2(request: Resource) -> None:
     """DSTU2 holds one reason: the first code, else the first Condition (§8.1); when that
     loses anything, every reason rides along."""
@@ -592,7 +609,7 @@ def _substitution_from_dstu2(request: Resource) -> None:
         return
     kind = substitution.pop("type", None)
     code = _substitution_code(kind)
-    substitution["allowed"] = code != "N"
+    substitution["allowed"] = substitution_allowed(kind)
     # Only a plain E or N is what the way down makes of a boolean; anything else rides along.
     made_here = code in ("E", "N") and kind == concept(_SUBSTITUTION, str(code))
     if not made_here and not peek(substitution, "r4", f"{_R}.substitution.allowed"):
@@ -623,9 +640,9 @@ def _prescriber_from_dstu2(request: Resource) -> None:
 
 
 def _ended_to_dstu2(request: Resource, status: Any) -> None:
-    ended = _date_ended(request, status)
-    if ended:
-        request["dateEnded"] = ended
+    # dateEnded has no source in STU3/R4 (HL7's R3→R2 map fills none): a validity period or a
+    # dosage's bounds say until when an order may run, never that (or when) it ended. Only a
+    # DSTU2 dateEnded carried up earlier is one (§8.1).
     reason = peek(request, "r4", f"{_R}.statusReason")
     if reason and status in _ENDED:  # proxy decision (§8.1): why it ended
         request["reasonEnded"] = reason[0]
@@ -635,9 +652,7 @@ def _ended_to_dstu2(request: Resource, status: Any) -> None:
 
 
 def _ended_from_dstu2(order: Resource) -> None:
-    """dateEnded/reasonEnded derived on the way down are dropped; DSTU2's own ride along."""
-    if order.get("dateEnded") == _date_ended(order, order.get("status")):
-        order.pop("dateEnded", None)
+    """reasonEnded derived on the way down is dropped; DSTU2's own values ride along."""
     reason = peek(order, "r4", f"{_R}.statusReason")
     if reason and order.get("reasonEnded") == reason[0]:
         order.pop("reasonEnded")
@@ -646,11 +661,11 @@ def _ended_from_dstu2(order: Resource) -> None:
 
 
 def stu3_to_dstu2(request: Resource) -> Resource:
-    """STU3 MedicationRequest → DSTU2 MedicationOrder: non-order intents refused; subject →
+    """STU3 MedicationRequest → DSTU2 MedicationOrder: proposals refused; subject →
     patient, authoredOn → dateWritten, requester.agent → prescriber; DSTU2 dosage shape."""
     repair(request)
     intent = request.pop("intent", None)
-    if intent not in _ORDER_INTENTS:
+    if intent not in _DSTU2_INTENTS:
         raise ConversionError(f"a MedicationRequest with intent {intent} is not a MedicationOrder")
     if intent != "order":
         add_xver(request, "stu3", f"{_R}.intent", "valueCode", intent)

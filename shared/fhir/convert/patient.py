@@ -145,8 +145,11 @@ _LINK_FIELDS = {"other": "Reference"}
 _GP_TARGETS_STU3 = frozenset({"Organization", "Practitioner"})
 _LINK_TARGETS_DSTU2 = frozenset({"Patient"})
 
-# STU3/R4 link.type → DSTU2 (§3.1): both directions of a replacement become "replace".
-_LINK_TYPE_DSTU2 = {"replaced-by": "replace", "replaces": "replace"}
+# STU3/R4 link.type → DSTU2 (§3.1). DSTU2's "replace" says the resource holding the link must
+# no longer be used: it is STU3's "replaced-by". The surviving record's "replaces" has no DSTU2
+# code; "seealso" (in use and valid, the other holds data about the same person) is what
+# DSTU2 can say of it without declaring the survivor obsolete (HL7's map copies the code).
+_LINK_TYPE_DSTU2 = {"replaced-by": "replace", "replaces": "seealso"}
 _LINK_TYPE_STU3 = {"replace": "replaced-by"}  # DSTU2's "replace" points forward (HAPI agrees)
 
 # The official R4 extension that replaced Patient.animal (§3.1).
@@ -195,7 +198,8 @@ def _link_types(patient: Resource, table: Mapping[str, str], source: str, target
     for link in items(patient.get("link")):
         if source == "stu3":
             if link.get("type") in table:
-                add_xver(link, "stu3", "Patient.link.type", "valueCode", link["type"])
+                if link["type"] == "replaces":  # replaced-by comes back from replace alone
+                    add_xver(link, "stu3", "Patient.link.type", "valueCode", link["type"])
                 link["type"] = table[link["type"]]
             narrow_reference(link.get("other"), _LINK_TARGETS_DSTU2, "stu3")
         else:

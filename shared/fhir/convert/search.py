@@ -12,6 +12,7 @@ wrote it, so following the link hands it back unchanged.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -333,7 +334,7 @@ def convert_query(
             sorts.append((piece, name, unquote_plus(raw_value)))
             continue
         try:
-            out.extend(_convert_piece(piece, kind, source, target))
+            out.extend(_convert_piece(piece, kind, source, target, request=strict))
         except ParameterNotConvertible:
             if strict:
                 raise
@@ -348,13 +349,15 @@ def convert_query(
     return "&".join(out)
 
 
-def _convert_piece(piece: str, kind: str | None, source: str, target: str) -> list[str]:
+def _convert_piece(
+    piece: str, kind: str | None, source: str, target: str, *, request: bool = True
+) -> list[str]:
     raw_name, equals, raw_value = piece.partition("=")
     if not raw_name:
         return [piece]
     name = unquote_plus(raw_name)
     value = unquote_plus(raw_value)
-    converted = _convert_param(name, value, kind, source, target)
+    converted = _convert_param(name, value, kind, source, target, request=request)
     if converted == [(name, value)]:
         return [piece]
     pieces = []
@@ -366,7 +369,7 @@ def _convert_piece(piece: str, kind: str | None, source: str, target: str) -> li
 
 
 def _convert_param(
-    name: str, value: str, kind: str | None, source: str, target: str
+    name: str, value: str, kind: str | None, source: str, target: str, *, request: bool = True
 ) -> list[tuple[str, str]]:
     match = _NAME.match(name)
     if match is None:
@@ -383,6 +386,8 @@ def _convert_param(
         return special
     new_base = _rename(base, kind, source, target)
     new_modifier = _modifier(modifier, base, source, target)
+    if modifier in ("", ":not") and not chain:
+        value = _code_values(kind, base, value, source, target, request=request)
     return [(new_base + new_modifier + chain, _values(value, target))]
 
 
@@ -444,6 +449,167 @@ def _format(value: str, target: str) -> str:
     if media_type.strip().replace(" ", "+") in _FHIR_JSON:
         return JSON_MIME_TYPES[target] + semicolon + rest
     return value
+
+
+# -- token values the converters translate (§14.4) ----------------------------------------------
+
+# Per (resource type, R4 parameter name): how the converters translate the element's codes,
+# one step at a time, as {(from, to): {code: code in "to", or None: no counterpart}}, and the
+# codes each release has (None: an open set, whose other codes pass unchanged). The tables are
+# the converters' own, so a search finds what the same search finds on the provider's data.
+Steps = Mapping[tuple[str, str], Mapping[str, str | None]]
+
+
+@functools.cache
+def _code_tables() -> dict[tuple[str, str], tuple[Steps, Mapping[str, frozenset[str] | None]]]:
+    from shared.fhir.convert import condition, encounter, medication_request, observation
+
+    def identity(codes: Iterable[str]) -> dict[str, str | None]:
+        return {code: code for code in codes}
+
+    clinical_dstu2 = frozenset(condition._CLINICAL_TO_DSTU2.values())
+    clinical_stu3 = frozenset(condition._CLINICAL_TO_R4)
+    clinical_r4 = frozenset(condition._CLINICAL_TO_STU3)
+    encounter_dstu2 = encounter._DSTU2_STATUSES
+    encounter_stu3 = encounter_dstu2 | {"triaged", "entered-in-error", "unknown"}
+    order_dstu2 = medication_request._STATUSES_DSTU2
+    order_stu3 = order_dstu2 | {"cancelled", "unknown"}
+    intents_stu3 = frozenset({"proposal", "plan", "order", "instance-order"})
+    observation_dstu2 = frozenset(
+        {"registered", "preliminary", "final", "amended", "cancelled", "entered-in-error"}
+        | {"unknown"}
+    )
+    return {
+        ("Condition", "clinical-status"): (
+            {
+                ("r4", "stu3"): condition._CLINICAL_TO_STU3,
+                ("stu3", "r4"): identity(clinical_stu3),
+                ("stu3", "dstu2"): {**condition._CLINICAL_TO_DSTU2, "inactive": None},
+                ("dstu2", "stu3"): condition._CLINICAL_FROM_DSTU2,
+            },
+            {"dstu2": clinical_dstu2, "stu3": clinical_stu3, "r4": clinical_r4},
+        ),
+        ("Condition", "verification-status"): (
+            {
+                ("r4", "stu3"): condition._VERIFICATION_TO_STU3,
+                ("stu3", "r4"): {**condition._VERIFICATION_TO_R4, "unknown": None},
+            },
+            {
+                "stu3": condition._VERIFICATION_OLD,
+                "r4": frozenset(condition._VERIFICATION_TO_STU3),
+            },
+        ),
+        ("Condition", "category"): (
+            {
+                ("stu3", "dstu2"): condition._CATEGORY_TO_DSTU2,
+                ("dstu2", "stu3"): condition._CATEGORY_FROM_DSTU2,
+            },
+            {"dstu2": None, "stu3": None, "r4": None},
+        ),
+        ("Encounter", "status"): (
+            {
+                # unknown has no DSTU2 value (a marked absent status): no search finds it.
+                ("stu3", "dstu2"): {**identity(encounter_dstu2), "triaged": "arrived"}
+                | {"unknown": None, "entered-in-error": None},
+            },
+            {"dstu2": encounter_dstu2, "stu3": encounter_stu3, "r4": encounter_stu3},
+        ),
+        ("Encounter", "class"): (
+            # Synthea's STU3 writes DSTU2 class codes without a system; R4 reads them as ActCode.
+            {("stu3", "r4"): encounter._CLASS_FROM_DSTU2},
+            {"stu3": None, "r4": None},
+        ),
+        ("MedicationRequest", "status"): (
+            {
+                ("stu3", "dstu2"): {
+                    **identity(order_dstu2),
+                    **medication_request._STATUS_DSTU2,
+                    "unknown": None,
+                },
+            },
+            {"dstu2": order_dstu2, "stu3": order_stu3, "r4": order_stu3},
+        ),
+        ("MedicationRequest", "intent"): (
+            {("r4", "stu3"): medication_request._INTENT_STU3},
+            {"stu3": intents_stu3, "r4": intents_stu3 | frozenset(medication_request._INTENT_STU3)},
+        ),
+        ("Observation", "status"): (
+            {("stu3", "dstu2"): observation._STATUS_TO_DSTU2},
+            {
+                "dstu2": observation_dstu2,
+                "stu3": observation_dstu2 | {"corrected"},
+                "r4": observation_dstu2 | {"corrected"},
+            },
+        ),
+    }
+
+
+def _image(
+    code: str,
+    steps: Steps,
+    codes: Mapping[str, frozenset[str] | None],
+    path: Iterable[tuple[str, str]],
+) -> str | None:
+    """What the converters make of ``code`` over ``path`` (a chain of steps); None: nothing."""
+    current: str | None = code
+    for step in path:
+        if current is None:
+            return None
+        table = steps.get(step, {})
+        if current in table:
+            current = table[current]
+        elif codes.get(step[0]) is not None and current not in (codes[step[0]] or ()):
+            return None
+    return current
+
+
+def _code_values(
+    kind: str | None, base: str, value: str, source: str, target: str, *, request: bool
+) -> str:
+    """Token codes as the converters translate them (§14.4). A request looks for every
+    ``target`` code whose conversion shows as the asked one (``stopped`` asks for stopped and
+    cancelled of an R4 provider); a paging link shows each ``target`` code as the face reads
+    it. A request none of whose codes exists in ``target`` is refused."""
+    if kind is None or source == target:
+        return value
+    try:
+        r4_name = base if source == "r4" else _rename(base, kind, source, "r4")
+    except ParameterNotConvertible:
+        return value
+    found = _code_tables().get((kind, r4_name))
+    if found is None:
+        return value
+    steps, codes = found
+    provider, face = (target, source) if request else (source, target)
+    path = tuple(_chain(provider, face))
+    out: list[str] = []
+    for part in value.split(","):
+        system, bar, code = part.rpartition("|")
+        known = codes.get(source)
+        if known is not None and code not in known:
+            matches = [code]  # no code of its release: passed on for the server to judge
+        elif request:
+            domain = codes.get(provider)
+            candidates = (
+                domain if domain is not None else {code, *(k for t in steps.values() for k in t)}
+            )
+            matches = sorted(c for c in candidates if _image(c, steps, codes, path) == code)
+        else:
+            image = _image(code, steps, codes, path)
+            matches = [] if image is None else [image]
+        out += [f"{system}{bar}{match}" for match in matches if f"{system}{bar}{match}" not in out]
+    if not out:
+        if request:
+            raise ParameterNotConvertible(base, source, target, "no such code there")
+        return value
+    return ",".join(out)
+
+
+def _chain(source: str, target: str) -> list[tuple[str, str]]:
+    order = ["dstu2", "stu3", "r4"]
+    start, end = order.index(source), order.index(target)
+    step = 1 if end > start else -1
+    return [(order[i], order[i + step]) for i in range(start, end, step)]
 
 
 # -- parameters whose meaning, not only name, changes ------------------------------------------

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from shared.fhir.convert import convert
 from tests.support.dstu2 import Shape, assert_dstu2
-from tests.support.fixtures import VERSIONS, XVER_R4, XVER_STU3, fixtures_of
+from tests.support.fixtures import VERSIONS, XVER_DSTU2, XVER_R4, XVER_STU3, fixtures_of
 
 CLINICAL_R4 = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
 VERIFICATION_R4 = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
@@ -354,17 +354,46 @@ def test_status_text_and_codes_of_other_systems_are_dropped_before_r4() -> None:
     assert allergy["verificationStatus"] == "confirmed"
 
 
-def test_missing_verification_status_becomes_a_marked_unconfirmed_in_stu3() -> None:
+def test_missing_verification_status_has_no_stu3_value_only_the_marker() -> None:
+    """Issue 15 item 4. Input: an active R4 allergy without verificationStatus (R4 0..1).
+    Expected: STU3 has no verificationStatus value, only ``_verificationStatus`` with
+    data-absent-reason ``unknown`` (STU3 1..1 is met by the marked primitive); before, the app
+    showed ``unconfirmed``, inviting a clinician to discount a real allergy. HL7's R4→R3
+    AllergyIntolerance map copies verificationStatus only when present."""
     status = {"coding": [{"system": CLINICAL_R4, "code": "active"}]}
     allergy = convert(_r4(clinicalStatus=status), "r4", "stu3")
-    assert allergy["verificationStatus"] == "unconfirmed"
+    assert "verificationStatus" not in allergy
     assert allergy["_verificationStatus"] == SUPPLIED
+    stu3_models.get_fhir_model_class("AllergyIntolerance").model_validate(allergy)
 
 
 def test_marked_verification_status_is_dropped_on_the_way_back_to_r4() -> None:
+    stu3 = _r4(clinicalStatus="active")
+    stu3["_verificationStatus"] = SUPPLIED
+    assert "verificationStatus" not in convert(stu3, "stu3", "r4")
+
+
+def test_an_earlier_marked_unconfirmed_is_still_read_as_no_verification() -> None:
     stu3 = _r4(clinicalStatus="active", verificationStatus="unconfirmed")
     stu3["_verificationStatus"] = SUPPLIED
     assert "verificationStatus" not in convert(stu3, "stu3", "r4")
+    assert convert(stu3, "stu3", "dstu2")["status"] == "active"
+
+
+@pytest.mark.parametrize("key", ["clinicalStatus", "verificationStatus"])
+def test_a_status_stu3_cannot_read_rides_along_and_comes_back(key: str) -> None:
+    """Issue 15 item 9. Input: an R4 status concept with only a local coding and text.
+    Expected: no STU3 code (none can be read), the R4 concept carried in
+    4.0/extension-AllergyIntolerance.<key>, restored in R4; before, it was dropped silently."""
+    concept = {"coding": [{"system": "http://example.org/local", "code": "A"}], "text": "Active"}
+    r4 = _r4(**{key: concept})
+    if key == "verificationStatus":
+        active = {"system": CLINICAL_R4, "code": "active", "display": "Active"}
+        r4["clinicalStatus"] = {"coding": [active]}
+    stu3 = convert(r4, "r4", "stu3")
+    assert xver(stu3, XVER_R4, f"AllergyIntolerance.{key}") == [concept]
+    assert convert(stu3, "stu3", "r4") == r4
+    assert convert(convert(r4, "r4", "dstu2"), "dstu2", "r4") == r4
 
 
 def test_encounter_is_carried_in_an_extension_before_r4() -> None:
@@ -402,9 +431,19 @@ def test_stu3_status_codes_become_r4_concepts_with_the_official_display() -> Non
     assert allergy["verificationStatus"]["coding"][0]["display"] == "Entered in Error"
 
 
-def test_unknown_stu3_status_code_is_dropped_in_r4() -> None:
-    allergy = convert(_r4(clinicalStatus="confirmed", verificationStatus="confirmed"), "stu3", "r4")
+def test_unknown_stu3_status_code_is_not_an_r4_status_but_rides_along() -> None:
+    stu3 = _r4(clinicalStatus="confirmed", verificationStatus="confirmed")
+    allergy = convert(stu3, "stu3", "r4")
     assert "clinicalStatus" not in allergy
+    assert xver(allergy, XVER_STU3, "AllergyIntolerance.clinicalStatus") == ["confirmed"]
+    assert convert(allergy, "r4", "stu3") == stu3
+
+
+def test_a_dstu2_status_stu3_cannot_read_rides_along() -> None:
+    dstu2 = _dstu2(status="bogus")
+    stu3 = convert(dstu2, "dstu2", "stu3")
+    assert xver(stu3, XVER_DSTU2, "AllergyIntolerance.status") == ["bogus"]
+    assert convert(stu3, "stu3", "dstu2") == dstu2
 
 
 # -- STU3 → DSTU2 ------------------------------------------------------------------------------
@@ -566,7 +605,7 @@ def test_dstu2_status_maps_to_both_status_codes_by_the_official_concept_maps(
 ) -> None:
     stu3 = convert(_dstu2(status=status), "dstu2", "stu3")
     assert stu3.get("clinicalStatus") == clinical
-    assert stu3["verificationStatus"] == (verification or "unconfirmed")
+    assert stu3.get("verificationStatus") == verification
     assert ("_verificationStatus" in stu3) == (verification is None)
 
 

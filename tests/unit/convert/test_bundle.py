@@ -301,9 +301,19 @@ def test_bundle_meta_loses_r4_source_and_takes_old_code_systems() -> None:
     }
 
 
-def test_total_is_kept_when_entries_are_left_out() -> None:
+def test_total_no_longer_counts_the_matches_left_out() -> None:
+    """Issue 15 item 1: the app must never count entries it will not see. Input: a searchset
+    of total 7 whose one match on this page cannot be converted; expected: total 6. HL7 has
+    no rule for it (its R3→R2 Bundle map copies total): a proxy decision (bundle.md)."""
     r4 = _bundle("searchset", {"resource": IMMUNIZATION, "search": {"mode": "match"}}, total=7)
-    assert convert(r4, "r4", "dstu2")["total"] == 7
+    assert convert(r4, "r4", "dstu2")["total"] == 6
+
+
+def test_total_keeps_counting_when_only_an_include_is_left_out() -> None:
+    included = {"resource": IMMUNIZATION, "search": {"mode": "include"}}
+    matched = {"resource": PATIENT, "search": {"mode": "match"}}
+    r4 = _bundle("searchset", matched, included, total=1)
+    assert convert(r4, "r4", "stu3")["total"] == 1
 
 
 def test_response_outcome_becomes_the_entry_resource_in_dstu2() -> None:
@@ -429,3 +439,127 @@ def test_an_entry_its_converter_refuses_is_left_out_with_the_reason(
         "This entry cannot be expressed in this FHIR version and was left out: "
         "this Patient cannot be expressed"
     )
+
+
+# -- schema-invalid entries (issue 15 item 7) --------------------------------------------------
+
+
+def test_an_entry_whose_code_holds_an_object_is_left_out_and_not_the_whole_bundle() -> None:
+    """Input: a searchset whose Encounter has ``status: {"code": "finished"}`` (an object where
+    DSTU2/STU3/R4 all require a code) beside a valid Patient. Expected: the Patient converted,
+    the Encounter replaced by an OperationOutcome entry, total 1 (was 2). Before, the
+    converter raised TypeError and the proxy answered 500."""
+    broken = {"resourceType": "Encounter", "id": "e1", "status": {"code": "finished"}}
+    r4 = _bundle(
+        "searchset",
+        {"resource": broken, "search": {"mode": "match"}},
+        {"resource": PATIENT, "search": {"mode": "match"}},
+        total=2,
+    )
+    converted = convert(r4, "r4", "dstu2")
+    left_out, kept = converted["entry"]
+    assert left_out["search"] == {"mode": "outcome"}
+    assert left_out["resource"]["issue"][0]["diagnostics"] == (
+        "This entry is not valid FHIR and could not be converted; it was left out."
+    )
+    assert kept["resource"]["name"][0]["family"] == ["Chalmers"]
+    assert converted["total"] == 1
+
+
+def test_a_schema_invalid_resource_alone_is_a_conversion_error_not_a_crash() -> None:
+    """The proxy turns ConversionError into an OperationOutcome answer; a TypeError was a 500."""
+    broken = {"resourceType": "Encounter", "id": "e1", "status": ["finished"]}
+    with pytest.raises(ConversionError, match="the Encounter is not valid FHIR"):
+        convert(broken, "r4", "dstu2")
+
+
+def _fixture_resources() -> list[tuple[str, dict[str, Any]]]:
+    """(version, resource) of every fixture of a converted type, Bundles left aside."""
+    from tests.support.fixtures import documents
+
+    return [
+        (version, resource)
+        for version, _, resource in documents()
+        if resource.get("resourceType") not in (None, "Bundle")
+    ]
+
+
+_FIXTURES = _fixture_resources()
+# JSON values no element of the converted types may hold where a code, string or object is due.
+_junk = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+def _corrupt(node: Any, data: st.DataObject) -> Any:
+    """``node`` with one value, somewhere below it, replaced by junk (a random walk)."""
+    if isinstance(node, dict) and node:
+        key = data.draw(st.sampled_from(sorted(node)))
+        if key == "resourceType":
+            return node
+        stop = not isinstance(node[key], dict | list) or data.draw(st.booleans())
+        return {**node, key: data.draw(_junk) if stop else _corrupt(node[key], data)}
+    if isinstance(node, list) and node:
+        index = data.draw(st.integers(min_value=0, max_value=len(node) - 1))
+        item = node[index]
+        replaced = data.draw(_junk) if data.draw(st.booleans()) else _corrupt(item, data)
+        return [*node[:index], replaced, *node[index + 1 :]]
+    return data.draw(_junk)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_no_schema_invalid_entry_can_fail_its_bundle(data: st.DataObject) -> None:
+    """Fuzz (issue 15 item 7): a searchset of fixture resources with junk written anywhere in
+    them always converts; every entry is either converted or an OperationOutcome entry, the
+    valid Patient always converted, and total counts only the matches still there."""
+    version, resource = data.draw(st.sampled_from(_FIXTURES))
+    corrupted = [_corrupt(resource, data) for _ in range(data.draw(st.integers(1, 3)))]
+    entries = [{"resource": r, "search": {"mode": "match"}} for r in corrupted]
+    patient = convert(PATIENT, "r4", version)
+    bundle = _bundle("searchset", *entries, {"resource": patient}, total=len(entries) + 1)
+    target = data.draw(st.sampled_from([v for v in ("dstu2", "stu3", "r4") if v != version]))
+    converted = convert(bundle, version, target)
+    assert len(converted["entry"]) == len(entries) + 1
+    assert converted["entry"][-1]["resource"] == convert(patient, version, target)
+    kept = [e for e in converted["entry"] if e.get("search", {}).get("mode") != "outcome"]
+    for entry in converted["entry"]:
+        if entry not in kept:
+            assert entry["resource"]["resourceType"] == "OperationOutcome"
+    assert converted["total"] == len(kept)
+
+
+def test_the_proxy_answers_a_search_with_one_invalid_entry_and_refuses_a_lone_one() -> None:
+    """Item 7 at the proxy's conversion hook (pure: no server). A searchset with one
+    schema-invalid entry is answered (200, the entry an OperationOutcome, total lowered); a
+    lone invalid resource is the hook's 501 NotConvertible, never an unhandled TypeError
+    (a 500)."""
+    import json
+
+    from shared.http import Headers
+    from shared.proxy.conversion import FhirVersionConverter
+    from shared.proxy.errors import NotConvertible
+    from shared.proxy.model import UpstreamResponse
+
+    broken = {"resourceType": "Encounter", "id": "e1", "status": {"code": "finished"}}
+    searchset = _bundle(
+        "searchset",
+        {"resource": broken, "search": {"mode": "match"}},
+        {"resource": PATIENT, "search": {"mode": "match"}},
+        total=2,
+    )
+    headers = Headers({"Content-Type": "application/fhir+json"})
+    hook = FhirVersionConverter()
+    answer = hook.response(
+        "dstu2", "r4", UpstreamResponse(200, headers, json.dumps(searchset).encode())
+    )
+    body = json.loads(answer.body)
+    assert answer.status == 200
+    assert body["total"] == 1
+    assert [e["resource"]["resourceType"] for e in body["entry"]] == ["OperationOutcome", "Patient"]
+    with pytest.raises(NotConvertible):
+        hook.response("dstu2", "r4", UpstreamResponse(200, headers, json.dumps(broken).encode()))

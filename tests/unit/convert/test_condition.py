@@ -341,7 +341,25 @@ def test_practitioner_role_asserter_keeps_only_display_in_stu3() -> None:
     }
 
 
-def test_first_stage_is_kept_with_its_type_carried_and_further_stages_dropped() -> None:
+def test_further_stages_ride_along_and_come_back() -> None:
+    """Issue 15 item 9. Input: an R4 Condition with two stages. Expected: STU3 holds the first
+    (0..1, HL7's R4→R3 Condition map keeps one), the second rides whole in the complex
+    4.0/extension-Condition.stage, and both come back in R4; before, it was dropped."""
+    first = {"summary": snomed("1", "Stage 1"), "type": snomed("2", "Clinical")}
+    second = {
+        "summary": snomed("3", "Stage 2"),
+        "assessment": [{"reference": "Observation/o1"}],
+        "type": snomed("4", "Pathological"),
+    }
+    original = r4(stage=[first, second])
+    condition = convert(original, "r4", "stu3")
+    [carried] = [e for e in condition["extension"] if e["url"] == XVER_R4 + "Condition.stage"]
+    assert [part["url"] for part in carried["extension"]] == ["summary", "assessment", "type"]
+    assert convert(condition, "stu3", "r4") == original
+    assert convert(convert(original, "r4", "dstu2"), "dstu2", "r4") == original
+
+
+def test_first_stage_is_kept_with_its_type_carried() -> None:
     first = {"summary": snomed("1", "Stage 1"), "type": snomed("2", "Clinical")}
     second = {"summary": snomed("3", "Stage 2")}
     condition = convert(r4(stage=[first, second]), "r4", "stu3")

@@ -132,11 +132,19 @@ def validate(resource: dict[str, Any], version: str) -> None:
         r4_models.get_fhir_model_class("Encounter").model_validate(resource)
     else:
         assert_dstu2(resource, ENCOUNTER)
-        assert resource["status"] in DSTU2_STATUSES
+        assert_dstu2_status(resource)
         assert resource.get("class", "other") in DSTU2_CLASSES
         assert not isinstance(resource.get("appointment"), list), "appointment is 0..1 in DSTU2"
         for entry in resource.get("statusHistory", []):
-            assert entry["status"] in DSTU2_STATUSES
+            assert_dstu2_status(entry)
+
+
+def assert_dstu2_status(holder: dict[str, Any]) -> None:
+    """A DSTU2 status code, or none with the data-absent-reason marker on ``_status``."""
+    if "status" in holder:
+        assert holder["status"] in DSTU2_STATUSES
+    else:
+        assert ABSENT in holder["_status"]["extension"]
 
 
 def extension_values(element: dict[str, Any], url: str) -> list[Any]:
@@ -484,19 +492,34 @@ def test_triaged_becomes_arrived_in_dstu2_and_is_carried() -> None:
 
 
 @pytest.mark.parametrize(
-    ("period", "status"),
-    [
-        ({"start": "2024-01-01T10:00:00Z", "end": "2024-01-01T11:00:00Z"}, "finished"),
-        ({"start": "2024-01-01T10:00:00Z"}, "in-progress"),
-        (None, "in-progress"),
-    ],
+    "period",
+    [{"start": "2024-01-01T10:00:00Z", "end": "2024-01-01T11:00:00Z"}, {"start": "2024"}, None],
+    ids=["ended", "open", "no-period"],
 )
-def test_unknown_status_becomes_finished_only_when_the_period_ended(
-    period: dict[str, str] | None, status: str
+def test_unknown_status_has_no_dstu2_value_only_the_data_absent_reason_marker(
+    period: dict[str, str] | None,
 ) -> None:
+    """Issue 15 item 2. Input: an STU3/R4 Encounter with status unknown (with or without an
+    ended period). Expected: DSTU2 has no status value and ``_status`` carries
+    data-absent-reason ``unknown``; before, the app showed an invented in-progress or
+    finished. HL7's R3→R2 EncounterStatus ConceptMap has no target for unknown."""
     encounter = convert(stu3(status="unknown", period=period), "stu3", "dstu2")
-    assert encounter["status"] == status
-    assert extension_values(encounter, XVER_STU3 + "Encounter.status") == ["unknown"]
+    assert "status" not in encounter
+    assert encounter["_status"] == {"extension": [ABSENT]}
+    assert "extension" not in encounter
+
+
+def test_unknown_status_comes_back_as_unknown() -> None:
+    original = r4(status="unknown")
+    assert convert(convert(original, "r4", "dstu2"), "dstu2", "r4") == original
+
+
+def test_extensions_of_an_unknown_status_are_kept_beside_the_marker() -> None:
+    other = {"url": "http://example.org/why", "valueString": "not recorded"}
+    encounter = convert(stu3(status="unknown", _status={"extension": [other]}), "stu3", "dstu2")
+    assert encounter["_status"] == {"extension": [other, ABSENT]}
+    back = convert(encounter, "dstu2", "stu3")
+    assert (back["status"], back["_status"]) == ("unknown", {"extension": [other]})
 
 
 def test_entered_in_error_encounter_cannot_be_expressed_in_dstu2() -> None:
@@ -518,7 +541,11 @@ def test_entered_in_error_encounter_is_left_out_of_a_dstu2_searchset() -> None:
     assert second["resource"]["status"] == "finished"
 
 
-def test_status_history_follows_the_status_rules_without_entered_in_error() -> None:
+def test_status_history_follows_the_status_rules_and_carries_what_dstu2_cannot_say() -> None:
+    """Issue 15 item 9. Input: STU3 statusHistory triaged, entered-in-error, unknown.
+    Expected: arrived (triaged carried on the entry), no value with the data-absent-reason
+    marker (entered-in-error carried on the entry), no value with the marker. Before, the
+    entered-in-error entry vanished and triaged was not carried. No HL7 map for these codes."""
     period = {"start": "2024-01-01T10:00:00Z", "end": "2024-01-01T10:10:00Z"}
     history = [
         {"status": "triaged", "period": period},
@@ -526,10 +553,21 @@ def test_status_history_follows_the_status_rules_without_entered_in_error() -> N
         {"status": "unknown", "period": period},
     ]
     encounter = convert(stu3(statusHistory=history), "stu3", "dstu2")
+    carried = XVER_STU3 + "Encounter.statusHistory.status"
     assert encounter["statusHistory"] == [
-        {"status": "arrived", "period": period},
-        {"status": "finished", "period": period},
+        {
+            "status": "arrived",
+            "period": period,
+            "extension": [{"url": carried, "valueCode": "triaged"}],
+        },
+        {
+            "_status": {"extension": [ABSENT]},
+            "period": period,
+            "extension": [{"url": carried, "valueCode": "entered-in-error"}],
+        },
+        {"_status": {"extension": [ABSENT]}, "period": period},
     ]
+    assert convert(encounter, "dstu2", "stu3")["statusHistory"] == history
 
 
 @pytest.mark.parametrize(
@@ -582,22 +620,34 @@ def test_diagnoses_with_roles_ad_and_dd_go_to_hospitalization_in_dstu2() -> None
     }
 
 
-def test_diagnoses_come_back_from_dstu2_grouped_by_role() -> None:
+def test_diagnoses_in_any_order_come_back_in_their_order() -> None:
     diagnosis = [
         {"condition": {"reference": "Condition/d"}, "use": role("DD", "Discharge diagnosis")},
         {"condition": {"reference": "Condition/a"}, "use": role("AD", "Admission diagnosis")},
     ]
     back = convert(convert(r4(diagnosis=diagnosis), "r4", "dstu2"), "dstu2", "r4")
-    assert back["diagnosis"] == diagnosis[::-1]
+    assert back["diagnosis"] == diagnosis
 
 
-def test_other_diagnoses_become_indications_without_role_or_rank_in_dstu2() -> None:
+def test_other_diagnoses_become_indications_and_carry_their_role_and_rank_in_dstu2() -> None:
+    """Issue 15 item 9. Input: R4 diagnosis with use CC (chief complaint) and rank 1.
+    Expected: DSTU2 indication (HL7 R3→R2 Encounter map), the diagnosis carried whole in
+    3.0/extension-Encounter.diagnosis (condition, role, rank), restored on the way back; before,
+    role and rank were dropped silently."""
     diagnosis = [
         {"condition": {"reference": "Condition/c"}, "use": role("CC", "Chief complaint"), "rank": 1}
     ]
     encounter = convert(r4(diagnosis=diagnosis), "r4", "dstu2")
     assert encounter["indication"] == [{"reference": "Condition/c"}]
     assert "diagnosis" not in encounter
+    [carried] = [e for e in encounter["extension"] if e["url"] == XVER_STU3 + "Encounter.diagnosis"]
+    assert [part["url"] for part in carried["extension"]] == ["condition", "role", "rank"]
+    assert convert(encounter, "dstu2", "r4")["diagnosis"] == diagnosis
+
+
+def test_diagnoses_dstu2_says_fully_are_not_carried() -> None:
+    diagnosis = [{"condition": {"reference": "Condition/c"}}]
+    assert "extension" not in convert(r4(diagnosis=diagnosis), "r4", "dstu2")
 
 
 def test_class_history_is_dropped_in_dstu2() -> None:

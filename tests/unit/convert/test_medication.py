@@ -455,5 +455,14 @@ def test_manufacturer_reference_loses_r4_type_and_dstu2_identifier() -> None:
     r4 = {**R4_BASE, "manufacturer": {"reference": "Organization/m", "type": "Organization"}}
     assert convert(r4, "r4", "stu3")["manufacturer"] == {"reference": "Organization/m"}
     stu3 = {**STU3_BASE, "manufacturer": {"identifier": {"value": "ACME"}}}
-    # §2.3 proxy decision: DSTU2 has no Reference.identifier; its value becomes display.
-    assert convert(stu3, "stu3", "dstu2")["manufacturer"] == {"display": "ACME"}
+    # §2.3 proxy decision: DSTU2 has no Reference.identifier; its value becomes display, and
+    # the identifier rides in 3.0/extension-Reference.identifier (issue 15 item 8).
+    dstu2 = convert(stu3, "stu3", "dstu2")
+    assert dstu2["manufacturer"] == {
+        "display": "ACME",
+        "extension": [{"url": XVER_IDENTIFIER, "valueIdentifier": {"value": "ACME"}}],
+    }
+    assert convert(dstu2, "dstu2", "stu3")["manufacturer"] == stu3["manufacturer"]
+
+
+XVER_IDENTIFIER = "http://hl7.org/fhir/3.0/StructureDefinition/extension-Reference.identifier"

@@ -218,27 +218,27 @@ def test_narrative_div_reaches_the_app(target: str) -> None:
     assert convert(R4_REQUEST, "r4", target)["text"] == {"status": "generated", "div": DIV}
 
 
-@pytest.mark.parametrize("status", ["completed", "stopped", "cancelled"])
-def test_date_ended_of_an_ended_order_is_the_end_of_its_first_dosage_bounds(status: str) -> None:
-    bounds = {"repeat": {"boundsPeriod": {"start": "2020-03-01", "end": "2020-03-10"}}}
-    r4 = _r4(status=status, dosageInstruction=[{"timing": bounds}])
-    r4["dispenseRequest"] = {"validityPeriod": {"end": "2020-12-31"}}
-    assert convert(r4, "r4", "dstu2")["dateEnded"] == "2020-03-10"
+@pytest.mark.parametrize("status", ["completed", "stopped", "cancelled", "active"])
+def test_date_ended_is_never_derived_from_an_end_the_order_was_only_allowed_to_run_to(
+    status: str,
+) -> None:
+    """Issue 15 item 3. Input: an R4 request written 2024-01-10, validity period ending
+    2025-01-10 and dosage bounds ending 2024-02-10. Expected: no DSTU2 dateEnded (the app
+    showed 2025-01-10 as the stop date of a cancelled order). HL7's R3→R2 MedicationRequest map
+    (input/R3toR2/MedicationRequest.fml) has no source for dateEnded."""
+    bounds = {"repeat": {"boundsPeriod": {"start": "2024-01-10", "end": "2024-02-10"}}}
+    r4 = _r4(status=status, authoredOn="2024-01-10", dosageInstruction=[{"timing": bounds}])
+    r4["dispenseRequest"] = {"validityPeriod": {"start": "2024-01-10", "end": "2025-01-10"}}
+    order = convert(r4, "r4", "dstu2")
+    assert "dateEnded" not in order
+    assert convert(order, "dstu2", "r4") == r4
 
 
-def test_date_ended_falls_back_to_the_end_of_the_validity_period() -> None:
-    r4 = _r4(status="completed", dispenseRequest={"validityPeriod": {"end": "2020-12-31"}})
-    assert convert(r4, "r4", "dstu2")["dateEnded"] == "2020-12-31"
-
-
-def test_an_order_that_has_not_ended_has_no_date_ended() -> None:
-    r4 = _r4(dispenseRequest={"validityPeriod": {"end": "2020-12-31"}})
-    assert "dateEnded" not in convert(r4, "r4", "dstu2")
-
-
-def test_derived_date_ended_is_dropped_on_the_way_up() -> None:
-    r4 = _r4(status="completed", dispenseRequest={"validityPeriod": {"end": "2020-12-31"}})
-    assert convert(convert(r4, "r4", "dstu2"), "dstu2", "r4") == r4
+def test_a_dstu2_date_ended_comes_back_after_a_round_trip_through_stu3() -> None:
+    order = _dstu2(status="stopped", dateEnded="2020-01-05")
+    stu3 = convert(order, "dstu2", "stu3")
+    assert "dateEnded" not in stu3
+    assert convert(stu3, "stu3", "dstu2")["dateEnded"] == "2020-01-05"
 
 
 # -- round trips over generated R4 MedicationRequests -----------------------------------------
@@ -319,9 +319,16 @@ _requests = st.builds(
         {
             "resourceType": st.just("MedicationRequest"),
             "status": st.sampled_from(sorted(R4_STATUSES)),
-            # the intents DSTU2 keeps: MedicationOrder means an order (§8.1)
+            # the intents DSTU2 keeps (§8.1): orders and plans
             "intent": st.sampled_from(
-                ["order", "original-order", "reflex-order", "filler-order", "instance-order"]
+                [
+                    "order",
+                    "original-order",
+                    "reflex-order",
+                    "filler-order",
+                    "instance-order",
+                    "plan",
+                ]
             ),
             "subject": st.builds("Patient/{}".format, _id).map(lambda r: {"reference": r}),
         },
@@ -515,6 +522,27 @@ def test_allowed_codeable_concept_becomes_allowed_and_rides_along(code: str, all
     assert convert(stu3, "stu3", "r4")["substitution"] == {"allowedCodeableConcept": concept}
 
 
+@pytest.mark.parametrize(
+    "concept",
+    [
+        {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "N"}]},
+        {"coding": [{"system": "urn:oid:2.16.840.1.113883.5.1070", "code": "N"}]},
+        {"coding": [{"code": "N"}]},
+        {"text": "Dispense as written"},
+        {"coding": [{"system": "http://example.org/local", "code": "DAW"}]},
+    ],
+    ids=["actcode-N", "other-system-N", "no-system-N", "text-only", "unknown-code"],
+)
+def test_do_not_substitute_is_never_turned_into_substitution_allowed(concept: Any) -> None:
+    """Issue 15 item 6. Input: R4 substitution.allowedCodeableConcept saying N (none) under
+    v3 ActCode (where HL7's v3 substitution codes also live), another system, no system, or
+    readable only as text. Expected: STU3 allowed = false (before: true). No official map
+    (R4→R3 MedicationRequest.fml has none for allowed[x]): proxy decision, §8.1."""
+    stu3 = convert(_r4(substitution={"allowedCodeableConcept": concept}), "r4", "stu3")
+    assert stu3["substitution"]["allowed"] is False
+    assert convert(stu3, "stu3", "r4")["substitution"] == {"allowedCodeableConcept": concept}
+
+
 def test_zero_repeats_allowed_rides_along() -> None:
     stu3 = convert(_r4(dispenseRequest={"numberOfRepeatsAllowed": 0}), "r4", "stu3")
     assert "numberOfRepeatsAllowed" not in stu3["dispenseRequest"]
@@ -590,15 +618,53 @@ def test_dose_simple_quantity_written_by_hapi_is_read_as_dose_quantity() -> None
 # -- STU3 → DSTU2 ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("source", "intent"), [("stu3", "proposal"), ("stu3", "plan")])
-def test_requests_that_are_not_orders_are_refused_for_dstu2(source: str, intent: str) -> None:
+@pytest.mark.parametrize("source", ["stu3", "r4"])
+def test_a_plan_is_a_medication_order_in_dstu2_with_its_intent_carried(source: str) -> None:
+    """Issue 15 item 1. Input: a MedicationRequest with intent plan (how EHRs record home and
+    care-plan medications). Expected: a DSTU2 MedicationOrder, intent plan in
+    3.0/extension-MedicationRequest.intent, restored on the way back. HL7's R3→R2 map
+    (input/R3toR2/MedicationRequest.fml) converts every MedicationRequest, whatever its intent."""
+    request = _stu3(intent="plan") if source == "stu3" else _r4(intent="plan")
+    order = convert(request, source, "dstu2")
+    assert order["resourceType"] == "MedicationOrder"
+    assert xver(order, XVER_STU3, "MedicationRequest.intent") == ["plan"]
+    assert convert(order, "dstu2", source) == request
+
+
+def test_a_plan_is_listed_in_a_dstu2_searchset_and_counted() -> None:
+    searchset = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": 1,
+        "entry": [{"resource": _r4(intent="plan"), "search": {"mode": "match"}}],
+    }
+    converted = convert(searchset, "r4", "dstu2")
+    assert converted["entry"][0]["resource"]["resourceType"] == "MedicationOrder"
+    assert converted["total"] == 1
+
+
+@pytest.mark.parametrize(("source", "intent"), [("stu3", "proposal"), ("r4", "option")])
+def test_proposals_and_options_are_left_out_of_dstu2(source: str, intent: str) -> None:
+    """A proposal or option is a suggestion nobody has decided (R4 definitions); a DSTU2 list
+    would show it as a prescription (medication_request.md)."""
+    request = _stu3(intent=intent) if source == "stu3" else _r4(intent=intent)
     with pytest.raises(ConversionError, match="not a MedicationOrder"):
-        convert(_stu3(intent=intent), source, "dstu2")
+        convert(request, source, "dstu2")
 
 
-def test_option_intent_is_refused_for_dstu2() -> None:
-    with pytest.raises(ConversionError):
-        convert(_r4(intent="option"), "r4", "dstu2")
+def test_a_proposal_left_out_of_a_dstu2_searchset_is_not_counted() -> None:
+    searchset = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": 2,
+        "entry": [
+            {"resource": _r4(intent="proposal"), "search": {"mode": "match"}},
+            {"resource": _r4(intent="plan"), "search": {"mode": "match"}},
+        ],
+    }
+    converted = convert(searchset, "r4", "dstu2")
+    assert converted["entry"][0]["resource"]["resourceType"] == "OperationOutcome"
+    assert converted["total"] == 1
 
 
 def test_instance_order_intent_rides_along_in_dstu2() -> None:
@@ -856,6 +922,13 @@ def test_dstu2_dispense_medication_and_site_reference_ride_along() -> None:
     assert convert(stu3, "stu3", "dstu2") == order
 
 
+def test_a_dstu2_substitution_type_n_under_act_code_is_not_allowed() -> None:
+    kind = {"coding": [{"system": "http://hl7.org/fhir/v3/ActCode", "code": "N"}]}
+    stu3 = convert(_dstu2(substitution={"type": kind}), "dstu2", "stu3")
+    assert stu3["substitution"]["allowed"] is False
+    assert convert(stu3, "stu3", "dstu2")["substitution"] == {"type": kind}
+
+
 def test_a_dstu2_substitution_type_other_than_e_or_n_rides_along() -> None:
     kind = {"coding": [{"system": SUBSTITUTION_OLD, "code": "G"}]}
     stu3 = convert(_dstu2(substitution={"type": kind}), "dstu2", "stu3")
@@ -879,3 +952,15 @@ def test_string_booleans_written_by_epic_are_read_as_booleans() -> None:
 def test_a_reason_reference_list_written_by_synthea_is_accepted() -> None:
     order = _dstu2(reasonReference=[{"reference": "urn:uuid:1"}])
     assert convert(order, "dstu2", "stu3")["reasonReference"] == [{"reference": "urn:uuid:1"}]
+
+
+def test_a_primitive_extension_of_a_carried_element_rides_with_it() -> None:
+    """Issue 15 item 9: ``_priority`` (the id and extensions of a primitive) was dropped when
+    priority was carried into DSTU2. Expected: it rides as the carried value's own twin
+    (``_valueCode``, FHIR's JSON form for a primitive's extensions) and comes back."""
+    twin = {"extension": [{"url": "http://example.org/why", "valueString": "triage"}]}
+    stu3 = _stu3(priority="urgent", _priority=twin)
+    order = convert(stu3, "stu3", "dstu2")
+    [carried] = [e for e in order["extension"] if e["url"].endswith("MedicationRequest.priority")]
+    assert carried["_valueCode"] == twin
+    assert convert(order, "dstu2", "stu3") == stu3

@@ -709,9 +709,12 @@ def test_episode_of_care_context_keeps_only_display_in_dstu2() -> None:
     assert "reference" not in encounter
 
 
-def test_reference_identifier_becomes_display_in_dstu2() -> None:
+def test_reference_identifier_becomes_display_in_dstu2_and_rides_along() -> None:
     subject = {"identifier": {"system": "urn:mrn", "value": "12345"}}
-    assert convert(stu3(subject=subject), "stu3", "dstu2")["subject"] == {"display": "12345"}
+    dstu2 = convert(stu3(subject=subject), "stu3", "dstu2")
+    assert dstu2["subject"]["display"] == "12345"
+    assert "identifier" not in dstu2["subject"]
+    assert convert(dstu2, "dstu2", "stu3")["subject"] == subject
 
 
 def test_sequence_related_target_keeps_only_display_in_dstu2() -> None:

@@ -327,15 +327,24 @@ def test_telecom_systems_dstu2_lacks_become_other_with_an_extension(system: str)
     assert convert(convert(stu3, "stu3", "dstu2"), "dstu2", "stu3") == stu3
 
 
-@pytest.mark.parametrize("link_type", ["replaced-by", "replaces"])
-def test_both_replacement_link_types_become_replace_in_dstu2(link_type: str) -> None:
-    stu3 = {
-        "resourceType": "Patient",
-        "link": [{"other": {"reference": "Patient/2"}, "type": link_type}],
-    }
+def test_replaces_becomes_seealso_in_dstu2_never_replace() -> None:
+    """Issue 15 item 5. Input: the surviving STU3 Patient's link type ``replaces``. Expected:
+    DSTU2 ``seealso`` ("in use and valid", pointing at a record about the same person), the
+    code carried; before, DSTU2 ``replace``, whose DSTU2 definition says the resource holding
+    the link must no longer be used. HL7's R3→R2 Patient map (patLink) copies the code."""
+    stu3 = {"resourceType": "Patient", "link": [{"other": {"reference": "Patient/2"}}]}
+    stu3["link"][0]["type"] = "replaces"
     [link] = convert(stu3, "stu3", "dstu2")["link"]
-    assert link["type"] == "replace"
-    assert link["extension"] == [{"url": XVER_STU3 + "Patient.link.type", "valueCode": link_type}]
+    assert link["type"] == "seealso"
+    assert link["extension"] == [{"url": XVER_STU3 + "Patient.link.type", "valueCode": "replaces"}]
+    assert convert(convert(stu3, "stu3", "dstu2"), "dstu2", "stu3") == stu3
+
+
+def test_replaced_by_becomes_replace_in_dstu2_without_an_extension() -> None:
+    stu3 = {"resourceType": "Patient", "link": [{"other": {"reference": "Patient/2"}}]}
+    stu3["link"][0]["type"] = "replaced-by"
+    [link] = convert(stu3, "stu3", "dstu2")["link"]
+    assert link == {"other": {"reference": "Patient/2"}, "type": "replace"}
     assert convert(convert(stu3, "stu3", "dstu2"), "dstu2", "stu3") == stu3
 
 
@@ -363,7 +372,13 @@ def test_reference_identifier_becomes_display_in_dstu2() -> None:
         "resourceType": "Patient",
         "managingOrganization": {"identifier": {"system": "urn:x", "value": "ORG-1"}},
     }
-    assert convert(r4, "r4", "dstu2")["managingOrganization"] == {"display": "ORG-1"}
+    dstu2 = convert(r4, "r4", "dstu2")
+    identifier = {"system": "urn:x", "value": "ORG-1"}
+    assert dstu2["managingOrganization"] == {
+        "display": "ORG-1",
+        "extension": [{"url": XVER_STU3 + "Reference.identifier", "valueIdentifier": identifier}],
+    }
+    assert convert(dstu2, "dstu2", "r4") == r4
 
 
 def test_reference_type_is_dropped_before_r4() -> None:

@@ -570,3 +570,71 @@ def test_resource_type_of_a_path():
     assert resource_type_of("/Observation?x=1") == "Observation"
     assert resource_type_of("") is None
     assert resource_type_of("$export") is None
+
+
+# -- issue 15 item 10: token values translated with the converters' own maps ------------------
+
+SAME_MAPS = [
+    # (resource, face, provider, face query, provider query, HL7 source of the resource map)
+    ("Condition", "dstu2", "r4", "clinicalstatus=relapse", "clinical-status=recurrence,relapse"),
+    ("Condition", "stu3", "r4", "clinical-status=recurrence", "clinical-status=recurrence,relapse"),
+    ("MedicationOrder", "dstu2", "r4", "status=stopped", "status=cancelled,stopped"),
+    ("Observation", "dstu2", "r4", "status=amended", "status=amended,corrected"),
+    ("Observation", "dstu2", "stu3", "status:not=amended", "status:not=amended,corrected"),
+    ("Encounter", "dstu2", "r4", "status=arrived", "status=arrived,triaged"),
+    ("Encounter", "r4", "stu3", "class=AMB", "class=AMB,ambulatory,outpatient"),
+    (
+        "MedicationRequest",
+        "stu3",
+        "r4",
+        "intent=order",
+        "intent=filler-order,order,original-order,reflex-order",
+    ),
+]
+
+
+@pytest.mark.parametrize(("kind", "face", "provider", "asked", "sent"), SAME_MAPS)
+def test_a_searched_code_finds_every_provider_code_the_face_shows_as_it(
+    kind: str, face: str, provider: str, asked: str, sent: str
+) -> None:
+    """Issue 15 item 10. Input: a face's search for a code. Expected: the provider is asked
+    for every code of its release that the converter shows as that code (the same maps:
+    R4→R3 ConditionClinical noMap relapse → recurrence, R3→R2 MedicationRequestStatus
+    cancelled → stopped, R3→R2 ObservationStatus corrected → amended, the Encounter triaged and
+    class decisions of §6.1, the intent decision of §8.1)."""
+    assert convert_query(asked, kind, face, provider) == sent
+
+
+@pytest.mark.parametrize(
+    ("kind", "face", "provider", "asked"),
+    [
+        ("Condition", "r4", "dstu2", "clinical-status=relapse"),
+        ("Observation", "r4", "dstu2", "status=corrected"),
+        ("MedicationRequest", "r4", "dstu2", "status=cancelled"),
+        ("Encounter", "stu3", "dstu2", "status=unknown"),
+    ],
+)
+def test_a_code_no_provider_code_shows_as_is_refused(
+    kind: str, face: str, provider: str, asked: str
+) -> None:
+    """No DSTU2 resource converts into R4 relapse, corrected or cancelled (DSTU2 lacks them):
+    passing the code on would find what the face shows otherwise."""
+    with pytest.raises(ParameterNotConvertible, match="no such code there"):
+        convert_query(asked, kind, face, provider)
+
+
+def test_codes_without_a_counterpart_are_left_out_of_a_list_with_others() -> None:
+    assert convert_query("status=cancelled,active", "MedicationRequest", "r4", "dstu2") == (
+        "status=active"
+    )
+
+
+def test_a_code_no_release_has_passes_unchanged() -> None:
+    assert convert_query("status=bogus", "Observation", "dstu2", "r4") == "status=bogus"
+
+
+def test_a_paging_link_shows_provider_codes_as_the_face_reads_them() -> None:
+    link = convert_query(
+        "status=cancelled,stopped", "MedicationRequest", "r4", "dstu2", strict=False
+    )
+    assert link == "status=stopped"
