@@ -22,7 +22,7 @@ def oauth_token(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route=routes.JWKS, methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def oauth_jwks(req: func.HttpRequest) -> func.HttpResponse:
     """Publish the public signing keys (current, previous and pending)."""
-    from shared.jwks import jwks_response
+    from shared.auth.jwks import jwks_response
     from shared.services import get_services
 
     return to_http_response(jwks_response(get_services().signing_keys))

@@ -15,7 +15,7 @@ def health_response(services: Services) -> Response:
     checks: dict[str, str] = {}
     retry_after = 0
     try:
-        services.directory.tenant("00000000-0000-0000-0000-000000000000")
+        services.lookups.tenant("00000000-0000-0000-0000-000000000000")
         checks["tables"] = "ok"
     except Exception as error:
         log.warning("health: tables unavailable (%s)", type(error).__name__)

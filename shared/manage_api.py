@@ -14,16 +14,16 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from shared.audit import Actor, acting_as
-from shared.clients import (
+from shared.auth.clients import (
     ClientConflict,
     ClientNotFound,
     ClientRegistry,
     InvalidClientInput,
     version_json,
 )
-from shared.directory import Directory
 from shared.http import Headers, Request, Response, json_response
 from shared.ids import is_guid
+from shared.lookups import Lookups
 from shared.net.addresses import AddressPolicy
 from shared.secret_store import SecretStoreUnavailable
 from shared.settings import Settings
@@ -147,7 +147,7 @@ class ManagementApi:
         settings: Settings,
         clients: ClientRegistry,
         tenants: TenantRegistry,
-        directory: Directory,
+        lookups: Lookups,
         *,
         checker: TenantChecker | None = None,
         address_policy: AddressPolicy | None = None,
@@ -156,7 +156,7 @@ class ManagementApi:
         self._policy = address_policy or AddressPolicy(settings.allow_insecure_provider_urls)
         self._clients = clients
         self._tenants = tenants
-        self._directory = directory
+        self._lookups = lookups
         self._checker = checker
         self._handlers: dict[tuple[str, str], Callable[[Request], Response]] = {
             ("clients", "GET"): self._list_clients,
@@ -214,7 +214,7 @@ class ManagementApi:
             ).response()
         if request.method != "GET":
             # Changes here are visible at once on this instance; others follow within the TTL.
-            self._directory.forget()
+            self._lookups.forget()
         return response
 
     def _authorize(self, request: Request) -> Actor:

@@ -361,9 +361,12 @@ def smart_configuration(token_url: str, jwks_url: str) -> dict[str, Any]:
     # - scopes_supported: the scope is the caller's Azure AD tenant ID (a GUID), different for
     #   every customer; listing the ones we serve would disclose our customers, and the field
     #   promises support for every scope listed.
+    from shared.auth.client_auth import default_client_authentication
+
     return {
         "token_endpoint": token_url,
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        # What the token endpoint registers, so the document cannot promise another method.
+        "token_endpoint_auth_methods_supported": list(default_client_authentication().method_names),
         "grant_types_supported": ["client_credentials"],
         # Optional without OpenID Connect; true, and what a resource server needs to check our
         # access tokens.

@@ -16,12 +16,13 @@ from shared.settings import Settings
 if TYPE_CHECKING:
     from azure.data.tables import TableServiceClient
 
+    from shared.auth.clients import ClientRegistry
+    from shared.auth.signing_keys import SigningKeys
+    from shared.auth.token_endpoint import TokenEndpoint
     from shared.circuit import CircuitBreaker
-    from shared.clients import ClientRegistry
-    from shared.directory import Directory
+    from shared.lookups import Lookups
     from shared.manage_api import ManagementApi
     from shared.net.addresses import AddressPolicy
-    from shared.oauth import TokenEndpoint
     from shared.proxy.bearer import BearerVerifier
     from shared.proxy.check import TenantChecker
     from shared.proxy.handler import FhirProxy
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     from shared.sandbox.store import SandboxStore
     from shared.sandbox.ui import SandboxUi
     from shared.secret_store import SecretStore
-    from shared.signing_keys import SigningKeys
     from shared.tenants import TenantRegistry
 
 
@@ -91,7 +91,7 @@ class Services:
     @cached_property
     def clients(self) -> ClientRegistry:
         """Client registrations and their secrets."""
-        from shared.clients import ClientRegistry
+        from shared.auth.clients import ClientRegistry
         from shared.tables import CLIENTS_TABLE, AzureEntityTable
 
         client = self.table_service.get_table_client(CLIENTS_TABLE)
@@ -107,18 +107,18 @@ class Services:
         return TenantRegistry(AzureEntityTable(client, self.table_breaker))
 
     @cached_property
-    def directory(self) -> Directory:
+    def lookups(self) -> Lookups:
         """Cached lookups used on every request."""
-        from shared.directory import Directory
+        from shared.lookups import Lookups
 
-        return Directory(
+        return Lookups(
             self.clients, self.tenants, self.secret_store, self.settings.cache_ttl_seconds
         )
 
     @cached_property
     def signing_keys(self) -> SigningKeys:
         """Token signing keys from the secret store."""
-        from shared.signing_keys import SigningKeys
+        from shared.auth.signing_keys import SigningKeys
 
         return SigningKeys(
             self.secret_store, self.settings.token_algorithm, self.settings.cache_ttl_seconds
@@ -127,8 +127,8 @@ class Services:
     @cached_property
     def token_endpoint(self) -> TokenEndpoint:
         """The OAuth token endpoint."""
-        from shared.oauth import TokenEndpoint
-        from shared.throttle import FailureThrottle, MemoryAttemptStore
+        from shared.auth.throttle import FailureThrottle, MemoryAttemptStore
+        from shared.auth.token_endpoint import TokenEndpoint
 
         limit = self.settings.token_failure_limit
         throttle = FailureThrottle(
@@ -139,7 +139,7 @@ class Services:
             client_ceiling=self.settings.token_client_failure_ceiling,
             window_seconds=self.settings.token_failure_window_seconds,
         )
-        return TokenEndpoint(self.settings, self.directory, self.signing_keys, throttle)
+        return TokenEndpoint(self.settings, self.lookups, self.signing_keys, throttle)
 
     @cached_property
     def address_policy(self) -> AddressPolicy:
@@ -157,7 +157,7 @@ class Services:
             self.settings,
             self.clients,
             self.tenants,
-            self.directory,
+            self.lookups,
             checker=self.checker,
             address_policy=self.address_policy,
         )
@@ -167,7 +167,7 @@ class Services:
         """Bearer-token verification for the FHIR routes."""
         from shared.proxy.bearer import BearerVerifier
 
-        return BearerVerifier(self.settings, self.signing_keys, self.directory)
+        return BearerVerifier(self.settings, self.signing_keys, self.lookups)
 
     @cached_property
     def provider_auth(self) -> ProviderAuth:
@@ -199,7 +199,7 @@ class Services:
         """The FHIR proxy."""
         from shared.proxy.handler import FhirProxy
 
-        return FhirProxy(self.settings, self.verifier, self.directory, self.transport)
+        return FhirProxy(self.settings, self.verifier, self.lookups, self.transport)
 
     @cached_property
     def checker(self) -> TenantChecker:

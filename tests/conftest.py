@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from shared.clients import IssuedSecret
+from shared.auth.clients import IssuedSecret
+from shared.auth.signing_keys import ensure_signing_key
 from shared.http import Response
 from shared.secret_store import LocalSecretStore
 from shared.services import Services
 from shared.settings import Settings
-from shared.signing_keys import ensure_signing_key
 from shared.tables import CLIENTS_TABLE, TENANTS_TABLE, ensure_tables
 from shared.tenants import TenantMapping
 from tools.azurite import running_azurite

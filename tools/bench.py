@@ -207,8 +207,8 @@ class BenchFixture:
 @contextlib.contextmanager
 def bench_fixture(tables_connection_string: str | None = None) -> Iterator[BenchFixture]:
     """Start Azurite (unless a connection string is given) and seed a client, tenant and keys."""
+    from shared.auth.signing_keys import ensure_signing_key
     from shared.services import Services
-    from shared.signing_keys import ensure_signing_key
     from shared.tables import ensure_tables
     from shared.tenants import TenantMapping
     from tools.azurite import running_azurite
@@ -260,8 +260,8 @@ def measure_inprocess(
     fixture: BenchFixture, algorithm: str, *, requests: int = 20_000, budget_s: float = 3.0
 ) -> dict[str, Any]:
     """Single-threaded ``TokenEndpoint.handle`` calls: tokens/s, p50/p99, and the signing share."""
+    from shared.auth.tokens import issue_access_token
     from shared.services import Services
-    from shared.tokens import issue_access_token
     from tools.testkit.inbound import form_request
 
     services = Services(fixture.settings(algorithm))
@@ -651,7 +651,7 @@ def measure_proxy_inprocess(
     token = _token_for(services, fixture)
     answer = UpstreamResponse(200, Headers({"Content-Type": content_type}), searchset)
     transport: Any = CannedTransport(answer)
-    proxy = FhirProxy(settings, services.verifier, services.directory, transport)
+    proxy = FhirProxy(settings, services.verifier, services.lookups, transport)
     request = fhir_request("GET", "Observation", token, query=f"{VITALS_QUERY}&_count=20")
     face_base = "https://bridge.test/api/fhir/r4"  # fhir_request's origin, the r4 face
     urls = searchset.count(PROVIDER_URL.encode())

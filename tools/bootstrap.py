@@ -46,8 +46,8 @@ def _write_credentials(path: Path, document: dict[str, Any]) -> None:
 
 def _demo_client(services: Any, previous: dict[str, Any]) -> tuple[str, str]:
     """The demo client's id and a secret that works now (reused when still valid)."""
-    from shared.client_secrets import secret_matches
-    from shared.clients import ClientNotFound
+    from shared.auth.client_auth import verify_client_secret
+    from shared.auth.clients import ClientNotFound
 
     client_id, secret = previous.get("client_id"), previous.get("client_secret")
     if client_id and secret:
@@ -58,8 +58,7 @@ def _demo_client(services: Any, previous: dict[str, Any]) -> tuple[str, str]:
         if record is not None:
             if not record.enabled:
                 services.clients.update(client_id, enabled=True)
-            usable = services.directory.client_secrets(client_id, refresh=True)
-            if any(secret_matches(secret, s.value) and s.properties.is_usable() for s in usable):
+            if verify_client_secret(secret, client_id, services.lookups) is not None:
                 return client_id, secret
             return client_id, services.clients.rotate_secret(client_id).secret
     issued = services.clients.register(DEMO_CLIENT_NAME)
@@ -180,8 +179,8 @@ def _seed(
     Writes the credentials file and returns its document; what the sandbox load did goes into
     ``report`` when one is given.
     """
+    from shared.auth.signing_keys import ensure_signing_key
     from shared.services import Services
-    from shared.signing_keys import ensure_signing_key
     from shared.tables import ensure_tables
 
     settings = Settings.from_env()

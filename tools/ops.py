@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import IO, Any, NoReturn
 
 from shared.audit import Actor, acting_as, change
-from shared.clients import (
+from shared.auth.clients import (
     ClientConflict,
     ClientNotFound,
     ClientRegistry,
@@ -76,7 +76,7 @@ EXIT_CONFLICT = 4
 EXIT_UNAVAILABLE = 5
 
 DEFAULT_SETTINGS_FILE = "local.settings.json"
-# The JWKS response tells verifiers they may cache it this long (shared/jwks.py).
+# The JWKS response tells verifiers they may cache it this long (shared/auth/jwks.py).
 JWKS_MAX_AGE_SECONDS = 60
 CLOCK_SKEW_SECONDS = 60
 # Key Vault rejects secret values above 25 KiB.
@@ -191,9 +191,9 @@ def _non_negative(value: int | None, flag: str) -> int | None:
 def _forget_cached_lookups(services: Services) -> None:
     # Only matters when this process also serves requests (tests, an embedded host): the
     # change is then visible at once instead of after the cache TTL. Never build it just for this.
-    directory = vars(services).get("directory")
-    if directory is not None:
-        directory.forget()
+    lookups = vars(services).get("lookups")
+    if lookups is not None:
+        lookups.forget()
 
 
 # Clients
@@ -509,7 +509,7 @@ def signing_key_rotate(args: argparse.Namespace, ctx: Context) -> dict[str, Any]
 
 
 def _rotate_signing_key(services: Services, activate: int, retire: int) -> SecretVersion:
-    from shared.signing_keys import rotate_signing_key
+    from shared.auth.signing_keys import rotate_signing_key
 
     return rotate_signing_key(
         services.secret_store,

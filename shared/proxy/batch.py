@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
-from shared.proxy.errors import InvalidRequest, MethodNotAllowed, ProxyError
-from shared.proxy.paths import FhirPath, parse_fhir_path, validate_query
+from shared.fhir.errors import FhirError, InvalidRequest, MethodNotAllowed
+from shared.fhir.paths import FhirPath, parse_fhir_path, validate_query
 
 
 @dataclass(frozen=True)
@@ -78,8 +78,8 @@ def parse_batch(body: bytes, *, allowed_types: frozenset[str], max_entries: int)
         try:
             fhir_path = parse_fhir_path(path, allowed_types=allowed_types)
             validate_query(query)
-        except ProxyError as error:
-            raise ProxyError(
+        except FhirError as error:
+            raise FhirError(
                 f"entry {index}: {error.diagnostics}",
                 status=error.status,
                 code=error.code,

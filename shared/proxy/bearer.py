@@ -2,9 +2,9 @@
 
 Order: find the one token (RFC 6750 §2) → cheap syntax and header checks, the algorithm pinned
 before any key is touched (RFC 8725 §3.1) → signature with the key named by ``kid`` → claims →
-revocation against the cached directory (RFC 9700 §4.10; the cache TTL is the documented delay)
+revocation against the cached lookups (RFC 9700 §4.10; the cache TTL is the documented delay)
 → tenant policy. Claims are only read after the signature holds, so an unsigned token cannot
-probe the directory.
+probe the lookups.
 
 OperationOutcome issue codes (FHIR issue-type): ``login`` when no usable credential was sent
 ("the client needs to initiate an authentication process"); ``expired`` for an expired token;
@@ -29,15 +29,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.auth.signing_keys import SigningKeys
 from shared.cache import TTLCache
-from shared.directory import Directory
+from shared.fhir.errors import Forbidden, InvalidRequest, Unauthorized, Unavailable
 from shared.http import Request
 from shared.ids import is_guid
-from shared.proxy.errors import Forbidden, InvalidRequest, Unauthorized, Unavailable
+from shared.lookups import Lookups
 from shared.proxy.model import Caller
 from shared.secret_store import SecretStoreUnavailable
 from shared.settings import Settings
-from shared.signing_keys import SigningKeys
 from shared.tables import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -134,20 +134,20 @@ def _canonical_guid(value: object) -> bool:
 
 
 class BearerVerifier:
-    """Turns a request's bearer token into a ``Caller``, or raises the ProxyError to answer."""
+    """Turns a request's bearer token into a ``Caller``, or raises the FhirError to answer."""
 
     def __init__(
         self,
         settings: Settings,
         signing_keys: SigningKeys,
-        directory: Directory,
+        lookups: Lookups,
         *,
         leeway_seconds: int = 30,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
         self._keys = signing_keys
-        self._directory = directory
+        self._lookups = lookups
         self._leeway = leeway_seconds
         self._clock = clock
         # The signature check of a token already seen is skipped for the cache TTL; that its
@@ -162,7 +162,7 @@ class BearerVerifier:
         try:
             return self._verify(request)
         except (SecretStoreUnavailable, StoreUnavailable) as error:
-            # Fail closed: without the key or the directory nothing is known about the caller.
+            # Fail closed: without the key or the lookups nothing is known about the caller.
             log.warning("bearer verification dependency unavailable: %s", type(error).__name__)
             raise Unavailable(
                 "a service dependency is unavailable; retry later",
@@ -359,21 +359,21 @@ class BearerVerifier:
 
     def _check_not_revoked(self, client_id: str, secret_version: str, now: float) -> None:
         """RFC 9700 §4.10: a disabled client or secret stops its tokens within the cache TTL."""
-        record = self._directory.client(client_id)
+        record = self._lookups.client(client_id)
         if record is None or not record.enabled:
             raise _invalid_token("client is disabled")
-        version = self._directory.secret_version(client_id, secret_version)
+        version = self._lookups.secret_version(client_id, secret_version)
         if version is None:
             # Rotated in elsewhere since this instance cached the versions: look once more.
             # Only holders of a token we signed get here, and the refresh is shared and
             # rate-limited per client, so random `sv` values cannot make Key Vault calls.
-            version = self._directory.secret_version(client_id, secret_version, refresh=True)
+            version = self._lookups.secret_version(client_id, secret_version, refresh=True)
         if version is None or not version.is_usable(datetime.fromtimestamp(now, UTC)):
             raise _invalid_token("secret version is disabled or expired")
 
     def _check_tenant(self, client_id: str, tenant_id: str) -> None:
         """The tenant is mapped, enabled and allows the client; else 403, never a default."""
-        mapping = self._directory.tenant(tenant_id)
+        mapping = self._lookups.tenant(tenant_id)
         if mapping is None:
             raise _forbidden("tenant is not mapped")
         if not mapping.enabled:

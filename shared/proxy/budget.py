@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from shared.proxy.errors import InvalidRequest, UpstreamTimeout
+from shared.fhir.errors import InvalidRequest, UpstreamTimeout
 
 SPENT_CALLS = "this request has made as many provider calls as one request may"
 SPENT_TIME = "this request has run as long as one request may"

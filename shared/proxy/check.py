@@ -13,9 +13,9 @@ from collections.abc import Callable
 from typing import Any
 
 from shared.fhir import json_mime_type
+from shared.fhir.errors import FhirError
 from shared.http import Headers
 from shared.proxy.capabilities import detect, effective
-from shared.proxy.errors import ProxyError
 from shared.proxy.provider_auth import ProviderAuth, ProviderAuthError
 from shared.proxy.transport import ProviderTransport
 from shared.secret_store import SecretStoreUnavailable
@@ -92,7 +92,7 @@ class TenantChecker:
             step.update(ok=False, error=str(error))
         except SecretStoreUnavailable:
             step.update(ok=False, error="Key Vault is unavailable")
-        except ProxyError as error:
+        except FhirError as error:
             step.update(ok=False, error=error.diagnostics, status=error.status)
         step["ms"] = round((self._clock() - started) * 1000, 1)
         steps.append(step)

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from shared.fhir import json_mime_type
 from shared.fhir.convert import ConversionError, UnsupportedResource, convert, supports
 from shared.fhir.convert.common import prune_empty_twins, reference_string, strip_fhir_comments
-from shared.fhir.convert.search import (
+from shared.fhir.convert.request import (
     ParameterNotConvertible,
     convert_batch_request,
     convert_links,
@@ -27,8 +27,8 @@ from shared.fhir.convert.search import (
     convert_query,
     resource_type_of,
 )
+from shared.fhir.errors import InvalidRequest, NotConvertible, UpstreamError
 from shared.http import Headers
-from shared.proxy.errors import InvalidRequest, NotConvertible, UpstreamError
 from shared.proxy.model import UpstreamRequest, UpstreamResponse
 
 log = logging.getLogger(__name__)

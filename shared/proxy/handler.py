@@ -11,38 +11,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.audit import audit
-from shared.directory import Directory
 from shared.fhir import json_mime_type
-from shared.fhir.outcome import operation_outcome, outcome_response
-from shared.http import Headers, Request, Response, public_origin
-from shared.proxy import compensate
-from shared.proxy.batch import BatchEntry, EntryResult, load_json, parse_batch, run_entries
-from shared.proxy.bearer import BearerVerifier
-from shared.proxy.budget import RequestBudget
-from shared.proxy.capabilities import Capabilities, effective
-from shared.proxy.conversion import FhirVersionConverter, VersionConverter
-from shared.proxy.enrich import Enricher, read_batch, read_batch_results
-from shared.proxy.errors import (
+from shared.fhir.errors import (
+    FhirError,
     Forbidden,
     InvalidRequest,
     MethodNotAllowed,
     NotConvertible,
     NotFound,
-    ProxyError,
     RateLimited,
     TooLarge,
     Unavailable,
     UpstreamError,
 )
-from shared.proxy.headers import (
-    check_content_negotiation,
-    downstream_response_headers,
-    is_json_patch,
-    request_id,
-    upstream_request_headers,
-)
-from shared.proxy.model import Caller, UpstreamRequest, UpstreamResponse
-from shared.proxy.paths import (
+from shared.fhir.media import check_content_negotiation, is_json_patch, request_id
+from shared.fhir.outcome import operation_outcome, outcome_response
+from shared.fhir.paths import (
     ALLOWED_TYPES,
     FhirPath,
     face_relative_path,
@@ -51,6 +35,17 @@ from shared.proxy.paths import (
     upstream_url,
     validate_query,
 )
+from shared.http import Headers, Request, Response, public_origin
+from shared.lookups import Lookups
+from shared.proxy import compensate
+from shared.proxy.batch import BatchEntry, EntryResult, load_json, parse_batch, run_entries
+from shared.proxy.bearer import BearerVerifier
+from shared.proxy.budget import RequestBudget
+from shared.proxy.capabilities import Capabilities, effective
+from shared.proxy.conversion import FhirVersionConverter, VersionConverter
+from shared.proxy.enrich import Enricher, read_batch, read_batch_results
+from shared.proxy.headers import downstream_response_headers, upstream_request_headers
+from shared.proxy.model import Caller, UpstreamRequest, UpstreamResponse
 from shared.proxy.provider_auth import ProviderAuthError
 from shared.proxy.rewrite import UrlRewriter
 from shared.proxy.transport import ProviderTransport
@@ -98,14 +93,14 @@ class FhirProxy:
         self,
         settings: Settings,
         verifier: BearerVerifier,
-        directory: Directory,
+        lookups: Lookups,
         transport: ProviderTransport,
         *,
         converter: VersionConverter | None = None,
     ) -> None:
         self._settings = settings
         self._verifier = verifier
-        self._directory = directory
+        self._lookups = lookups
         self._transport = transport
         self._converter = converter or FhirVersionConverter()
         burst_t = settings.tenant_rate_limit_per_second * 2
@@ -123,7 +118,7 @@ class FhirProxy:
         exchange = Exchange(request_id(request.headers), face, request.method)
         try:
             response = self._handle(request, exchange)
-        except ProxyError as error:
+        except FhirError as error:
             response = self._outcome(error, exchange)
         except (SecretStoreUnavailable, StoreUnavailable) as error:
             log.warning("proxy dependency unavailable: %s", error)
@@ -152,7 +147,7 @@ class FhirProxy:
             # A bug of ours: logged with its trace here, never sent to the caller.
             log.exception("proxy failed (request id %s)", exchange.request_id)
             response = self._outcome(
-                ProxyError(
+                FhirError(
                     f"internal error (correlation id {exchange.request_id})",
                     status=500,
                     code="exception",
@@ -177,7 +172,7 @@ class FhirProxy:
             raise TooLarge(f"the body is larger than {self._settings.max_request_body_bytes} bytes")
         caller = self._verifier.verify(request)
         exchange.caller = caller
-        tenant = self._directory.tenant(caller.tenant_id)
+        tenant = self._lookups.tenant(caller.tenant_id)
         if tenant is None:  # unmapped between verification and now: fail closed
             raise Forbidden("tenant is not mapped")
         self._check_rates(caller)
@@ -333,7 +328,7 @@ class FhirProxy:
     def _run_entry(self, ctx: _Context, entry: BatchEntry) -> EntryResult:
         try:
             response = self._read_or_search(ctx, entry.path, entry.query, record=False)
-        except ProxyError as error:
+        except FhirError as error:
             outcome = operation_outcome("error", error.code, error.diagnostics, ctx.face)
             return EntryResult(error.status, outcome)
         resource = json.loads(response.body) if response.body else None
@@ -479,7 +474,7 @@ class FhirProxy:
                 )
             # A provider error that is not FHIR: wrapped, its body (maybe HTML, maybe a trace)
             # withheld.
-            raise ProxyError(
+            raise FhirError(
                 f"the provider answered {status} (correlation id {ctx.exchange.request_id})",
                 status=status,
                 code="processing",
@@ -548,7 +543,7 @@ class FhirProxy:
         results = self._enrich_pool.map(read, readable)
         return {r: found for r, found in zip(readable, results, strict=True) if found}
 
-    def _outcome(self, error: ProxyError, exchange: Exchange) -> Response:
+    def _outcome(self, error: FhirError, exchange: Exchange) -> Response:
         face = exchange.face if exchange.face in FACES else None
         headers = dict(error.headers)
         headers["Cache-Control"] = "no-store"

@@ -38,10 +38,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from shared.circuit import CircuitBreaker
+from shared.fhir.errors import FhirError, Unavailable, UpstreamError, UpstreamTimeout
 from shared.http import Headers
 from shared.net.addresses import AddressPolicy, AddressRefused
 from shared.proxy.budget import SPENT_TIME
-from shared.proxy.errors import ProxyError, Unavailable, UpstreamError, UpstreamTimeout
 from shared.proxy.model import UpstreamResponse
 from shared.proxy.provider_auth import ProviderAuth, upstream_session
 from shared.settings import Settings
@@ -472,7 +472,7 @@ def _check_url(base: str, url: str) -> None:
         segment.lower().replace("%2e", ".") in (".", "..") for segment in relative.split("/")
     )
     if not inside or dotted or "\\" in url:
-        raise ProxyError(
+        raise FhirError(
             "the upstream URL is outside the provider base URL", status=500, code="exception"
         )
 

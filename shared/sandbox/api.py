@@ -1,9 +1,9 @@
 """The sandbox's FHIR R4 HTTP interface (``sandbox/fhir/{*path}``) over ``SandboxStore``.
 
 JSON only. ``metadata`` is open; everything else needs ``Authorization: Bearer <sandbox key>``.
-Failures answer R4 OperationOutcomes; the proxy's error classes (``shared.proxy.errors``) carry
+Failures answer R4 OperationOutcomes; the proxy's error classes (``shared.fhir.errors``) carry
 status, issue code and diagnostics here too, so the path and query rules shared with the proxy
-(``shared.proxy.paths``) answer the same way in both places.
+(``shared.fhir.paths``) answer the same way in both places.
 """
 
 from __future__ import annotations
@@ -19,18 +19,18 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlencode
 
 from shared import routes
-from shared.fhir.outcome import operation_outcome
-from shared.http import Headers, Request, Response, json_response, public_origin
-from shared.proxy.errors import (
+from shared.fhir.errors import (
+    FhirError,
     InvalidRequest,
     MethodNotAllowed,
     NotFound,
-    ProxyError,
     TooLarge,
     Unauthorized,
 )
-from shared.proxy.headers import JSON_MEDIA_TYPES, check_content_negotiation, request_id
-from shared.proxy.paths import FhirPath, parse_fhir_path, parse_form_body, validate_query
+from shared.fhir.media import JSON_MEDIA_TYPES, check_content_negotiation, request_id
+from shared.fhir.outcome import operation_outcome
+from shared.fhir.paths import FhirPath, parse_fhir_path, parse_form_body, validate_query
+from shared.http import Headers, Request, Response, json_response, public_origin
 from shared.sandbox.access import SandboxKeyMissing
 from shared.sandbox.capability import capability_statement
 from shared.sandbox.errors import (
@@ -363,7 +363,7 @@ def _parse_path(raw: str) -> FhirPath:
 def _json_body(request: Request) -> Any:
     media_type = (request.header("Content-Type") or "").split(";")[0].strip().lower()
     if media_type not in JSON_MEDIA_TYPES:
-        raise ProxyError(f"send the body as {FHIR_JSON}", status=415, code="not-supported")
+        raise FhirError(f"send the body as {FHIR_JSON}", status=415, code="not-supported")
     return _load_json(request.body, "the body")
 
 
@@ -378,9 +378,7 @@ def _load_json(body: bytes, what: str) -> Any:
 def _form(request: Request) -> list[tuple[str, str]]:
     media_type = (request.header("Content-Type") or "").split(";")[0].strip().lower()
     if request.body and media_type != FORM_TYPE:
-        raise ProxyError(
-            f"POST _search takes an {FORM_TYPE} body", status=415, code="not-supported"
-        )
+        raise FhirError(f"POST _search takes an {FORM_TYPE} body", status=415, code="not-supported")
     return parse_form_body(request.body)
 
 
@@ -401,8 +399,8 @@ def _entry_call(index: int, entry: Any) -> _Call:
     try:
         path = _parse_path(raw_path)
         query = validate_query(raw_query)
-    except ProxyError as error:
-        raise ProxyError(
+    except FhirError as error:
+        raise FhirError(
             f"entry {index}: {error.diagnostics}", status=error.status, code=error.code
         ) from None
     if path.interaction == "search-post":
@@ -428,7 +426,7 @@ def _outcome(
 
 def _failure(error: Exception, rid: str) -> _Answer:
     """The OperationOutcome answer of any failure; unexpected ones are logged, never shown."""
-    if isinstance(error, ProxyError):
+    if isinstance(error, FhirError):
         return _outcome(error.status, error.code, error.diagnostics, error.headers)
     if isinstance(error, ResourceNotFound):
         return _outcome(404, "not-found", "no such resource")

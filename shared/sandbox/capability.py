@@ -1,6 +1,6 @@
 """The sandbox's R4 CapabilityStatement, generated from what its store really searches.
 
-The search parameters come from ``shared.sandbox.search`` so the statement cannot promise a
+The search parameters come from ``shared.sandbox.query`` so the statement cannot promise a
 parameter the store refuses. ``shared.proxy.capabilities.detect`` reads the ``batch`` system
 interaction and the ``_sort`` parameters from it, so a tenant mapped to the sandbox needs no
 overrides.
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from shared.metadata import SOFTWARE_NAME, SOFTWARE_VERSION
-from shared.sandbox.search import DATED_TYPES, DEFAULT_COUNT, MAX_COUNT, SEARCH_PARAMETERS
+from shared.sandbox.query import DATED_TYPES, DEFAULT_COUNT, MAX_COUNT, SEARCH_PARAMETERS
 
 # CapabilityStatement.date is when the statement last changed: bump it with what it declares.
 STATEMENT_DATE: Final = "2026-11-29"

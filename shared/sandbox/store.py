@@ -22,7 +22,7 @@ changes on update moves partition (lookup, new row, then delete the old row); th
 ``moving_from`` until the old row is gone, so a move cut short is finished by the next write.
 
 Each row holds the resource as compact JSON split over ``j0``, ``j1``, ... (a string property
-holds 64 KiB, an entity 1 MiB) plus the search document and columns of ``shared.sandbox.search``,
+holds 64 KiB, an entity 1 MiB) plus the search document and columns of ``shared.sandbox.query``,
 written with it. Searches filter server-side where Table Storage can (a superset of the matches,
 fetching search columns only), re-check every candidate with FHIR's rules, then read only the
 resources of the requested page. A compartment type is searched by patient (or ``_id``), never
@@ -43,15 +43,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from shared.sandbox.errors import InvalidResource, ResourceNotFound, UnsupportedType
-from shared.sandbox.search import (
-    MAX_FILTER_COMPARISONS,
-    Clause,
-    SearchQuery,
-    index,
-    parse_search,
-    read_document,
-)
-from shared.sandbox.storage import (
+from shared.sandbox.layout import (
     COMPARTMENT_TYPES,
     SUPPORTED_TYPES,
     check_fits,
@@ -66,6 +58,14 @@ from shared.sandbox.storage import (
     resource_partition,
     resource_row_key,
     type_range,
+)
+from shared.sandbox.query import (
+    MAX_FILTER_COMPARISONS,
+    Clause,
+    SearchQuery,
+    index,
+    parse_search,
+    read_document,
 )
 from shared.sandbox.validate import validate_resource
 from shared.tables import (

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from shared.sandbox.errors import InvalidResource, UnsupportedType
-from shared.sandbox.storage import SUPPORTED_TYPES
+from shared.sandbox.layout import SUPPORTED_TYPES
 
 GENDERS: Final = frozenset({"male", "female", "other", "unknown"})
 _MAX_TEXT: Final = 200

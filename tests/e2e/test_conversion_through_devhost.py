@@ -24,8 +24,8 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 import requests
 
+from shared.auth.signing_keys import ensure_signing_key
 from shared.services import Services, get_services, set_services
-from shared.signing_keys import ensure_signing_key
 from shared.tables import ensure_tables
 from shared.tenants import TenantMapping
 from tests.conftest import ADMIN_KEY

@@ -17,8 +17,8 @@ import jwt
 import pytest
 import requests
 
+from shared.auth.signing_keys import ensure_signing_key
 from shared.services import Services, get_services, set_services
-from shared.signing_keys import ensure_signing_key
 from shared.tables import ensure_tables
 from shared.tenants import TenantMapping
 from tests.conftest import ADMIN_KEY
@@ -82,7 +82,7 @@ def registered(stack: Stack) -> tuple[str, str, str]:
     )
     stack.services.tenants.put(tenant)
     # As the management API does after a change: this instance sees the new client at once.
-    stack.services.directory.forget()
+    stack.services.lookups.forget()
     return issued.client.client_id, issued.secret, tenant.tenant_id
 
 

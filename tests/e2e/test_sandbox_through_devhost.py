@@ -22,10 +22,10 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from shared.auth.signing_keys import ensure_signing_key
 from shared.ids import provider_secret_name
 from shared.sandbox.access import ensure_sandbox_key
 from shared.services import Services, get_services, set_services
-from shared.signing_keys import ensure_signing_key
 from shared.tables import ensure_tables
 from tests.conftest import ADMIN_KEY
 from tests.support.sandbox import (

@@ -91,13 +91,23 @@ def button(editor: Editor, text: str) -> Any:
 
 def click_and_wait(editor: Editor, element: Any) -> None:
     """Click a link or button and wait until the browser has replaced the page."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     page = editor.driver.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(editor.driver, 10).until(expected_conditions.staleness_of(page))
+
+    def replaced(driver: Any) -> bool:
+        # Chromium may answer "node does not belong to the document" instead of "stale" while
+        # it swaps the page: both mean the old page is gone.
+        try:
+            return bool(expected_conditions.staleness_of(page)(driver))
+        except WebDriverException:
+            return True
+
+    WebDriverWait(editor.driver, 10).until(replaced)
 
 
 def submit(editor: Editor, text: str) -> None:

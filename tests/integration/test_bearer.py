@@ -21,16 +21,16 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from shared.clients import IssuedSecret
+from shared.auth.clients import IssuedSecret
+from shared.auth.signing_keys import SigningKeys, rotate_signing_key
+from shared.fhir.errors import FhirError, Forbidden, InvalidRequest, Unauthorized, Unavailable
 from shared.fhir.outcome import ISSUE_TYPES
 from shared.http import Headers, Request
 from shared.ids import SIGNING_KEY_NAME
 from shared.proxy.bearer import BearerVerifier
-from shared.proxy.errors import Forbidden, InvalidRequest, ProxyError, Unauthorized, Unavailable
 from shared.proxy.model import Caller
 from shared.secret_store import SecretStoreUnavailable, SecretVersion
 from shared.services import Services
-from shared.signing_keys import SigningKeys, rotate_signing_key
 from shared.tables import StoreUnavailable
 from shared.tenants import TenantMapping
 from tests.conftest import request_token
@@ -57,7 +57,7 @@ def fhir_request(
 
 
 def verifier_for(services: Services, **kwargs: Any) -> BearerVerifier:
-    return BearerVerifier(services.settings, services.signing_keys, services.directory, **kwargs)
+    return BearerVerifier(services.settings, services.signing_keys, services.lookups, **kwargs)
 
 
 def issue(services: Services, client: IssuedSecret, tenant: TenantMapping) -> str:
@@ -141,7 +141,7 @@ def hs256(header: dict[str, Any], claims: dict[str, Any], secret: bytes) -> str:
     return signing_input + "." + b64url(mac)
 
 
-def refused(verifier: BearerVerifier, request: Request, kind: type[ProxyError]) -> ProxyError:
+def refused(verifier: BearerVerifier, request: Request, kind: type[FhirError]) -> FhirError:
     with pytest.raises(kind) as caught:
         verifier.verify(request)
     error = caught.value
@@ -151,7 +151,7 @@ def refused(verifier: BearerVerifier, request: Request, kind: type[ProxyError]) 
 
 def assert_invalid_token(
     verifier: BearerVerifier, token: str, diagnostics: str, code: str = "unknown"
-) -> ProxyError:
+) -> FhirError:
     error = refused(verifier, fhir_request(f"Bearer {token}"), Unauthorized)
     assert error.status == 401
     assert error.diagnostics == diagnostics
@@ -793,7 +793,7 @@ def test_unknown_secret_version_is_refused(verifier, services, client, tenant):
 def test_disabled_client_is_refused_once_the_cache_ttl_passes(verifier, services, client, token):
     verifier.verify(fhir_request(f"Bearer {token}"))
     services.clients.update(client.client.client_id, enabled=False)
-    services.directory.forget()
+    services.lookups.forget()
     assert_invalid_token(verifier, token, "client is disabled")
 
 
@@ -807,14 +807,14 @@ def test_disabled_client_still_passes_until_the_cache_ttl(verifier, services, cl
 def test_disabled_secret_version_is_refused(verifier, services, client, token):
     verifier.verify(fhir_request(f"Bearer {token}"))
     services.clients.disable_secret_version(client.client.client_id, client.version.version)
-    services.directory.forget()
+    services.lookups.forget()
     assert_invalid_token(verifier, token, "secret version is disabled or expired")
 
 
 def test_secret_rotated_without_grace_is_refused(verifier, services, client, tenant, token):
     verifier.verify(fhir_request(f"Bearer {token}"))
     rotated = services.clients.rotate_secret(client.client.client_id, grace_seconds=0)
-    services.directory.forget()
+    services.lookups.forget()
     assert_invalid_token(verifier, token, "secret version is disabled or expired")
     fresh = issue(services, rotated, tenant)
     assert verifier.verify(fhir_request(f"Bearer {fresh}")).secret_version == (
@@ -824,7 +824,7 @@ def test_secret_rotated_without_grace_is_refused(verifier, services, client, ten
 
 def test_secret_rotated_with_grace_verifies_until_the_grace_ends(services, client, token):
     services.clients.rotate_secret(client.client.client_id, grace_seconds=300)
-    services.directory.forget()
+    services.lookups.forget()
     assert verifier_for(services).verify(fhir_request(f"Bearer {token}"))
     # Validity is checked at use time against the clock, not a cache TTL later.
     after_grace = verifier_for(services, clock=lambda: time.time() + 301)
@@ -834,7 +834,7 @@ def test_secret_rotated_with_grace_verifies_until_the_grace_ends(services, clien
 def test_unmapped_tenant_is_forbidden(verifier, services, tenant, token):
     verifier.verify(fhir_request(f"Bearer {token}"))
     services.tenants.delete(tenant.tenant_id)
-    services.directory.forget()
+    services.lookups.forget()
     assert_forbidden(verifier, token, "tenant is not mapped")
 
 
@@ -847,14 +847,14 @@ def test_tenant_never_mapped_is_forbidden(verifier, services, client, tenant):
 def test_disabled_tenant_is_forbidden(verifier, services, tenant, token):
     verifier.verify(fhir_request(f"Bearer {token}"))
     services.tenants.put(dataclasses.replace(tenant, enabled=False))
-    services.directory.forget()
+    services.lookups.forget()
     assert_forbidden(verifier, token, "tenant is disabled")
 
 
 def test_client_removed_from_tenant_is_forbidden(verifier, services, tenant, token):
     verifier.verify(fhir_request(f"Bearer {token}"))
     services.tenants.put(dataclasses.replace(tenant, allowed_client_ids=()))
-    services.directory.forget()
+    services.lookups.forget()
     assert_forbidden(verifier, token, "client is not allowed for this tenant")
 
 
@@ -869,7 +869,7 @@ def test_unmapped_tenant_still_routes_until_the_cache_ttl(verifier, services, te
 
 def test_secret_store_outage_is_503_with_retry_after(verifier, services, token, monkeypatch):
     verifier.verify(fhir_request(f"Bearer {token}"))
-    services.directory.forget()
+    services.lookups.forget()
 
     def down(name: str) -> list[SecretVersion]:
         raise SecretStoreUnavailable("key vault throttled", retry_after=7)
@@ -882,7 +882,7 @@ def test_secret_store_outage_is_503_with_retry_after(verifier, services, token, 
 
 def test_table_outage_is_503_with_retry_after(verifier, services, token, monkeypatch):
     verifier.verify(fhir_request(f"Bearer {token}"))
-    services.directory.forget()
+    services.lookups.forget()
 
     def down() -> Any:
         raise StoreUnavailable("table busy", retry_after=3)
@@ -899,7 +899,7 @@ def test_signing_key_store_outage_is_503(services, token, monkeypatch):
 
     cold = SigningKeys(services.secret_store, services.settings.token_algorithm, 60)
     monkeypatch.setattr(services.secret_store, "list_versions", down)
-    verifier = BearerVerifier(services.settings, cold, services.directory)
+    verifier = BearerVerifier(services.settings, cold, services.lookups)
     error = refused(verifier, fhir_request(f"Bearer {token}"), Unavailable)
     assert error.headers == {"Retry-After": "5"}
 
@@ -935,7 +935,7 @@ def test_token_of_a_retired_key_is_refused(services, verifier, token):
 def counting_verifier(services: Services) -> tuple[BearerVerifier, CountingStore]:
     store = CountingStore(services.secret_store)
     keys = SigningKeys(store, services.settings.token_algorithm, 60)  # type: ignore[arg-type]
-    return BearerVerifier(services.settings, keys, services.directory), store
+    return BearerVerifier(services.settings, keys, services.lookups), store
 
 
 def test_key_rotated_in_elsewhere_verifies_after_one_refresh(
@@ -980,7 +980,9 @@ def test_unknown_kid_may_refresh_again_after_ten_seconds(
     services, client, tenant, token, monkeypatch
 ):
     now = [1000.0]
-    monkeypatch.setattr("shared.signing_keys.time", types.SimpleNamespace(monotonic=lambda: now[0]))
+    monkeypatch.setattr(
+        "shared.auth.signing_keys.time", types.SimpleNamespace(monotonic=lambda: now[0])
+    )
     verifier, store = counting_verifier(services)
     verifier.verify(fhir_request(f"Bearer {token}"))
 
@@ -1003,7 +1005,7 @@ def test_unknown_kid_may_refresh_again_after_ten_seconds(
 def test_a_known_but_expired_kid_does_not_force_a_refresh(services, token):
     store = CountingStore(services.secret_store)
     keys = SigningKeys(store, services.settings.token_algorithm, 60)  # type: ignore[arg-type]
-    verifier = BearerVerifier(services.settings, keys, services.directory)
+    verifier = BearerVerifier(services.settings, keys, services.lookups)
     verifier.verify(fhir_request(f"Bearer {token}"))
     rotate_signing_key(
         services.secret_store, services.settings.token_algorithm, retire_previous_after=timedelta(0)
@@ -1043,5 +1045,5 @@ def test_a_token_seen_before_is_not_signature_checked_again_but_still_revocable(
         verifier.verify(fhir_request(f"Bearer {token}"))
     assert len(calls) == 1
     services.clients.update(client.client.client_id, enabled=False)
-    services.directory.forget()
+    services.lookups.forget()
     assert_invalid_token(verifier, token, "client is disabled")

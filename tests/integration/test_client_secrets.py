@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from shared.client_secrets import hash_secret, is_hashed
-from shared.clients import ClientConflict, ClientRegistry
+from shared.auth.client_secrets import hash_secret, is_hashed
+from shared.auth.clients import ClientConflict, ClientRegistry
 from shared.ids import client_secret_name
 from shared.secret_store import LocalSecretStore, SecretVersion, utcnow
 from shared.services import Services
@@ -25,7 +25,7 @@ def token_status(services: Services, client: Any, secret: str, tenant_id: str) -
         "client_id": client.client.client_id,
         "client_secret": secret,
     }
-    services.directory.forget()
+    services.lookups.forget()
     return request_token(services, fields).status
 
 
@@ -142,6 +142,6 @@ def test_row_107_a_rotation_elsewhere_is_a_conflict_while_one_runs(services, tmp
 
 @pytest.mark.parametrize("stored", ["plain-secret", "sha256:" + "0" * 64])
 def test_a_wrong_secret_matches_neither_form(stored):
-    from shared.client_secrets import secret_matches
+    from shared.auth.client_secrets import secret_matches
 
     assert not secret_matches("another-secret", stored)

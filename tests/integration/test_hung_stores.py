@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
+from shared.auth.signing_keys import ensure_signing_key
 from shared.health import health_response
 from shared.http import Headers, Request, Response
 from shared.keyvault_store import vault_breaker
 from shared.services import Services
 from shared.settings import Settings
-from shared.signing_keys import ensure_signing_key
 from tests.conftest import ADMIN_KEY, request_token
 from tests.support.fake_keyvault import FakeKeyVault, keyvault_store, running_fake_keyvault
 from tools.testkit.loopback import HungServer

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from shared.clients import IssuedSecret
+from shared.auth.clients import IssuedSecret
 from shared.ids import SIGNING_KEY_NAME, client_secret_name, provider_secret_name
 from shared.secret_store import LocalSecretStore, SecretStoreUnavailable, utcnow
 from shared.services import Services

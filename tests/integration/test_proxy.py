@@ -205,7 +205,7 @@ def test_tenant_unmapped_after_issuance_is_403_with_no_default_upstream(
     proxy_services, provider, token, tenant_a
 ):
     proxy_services.tenants.delete(tenant_a.tenant_id)
-    proxy_services.directory.forget()  # the cache TTL has passed
+    proxy_services.lookups.forget()  # the cache TTL has passed
     response = send(proxy_services, "GET", "Patient/example", token)
     assert response.status == 403
     assert "not mapped" in outcome(response)["diagnostics"]
@@ -996,7 +996,7 @@ def test_two_instances_each_stop_a_disabled_client_within_their_cache_ttl(
     assert first.management.handle("client", disable).status == 200
     assert send(first, "GET", "Patient/example", token).status == 401  # at once, here
     assert send(second, "GET", "Patient/example", token).status == 200  # cached on the other
-    second.directory.forget()  # the other instance's TTL has passed
+    second.lookups.forget()  # the other instance's TTL has passed
     assert send(second, "GET", "Patient/example", token).status == 401
 
 

@@ -76,7 +76,7 @@ def proxy(proxy_services: Services) -> Iterator[FhirProxy]:
     converting = FhirProxy(
         proxy_services.settings,
         proxy_services.verifier,
-        proxy_services.directory,
+        proxy_services.lookups,
         proxy_services.transport,
         converter=FhirVersionConverter(),
     )
@@ -289,7 +289,7 @@ def test_a_batch_the_provider_refuses_is_run_entry_by_entry_and_converted_once(
     proxy = FhirProxy(
         proxy_services.settings,
         proxy_services.verifier,
-        proxy_services.directory,
+        proxy_services.lookups,
         proxy_services.transport,
         converter=recording,
     )

@@ -15,11 +15,11 @@ from urllib.parse import quote
 import jwt
 import pytest
 
-from shared.client_secrets import hash_secret
-from shared.clients import IssuedSecret
+from shared.auth.client_secrets import hash_secret
+from shared.auth.clients import IssuedSecret
+from shared.auth.jwks import jwks_response
 from shared.http import Headers, Request
 from shared.ids import client_secret_name
-from shared.jwks import jwks_response
 from shared.secret_store import SecretStoreUnavailable, utcnow
 from shared.services import Services
 from shared.tables import CLIENTS_TABLE, Entity
@@ -329,14 +329,14 @@ def test_disabled_tenant_is_invalid_scope(services, client, make_tenant):
 
 def test_disabled_client_is_invalid_client(services, client, tenant):
     services.clients.update(client.client.client_id, enabled=False)
-    services.directory.forget()
+    services.lookups.forget()
     fields = {**grant(tenant.tenant_id), **post_credentials(client)}
     assert_oauth_error(request_token(services, fields), 401, "invalid_client")
 
 
 def test_client_with_every_secret_version_disabled_is_invalid_client(services, client, tenant):
     services.clients.disable_secret_version(client.client.client_id, client.version.version)
-    services.directory.forget()
+    services.lookups.forget()
     fields = {**grant(tenant.tenant_id), **post_credentials(client)}
     assert_oauth_error(request_token(services, fields), 401, "invalid_client")
 
@@ -624,7 +624,7 @@ def test_rotated_secret_works_at_once_although_the_old_one_was_cached(services, 
 
 def test_old_secret_works_during_grace_period(services, client, tenant):
     services.clients.rotate_secret(client.client.client_id, grace_seconds=3600)
-    services.directory.forget()
+    services.lookups.forget()
     fields = {**grant(tenant.tenant_id), **post_credentials(client)}
     assert request_token(services, fields).status == 200
 
@@ -641,7 +641,7 @@ def test_old_secret_stops_when_grace_period_ends_without_waiting_for_cache(
 
 def test_old_secret_stops_at_once_after_rotation_without_grace(services, client, tenant):
     services.clients.rotate_secret(client.client.client_id, grace_seconds=0)
-    services.directory.forget()
+    services.lookups.forget()
     fields = {**grant(tenant.tenant_id), **post_credentials(client)}
     assert_oauth_error(request_token(services, fields), 401, "invalid_client")
 
@@ -654,7 +654,7 @@ def test_expired_version_still_returned_by_the_store_does_not_authenticate(
         name, client.version.version, expires_on=utcnow() - timedelta(seconds=1)
     )
     assert secret_store.get_secret(name, client.version.version).value == hash_secret(client.secret)
-    services.directory.forget()
+    services.lookups.forget()
     fields = {**grant(tenant.tenant_id), **post_credentials(client)}
     assert_oauth_error(request_token(services, fields), 401, "invalid_client")
 
@@ -746,7 +746,7 @@ def test_tenant_mapping_is_cached_so_a_removed_client_works_until_the_ttl(servic
     assert request_token(services, fields).status == 200
     services.tenants.put(dataclasses.replace(tenant, allowed_client_ids=()))
     assert request_token(services, fields).status == 200
-    services.directory.forget()
+    services.lookups.forget()
     assert_oauth_error(request_token(services, fields), 400, "invalid_scope")
 
 

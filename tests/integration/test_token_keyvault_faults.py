@@ -14,12 +14,12 @@ from datetime import timedelta
 
 import pytest
 
-from shared.client_secrets import hash_secret
+from shared.auth.client_secrets import hash_secret
+from shared.auth.signing_keys import ensure_signing_key
 from shared.ids import SIGNING_KEY_NAME, client_secret_name
 from shared.keyvault_store import KeyVaultSecretStore
 from shared.secret_store import utcnow
 from shared.services import Services
-from shared.signing_keys import ensure_signing_key
 from tests.conftest import request_token
 from tests.support.fake_keyvault import FakeKeyVault, keyvault_store, running_fake_keyvault
 
@@ -90,7 +90,7 @@ def test_key_vault_timing_out_is_503_with_retry_after_within_ten_seconds(
     kv_services, registered, vault
 ):
     issued, tenant = registered
-    kv_services.directory.forget()
+    kv_services.lookups.forget()
     vault.inject_delay(TIMEOUT + 1, times=10)
     started = time.monotonic()
     response = request_token(kv_services, fields(issued, tenant))
@@ -125,7 +125,7 @@ def test_throttled_key_vault_with_a_burst_of_token_requests_makes_few_calls_then
     kv_services, registered, vault
 ):
     issued, tenant = registered
-    kv_services.directory.forget()
+    kv_services.lookups.forget()
     vault.reset_requests()
     vault.inject_status(429, retry_after=1, times=1000)
     statuses: list[int] = []
@@ -155,7 +155,7 @@ def test_expired_version_that_key_vault_still_returns_does_not_authenticate(
         name, issued.version.version, expires_on=utcnow() - timedelta(seconds=5)
     )
     assert kv_store.get_secret(name, issued.version.version).value == hash_secret(issued.secret)
-    kv_services.directory.forget()
+    kv_services.lookups.forget()
     response = request_token(kv_services, fields(issued, tenant))
     assert response.status == 401
     assert response.json()["error"] == "invalid_client"
@@ -168,7 +168,7 @@ def test_disabled_version_in_key_vault_is_a_bad_credential_not_a_server_error(
     kv_store.update_version(
         client_secret_name(issued.client.client_id), issued.version.version, enabled=False
     )
-    kv_services.directory.forget()
+    kv_services.lookups.forget()
     response = request_token(kv_services, fields(issued, tenant))
     assert response.status == 401
     assert response.json()["error"] == "invalid_client"
@@ -176,7 +176,7 @@ def test_disabled_version_in_key_vault_is_a_bad_credential_not_a_server_error(
 
 def test_rbac_denial_is_503_and_an_alert_in_the_log(kv_services, registered, vault, caplog):
     issued, tenant = registered
-    kv_services.directory.forget()
+    kv_services.lookups.forget()
     vault.inject_status(403, times=10)
     caplog.set_level(logging.WARNING)
     response = request_token(kv_services, fields(issued, tenant))

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from shared.circuit import CircuitBreaker
+from shared.fhir.errors import FhirError, Unavailable, UpstreamError, UpstreamTimeout
 from shared.http import Headers
 from shared.ids import provider_secret_name
 from shared.net.addresses import AddressPolicy
-from shared.proxy.errors import ProxyError, Unavailable, UpstreamError, UpstreamTimeout
 from shared.proxy.provider_auth import ProviderAuth, ProviderAuthError
 from shared.proxy.transport import ProviderTransport, provider_paused
 from shared.secret_store import LocalSecretStore
@@ -245,7 +245,7 @@ def test_a_url_outside_the_provider_base_is_refused_before_any_call(
         f"{fhir.base_url}/Patient\\..\\x",
         f"{fhir.base_url}/Patient#fragment",
     ):
-        with pytest.raises(ProxyError) as refused:
+        with pytest.raises(FhirError) as refused:
             transport.send(tenant, "GET", url, JSON, b"", idempotent=True)
         assert refused.value.status == 500
     assert fhir.count() == 0

@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
+from shared.fhir.errors import FhirError
 from shared.proxy.budget import RequestBudget
-from shared.proxy.errors import ProxyError
 
 
 class Clock:
@@ -23,7 +23,7 @@ def test_calls_are_granted_until_the_budget_is_spent_then_refused_as_too_costly(
     for _ in range(3):
         budget.take()
     assert not budget.spent
-    with pytest.raises(ProxyError) as refused:
+    with pytest.raises(FhirError) as refused:
         budget.take()
     assert (refused.value.status, refused.value.code) == (400, "too-costly")
     assert budget.spent
@@ -34,7 +34,7 @@ def test_after_the_deadline_nothing_is_granted_and_take_is_a_timeout():
     budget = RequestBudget(100, 10, clock=clock)
     clock.now += 10
     assert budget.take_up_to(5) == 0
-    with pytest.raises(ProxyError) as refused:
+    with pytest.raises(FhirError) as refused:
         budget.take()
     assert (refused.value.status, refused.value.code) == (504, "timeout")
 
@@ -70,5 +70,5 @@ def test_reserved_calls_are_kept_for_essential_calls():
     assert budget.take_up_to(10) == 2  # optional calls get only the surplus
     for _ in range(3):
         budget.take()  # each batch entry still gets its own answer
-    with pytest.raises(ProxyError):
+    with pytest.raises(FhirError):
         budget.take()

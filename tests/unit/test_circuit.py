@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from shared.circuit import CircuitBreaker
-from shared.proxy.errors import Unavailable
+from shared.fhir.errors import Unavailable
 from shared.proxy.transport import provider_paused
 
 A = "https://fhir.hospital-a.example/r4"

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from shared.fhir.errors import InvalidRequest, NotConvertible, UpstreamError
 from shared.http import Headers
 from shared.proxy.conversion import FhirVersionConverter
-from shared.proxy.errors import InvalidRequest, NotConvertible, UpstreamError
 from shared.proxy.model import UpstreamRequest, UpstreamResponse
 
 FORM = "application/x-www-form-urlencoded"

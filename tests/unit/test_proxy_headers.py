@@ -10,13 +10,12 @@ import re
 
 import pytest
 
+from shared.fhir.errors import FhirError, InvalidRequest
+from shared.fhir.media import check_content_negotiation, request_id
 from shared.http import Headers
-from shared.proxy.errors import InvalidRequest, ProxyError
 from shared.proxy.headers import (
     FORWARDED_REQUEST_HEADERS,
-    check_content_negotiation,
     downstream_response_headers,
-    request_id,
     upstream_request_headers,
 )
 
@@ -296,7 +295,7 @@ def test_repeated_link_headers_are_all_kept():
     ],
 )
 def test_row_60_an_accept_without_json_is_not_acceptable(accept):
-    with pytest.raises(ProxyError) as caught:
+    with pytest.raises(FhirError) as caught:
         check_content_negotiation(Headers({"Accept": accept}), "GET")
     assert (caught.value.status, caught.value.code) == (406, "not-supported")
 
@@ -334,7 +333,7 @@ def test_accept_with_a_json_or_wildcard_range_is_fine(accept):
     ],
 )
 def test_row_60_a_body_that_is_not_json_or_a_form_is_unsupported(content_type):
-    with pytest.raises(ProxyError) as caught:
+    with pytest.raises(FhirError) as caught:
         check_content_negotiation(Headers({"Content-Type": content_type}), "POST")
     assert (caught.value.status, caught.value.code) == (415, "not-supported")
 
@@ -355,7 +354,7 @@ def test_json_and_form_bodies_are_accepted(content_type):
 
 
 def test_a_body_in_another_charset_is_unsupported():
-    with pytest.raises(ProxyError) as caught:
+    with pytest.raises(FhirError) as caught:
         check_content_negotiation(
             Headers({"Content-Type": "application/fhir+json; charset=iso-8859-1"}), "POST"
         )

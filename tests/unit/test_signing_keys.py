@@ -7,16 +7,16 @@ from datetime import timedelta
 import jwt
 import pytest
 
-from shared.ids import SIGNING_KEY_NAME
-from shared.secret_store import LocalSecretStore, utcnow
-from shared.signing_keys import (
+from shared.auth.signing_keys import (
     NoSigningKey,
     SigningKeys,
     ensure_signing_key,
     generate_private_key_pem,
     rotate_signing_key,
 )
-from shared.tokens import issue_access_token
+from shared.auth.tokens import issue_access_token
+from shared.ids import SIGNING_KEY_NAME
+from shared.secret_store import LocalSecretStore, utcnow
 
 
 @pytest.fixture

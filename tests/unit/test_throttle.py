@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from shared.throttle import FailureThrottle, MemoryAttemptStore, Rule, Throttled
+from shared.auth.throttle import FailureThrottle, MemoryAttemptStore, Rule, Throttled
 
 
 class Clock:

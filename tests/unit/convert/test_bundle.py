@@ -540,9 +540,9 @@ def test_the_proxy_answers_a_search_with_one_invalid_entry_and_refuses_a_lone_on
     (a 500)."""
     import json
 
+    from shared.fhir.errors import NotConvertible
     from shared.http import Headers
     from shared.proxy.conversion import FhirVersionConverter
-    from shared.proxy.errors import NotConvertible
     from shared.proxy.model import UpstreamResponse
 
     broken = {"resourceType": "Encounter", "id": "e1", "status": {"code": "finished"}}

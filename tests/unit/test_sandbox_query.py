@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from shared.sandbox.errors import UnsupportedSearch
-from shared.sandbox.search import (
+from shared.sandbox.query import (
     DEFAULT_COUNT,
     MAX_COUNT,
     MAX_FILTER_COMPARISONS,

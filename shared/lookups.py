@@ -10,8 +10,8 @@ new mapping shows up quickly.
 
 from __future__ import annotations
 
+from shared.auth.clients import ClientRecord, ClientRegistry
 from shared.cache import TTLCache
-from shared.clients import ClientRecord, ClientRegistry
 from shared.ids import client_secret_name
 from shared.secret_store import (
     Secret,
@@ -27,7 +27,7 @@ NEGATIVE_TTL = 30.0
 SECRET_REFRESH_SECONDS = 5.0
 
 
-class Directory:
+class Lookups:
     """Cached lookups over the registries and the secret store."""
 
     def __init__(

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.signing_keys import SigningKey
+from shared.auth.signing_keys import SigningKey
 
 TOKEN_TYPE_HEADER = "at+jwt"  # RFC 9068 §2.1
 

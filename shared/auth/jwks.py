@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
+from shared.auth.signing_keys import SigningKeys
 from shared.http import Response, json_response
 from shared.secret_store import SecretStoreUnavailable
-from shared.signing_keys import SigningKeys
 
 log = logging.getLogger(__name__)
 

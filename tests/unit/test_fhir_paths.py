@@ -12,8 +12,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from shared.proxy.errors import InvalidRequest, NotFound, ProxyError
-from shared.proxy.paths import (
+from shared.fhir.errors import FhirError, InvalidRequest, NotFound
+from shared.fhir.paths import (
     ALLOWED_OPERATIONS,
     ALLOWED_TYPES,
     FhirPath,
@@ -401,7 +401,7 @@ RANDOM_PATHS = st.one_of(
 def test_any_accepted_path_stays_under_the_provider_base(raw, base):
     try:
         path = parse(raw)
-    except ProxyError as refused:
+    except FhirError as refused:
         assert refused.status in (400, 404)
         return
     url = upstream_url(base, path, "")
@@ -423,7 +423,7 @@ def test_any_accepted_path_stays_under_the_provider_base(raw, base):
 def test_any_url_path_under_the_face_is_accepted_only_in_the_grammar(raw):
     try:
         path = parse_url_path("/api/fhir/stu3/" + raw)
-    except ProxyError:
+    except FhirError:
         return
     assert path.interaction in ("base", "type", "instance", "search-post", "history")
     assert path.resource_type is None or path.resource_type in STU3
@@ -548,7 +548,7 @@ def test_a_chain_of_two_dots_is_allowed():
 
 @pytest.mark.parametrize("value", ["xml", "application/fhir+xml", "text/html", "application/xml"])
 def test_non_json_format_is_not_acceptable(value):
-    with pytest.raises(ProxyError) as caught:
+    with pytest.raises(FhirError) as caught:
         validate_query(f"_format={value}")
     assert (caught.value.status, caught.value.code) == (406, "not-supported")
 

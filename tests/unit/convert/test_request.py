@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.fhir.convert.common import ConversionError
-from shared.fhir.convert.search import (
+from shared.fhir.convert.request import (
     ParameterNotConvertible,
     convert_batch_request,
     convert_link_url,

@@ -1,6 +1,6 @@
 """Which FHIR paths and search parameters the proxy forwards, and how it builds upstream URLs.
 
-Everything here is pure: strings in, values or a ``ProxyError`` out. The rules follow
+Everything here is pure: strings in, values or a ``FhirError`` out. The rules follow
 docs/security.md §2 "SSRF and traversal" and "FHIR search injection":
 
 - the raw path is percent-decoded exactly once and then split on "/"; nothing that could turn
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from urllib.parse import quote, unquote_to_bytes, urlsplit
 
-from shared.proxy.errors import InvalidRequest, NotFound, ProxyError
+from shared.fhir.errors import FhirError, InvalidRequest, NotFound
 
 _COMMON_TYPES = (
     "Patient",
@@ -322,6 +322,6 @@ def _check_parameter(name: str, value: str) -> None:
         # An unencoded "+" (application/fhir+json) arrives as a space: read it back as "+".
         media_type = value.split(";", 1)[0].strip().lower().replace(" ", "+")
         if media_type not in JSON_FORMATS:
-            raise ProxyError(
+            raise FhirError(
                 "only JSON formats are supported", status=_NOT_ACCEPTABLE, code="not-supported"
             )

@@ -36,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
 
 from shared.sandbox.errors import UnsupportedSearch
-from shared.sandbox.storage import (
+from shared.sandbox.layout import (
     COMPARTMENT_TYPES,
     SUPPORTED_TYPES,
     is_id,

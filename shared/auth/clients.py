@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.audit import change
-from shared.client_secrets import hash_secret, is_hashed
+from shared.auth.client_secrets import hash_secret, is_hashed
 from shared.ids import client_secret_name, is_guid, new_client_id, new_client_secret
 from shared.secret_store import (
     SecretDisabled,

@@ -8,26 +8,28 @@ authentication (invalid_client), grant allowed for the client (unauthorized_clie
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from urllib.parse import parse_qsl, unquote_plus
+from urllib.parse import parse_qsl
 
 from shared.audit import audit
-from shared.client_secrets import secret_matches
-from shared.directory import Directory
+from shared.auth.client_auth import (
+    ClientAuthentication,
+    default_client_authentication,
+    refuse_unknown_client,
+)
+from shared.auth.errors import NO_STORE, OAuthError, invalid_client
+from shared.auth.signing_keys import NoSigningKey, SigningKeys
+from shared.auth.throttle import FailureThrottle, Throttled
+from shared.auth.tokens import issue_access_token
 from shared.http import Request, Response, json_response
 from shared.ids import canonical_guid, is_guid
-from shared.secret_store import Secret, SecretStoreUnavailable, utcnow
+from shared.lookups import Lookups
+from shared.secret_store import SecretStoreUnavailable
 from shared.settings import Settings
-from shared.signing_keys import NoSigningKey, SigningKeys
 from shared.source import source_address
 from shared.tables import StoreUnavailable
-from shared.throttle import FailureThrottle, Throttled
-from shared.tokens import issue_access_token
 
 log = logging.getLogger(__name__)
 
@@ -35,47 +37,6 @@ CLIENT_CREDENTIALS = "client_credentials"
 FORM_TYPE = "application/x-www-form-urlencoded"
 MAX_BODY_BYTES = 16 * 1024
 MAX_FIELDS = 16
-REALM = "ehr-bridge"
-# Compared against when the client is unknown, so an unknown id costs what a known one does.
-# What an unknown client is compared against: the hashed form, so it costs what a real one does.
-_DUMMY_SECRET = "sha256:" + "0" * 64
-
-# RFC 6749 §5.1: credential-bearing responses, and their errors, must not be cached.
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
-
-class OAuthError(Exception):
-    """An RFC 6749 §5.2 error response; descriptions are fixed ASCII, never echo input."""
-
-    def __init__(
-        self,
-        error: str,
-        description: str,
-        *,
-        status: int = 400,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(description)
-        self.error = error
-        self.description = description
-        self.status = status
-        self.headers = headers or {}
-
-    def response(self) -> Response:
-        """The JSON error response with no-store headers."""
-        body = {"error": self.error, "error_description": self.description}
-        return json_response(self.status, body, headers={**NO_STORE, **self.headers})
-
-
-def _invalid_client(description: str) -> OAuthError:
-    # RFC 6749 §5.2: 401 with a challenge for the scheme the client used; RFC 9110 §11.6.1:
-    # every 401 carries one, so a client that sent body credentials is offered Basic too.
-    return OAuthError(
-        "invalid_client",
-        description,
-        status=401,
-        headers={"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'},
-    )
 
 
 def _invalid_scope() -> OAuthError:
@@ -83,18 +44,6 @@ def _invalid_scope() -> OAuthError:
     return OAuthError(
         "invalid_scope", "scope must be exactly one tenant id this client is allowed to use"
     )
-
-
-@dataclass(frozen=True)
-class ClientCredentials:
-    """Who the caller says it is, and how it said so."""
-
-    client_id: str
-    secret: str
-    method: str  # client_secret_basic or client_secret_post
-
-    def __repr__(self) -> str:
-        return f"ClientCredentials(client_id={self.client_id!r}, method={self.method!r})"
 
 
 def parse_form(request: Request) -> dict[str, str]:
@@ -142,74 +91,22 @@ def grant_type_of(form: dict[str, str]) -> str:
     return grant
 
 
-def _decode_basic(param: str) -> tuple[str, str]:
-    """RFC 6749 §2.3.1: base64 of form-urlencoded id ":" secret."""
-    try:
-        raw = base64.b64decode(param.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, ValueError):
-        raise _invalid_client("malformed Basic credentials") from None
-    client_id, colon, secret = raw.partition(":")
-    if not colon:
-        raise _invalid_client("malformed Basic credentials")
-    return unquote_plus(client_id, errors="strict"), unquote_plus(secret, errors="strict")
-
-
-def client_credentials_of(request: Request, form: dict[str, str]) -> ClientCredentials:
-    """The client's credentials from exactly one method (RFC 6749 §2.3)."""
-    authorizations = request.headers.get_all("Authorization")
-    if len(authorizations) > 1:
-        raise OAuthError("invalid_request", "send one Authorization header")
-    body_id, body_secret = form.get("client_id"), form.get("client_secret")
-    if authorizations:
-        scheme, _, param = authorizations[0].strip().partition(" ")
-        # RFC 9110 §11.1: the scheme name is case-insensitive.
-        if scheme.lower() != "basic":
-            raise _invalid_client("unsupported authentication scheme")
-        try:
-            client_id, secret = _decode_basic(param)
-        except UnicodeDecodeError:
-            raise _invalid_client("malformed Basic credentials") from None
-        if body_secret is not None:
-            raise OAuthError("invalid_request", "use one client authentication method")
-        if body_id is not None and body_id != client_id:
-            raise OAuthError("invalid_request", "client_id differs from the Basic credentials")
-        if not client_id or not secret:
-            raise _invalid_client("client authentication failed")
-        return ClientCredentials(client_id, secret, "client_secret_basic")
-    if body_id is not None and body_secret is not None:
-        return ClientCredentials(body_id, body_secret, "client_secret_post")
-    raise _invalid_client("client authentication is required")
-
-
-def matching_secret(
-    candidate: str, secrets: list[Secret], now_usable: Callable[[Secret], bool]
-) -> Secret | None:
-    """The usable version equal to ``candidate``, compared in constant time against all."""
-    found: Secret | None = None
-    for secret in secrets:
-        # No early exit: the time taken must not tell which version, if any, matched.
-        equal = secret_matches(candidate, secret.value)
-        if equal and now_usable(secret) and found is None:
-            found = secret
-    if not secrets:
-        secret_matches(candidate, _DUMMY_SECRET)
-    return found
-
-
 class TokenEndpoint:
     """Handles ``POST oauth2/token``."""
 
     def __init__(
         self,
         settings: Settings,
-        directory: Directory,
+        lookups: Lookups,
         signing_keys: SigningKeys,
         throttle: FailureThrottle,
+        client_auth: ClientAuthentication | None = None,
     ) -> None:
         self._settings = settings
-        self._directory = directory
+        self._lookups = lookups
         self._keys = signing_keys
         self._throttle = throttle
+        self._client_auth = client_auth or default_client_authentication()
 
     def handle(self, request: Request) -> Response:
         """Answer one token request."""
@@ -239,15 +136,19 @@ class TokenEndpoint:
             raise OAuthError("invalid_request", "use POST", status=405, headers={"Allow": "POST"})
         form = parse_form(request)
         grant_type_of(form)
-        credentials = client_credentials_of(request, form)
+        credentials = self._client_auth.credentials(request, form)
         client_key = credentials.client_id.lower() if is_guid(credentials.client_id) else "?"
         source = source_address(request, self._settings.trusted_proxy_hops)
         self._throttled(self._throttle.check, client_key, source)
 
         client_id = canonical_guid(credentials.client_id) if client_key != "?" else None
-        record = self._directory.client(client_id) if client_id else None
-        matched = self._authenticate(client_id, credentials.secret, known=record is not None)
-        if record is None or not record.enabled or matched is None:
+        record = self._lookups.client(client_id) if client_id else None
+        if client_id is None or record is None:
+            refuse_unknown_client(credentials.proof)
+            version = None
+        else:
+            version = self._client_auth.verify(credentials, client_id, self._lookups)
+        if record is None or not record.enabled or version is None:
             # Counted and judged in one step: of concurrent guesses, only `limit` get a 401.
             self._throttled(self._throttle.failed, client_key, source)
             audit(
@@ -260,7 +161,7 @@ class TokenEndpoint:
                 else "secret mismatch",
                 method=credentials.method,
             )
-            raise _invalid_client("client authentication failed")
+            raise invalid_client("client authentication failed")
         # Judged again now that the answer is known: guesses that failed meanwhile count, so a
         # right secret during a lockout gets the same 429 as a wrong one.
         self._throttled(self._throttle.check, client_key, source)
@@ -278,7 +179,7 @@ class TokenEndpoint:
             audience=self._settings.token_audience,
             client_id=record.client_id,
             tenant_id=tenant_id,
-            secret_version=matched.properties.version,
+            secret_version=version,
             lifetime_seconds=self._settings.token_lifetime_seconds,
             now=time.time(),
         )
@@ -287,7 +188,7 @@ class TokenEndpoint:
             client_id=record.client_id,
             tenant_id=tenant_id,
             jti=issued.claims["jti"],
-            secret_version=matched.properties.version,
+            secret_version=version,
             method=credentials.method,
         )
         # RFC 6749 §4.4.3: no refresh token for client credentials.
@@ -316,23 +217,6 @@ class TokenEndpoint:
                 headers={"Retry-After": str(throttled.retry_after)},
             ) from None
 
-    def _authenticate(self, client_id: str | None, candidate: str, *, known: bool) -> Secret | None:
-        if client_id is None or not known:
-            matching_secret(candidate, [], lambda s: False)
-            return None
-        now = utcnow()
-
-        def usable(secret: Secret) -> bool:
-            return secret.properties.is_usable(now)
-
-        matched = matching_secret(candidate, self._directory.client_secrets(client_id), usable)
-        if matched is None:
-            # A secret rotated a moment ago is not in the cache yet: look once more, fresh.
-            # At most one re-read per client per interval, shared by concurrent misses.
-            fresh = self._directory.client_secrets(client_id, refresh=True)
-            matched = matching_secret(candidate, fresh, usable)
-        return matched
-
     def _tenant_of(self, scope: str | None, client_id: str) -> str:
         # RFC 6749 §3.3: with no default scope, a missing scope is invalid_scope.
         if scope is None:
@@ -341,7 +225,7 @@ class TokenEndpoint:
         if len(values) != 1 or not is_guid(values[0]):
             raise _invalid_scope()
         tenant_id = canonical_guid(values[0])
-        mapping = self._directory.tenant(tenant_id)
+        mapping = self._lookups.tenant(tenant_id)
         if mapping is None or not mapping.enabled or not mapping.allows_client(client_id):
             audit(
                 "token.denied", client_id=client_id, tenant_id=tenant_id, reason="scope not allowed"
