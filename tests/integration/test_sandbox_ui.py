@@ -21,8 +21,9 @@ import pytest
 from shared.http import Headers, Request, Response
 from shared.sandbox.access import SANDBOX_KEY_SECRET, SandboxKey, ensure_sandbox_key
 from shared.sandbox.store import SandboxStore
-from shared.sandbox.ui import COOKIE_NAME, SandboxUi
+from shared.sandbox.ui import COOKIE_NAME, PRESESSION_COOKIE_NAME, SandboxUi
 from shared.settings import Settings
+from shared.web.csrf import FIELD as CSRF_FIELD
 from tests.support.sandbox import sandbox_store, sandbox_table  # noqa: F401  (fixtures)
 
 ORIGIN = "https://bridge.test"
@@ -130,13 +131,19 @@ def request(
     cookie: str | None = None,
     headers: dict[str, str] | None = None,
     origin: str = ORIGIN,
+    token: str | None = None,
 ) -> Request:
-    """A request to ``sandbox/ui/<path>`` as the function receives it."""
+    """A request to ``sandbox/ui/<path>`` as the function receives it.
+
+    ``token``: the CSRF token the page holding the form carried, sent with the form.
+    """
     url = f"{origin}{BASE}/{path}"
     if query:
         url += "?" + (query if isinstance(query, str) else urlencode(query))
     all_headers = Headers()
     body = b""
+    if isinstance(form, dict) and token is not None:
+        form = {**form, CSRF_FIELD: token}
     if form is not None:
         all_headers.add("Content-Type", "application/x-www-form-urlencoded")
         body = form if isinstance(form, bytes) else urlencode(form).encode()
@@ -154,10 +161,38 @@ def session_cookie(response: Response) -> str:
     return set_cookie.split(";")[0]
 
 
+def page_token(response: Response) -> str:
+    """The CSRF token the page's POST forms carry (every one carries the same)."""
+    tokens = {n.attrs["value"] for n in dom(response).all("input", name=CSRF_FIELD)}
+    assert len(tokens) == 1, f"expected one token on the page, found {tokens}"
+    return tokens.pop()
+
+
+def signin_request(ui: SandboxUi, key: str, *, origin: str = ORIGIN) -> Request:
+    """The sign-in POST a browser sends from the sign-in page: its pre-session cookie and token."""
+    page = ui.handle(request("GET", "signin", origin=origin))
+    presession = session_cookie(page)
+    assert presession.startswith(f"{PRESESSION_COOKIE_NAME}=")
+    return request(
+        "POST",
+        "signin",
+        form={"key": key},
+        cookie=presession,
+        origin=origin,
+        token=page_token(page),
+    )
+
+
 @pytest.fixture
 def cookie(ui: SandboxUi, sandbox_key: str) -> str:
     """A signed-in browser's Cookie header."""
-    return session_cookie(ui.handle(request("POST", "signin", form={"key": sandbox_key})))
+    return session_cookie(ui.handle(signin_request(ui, sandbox_key)))
+
+
+@pytest.fixture
+def csrf(ui: SandboxUi, cookie: str) -> str:
+    """The CSRF token of the signed-in browser's pages."""
+    return page_token(ui.handle(request("GET", "patients", cookie=cookie)))
 
 
 def unique_family() -> str:
@@ -220,7 +255,7 @@ def test_a_form_sent_without_a_session_changes_nothing(ui: SandboxUi, store: Any
 
 
 def test_a_wrong_key_shows_the_form_again_with_an_error(ui: SandboxUi) -> None:
-    response = ui.handle(request("POST", "signin", form={"key": "not-the-key"}))
+    response = ui.handle(signin_request(ui, "not-the-key"))
 
     assert response.status == 401
     assert response.headers.get("Set-Cookie") is None
@@ -230,7 +265,7 @@ def test_a_wrong_key_shows_the_form_again_with_an_error(ui: SandboxUi) -> None:
 def test_the_right_key_sets_a_strict_http_only_session_cookie(
     ui: SandboxUi, sandbox_key: str
 ) -> None:
-    response = ui.handle(request("POST", "signin", form={"key": sandbox_key}))
+    response = ui.handle(signin_request(ui, sandbox_key))
 
     assert response.status == 303
     assert location_path(response) == f"{BASE}/patients"
@@ -242,9 +277,7 @@ def test_the_right_key_sets_a_strict_http_only_session_cookie(
 def test_the_session_cookie_is_not_marked_secure_over_plain_http(
     ui: SandboxUi, sandbox_key: str
 ) -> None:
-    response = ui.handle(
-        request("POST", "signin", form={"key": sandbox_key}, origin="http://127.0.0.1:7071")
-    )
+    response = ui.handle(signin_request(ui, sandbox_key, origin="http://127.0.0.1:7071"))
 
     assert response.status == 303
     assert "Secure" not in response.headers.get("Set-Cookie", "")
@@ -274,18 +307,17 @@ def test_rotating_the_key_signs_everyone_out(
 
 
 def test_row_108_every_sign_in_gets_its_own_random_session(ui: SandboxUi, sandbox_key: str) -> None:
-    first, second = (
-        session_cookie(ui.handle(request("POST", "signin", form={"key": sandbox_key})))
-        for _ in range(2)
-    )
+    first, second = (session_cookie(ui.handle(signin_request(ui, sandbox_key))) for _ in range(2))
     assert first != second
     derived = hmac.new(sandbox_key.encode(), b"sandbox-ui-session", hashlib.sha256).hexdigest()
     assert derived not in (first, second)
     assert len(first.partition("=")[2]) >= 43  # 256 random bits, base64url
 
 
-def test_row_108_signing_out_ends_the_session_on_the_server(ui: SandboxUi, cookie: str) -> None:
-    ui.handle(request("POST", "signout", form={}, cookie=cookie))
+def test_row_108_signing_out_ends_the_session_on_the_server(
+    ui: SandboxUi, cookie: str, csrf: str
+) -> None:
+    ui.handle(request("POST", "signout", form={}, cookie=cookie, token=csrf))
     # A copy of the cookie kept after sign-out (another tab, a stolen header) is refused.
     assert ui.handle(request("GET", "patients", cookie=cookie)).status == 401
 
@@ -305,14 +337,14 @@ def test_row_108_a_session_expires_on_the_server(
     )
     enabled = dataclasses.replace(settings, sandbox_enabled=True)
     ui = SandboxUi(enabled, store, SandboxKey(secret_store, 60), sessions)
-    cookie = session_cookie(ui.handle(request("POST", "signin", form={"key": sandbox_key})))
+    cookie = session_cookie(ui.handle(signin_request(ui, sandbox_key)))
     assert ui.handle(request("GET", "patients", cookie=cookie)).status == 200
     now[0] += timedelta(seconds=3601)
     assert ui.handle(request("GET", "patients", cookie=cookie)).status == 401
 
 
-def test_signing_out_clears_the_cookie(ui: SandboxUi, cookie: str) -> None:
-    response = ui.handle(request("POST", "signout", form={}, cookie=cookie))
+def test_signing_out_clears_the_cookie(ui: SandboxUi, cookie: str, csrf: str) -> None:
+    response = ui.handle(request("POST", "signout", form={}, cookie=cookie, token=csrf))
 
     assert response.status == 303
     set_cookie = response.headers.get("Set-Cookie", "")
@@ -374,9 +406,11 @@ def test_paging_links_move_through_the_results(ui: SandboxUi, cookie: str, store
 # -- creating and editing -----------------------------------------------------------------------
 
 
-def test_creating_a_patient_stores_it(ui: SandboxUi, cookie: str, store: Any) -> None:
+def test_creating_a_patient_stores_it(ui: SandboxUi, cookie: str, csrf: str, store: Any) -> None:
     family = unique_family()
-    response = ui.handle(request("POST", "patients/new", form=valid_form(family), cookie=cookie))
+    response = ui.handle(
+        request("POST", "patients/new", form=valid_form(family), cookie=cookie, token=csrf)
+    )
 
     assert response.status == 303
     patient_id = location_path(response).rsplit("/", 1)[1]
@@ -394,9 +428,9 @@ def test_creating_a_patient_stores_it(ui: SandboxUi, cookie: str, store: Any) ->
     assert stored["generalPractitioner"] == [{"display": "Dr Anna Smith"}]
 
 
-def test_the_page_after_saving_says_it_was_saved(ui: SandboxUi, cookie: str) -> None:
+def test_the_page_after_saving_says_it_was_saved(ui: SandboxUi, cookie: str, csrf: str) -> None:
     created = ui.handle(
-        request("POST", "patients/new", form=valid_form(unique_family()), cookie=cookie)
+        request("POST", "patients/new", form=valid_form(unique_family()), cookie=cookie, token=csrf)
     )
     location = urlsplit(created.headers.get("Location", ""))
 
@@ -407,12 +441,12 @@ def test_the_page_after_saving_says_it_was_saved(ui: SandboxUi, cookie: str) -> 
 
 
 def test_missing_required_fields_are_refused_with_errors_linked_to_each_field(
-    ui: SandboxUi, cookie: str, store: Any
+    ui: SandboxUi, cookie: str, csrf: str, store: Any
 ) -> None:
     given = "Given" + uuid.uuid4().hex[:10]
     form = valid_form("", given=given, gender="", birthdate="")
 
-    response = ui.handle(request("POST", "patients/new", form=form, cookie=cookie))
+    response = ui.handle(request("POST", "patients/new", form=form, cookie=cookie, token=csrf))
 
     assert response.status == 422
     page = dom(response)
@@ -428,13 +462,19 @@ def test_missing_required_fields_are_refused_with_errors_linked_to_each_field(
 
 
 def test_a_future_birth_date_is_refused_and_the_form_keeps_the_input(
-    ui: SandboxUi, cookie: str, store: Any
+    ui: SandboxUi, cookie: str, csrf: str, store: Any
 ) -> None:
     family = unique_family()
     tomorrow = (date.today() + timedelta(days=2)).isoformat()
 
     response = ui.handle(
-        request("POST", "patients/new", form=valid_form(family, birthdate=tomorrow), cookie=cookie)
+        request(
+            "POST",
+            "patients/new",
+            form=valid_form(family, birthdate=tomorrow),
+            cookie=cookie,
+            token=csrf,
+        )
     )
 
     assert response.status == 422
@@ -445,7 +485,9 @@ def test_a_future_birth_date_is_refused_and_the_form_keeps_the_input(
     assert patients_named(store, family) == 0
 
 
-def test_an_edit_keeps_what_the_form_does_not_show(ui: SandboxUi, cookie: str, store: Any) -> None:
+def test_an_edit_keeps_what_the_form_does_not_show(
+    ui: SandboxUi, cookie: str, csrf: str, store: Any
+) -> None:
     family = unique_family()
     kept = {
         "telecom": [{"system": "phone", "value": "+44 20 7946 0000"}],
@@ -457,7 +499,9 @@ def test_an_edit_keeps_what_the_form_does_not_show(ui: SandboxUi, cookie: str, s
     patient_id = store.create(patient_resource(family, identifier=identifiers, **kept))["id"]
 
     form = valid_form(family + "x", mrn="NEW", gp="")
-    response = ui.handle(request("POST", f"patients/{patient_id}", form=form, cookie=cookie))
+    response = ui.handle(
+        request("POST", f"patients/{patient_id}", form=form, cookie=cookie, token=csrf)
+    )
 
     assert response.status == 303
     stored = store.read("Patient", patient_id)
@@ -468,7 +512,7 @@ def test_an_edit_keeps_what_the_form_does_not_show(ui: SandboxUi, cookie: str, s
 
 
 def test_an_element_the_store_refuses_is_named_in_the_error_summary(
-    ui: SandboxUi, cookie: str, store: Any
+    ui: SandboxUi, cookie: str, csrf: str, store: Any
 ) -> None:
     # Bulk loads may skip validation; an edit then meets the store's check on a field the form
     # does not show.
@@ -478,7 +522,9 @@ def test_an_element_the_store_refuses_is_named_in_the_error_summary(
     store.load([patient_resource(family, id=patient_id, telecom=telecom)], validate=False)
 
     form = valid_form(family + "x")
-    response = ui.handle(request("POST", f"patients/{patient_id}", form=form, cookie=cookie))
+    response = ui.handle(
+        request("POST", f"patients/{patient_id}", form=form, cookie=cookie, token=csrf)
+    )
 
     assert response.status == 422
     assert "Patient.telecom[0].period.start" in dom(response).one(role="alert").text()
@@ -486,7 +532,7 @@ def test_an_element_the_store_refuses_is_named_in_the_error_summary(
 
 
 def test_a_refused_element_shown_on_the_form_is_linked_to_its_field(
-    ui: SandboxUi, cookie: str, store: Any
+    ui: SandboxUi, cookie: str, csrf: str, store: Any
 ) -> None:
     family = unique_family()
     patient_id = "ui-" + uuid.uuid4().hex[:12]
@@ -494,7 +540,9 @@ def test_a_refused_element_shown_on_the_form_is_linked_to_its_field(
     store.load([patient_resource(family, id=patient_id, identifier=[mrn])], validate=False)
 
     form = valid_form(family, mrn="M2")
-    response = ui.handle(request("POST", f"patients/{patient_id}", form=form, cookie=cookie))
+    response = ui.handle(
+        request("POST", f"patients/{patient_id}", form=form, cookie=cookie, token=csrf)
+    )
 
     assert response.status == 422
     (link,) = dom(response).one(role="alert").all("a")
@@ -503,7 +551,7 @@ def test_a_refused_element_shown_on_the_form_is_linked_to_its_field(
 
 
 def test_an_edit_of_a_patient_changed_since_the_form_was_opened_is_refused(
-    ui: SandboxUi, cookie: str, store: Any
+    ui: SandboxUi, cookie: str, csrf: str, store: Any
 ) -> None:
     family = unique_family()
     patient_id = store.create(patient_resource(family))["id"]
@@ -512,7 +560,9 @@ def test_an_edit_of_a_patient_changed_since_the_form_was_opened_is_refused(
     store.update("Patient", patient_id, patient_resource(family + "other", id=patient_id))
 
     form = {**valid_form(family + "mine"), "version": version}
-    response = ui.handle(request("POST", f"patients/{patient_id}", form=form, cookie=cookie))
+    response = ui.handle(
+        request("POST", f"patients/{patient_id}", form=form, cookie=cookie, token=csrf)
+    )
 
     assert response.status == 409
     assert store.read("Patient", patient_id)["name"][0]["family"] == family + "other"
@@ -596,34 +646,43 @@ def test_every_response_carries_the_security_headers(
     ],
 )
 def test_a_cross_origin_post_is_refused(
-    ui: SandboxUi, cookie: str, store: Any, headers: dict[str, str]
+    ui: SandboxUi, cookie: str, csrf: str, store: Any, headers: dict[str, str]
 ) -> None:
     family = unique_family()
     response = ui.handle(
-        request("POST", "patients/new", form=valid_form(family), cookie=cookie, headers=headers)
+        request(
+            "POST",
+            "patients/new",
+            form=valid_form(family),
+            cookie=cookie,
+            token=csrf,
+            headers=headers,
+        )
     )
 
     assert response.status == 403
     assert patients_named(store, family) == 0
 
 
-def test_a_same_origin_post_is_accepted(ui: SandboxUi, cookie: str) -> None:
+def test_a_same_origin_post_is_accepted(ui: SandboxUi, cookie: str, csrf: str) -> None:
     headers = {"Origin": ORIGIN, "Sec-Fetch-Site": "same-origin"}
     form = valid_form(unique_family())
 
-    response = ui.handle(request("POST", "patients/new", form=form, cookie=cookie, headers=headers))
+    response = ui.handle(
+        request("POST", "patients/new", form=form, cookie=cookie, token=csrf, headers=headers)
+    )
 
     assert response.status == 303
 
 
 def test_an_oversized_form_is_refused(
-    settings: Settings, store: Any, secret_store: Any, cookie: str
+    settings: Settings, store: Any, secret_store: Any, cookie: str, csrf: str
 ) -> None:
     small = dataclasses.replace(settings, sandbox_enabled=True, max_request_body_bytes=512)
     ui = SandboxUi(small, store, SandboxKey(secret_store, 60))
     form = valid_form(unique_family(), gp="x" * 600)
 
-    response = ui.handle(request("POST", "patients/new", form=form, cookie=cookie))
+    response = ui.handle(request("POST", "patients/new", form=form, cookie=cookie, token=csrf))
 
     assert response.status == 413
 
@@ -674,12 +733,14 @@ def test_the_editor_does_not_exist_when_the_sandbox_is_disabled(
 def test_pages_have_the_landmarks_and_labels_assistive_technology_needs(
     ui: SandboxUi,
     cookie: str,
+    csrf: str,
     method: str,
     path: str,
     form: dict[str, str] | None,
     signed_in: bool,
 ) -> None:
-    response = ui.handle(request(method, path, form=form, cookie=cookie if signed_in else None))
+    browser = {"cookie": cookie, "token": csrf} if signed_in else {}
+    response = ui.handle(request(method, path, form=form, **browser))
 
     page = dom(response)
     assert page.one("html").attrs["lang"] == "en"
