@@ -1,7 +1,8 @@
 """The sandbox editor, in-process against a real SandboxStore in Azurite.
 
-Pages are parsed with the standard library's HTML parser so that tests check the structure a
-browser and a screen reader see (labels, roles, links), not substrings of markup.
+Pages are parsed with the standard library's HTML parser (``tests/support/html.py``) so that
+tests check the structure a browser and a screen reader see (labels, roles, links), not
+substrings of markup.
 """
 
 from __future__ import annotations
@@ -10,9 +11,7 @@ import dataclasses
 import hashlib
 import hmac
 import uuid
-from collections.abc import Iterator
 from datetime import date, timedelta
-from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -24,82 +23,12 @@ from shared.sandbox.store import SandboxStore
 from shared.sandbox.ui import COOKIE_NAME, PRESESSION_COOKIE_NAME, SandboxUi
 from shared.settings import Settings
 from shared.web.csrf import FIELD as CSRF_FIELD
+from tests.support.html import dom, field_for
 from tests.support.sandbox import sandbox_store, sandbox_table  # noqa: F401  (fixtures)
 
 ORIGIN = "https://bridge.test"
 BASE = "/api/sandbox/ui"
 MRN_TYPE = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]}
-
-
-# -- a small DOM, enough to ask what a browser would see ----------------------------------------
-
-VOID = frozenset({"area", "br", "col", "hr", "img", "input", "link", "meta", "source", "wbr"})
-
-
-class Node:
-    """An element: tag, attributes, children (nodes and text)."""
-
-    def __init__(self, tag: str, attrs: dict[str, str]) -> None:
-        self.tag = tag
-        self.attrs = attrs
-        self.children: list[Node | str] = []
-
-    def text(self) -> str:
-        parts = [c if isinstance(c, str) else c.text() for c in self.children]
-        return " ".join(" ".join(parts).split())
-
-    def iter(self) -> Iterator[Node]:
-        yield self
-        for child in self.children:
-            if isinstance(child, Node):
-                yield from child.iter()
-
-    def all(self, tag: str | None = None, **attrs: str) -> list[Node]:
-        return [
-            n
-            for n in self.iter()
-            if (tag is None or n.tag == tag) and all(n.attrs.get(k) == v for k, v in attrs.items())
-        ]
-
-    def one(self, tag: str | None = None, **attrs: str) -> Node:
-        found = self.all(tag, **attrs)
-        assert len(found) == 1, f"expected one <{tag} {attrs}>, found {len(found)}"
-        return found[0]
-
-
-class _Builder(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.root = Node("#document", {})
-        self.stack = [self.root]
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        node = Node(tag, {k: v or "" for k, v in attrs})
-        self.stack[-1].children.append(node)
-        if tag not in VOID:
-            self.stack.append(node)
-
-    def handle_endtag(self, tag: str) -> None:
-        for index in range(len(self.stack) - 1, 0, -1):
-            if self.stack[index].tag == tag:
-                del self.stack[index:]
-                return
-
-    def handle_data(self, data: str) -> None:
-        self.stack[-1].children.append(data)
-
-
-def dom(response: Response) -> Node:
-    builder = _Builder()
-    builder.feed(response.text)
-    return builder.root
-
-
-def field_for(page: Node, label_text: str) -> Node:
-    """The control a <label for> with this text points at."""
-    labels = [n for n in page.all("label") if n.text() == label_text]
-    assert len(labels) == 1, f"no single label {label_text!r}"
-    return page.one(id=labels[0].attrs["for"])
 
 
 # -- fixtures and requests ----------------------------------------------------------------------
@@ -585,6 +514,137 @@ def test_a_patient_page_counts_the_patients_records(ui: SandboxUi, cookie: str, 
     rows = {r.one("th").text(): r.one("td").text() for r in records.one("tbody").all("tr")}
     assert rows["Conditions"] == "2"
     assert rows["Observations"] == "0"
+
+
+# -- dates --------------------------------------------------------------------------------------
+
+
+def test_the_birth_date_field_shows_the_stored_date_in_the_format_its_hint_names(
+    ui: SandboxUi, cookie: str, store: Any
+) -> None:
+    patient_id = store.create(patient_resource(unique_family(), birthDate="1969-06-03"))["id"]
+
+    page = dom(ui.handle(request("GET", f"patients/{patient_id}", cookie=cookie)))
+
+    control = field_for(page, "Birth date")
+    hint = page.one(id="birthdate-hint")
+    assert (control.attrs["type"], control.attrs["value"]) == ("text", "1969-06-03")
+    assert "YYYY-MM-DD" in hint.text()
+    assert "birthdate-hint" in control.attrs["aria-describedby"].split()
+
+
+def test_a_birth_date_in_another_spelling_is_refused_naming_the_format(
+    ui: SandboxUi, cookie: str, csrf: str, store: Any
+) -> None:
+    family = unique_family()
+    form = valid_form(family, birthdate="06/03/1969")
+
+    response = ui.handle(request("POST", "patients/new", form=form, cookie=cookie, token=csrf))
+
+    assert response.status == 422
+    page = dom(response)
+    assert "YYYY-MM-DD" in page.one(id="birthdate-error").text()
+    assert field_for(page, "Birth date").attrs["value"] == "06/03/1969"
+    assert patients_named(store, family) == 0
+
+
+def test_the_search_by_birth_date_names_the_same_format(ui: SandboxUi, cookie: str) -> None:
+    page = dom(ui.handle(request("GET", "patients", cookie=cookie)))
+
+    control = field_for(page, "Birth date")
+
+    assert control.attrs["type"] == "text"
+    assert "YYYY-MM-DD" in page.one(id=control.attrs["aria-describedby"]).text()
+
+
+# -- CSRF ---------------------------------------------------------------------------------------
+
+
+def test_a_post_without_its_csrf_token_is_refused_and_changes_nothing(
+    ui: SandboxUi, cookie: str, store: Any
+) -> None:
+    family = unique_family()
+
+    response = ui.handle(request("POST", "patients/new", form=valid_form(family), cookie=cookie))
+
+    assert response.status == 403
+    page = dom(response)
+    assert page.one("h1").text() == "Form expired"
+    assert "nothing was changed" in page.one("main").text()
+    assert patients_named(store, family) == 0
+
+
+def test_a_token_from_another_session_is_refused(
+    ui: SandboxUi, cookie: str, sandbox_key: str, store: Any
+) -> None:
+    other = session_cookie(ui.handle(signin_request(ui, sandbox_key)))
+    others_token = page_token(ui.handle(request("GET", "patients", cookie=other)))
+    family = unique_family()
+
+    response = ui.handle(
+        request("POST", "patients/new", form=valid_form(family), cookie=cookie, token=others_token)
+    )
+
+    assert response.status == 403
+    assert patients_named(store, family) == 0
+
+
+def test_a_sign_in_without_the_sign_in_pages_token_is_refused(
+    ui: SandboxUi, sandbox_key: str
+) -> None:
+    response = ui.handle(request("POST", "signin", form={"key": sandbox_key}))
+
+    assert response.status == 403
+    assert response.headers.get("Set-Cookie") is None
+
+
+def test_a_sign_in_with_a_pre_session_but_no_token_is_refused(
+    ui: SandboxUi, sandbox_key: str
+) -> None:
+    presession = session_cookie(ui.handle(request("GET", "signin")))
+
+    response = ui.handle(request("POST", "signin", form={"key": sandbox_key}, cookie=presession))
+
+    assert response.status == 403
+    assert response.headers.get("Set-Cookie") is None
+
+
+def test_the_sign_in_page_hands_out_a_strict_pre_session_cookie_once(ui: SandboxUi) -> None:
+    first = ui.handle(request("GET", "signin"))
+    presession = session_cookie(first)
+    again = ui.handle(request("GET", "signin", cookie=presession))
+
+    attributes = {p.strip() for p in first.headers.get("Set-Cookie", "").split(";")}
+    assert {"HttpOnly", "SameSite=Strict", f"Path={BASE}", "Secure"} <= attributes
+    assert again.headers.get("Set-Cookie") is None
+    assert page_token(again) == page_token(first)
+
+
+@pytest.mark.parametrize(
+    ("path", "signed_in"),
+    [("", False), ("patients", True), ("patients/new", True), ("patients/{id}", True)],
+)
+def test_every_post_form_carries_the_pages_csrf_token(
+    ui: SandboxUi, cookie: str, store: Any, path: str, signed_in: bool
+) -> None:
+    patient_id = store.create(patient_resource(unique_family()))["id"]
+    browser = {"cookie": cookie} if signed_in else {}
+
+    page = dom(ui.handle(request("GET", path.format(id=patient_id), **browser)))
+
+    forms = [f for f in page.all("form") if f.attrs.get("method") == "post"]
+    assert forms
+    for form in forms:
+        (token,) = form.all("input", name=CSRF_FIELD)
+        assert token.attrs["type"] == "hidden"
+        assert len(token.attrs["value"]) >= 43
+
+
+def test_signing_out_without_a_live_session_needs_no_token(ui: SandboxUi) -> None:
+    response = ui.handle(request("POST", "signout", form={}, cookie=f"{COOKIE_NAME}={'0' * 43}"))
+
+    assert response.status == 303
+    assert "Max-Age=0" in response.headers.get("Set-Cookie", "")
 
 
 # -- safety -------------------------------------------------------------------------------------
