@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -102,13 +103,33 @@ def button(editor: Editor, text: str) -> Any:
 
 def click_and_wait(editor: Editor, element: Any) -> None:
     """Click a link or button and wait until the browser has replaced the page."""
+    with page_replaced(editor):
+        element.click()
+
+
+@contextmanager
+def page_replaced(editor: Editor) -> Iterator[None]:
+    """Wait, after the block, until the browser shows another document than before it."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     page = editor.driver.find_element(By.TAG_NAME, "html")
-    element.click()
-    WebDriverWait(editor.driver, 10).until(expected_conditions.staleness_of(page))
+    yield
+
+    def replaced(_: Any) -> bool:
+        try:
+            page.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as error:
+            # Chromium 156 may say this instead of "stale" while the new document loads.
+            if "does not belong to the document" in str(error):
+                return True
+            raise
+        return False
+
+    WebDriverWait(editor.driver, 10).until(replaced)
 
 
 def submit(editor: Editor, text: str) -> None:
@@ -441,12 +462,8 @@ def test_signing_in_by_keyboard_alone_reaches_every_control_with_visible_focus(
     assert skip.rect["x"] >= 0  # shown when focused
     tab_to(editor, field_by_label(editor.driver, "Sandbox key"))
     press(editor, editor.key)
-    page = editor.driver.find_element(By.TAG_NAME, "html")
-    press(editor, Keys.ENTER)
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    WebDriverWait(editor.driver, 10).until(expected_conditions.staleness_of(page))
+    with page_replaced(editor):
+        press(editor, Keys.ENTER)
     assert heading(editor) == "Patients"
 
 
@@ -455,8 +472,6 @@ def test_searching_by_keyboard_alone_reaches_every_control_and_opens_a_result(
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
 
     family = unique_family()
     new_patient(signed_in, family)
@@ -467,15 +482,13 @@ def test_searching_by_keyboard_alone_reaches_every_control_and_opens_a_result(
     signed_in.open("patients")
     tab_to(signed_in, field_by_label(signed_in.driver, "Family name contains"))
     press(signed_in, family)
-    page = signed_in.driver.find_element(By.TAG_NAME, "html")
-    press(signed_in, Keys.ENTER)
-    WebDriverWait(signed_in.driver, 10).until(expected_conditions.staleness_of(page))
+    with page_replaced(signed_in):
+        press(signed_in, Keys.ENTER)
     assert tab_through(signed_in) == focusable(signed_in)  # the results table included
     result = signed_in.driver.find_element(By.CSS_SELECTOR, "tbody a")
     tab_to(signed_in, result)
-    page = signed_in.driver.find_element(By.TAG_NAME, "html")
-    press(signed_in, Keys.ENTER)
-    WebDriverWait(signed_in.driver, 10).until(expected_conditions.staleness_of(page))
+    with page_replaced(signed_in):
+        press(signed_in, Keys.ENTER)
     assert heading(signed_in) == f"Edit patient Ada {family}"
 
 
