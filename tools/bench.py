@@ -51,6 +51,7 @@ HEAVY_MODULES = (
     "jwt",
     "cryptography",
     "fhir.resources",
+    "jinja2",
 )
 ALGORITHMS = ("RS256", "ES256")
 PROVIDER_URL = "https://fhir.bench.example/r4"

@@ -1,11 +1,14 @@
 """The sandbox editor (``sandbox/ui/…``): search, create and edit sandbox patients in a browser.
 
-Server-rendered HTML, no JavaScript. Signing in takes the sandbox's API key; the session cookie is
-a random id of a session kept on the server (``shared/sessions.py``, partition ``ui-session`` of
-the sandbox table) that expires after a working day, ends at sign-out, and is bound to the key,
-so rotating the key signs everyone out.
-Against cross-site requests: the cookie is SameSite=Strict, every change is a POST, and a POST
-whose Origin (or Sec-Fetch-Site) says it came from elsewhere is refused.
+Server-rendered HTML on the web kit (``shared/web``): the templates in ``templates/`` extend the
+kit's layout, and work without JavaScript. Signing in takes the sandbox's API key; the session
+cookie is a random id of a session kept on the server (``shared/sessions.py``, partition
+``ui-session`` of the sandbox table) that expires after a working day, ends at sign-out, and is
+bound to the key, so rotating the key signs everyone out.
+Against cross-site requests: the cookies are SameSite=Strict, every change is a POST, a POST
+whose Origin (or Sec-Fetch-Site) says it came from elsewhere is refused, and every POST form
+carries a CSRF token bound to the session (before sign-in, to a pre-session cookie).
+Dates are ISO 8601 text (YYYY-MM-DD), shown and typed the same in every browser locale.
 """
 
 from __future__ import annotations
@@ -14,12 +17,12 @@ import copy
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlsplit
 
-from shared.http import Headers, Request, Response, public_origin
-from shared.sandbox import ui_pages as pages
+from shared.http import Request, Response, public_origin
 from shared.sandbox.access import SandboxKeyMissing
 from shared.sandbox.catalog import MEDICAL_RECORD_NUMBER
 from shared.sandbox.errors import (
@@ -29,10 +32,18 @@ from shared.sandbox.errors import (
     UnsupportedType,
 )
 from shared.sandbox.generate import MRN_SYSTEM  # new MRNs look like the generated ones
-from shared.sandbox.ui_pages import BASE_PATH, PATIENT_LABELS, FieldErrors, url
 from shared.secret_store import SecretStoreUnavailable
 from shared.settings import Settings
 from shared.tables import StoreUnavailable
+from shared.web.cookies import Cookie
+from shared.web.csrf import FIELD as CSRF_FIELD
+from shared.web.csrf import Csrf
+from shared.web.errors import PageError
+from shared.web.forms import FieldErrors, first_values, read_form
+from shared.web.login import Login
+from shared.web.origin import same_origin
+from shared.web.pages import Cell, NavLink, Pages, Site, Visitor, link
+from shared.web.templates import Templates
 
 if TYPE_CHECKING:
     from shared.sandbox.access import SandboxKey
@@ -41,14 +52,62 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+BASE_PATH = "/api/sandbox/ui"
+SITE = Site(
+    name="EHR Bridge sandbox",
+    base_path=BASE_PATH,
+    nav=(NavLink("Patients", "patients"), NavLink("New patient", "patients/new")),
+    home=NavLink("Go to the patient list", "patients"),
+)
+TEMPLATES = Path(__file__).parent / "templates"
 COOKIE_NAME = "ehrb_sandbox_ui"
+PRESESSION_COOKIE_NAME = "ehrb_sandbox_ui_pre"
 SESSION_PURPOSE = "sandbox-ui-session"
+CSRF_PURPOSE = "sandbox-ui-csrf"
 SESSION_SECONDS = 8 * 3600  # a working day, on the server and in the browser
 SESSION_PARTITION = "ui-session"
 PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 MAX_FORM_FIELDS = 50
 MAX_FIELD_CHARS = 200
+# One spelling for dates in every locale: the hint names it and the field shows it as stored.
+DATE_HINT = "As YYYY-MM-DD (year-month-day), for example 1970-01-31"
+
+GENDERS: tuple[tuple[str, str], ...] = (
+    ("female", "Female"),
+    ("male", "Male"),
+    ("other", "Other"),
+    ("unknown", "Unknown"),
+)
+NAME_USES: tuple[tuple[str, str], ...] = (
+    ("official", "Official"),
+    ("usual", "Usual"),
+    ("nickname", "Nickname"),
+    ("maiden", "Maiden"),
+    ("old", "Old"),
+    ("temp", "Temporary"),
+    ("anonymous", "Anonymous"),
+)
+# Patient form fields in page order: name -> label. The labels also name fields in errors.
+PATIENT_LABELS: dict[str, str] = {
+    "prefix": "Prefix",
+    "given": "Given names",
+    "family": "Family name",
+    "name_use": "Name use",
+    "gender": "Gender",
+    "birthdate": "Birth date",
+    "mrn": "MRN (medical record number)",
+    "gp": "General practitioner",
+}
+SEARCH_LABELS: dict[str, str] = {
+    "family": "Family name contains",
+    "given": "Given name",
+    "birthdate": "Birth date",
+    "gender": "Gender",
+    "mrn": "MRN",
+}
+SIGNIN_LABELS = {"key": "Sandbox key"}
+RESULT_COLUMNS = ("Name", "Gender", "Birth date", "MRN", "General practitioner")
 # Related records counted on a patient's page: resource type -> heading.
 RECORD_TYPES: tuple[tuple[str, str], ...] = (
     ("Observation", "Observations"),
@@ -65,8 +124,8 @@ _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _INDEX = re.compile(r"\[[0-9]+\]")
 _LISTED = re.compile(r"(Patient\.(?:name|identifier|generalPractitioner))\[([0-9]+)\]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_GENDER_CODES = frozenset(code for code, _ in pages.GENDERS)
-_NAME_USE_CODES = frozenset(code for code, _ in pages.NAME_USES)
+_GENDER_CODES = frozenset(code for code, _ in GENDERS)
+_NAME_USE_CODES = frozenset(code for code, _ in NAME_USES)
 # Store validation errors by element (indices removed) -> the form field showing it.
 _ELEMENT_FIELDS = {
     "Patient.name.prefix": "prefix",
@@ -78,56 +137,43 @@ _ELEMENT_FIELDS = {
     "Patient.identifier": "mrn",
     "Patient.generalPractitioner": "gp",
 }
-# Referrer-Policy is same-origin, not no-referrer: under no-referrer browsers send "Origin: null"
-# on form POSTs (Fetch, "serializing a request origin"), which would defeat the Origin check.
-# same-origin still sends nothing, patient ids included, to any other site.
-_SECURITY_HEADERS = {
-    "Content-Security-Policy": pages.CONTENT_SECURITY_POLICY,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "Cache-Control": "no-store",
-    "X-Frame-Options": "DENY",
-}
 
 
-class UiError(Exception):
-    """A request the UI answers with a short message page."""
-
-    def __init__(
-        self, status: int, title: str, text: str, *, headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(text)
-        self.status = status
-        self.title = title
-        self.text = text
-        self.headers = headers or {}
+def url(path: str = "", query: list[tuple[str, str]] | tuple[()] = ()) -> str:
+    """Absolute path of an editor page, ids percent-encoded, with an optional query."""
+    return SITE.url(path, query)
 
 
-def html_response(status: int, document: str, *, headers: dict[str, str] | None = None) -> Response:
-    """An HTML page with the security headers every UI response carries."""
-    out = Headers({"Content-Type": "text/html; charset=utf-8", **_SECURITY_HEADERS})
-    for name, value in (headers or {}).items():
-        out.set(name, value)
-    return Response(status=status, body=document.encode("utf-8"), headers=out)
+@dataclass
+class ResultsView:
+    """One page of search results, as the template shows it."""
+
+    summary: str  # announced (role=status)
+    caption: str
+    columns: tuple[str, ...]
+    rows: list[list[Cell]]
+    previous_url: str | None
+    next_url: str | None
 
 
-def redirect(location: str, *, cookie: str | None = None) -> Response:
-    """A 303 See Other to ``location`` (a GET after every successful POST)."""
-    headers = {"Location": location}
-    if cookie is not None:
-        headers["Set-Cookie"] = cookie
-    return html_response(303, "", headers=headers)
-
-
-def cookie_values(headers: list[str], name: str) -> list[str]:
-    """Every value of cookie ``name`` in the request's Cookie header fields."""
-    values = []
-    for header in headers:
-        for part in header.split(";"):
-            key, sep, value = part.strip().partition("=")
-            if sep and key.strip() == name:
-                values.append(value.strip().strip('"'))
-    return values
+def results_view(
+    total: int, rows: list[list[Cell]], first: int, previous_url: str | None, next_url: str | None
+) -> ResultsView:
+    """The summary, caption and links of one page of results (``first`` counts from 1)."""
+    if not rows:
+        found = "No patients match" if total == 0 else "No patients on this page"
+        return ResultsView(f"{found} ({total} in total).", "", RESULT_COLUMNS, [], previous_url,
+                           next_url)  # fmt: skip
+    last = first + len(rows) - 1
+    noun = "patient" if total == 1 else "patients"
+    return ResultsView(
+        summary=f"{total} {noun} found; showing {first} to {last}.",
+        caption=f"Patients {first} to {last} of {total}",
+        columns=RESULT_COLUMNS,
+        rows=rows,
+        previous_url=previous_url,
+        next_url=next_url,
+    )
 
 
 def _latest_birth_date() -> date:
@@ -293,21 +339,20 @@ def _apply_gp(patient: dict[str, Any], display: str) -> None:
         patient.pop("generalPractitioner", None)
 
 
-def patient_row(patient: dict[str, Any]) -> pages.PatientRow:
-    """One line of the results table."""
+def patient_row(patient: dict[str, Any]) -> list[Cell]:
+    """One line of the results table: the name (a link to the patient), then the details."""
     values = patient_form_values(patient)
     index = _edited_name_index(patient)
     text = patient["name"][index].get("text", "") if index is not None else ""
     name = ", ".join(p for p in (values["family"], values["given"]) if p) or text or "(no name)"
-    genders = dict(pages.GENDERS)
-    return pages.PatientRow(
-        patient_id=str(patient.get("id", "")),
-        name=name,
-        gender=genders.get(values["gender"], values["gender"]),
-        birth_date=values["birthdate"],
-        mrn=values["mrn"],
-        gp=_gp(patient, or_reference=True),
-    )
+    gender = dict(GENDERS).get(values["gender"], values["gender"])
+    return [
+        link(name, url(f"patients/{patient.get('id', '')}")),
+        gender,
+        values["birthdate"],
+        values["mrn"],
+        _gp(patient, or_reference=True),
+    ]
 
 
 def store_error(error: InvalidResource, sent: dict[str, Any]) -> FieldErrors:
@@ -338,29 +383,20 @@ def _field_of(element: str, sent: dict[str, Any]) -> str | None:
     return None
 
 
-def _origin_key(origin: str) -> str:
-    """``scheme://host[:port]`` lower-cased, without the scheme's default port."""
-    try:
-        parts = urlsplit(origin.strip().lower())
-    except ValueError:  # e.g. an unclosed IPv6 bracket: matches no origin
-        return ""
-    netloc = parts.netloc
-    default = {"http": ":80", "https": ":443"}.get(parts.scheme)
-    if default and netloc.endswith(default):
-        netloc = netloc[: -len(default)]
-    return f"{parts.scheme}://{netloc}"
-
-
 def _search_escape(value: str) -> str:
     """``value`` as one FHIR search value: its commas, pipes and dollars are not separators."""
     return re.sub(r"([\\,|$])", r"\\\1", value)
 
 
-def _first_values(pairs: list[tuple[str, str]]) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for name, value in pairs:
-        values.setdefault(name, value)
-    return values
+@dataclass
+class Call:
+    """One request as a handler sees it: who is asking, the form sent, the patient named."""
+
+    request: Request
+    visitor: Visitor
+    session: str | None
+    form: dict[str, str]
+    patient_id: str
 
 
 class SandboxUi:
@@ -383,9 +419,18 @@ class SandboxUi:
             sessions = SessionStore(
                 AzureEntityTable(store.table_client), SESSION_PARTITION, SESSION_SECONDS
             )
-        self._sessions = sessions
+        self._login = Login(
+            sessions,
+            Cookie(COOKIE_NAME, BASE_PATH, SESSION_SECONDS),
+            lambda: key.derive(SESSION_PURPOSE),
+        )
+        self._csrf = Csrf(
+            lambda: key.derive(CSRF_PURPOSE),
+            Cookie(PRESESSION_COOKIE_NAME, BASE_PATH, SESSION_SECONDS),
+        )
+        self._pages = Pages(SITE, Templates(TEMPLATES))
         # (route, method) -> handler; a route's methods give the 405's Allow header.
-        self._handlers: dict[tuple[str, str], Callable[[Request, str], Response]] = {
+        self._handlers: dict[tuple[str, str], Callable[[Call], Response]] = {
             ("home", "GET"): self._home,
             ("signin", "GET"): self._home,
             ("signin", "POST"): self._signin,
@@ -400,22 +445,24 @@ class SandboxUi:
     def handle(self, request: Request) -> Response:
         """Answer one request to the editor."""
         if not self._settings.sandbox_enabled:
-            return self._message(404, "Page not found", "There is no page at this address.")
+            return self._pages.message(404, "Page not found", "There is no page at this address.")
         try:
             return self._dispatch(request)
-        except UiError as error:
-            return self._message(error.status, error.title, error.text, headers=error.headers)
+        except PageError as error:
+            return self._pages.message(error.status, error.title, error.text, headers=error.headers)
         except ResourceNotFound:
-            return self._message(404, "Patient not found", "There is no patient with this id.")
+            return self._pages.message(
+                404, "Patient not found", "There is no patient with this id."
+            )
         except SandboxKeyMissing:
-            return self._message(
+            return self._pages.message(
                 503,
                 "Sandbox not set up",
                 "The sandbox has no key yet. Provision it (make run does) and try again.",
             )
         except (StoreUnavailable, SecretStoreUnavailable) as error:
             log.warning("sandbox editor dependency unavailable: %s", type(error).__name__)
-            return self._message(
+            return self._pages.message(
                 503,
                 "Service unavailable",
                 "The sandbox store cannot be reached. Nothing was changed; try again shortly.",
@@ -427,18 +474,31 @@ class SandboxUi:
         handler = self._handlers.get((route, request.method))
         if handler is None:
             allowed = sorted(method for name, method in self._handlers if name == route)
-            raise UiError(
+            raise PageError(
                 405,
                 "Method not allowed",
                 "This page does not accept that kind of request.",
                 headers={"Allow": ", ".join(allowed)},
             )
-        if request.method == "POST":
-            self._check_same_origin(request)
-        public = route in ("home", "signin", "signout")
-        if not public and not self._signed_in(request):
-            return html_response(401, pages.signin_page(failed=False))
-        return handler(request, patient_id)
+        posted = request.method == "POST"
+        if posted and not same_origin(request, self._origin(request)):
+            raise PageError(
+                403, "Request refused", "This form was sent from another site, so it was refused."
+            )
+        session = self._login.current(request)
+        if session is None and route not in ("home", "signin", "signout"):
+            return self._signin_page(401, self._visitor(request, None), FieldErrors())
+        form: dict[str, str] = {}
+        if posted:
+            form = read_form(
+                request,
+                max_bytes=self._settings.max_request_body_bytes,
+                max_fields=MAX_FORM_FIELDS,
+            )
+            # Signing out without a live session ends nothing, so it needs no token.
+            if not (route == "signout" and session is None):
+                self._check_token(request, session, form)
+        return handler(Call(request, self._visitor(request, session), session, form, patient_id))
 
     @staticmethod
     def _route(path: str) -> tuple[str, str]:
@@ -452,62 +512,62 @@ class SandboxUi:
                 return "new", ""
             if _FHIR_ID.fullmatch(parts[1]):
                 return "patient", parts[1]
-        raise UiError(404, "Page not found", "There is no page at this address.")
+        raise PageError(404, "Page not found", "There is no page at this address.")
 
-    # -- sessions ------------------------------------------------------------------------------
+    # -- sessions and tokens ----------------------------------------------------------------------
 
     def _origin(self, request: Request) -> str:
         return public_origin(
             request, self._settings.public_base_url, self._settings.trust_forwarded_headers
         )
 
-    def _check_same_origin(self, request: Request) -> None:
-        origin = request.header("Origin")
-        site = (request.header("Sec-Fetch-Site") or "same-origin").strip().lower()
-        if (
-            origin is not None and _origin_key(origin) != _origin_key(self._origin(request))
-        ) or site not in ("same-origin", "none"):
-            raise UiError(
-                403, "Request refused", "This form was sent from another site, so it was refused."
+    def _secure(self, request: Request) -> bool:
+        return self._origin(request).lower().startswith("https://")
+
+    def _visitor(self, request: Request, session: str | None) -> Visitor:
+        if session is not None:
+            return Visitor(signed_in=True, csrf_token=self._csrf.token(session))
+        binding, cookie = self._csrf.presession(request, secure=self._secure(request))
+        return Visitor(signed_in=False, csrf_token=self._csrf.token(binding), cookie=cookie)
+
+    def _check_token(self, request: Request, session: str | None, form: dict[str, str]) -> None:
+        presented = form.get(CSRF_FIELD, "")
+        bindings = [session] if session is not None else self._csrf.presessions(request)
+        if not any(self._csrf.valid(binding, presented) for binding in bindings):
+            raise PageError(
+                403,
+                "Form expired",
+                "This form was not sent from a current page of the editor (its security token "
+                "is missing, or belongs to an earlier session), so nothing was changed. Reload "
+                "the page and send the form again.",
             )
 
-    def _signed_in(self, request: Request) -> bool:
-        presented = cookie_values(request.headers.get_all("Cookie"), COOKIE_NAME)
-        if not presented:
-            return False  # no secret-store or table read for anonymous requests
-        binding = self._key.derive(SESSION_PURPOSE)
-        return any(self._sessions.valid(value, binding) for value in presented[:4])
+    def _home(self, call: Call) -> Response:
+        if call.session is not None:
+            return self._pages.redirect(url("patients"))
+        return self._signin_page(200, call.visitor, FieldErrors())
 
-    def _cookie(self, request: Request, value: str, max_age: int) -> str:
-        secure = "; Secure" if self._origin(request).lower().startswith("https://") else ""
-        return (
-            f"{COOKIE_NAME}={value}; Path={BASE_PATH}; Max-Age={max_age}; HttpOnly; "
-            f"SameSite=Strict{secure}"
-        )
+    def _signin_page(self, status: int, visitor: Visitor, errors: FieldErrors) -> Response:
+        context = {"title": "Sign in", "errors": errors, "labels": SIGNIN_LABELS}
+        return self._pages.render(status, "signin.html", visitor, context)
 
-    def _home(self, request: Request, _: str) -> Response:
-        if self._signed_in(request):
-            return redirect(url("patients"))
-        return html_response(200, pages.signin_page(failed=False))
-
-    def _signin(self, request: Request, _: str) -> Response:
-        presented = self._form(request).get("key", "").strip()
+    def _signin(self, call: Call) -> Response:
+        presented = call.form.get("key", "").strip()
         if not presented or not self._key.matches(presented):
-            return html_response(401, pages.signin_page(failed=True))
-        session = self._sessions.start(self._key.derive(SESSION_PURPOSE))
-        return redirect(url("patients"), cookie=self._cookie(request, session, SESSION_SECONDS))
+            errors = FieldErrors({"key": "The sandbox key is not correct"})
+            return self._signin_page(401, call.visitor, errors)
+        cookie = self._login.start(secure=self._secure(call.request))
+        return self._pages.redirect(url("patients"), cookie=cookie)
 
-    def _signout(self, request: Request, _: str) -> Response:
-        # The session ends on the server: a copy of the cookie kept elsewhere stops working.
-        for value in cookie_values(request.headers.get_all("Cookie"), COOKIE_NAME)[:4]:
-            self._sessions.end(value)
-        return redirect(url(), cookie=self._cookie(request, "", 0))
+    def _signout(self, call: Call) -> Response:
+        cookie = self._login.end(call.request, secure=self._secure(call.request))
+        return self._pages.redirect(url(), cookie=cookie)
 
     # -- patients ------------------------------------------------------------------------------
 
-    def _patients(self, request: Request, _: str) -> Response:
-        query = _first_values(request.query)
-        values = {name: query.get(name, "").strip() for name in pages.SEARCH_LABELS}
+    def _patients(self, call: Call) -> Response:
+        query = first_values(call.request.query)
+        values = {name: query.get(name, "").strip() for name in SEARCH_LABELS}
         offset = self._whole_number(query.get("_offset", "0"), "_offset")
         asked = self._whole_number(query.get("_count", str(PAGE_SIZE)), "_count")
         count = min(max(asked, 1), MAX_PAGE_SIZE)
@@ -527,65 +587,88 @@ class SandboxUi:
                 "Patient", [*criteria, ("_count", str(count)), ("_offset", str(offset))]
             )
         except UnsupportedSearch as error:
-            return html_response(400, pages.patients_page(values, None, error.message))
+            return self._patients_page(400, call.visitor, values, None, error.message)
         shown = [(name, value) for name, value in values.items() if value]
 
         def page_url(start: int) -> str:
             return url("patients", [*shown, ("_offset", str(start)), ("_count", str(count))])
 
-        results = pages.ResultsView(
+        results = results_view(
             total=found.total,
             rows=[patient_row(patient) for patient in found.resources],
             first=offset + 1,
             previous_url=page_url(max(offset - count, 0)) if offset > 0 else None,
             next_url=page_url(offset + count) if found.has_next else None,
         )
-        return html_response(200, pages.patients_page(values, results, ""))
+        return self._patients_page(200, call.visitor, values, results, "")
+
+    def _patients_page(
+        self,
+        status: int,
+        visitor: Visitor,
+        values: dict[str, str],
+        results: ResultsView | None,
+        problem: str,
+    ) -> Response:
+        context = {
+            "title": "Patients",
+            "current_nav": "patients",
+            "labels": SEARCH_LABELS,
+            "values": values,
+            "genders": GENDERS,
+            "date_hint": DATE_HINT,
+            "results": results,
+            "problem": problem,
+        }
+        return self._pages.render(status, "patients.html", visitor, context)
 
     @staticmethod
     def _whole_number(value: str, name: str) -> int:
         if not value.isascii() or not value.isdigit() or len(value) > 9:
-            raise UiError(400, "Bad request", f"{name} must be a whole number.")
+            raise PageError(400, "Bad request", f"{name} must be a whole number.")
         return int(value)
 
-    def _new_form(self, request: Request, _: str) -> Response:
-        return self._form_page(200, "New patient", url("patients/new"), {}, FieldErrors())
+    def _new_form(self, call: Call) -> Response:
+        return self._form_page(200, call, "New patient", url("patients/new"), {}, FieldErrors())
 
-    def _create(self, request: Request, _: str) -> Response:
-        values = self._patient_values(request)
+    def _create(self, call: Call) -> Response:
+        values = self._patient_values(call.form)
         errors = check_patient_form(values)
         action = url("patients/new")
         if errors:
-            return self._form_page(422, "New patient", action, values, errors)
+            return self._form_page(422, call, "New patient", action, values, errors)
         patient = apply_patient_form({"resourceType": "Patient"}, values)
         try:
             stored = self._store.create(patient)
         except InvalidResource as error:
-            return self._form_page(422, "New patient", action, values, store_error(error, patient))
-        return redirect(url(f"patients/{stored['id']}", [("status", "created")]))
+            errors = store_error(error, patient)
+            return self._form_page(422, call, "New patient", action, values, errors)
+        return self._pages.redirect(url(f"patients/{stored['id']}", [("status", "created")]))
 
-    def _patient(self, request: Request, patient_id: str) -> Response:
-        patient = self._store.read("Patient", patient_id)
+    def _patient(self, call: Call) -> Response:
+        patient = self._store.read("Patient", call.patient_id)
         values = patient_form_values(patient)
-        notice = STATUS_MESSAGES.get(_first_values(request.query).get("status", ""), "")
+        notice = STATUS_MESSAGES.get(first_values(call.request.query).get("status", ""), "")
         return self._form_page(
             200,
-            self._title(patient_id, values),
-            url(f"patients/{patient_id}"),
+            call,
+            self._title(call.patient_id, values),
+            url(f"patients/{call.patient_id}"),
             values,
             FieldErrors(),
             notice=notice,
-            records=self._records(patient_id),
+            records=self._records(call.patient_id),
         )
 
-    def _update(self, request: Request, patient_id: str) -> Response:
-        values = self._patient_values(request)
+    def _update(self, call: Call) -> Response:
+        patient_id = call.patient_id
+        values = self._patient_values(call.form)
         current = self._store.read("Patient", patient_id)
         title = self._title(patient_id, patient_form_values(current))
         action = url(f"patients/{patient_id}")
         errors = check_patient_form(values)
         if errors:
-            return self._form_page(422, title, action, values, errors)
+            return self._form_page(422, call, title, action, values, errors)
         version = str((current.get("meta") or {}).get("versionId", ""))
         if values.get("version") and values["version"] != version:
             # Someone saved in between: show their version's number, so saving again is a choice.
@@ -595,79 +678,60 @@ class SandboxUi:
                 "This patient was changed elsewhere after you opened this page. Check the "
                 "details and save again to overwrite them.",
             )
-            return self._form_page(409, title, action, {**values, "version": version}, conflict)
+            values = {**values, "version": version}
+            return self._form_page(409, call, title, action, values, conflict)
         patient = apply_patient_form(current, values)
         try:
             self._store.update("Patient", patient_id, patient)
         except InvalidResource as error:
-            return self._form_page(422, title, action, values, store_error(error, patient))
-        return redirect(url(f"patients/{patient_id}", [("status", "saved")]))
+            errors = store_error(error, patient)
+            return self._form_page(422, call, title, action, values, errors)
+        return self._pages.redirect(url(f"patients/{patient_id}", [("status", "saved")]))
 
     @staticmethod
     def _title(patient_id: str, values: dict[str, str]) -> str:
         name = " ".join(p for p in (values["given"], values["family"]) if p)
         return f"Edit patient {name or patient_id}"
 
-    def _records(self, patient_id: str) -> list[tuple[str, str]]:
-        rows = []
+    def _records(self, patient_id: str) -> list[list[Cell]]:
+        rows: list[list[Cell]] = []
         for resource_type, heading in RECORD_TYPES:
             try:
                 found = self._store.search(
                     resource_type, [("patient", patient_id), ("_count", "1")]
                 )
-                rows.append((heading, str(found.total)))
+                rows.append([heading, str(found.total)])
             except (UnsupportedSearch, UnsupportedType):
-                rows.append((heading, "not available"))
+                rows.append([heading, "not available"])
         return rows
 
     def _form_page(
         self,
         status: int,
+        call: Call,
         title: str,
         action: str,
         values: dict[str, str],
         errors: FieldErrors,
         *,
         notice: str = "",
-        records: list[tuple[str, str]] | None = None,
+        records: list[list[Cell]] | None = None,
     ) -> Response:
-        document = pages.patient_form_page(
-            title=title,
-            action=action,
-            values=values,
-            errors=errors,
-            notice=notice,
-            records=records or [],
-        )
-        return html_response(status, document)
+        context = {
+            "title": title,
+            "current_nav": "patients/new" if action == url("patients/new") else "",
+            "action": action,
+            "values": values,
+            "errors": errors,
+            "labels": PATIENT_LABELS,
+            "genders": GENDERS,
+            "name_uses": NAME_USES,
+            "date_hint": DATE_HINT,
+            "notice": notice,
+            "records": records or [],
+        }
+        return self._pages.render(status, "patient.html", call.visitor, context)
 
-    def _patient_values(self, request: Request) -> dict[str, str]:
-        form = self._form(request)
+    @staticmethod
+    def _patient_values(form: dict[str, str]) -> dict[str, str]:
         return {name: form.get(name, "").strip() for name in [*PATIENT_LABELS, "version"]}
-
-    # -- plumbing ------------------------------------------------------------------------------
-
-    def _form(self, request: Request) -> dict[str, str]:
-        """The body as UTF-8 form data (first value of each field), size-capped."""
-        media_type = (request.header("Content-Type") or "").split(";")[0].strip().lower()
-        if media_type != "application/x-www-form-urlencoded":
-            raise UiError(415, "Unsupported form", "Send the form as a web browser does.")
-        if len(request.body) > self._settings.max_request_body_bytes:
-            raise UiError(413, "Form too large", "The form is larger than this page accepts.")
-        try:
-            pairs = parse_qsl(
-                request.body.decode("utf-8"),
-                keep_blank_values=True,
-                strict_parsing=False,
-                encoding="utf-8",
-                errors="strict",
-                max_num_fields=MAX_FORM_FIELDS,
-            )
-        except ValueError:  # also UnicodeDecodeError: the body or an escape is not UTF-8
-            raise UiError(400, "Bad request", "The form could not be read.") from None
-        return _first_values(pairs)
-
-    def _message(
-        self, status: int, title: str, text: str, *, headers: dict[str, str] | None = None
-    ) -> Response:
-        return html_response(status, pages.message_page(title, text), headers=headers)

@@ -1,13 +1,16 @@
 """The sandbox editor in a real browser: headless Chromium against the app in the dev host.
 
 Form controls are found through their <label> text, so a label that is not wired to its control
-fails here. One browser serves the whole module, so it runs in seconds.
+fails here. One browser serves the whole module, so it runs in seconds. Every page is checked
+with axe-core, at 400 px wide and by keyboard alone, and saved as a screenshot under
+``.local/screenshots/`` (axe's reports under ``.local/axe/``).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -20,7 +23,16 @@ from shared.sandbox.ui import COOKIE_NAME
 from shared.services import Services, get_services, set_services
 from shared.tables import ensure_tables
 from tests.conftest import ADMIN_KEY
-from tests.support.browser import MISSING, browser_missing, field_by_label, headless_chromium
+from tests.support.browser import (
+    MISSING,
+    axe_report,
+    browser_missing,
+    failing_violations,
+    field_by_label,
+    headless_chromium,
+    screenshot,
+    viewport,
+)
 from tools.testkit.data import REPO
 from tools.testkit.devhost import running_devhost
 
@@ -91,21 +103,31 @@ def button(editor: Editor, text: str) -> Any:
 
 def click_and_wait(editor: Editor, element: Any) -> None:
     """Click a link or button and wait until the browser has replaced the page."""
-    from selenium.common.exceptions import WebDriverException
+    with page_replaced(editor):
+        element.click()
+
+
+@contextmanager
+def page_replaced(editor: Editor) -> Iterator[None]:
+    """Wait, after the block, until the browser shows another document than before it."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     page = editor.driver.find_element(By.TAG_NAME, "html")
-    element.click()
+    yield
 
-    def replaced(driver: Any) -> bool:
-        # Chromium may answer "node does not belong to the document" instead of "stale" while
-        # it swaps the page: both mean the old page is gone.
+    def replaced(_: Any) -> bool:
         try:
-            return bool(expected_conditions.staleness_of(page)(driver))
-        except WebDriverException:
+            page.is_enabled()
+        except StaleElementReferenceException:
             return True
+        except WebDriverException as error:
+            # Chromium 156 may say this instead of "stale" while the new document loads.
+            if "does not belong to the document" in str(error):
+                return True
+            raise
+        return False
 
     WebDriverWait(editor.driver, 10).until(replaced)
 
@@ -140,9 +162,10 @@ def choose(editor: Editor, label: str, option: str) -> None:
 
 
 def type_date(editor: Editor, label: str, value: date) -> None:
-    """Type a date the way a person does in Chromium's en-US date field (MM, DD, YYYY)."""
+    """Type a date as the field's hint asks: YYYY-MM-DD, whatever the browser's locale."""
     control = field_by_label(editor.driver, label)
-    control.send_keys(value.strftime("%m%d%Y"))
+    control.clear()
+    control.send_keys(value.isoformat())
     assert control.get_property("value") == value.isoformat()
 
 
@@ -237,3 +260,294 @@ def test_a_future_birth_date_is_reported_on_the_field(signed_in: Editor) -> None
     messages = [signed_in.driver.find_element(By.ID, i).text for i in described]
     assert any("past" in message for message in messages)
     assert signed_in.services.sandbox_store.search("Patient", [("family", family)]).total == 0
+
+
+# -- every page: axe-core, 400 px, keyboard, screenshots ----------------------------------------
+
+
+def ensure_signed_in(editor: Editor) -> None:
+    editor.open()
+    if editor.driver.get_cookie(COOKIE_NAME) is None:
+        sign_in(editor)
+
+
+def new_patient(editor: Editor, family: str, **fields: Any) -> str:
+    resource = {
+        "resourceType": "Patient",
+        "name": [{"use": "official", "family": family, "given": ["Ada"]}],
+        "gender": "female",
+        "birthDate": "1969-06-03",
+        "identifier": [
+            {
+                "type": {"coding": [{"code": "MR"}]},
+                "system": "urn:test:mrn",
+                "value": "MRN-" + family,
+            }
+        ],
+        "generalPractitioner": [{"display": "Dr Anna Smith"}],
+        **fields,
+    }
+    return str(editor.services.sandbox_store.create(resource)["id"])
+
+
+def show_signin(editor: Editor) -> None:
+    editor.open()
+    editor.driver.delete_all_cookies()
+    editor.open("signin")
+
+
+def show_search_results(editor: Editor) -> None:
+    ensure_signed_in(editor)
+    family = unique_family()
+    for suffix in ("a", "b"):
+        new_patient(editor, family + suffix)
+    editor.open(f"patients?family={family}")
+
+
+def show_patient(editor: Editor) -> None:
+    ensure_signed_in(editor)
+    editor.open(f"patients/{new_patient(editor, unique_family())}?status=saved")
+
+
+def show_new_patient(editor: Editor) -> None:
+    ensure_signed_in(editor)
+    editor.open("patients/new")
+
+
+def show_edit_errors(editor: Editor) -> None:
+    show_new_patient(editor)
+    fill(editor, "Birth date", "06/03/1969")
+    submit(editor, "Save patient")
+
+
+def show_form_expired(editor: Editor) -> None:
+    show_new_patient(editor)
+    fill(editor, "Family name", unique_family())
+    remove_csrf_token(editor)
+    submit(editor, "Save patient")
+
+
+def remove_csrf_token(editor: Editor) -> None:
+    editor.driver.execute_script(
+        "document.querySelectorAll('main form input[name=csrf_token]').forEach(e => e.remove());"
+    )
+
+
+PAGES = {
+    "signin": show_signin,
+    "search-results": show_search_results,
+    "patient": show_patient,
+    "new-patient": show_new_patient,
+    "edit-errors": show_edit_errors,
+    "form-expired": show_form_expired,
+}
+
+
+@pytest.mark.parametrize("name", list(PAGES))
+def test_every_page_has_no_serious_or_critical_axe_violations(editor: Editor, name: str) -> None:
+    PAGES[name](editor)
+    screenshot(editor.driver, name)
+
+    results = axe_report(editor.driver, name)
+
+    assert failing_violations(results) == []
+
+
+NARROW = 400
+
+
+@pytest.mark.parametrize("name", ["signin", "search-results", "patient", "edit-errors"])
+def test_at_400_px_wide_the_page_does_not_scroll_sideways_and_every_control_fits(
+    editor: Editor, name: str
+) -> None:
+    with viewport(editor.driver, NARROW):
+        PAGES[name](editor)
+        screenshot(editor.driver, f"{name}-{NARROW}px")
+
+        scroll_width, client_width = editor.driver.execute_script(
+            "const d = document.documentElement; return [d.scrollWidth, d.clientWidth];"
+        )
+        outside = editor.driver.execute_script(
+            "const w = document.documentElement.clientWidth;"
+            "return [...document.querySelectorAll('input:not([type=hidden]), select, button,"
+            " header a')].filter(e => e.getClientRects().length)"
+            ".map(e => [e.id || e.textContent.trim(), e.getBoundingClientRect()])"
+            ".filter(([, r]) => r.left < 0 || r.right > w).map(([n]) => n);"
+        )
+
+    assert client_width == NARROW
+    assert scroll_width <= client_width
+    assert outside == []
+
+
+def test_a_patient_can_be_created_through_the_form_at_400_px_wide(editor: Editor) -> None:
+    family = unique_family()
+    with viewport(editor.driver, NARROW):
+        show_new_patient(editor)
+        fill(editor, "Family name", family)
+        choose(editor, "Gender", "Other")
+        type_date(editor, "Birth date", date(2001, 2, 3))
+        submit(editor, "Save patient")
+
+        assert role(editor, "status") == "Patient created."
+    stored = editor.services.sandbox_store.search("Patient", [("family", family)]).resources
+    assert [p["birthDate"] for p in stored] == ["2001-02-03"]
+
+
+# -- keyboard only ------------------------------------------------------------------------------
+
+FOCUSABLE = (
+    "a[href], input:not([type=hidden]), select, button:not([hidden]),"
+    " [tabindex]:not([tabindex='-1'])"
+)
+
+
+def focusable(editor: Editor) -> list[Any]:
+    """Every control Tab should reach, in document order."""
+    from selenium.webdriver.common.by import By
+
+    return list(editor.driver.find_elements(By.CSS_SELECTOR, FOCUSABLE))
+
+
+def press(editor: Editor, key: str) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    ActionChains(editor.driver).send_keys(key).perform()
+
+
+def focus_is_visible(editor: Editor) -> bool:
+    visible, style, width = editor.driver.execute_script(
+        "const e = document.activeElement, s = getComputedStyle(e);"
+        "return [e.matches(':focus-visible'), s.outlineStyle, parseFloat(s.outlineWidth)];"
+    )
+    return bool(visible) and style != "none" and width >= 2
+
+
+def tab_through(editor: Editor) -> list[Any]:
+    """Press Tab once per focusable control; what had focus after each press, and its focus."""
+    from selenium.webdriver.common.keys import Keys
+
+    reached = []
+    for _ in focusable(editor):
+        press(editor, Keys.TAB)
+        assert focus_is_visible(editor), editor.driver.switch_to.active_element.get_attribute(
+            "outerHTML"
+        )
+        reached.append(editor.driver.switch_to.active_element)
+    return reached
+
+
+def tab_to(editor: Editor, target: Any) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    for _ in range(len(focusable(editor)) + 1):
+        if editor.driver.switch_to.active_element == target:
+            return
+        press(editor, Keys.TAB)
+    raise AssertionError(f"Tab never reached {target.get_attribute('outerHTML')}")
+
+
+def test_signing_in_by_keyboard_alone_reaches_every_control_with_visible_focus(
+    editor: Editor,
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    show_signin(editor)
+
+    assert tab_through(editor) == focusable(editor)
+
+    skip = editor.driver.find_element(By.CLASS_NAME, "skip")
+    tab_to(editor, skip)
+    assert skip.rect["x"] >= 0  # shown when focused
+    tab_to(editor, field_by_label(editor.driver, "Sandbox key"))
+    press(editor, editor.key)
+    with page_replaced(editor):
+        press(editor, Keys.ENTER)
+    assert heading(editor) == "Patients"
+
+
+def test_searching_by_keyboard_alone_reaches_every_control_and_opens_a_result(
+    signed_in: Editor,
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    family = unique_family()
+    new_patient(signed_in, family)
+    signed_in.open("patients")
+
+    assert tab_through(signed_in) == focusable(signed_in)
+
+    signed_in.open("patients")
+    tab_to(signed_in, field_by_label(signed_in.driver, "Family name contains"))
+    press(signed_in, family)
+    with page_replaced(signed_in):
+        press(signed_in, Keys.ENTER)
+    assert tab_through(signed_in) == focusable(signed_in)  # the results table included
+    result = signed_in.driver.find_element(By.CSS_SELECTOR, "tbody a")
+    tab_to(signed_in, result)
+    with page_replaced(signed_in):
+        press(signed_in, Keys.ENTER)
+    assert heading(signed_in) == f"Edit patient Ada {family}"
+
+
+# -- CSRF, dates --------------------------------------------------------------------------------
+
+
+def test_a_form_sent_without_its_csrf_token_is_refused_with_a_clear_page(
+    signed_in: Editor,
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    family = unique_family()
+    signed_in.open("patients/new")
+    fill(signed_in, "Family name", family)
+    choose(signed_in, "Gender", "Female")
+    type_date(signed_in, "Birth date", date(1970, 1, 31))
+    remove_csrf_token(signed_in)
+
+    submit(signed_in, "Save patient")
+
+    assert heading(signed_in) == "Form expired"
+    text = signed_in.driver.find_element(By.TAG_NAME, "main").text
+    assert "nothing was changed" in text and "Reload the page" in text
+    assert signed_in.services.sandbox_store.search("Patient", [("family", family)]).total == 0
+
+
+@pytest.mark.parametrize("lang", ["en-US", "de-DE"])
+def test_a_birth_date_reads_and_is_typed_the_same_in_every_locale(
+    editor: Editor, lang: str, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    patient_id = new_patient(editor, unique_family())
+    with headless_chromium(tmp_path / "profile", lang=lang) as driver:
+        local = Editor(editor.origin, editor.key, editor.services, driver)
+        local.open()
+        sign_in(local)
+        assert driver.execute_script("return navigator.language") == lang
+        local.open(f"patients/{patient_id}")
+
+        shown = field_by_label(driver, "Birth date").get_property("value")
+        hint = driver.find_element(By.ID, "birthdate-hint").text
+        screenshot(driver, f"birth-date-{lang}")
+        type_date(local, "Birth date", date(1970, 1, 31))
+        submit(local, "Save patient")
+        assert role(local, "status") == "Changes saved."
+
+    assert shown == "1969-06-03"
+    assert "YYYY-MM-DD" in hint and "1970-01-31" in hint
+    assert editor.services.sandbox_store.read("Patient", patient_id)["birthDate"] == "1970-01-31"
+
+
+def test_axe_reports_a_form_control_without_a_label(editor: Editor) -> None:
+    # The check above must be able to fail: an unlabelled input is a critical violation.
+    show_signin(editor)
+    editor.driver.execute_script(
+        "document.querySelector('main').append(document.createElement('input'))"
+    )
+
+    results = axe_report(editor.driver, "signin-with-an-unlabelled-input")
+
+    assert any(v.startswith("label (critical)") for v in failing_violations(results))

@@ -1,7 +1,8 @@
 """The sandbox editor, in-process against a real SandboxStore in Azurite.
 
-Pages are parsed with the standard library's HTML parser so that tests check the structure a
-browser and a screen reader see (labels, roles, links), not substrings of markup.
+Pages are parsed with the standard library's HTML parser (``tests/support/html.py``) so that
+tests check the structure a browser and a screen reader see (labels, roles, links), not
+substrings of markup.
 """
 
 from __future__ import annotations
@@ -10,9 +11,7 @@ import dataclasses
 import hashlib
 import hmac
 import uuid
-from collections.abc import Iterator
 from datetime import date, timedelta
-from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -21,84 +20,15 @@ import pytest
 from shared.http import Headers, Request, Response
 from shared.sandbox.access import SANDBOX_KEY_SECRET, SandboxKey, ensure_sandbox_key
 from shared.sandbox.store import SandboxStore
-from shared.sandbox.ui import COOKIE_NAME, SandboxUi
+from shared.sandbox.ui import COOKIE_NAME, PRESESSION_COOKIE_NAME, SandboxUi
 from shared.settings import Settings
+from shared.web.csrf import FIELD as CSRF_FIELD
+from tests.support.html import dom, field_for
 from tests.support.sandbox import sandbox_store, sandbox_table  # noqa: F401  (fixtures)
 
 ORIGIN = "https://bridge.test"
 BASE = "/api/sandbox/ui"
 MRN_TYPE = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]}
-
-
-# -- a small DOM, enough to ask what a browser would see ----------------------------------------
-
-VOID = frozenset({"area", "br", "col", "hr", "img", "input", "link", "meta", "source", "wbr"})
-
-
-class Node:
-    """An element: tag, attributes, children (nodes and text)."""
-
-    def __init__(self, tag: str, attrs: dict[str, str]) -> None:
-        self.tag = tag
-        self.attrs = attrs
-        self.children: list[Node | str] = []
-
-    def text(self) -> str:
-        parts = [c if isinstance(c, str) else c.text() for c in self.children]
-        return " ".join(" ".join(parts).split())
-
-    def iter(self) -> Iterator[Node]:
-        yield self
-        for child in self.children:
-            if isinstance(child, Node):
-                yield from child.iter()
-
-    def all(self, tag: str | None = None, **attrs: str) -> list[Node]:
-        return [
-            n
-            for n in self.iter()
-            if (tag is None or n.tag == tag) and all(n.attrs.get(k) == v for k, v in attrs.items())
-        ]
-
-    def one(self, tag: str | None = None, **attrs: str) -> Node:
-        found = self.all(tag, **attrs)
-        assert len(found) == 1, f"expected one <{tag} {attrs}>, found {len(found)}"
-        return found[0]
-
-
-class _Builder(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.root = Node("#document", {})
-        self.stack = [self.root]
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        node = Node(tag, {k: v or "" for k, v in attrs})
-        self.stack[-1].children.append(node)
-        if tag not in VOID:
-            self.stack.append(node)
-
-    def handle_endtag(self, tag: str) -> None:
-        for index in range(len(self.stack) - 1, 0, -1):
-            if self.stack[index].tag == tag:
-                del self.stack[index:]
-                return
-
-    def handle_data(self, data: str) -> None:
-        self.stack[-1].children.append(data)
-
-
-def dom(response: Response) -> Node:
-    builder = _Builder()
-    builder.feed(response.text)
-    return builder.root
-
-
-def field_for(page: Node, label_text: str) -> Node:
-    """The control a <label for> with this text points at."""
-    labels = [n for n in page.all("label") if n.text() == label_text]
-    assert len(labels) == 1, f"no single label {label_text!r}"
-    return page.one(id=labels[0].attrs["for"])
 
 
 # -- fixtures and requests ----------------------------------------------------------------------
@@ -130,13 +60,19 @@ def request(
     cookie: str | None = None,
     headers: dict[str, str] | None = None,
     origin: str = ORIGIN,
+    token: str | None = None,
 ) -> Request:
-    """A request to ``sandbox/ui/<path>`` as the function receives it."""
+    """A request to ``sandbox/ui/<path>`` as the function receives it.
+
+    ``token``: the CSRF token the page holding the form carried, sent with the form.
+    """
     url = f"{origin}{BASE}/{path}"
     if query:
         url += "?" + (query if isinstance(query, str) else urlencode(query))
     all_headers = Headers()
     body = b""
+    if isinstance(form, dict) and token is not None:
+        form = {**form, CSRF_FIELD: token}
     if form is not None:
         all_headers.add("Content-Type", "application/x-www-form-urlencoded")
         body = form if isinstance(form, bytes) else urlencode(form).encode()
@@ -154,10 +90,38 @@ def session_cookie(response: Response) -> str:
     return set_cookie.split(";")[0]
 
 
+def page_token(response: Response) -> str:
+    """The CSRF token the page's POST forms carry (every one carries the same)."""
+    tokens = {n.attrs["value"] for n in dom(response).all("input", name=CSRF_FIELD)}
+    assert len(tokens) == 1, f"expected one token on the page, found {tokens}"
+    return tokens.pop()
+
+
+def signin_request(ui: SandboxUi, key: str, *, origin: str = ORIGIN) -> Request:
+    """The sign-in POST a browser sends from the sign-in page: its pre-session cookie and token."""
+    page = ui.handle(request("GET", "signin", origin=origin))
+    presession = session_cookie(page)
+    assert presession.startswith(f"{PRESESSION_COOKIE_NAME}=")
+    return request(
+        "POST",
+        "signin",
+        form={"key": key},
+        cookie=presession,
+        origin=origin,
+        token=page_token(page),
+    )
+
+
 @pytest.fixture
 def cookie(ui: SandboxUi, sandbox_key: str) -> str:
     """A signed-in browser's Cookie header."""
-    return session_cookie(ui.handle(request("POST", "signin", form={"key": sandbox_key})))
+    return session_cookie(ui.handle(signin_request(ui, sandbox_key)))
+
+
+@pytest.fixture
+def csrf(ui: SandboxUi, cookie: str) -> str:
+    """The CSRF token of the signed-in browser's pages."""
+    return page_token(ui.handle(request("GET", "patients", cookie=cookie)))
 
 
 def unique_family() -> str:
@@ -220,7 +184,7 @@ def test_a_form_sent_without_a_session_changes_nothing(ui: SandboxUi, store: Any
 
 
 def test_a_wrong_key_shows_the_form_again_with_an_error(ui: SandboxUi) -> None:
-    response = ui.handle(request("POST", "signin", form={"key": "not-the-key"}))
+    response = ui.handle(signin_request(ui, "not-the-key"))
 
     assert response.status == 401
     assert response.headers.get("Set-Cookie") is None
@@ -230,7 +194,7 @@ def test_a_wrong_key_shows_the_form_again_with_an_error(ui: SandboxUi) -> None:
 def test_the_right_key_sets_a_strict_http_only_session_cookie(
     ui: SandboxUi, sandbox_key: str
 ) -> None:
-    response = ui.handle(request("POST", "signin", form={"key": sandbox_key}))
+    response = ui.handle(signin_request(ui, sandbox_key))
 
     assert response.status == 303
     assert location_path(response) == f"{BASE}/patients"
@@ -242,9 +206,7 @@ def test_the_right_key_sets_a_strict_http_only_session_cookie(
 def test_the_session_cookie_is_not_marked_secure_over_plain_http(
     ui: SandboxUi, sandbox_key: str
 ) -> None:
-    response = ui.handle(
-        request("POST", "signin", form={"key": sandbox_key}, origin="http://127.0.0.1:7071")
-    )
+    response = ui.handle(signin_request(ui, sandbox_key, origin="http://127.0.0.1:7071"))
 
     assert response.status == 303
     assert "Secure" not in response.headers.get("Set-Cookie", "")
@@ -274,18 +236,17 @@ def test_rotating_the_key_signs_everyone_out(
 
 
 def test_row_108_every_sign_in_gets_its_own_random_session(ui: SandboxUi, sandbox_key: str) -> None:
-    first, second = (
-        session_cookie(ui.handle(request("POST", "signin", form={"key": sandbox_key})))
-        for _ in range(2)
-    )
+    first, second = (session_cookie(ui.handle(signin_request(ui, sandbox_key))) for _ in range(2))
     assert first != second
     derived = hmac.new(sandbox_key.encode(), b"sandbox-ui-session", hashlib.sha256).hexdigest()
     assert derived not in (first, second)
     assert len(first.partition("=")[2]) >= 43  # 256 random bits, base64url
 
 
-def test_row_108_signing_out_ends_the_session_on_the_server(ui: SandboxUi, cookie: str) -> None:
-    ui.handle(request("POST", "signout", form={}, cookie=cookie))
+def test_row_108_signing_out_ends_the_session_on_the_server(
+    ui: SandboxUi, cookie: str, csrf: str
+) -> None:
+    ui.handle(request("POST", "signout", form={}, cookie=cookie, token=csrf))
     # A copy of the cookie kept after sign-out (another tab, a stolen header) is refused.
     assert ui.handle(request("GET", "patients", cookie=cookie)).status == 401
 
@@ -305,14 +266,14 @@ def test_row_108_a_session_expires_on_the_server(
     )
     enabled = dataclasses.replace(settings, sandbox_enabled=True)
     ui = SandboxUi(enabled, store, SandboxKey(secret_store, 60), sessions)
-    cookie = session_cookie(ui.handle(request("POST", "signin", form={"key": sandbox_key})))
+    cookie = session_cookie(ui.handle(signin_request(ui, sandbox_key)))
     assert ui.handle(request("GET", "patients", cookie=cookie)).status == 200
     now[0] += timedelta(seconds=3601)
     assert ui.handle(request("GET", "patients", cookie=cookie)).status == 401
 
 
-def test_signing_out_clears_the_cookie(ui: SandboxUi, cookie: str) -> None:
-    response = ui.handle(request("POST", "signout", form={}, cookie=cookie))
+def test_signing_out_clears_the_cookie(ui: SandboxUi, cookie: str, csrf: str) -> None:
+    response = ui.handle(request("POST", "signout", form={}, cookie=cookie, token=csrf))
 
     assert response.status == 303
     set_cookie = response.headers.get("Set-Cookie", "")
@@ -374,9 +335,11 @@ def test_paging_links_move_through_the_results(ui: SandboxUi, cookie: str, store
 # -- creating and editing -----------------------------------------------------------------------
 
 
-def test_creating_a_patient_stores_it(ui: SandboxUi, cookie: str, store: Any) -> None:
+def test_creating_a_patient_stores_it(ui: SandboxUi, cookie: str, csrf: str, store: Any) -> None:
     family = unique_family()
-    response = ui.handle(request("POST", "patients/new", form=valid_form(family), cookie=cookie))
+    response = ui.handle(
+        request("POST", "patients/new", form=valid_form(family), cookie=cookie, token=csrf)
+    )
 
     assert response.status == 303
     patient_id = location_path(response).rsplit("/", 1)[1]
@@ -394,9 +357,9 @@ def test_creating_a_patient_stores_it(ui: SandboxUi, cookie: str, store: Any) ->
     assert stored["generalPractitioner"] == [{"display": "Dr Anna Smith"}]
 
 
-def test_the_page_after_saving_says_it_was_saved(ui: SandboxUi, cookie: str) -> None:
+def test_the_page_after_saving_says_it_was_saved(ui: SandboxUi, cookie: str, csrf: str) -> None:
     created = ui.handle(
-        request("POST", "patients/new", form=valid_form(unique_family()), cookie=cookie)
+        request("POST", "patients/new", form=valid_form(unique_family()), cookie=cookie, token=csrf)
     )
     location = urlsplit(created.headers.get("Location", ""))
 
@@ -407,12 +370,12 @@ def test_the_page_after_saving_says_it_was_saved(ui: SandboxUi, cookie: str) -> 
 
 
 def test_missing_required_fields_are_refused_with_errors_linked_to_each_field(
-    ui: SandboxUi, cookie: str, store: Any
+    ui: SandboxUi, cookie: str, csrf: str, store: Any
 ) -> None:
     given = "Given" + uuid.uuid4().hex[:10]
     form = valid_form("", given=given, gender="", birthdate="")
 
-    response = ui.handle(request("POST", "patients/new", form=form, cookie=cookie))
+    response = ui.handle(request("POST", "patients/new", form=form, cookie=cookie, token=csrf))
 
     assert response.status == 422
     page = dom(response)
@@ -428,13 +391,19 @@ def test_missing_required_fields_are_refused_with_errors_linked_to_each_field(
 
 
 def test_a_future_birth_date_is_refused_and_the_form_keeps_the_input(
-    ui: SandboxUi, cookie: str, store: Any
+    ui: SandboxUi, cookie: str, csrf: str, store: Any
 ) -> None:
     family = unique_family()
     tomorrow = (date.today() + timedelta(days=2)).isoformat()
 
     response = ui.handle(
-        request("POST", "patients/new", form=valid_form(family, birthdate=tomorrow), cookie=cookie)
+        request(
+            "POST",
+            "patients/new",
+            form=valid_form(family, birthdate=tomorrow),
+            cookie=cookie,
+            token=csrf,
+        )
     )
 
     assert response.status == 422
@@ -445,7 +414,9 @@ def test_a_future_birth_date_is_refused_and_the_form_keeps_the_input(
     assert patients_named(store, family) == 0
 
 
-def test_an_edit_keeps_what_the_form_does_not_show(ui: SandboxUi, cookie: str, store: Any) -> None:
+def test_an_edit_keeps_what_the_form_does_not_show(
+    ui: SandboxUi, cookie: str, csrf: str, store: Any
+) -> None:
     family = unique_family()
     kept = {
         "telecom": [{"system": "phone", "value": "+44 20 7946 0000"}],
@@ -457,7 +428,9 @@ def test_an_edit_keeps_what_the_form_does_not_show(ui: SandboxUi, cookie: str, s
     patient_id = store.create(patient_resource(family, identifier=identifiers, **kept))["id"]
 
     form = valid_form(family + "x", mrn="NEW", gp="")
-    response = ui.handle(request("POST", f"patients/{patient_id}", form=form, cookie=cookie))
+    response = ui.handle(
+        request("POST", f"patients/{patient_id}", form=form, cookie=cookie, token=csrf)
+    )
 
     assert response.status == 303
     stored = store.read("Patient", patient_id)
@@ -468,7 +441,7 @@ def test_an_edit_keeps_what_the_form_does_not_show(ui: SandboxUi, cookie: str, s
 
 
 def test_an_element_the_store_refuses_is_named_in_the_error_summary(
-    ui: SandboxUi, cookie: str, store: Any
+    ui: SandboxUi, cookie: str, csrf: str, store: Any
 ) -> None:
     # Bulk loads may skip validation; an edit then meets the store's check on a field the form
     # does not show.
@@ -478,7 +451,9 @@ def test_an_element_the_store_refuses_is_named_in_the_error_summary(
     store.load([patient_resource(family, id=patient_id, telecom=telecom)], validate=False)
 
     form = valid_form(family + "x")
-    response = ui.handle(request("POST", f"patients/{patient_id}", form=form, cookie=cookie))
+    response = ui.handle(
+        request("POST", f"patients/{patient_id}", form=form, cookie=cookie, token=csrf)
+    )
 
     assert response.status == 422
     assert "Patient.telecom[0].period.start" in dom(response).one(role="alert").text()
@@ -486,7 +461,7 @@ def test_an_element_the_store_refuses_is_named_in_the_error_summary(
 
 
 def test_a_refused_element_shown_on_the_form_is_linked_to_its_field(
-    ui: SandboxUi, cookie: str, store: Any
+    ui: SandboxUi, cookie: str, csrf: str, store: Any
 ) -> None:
     family = unique_family()
     patient_id = "ui-" + uuid.uuid4().hex[:12]
@@ -494,7 +469,9 @@ def test_a_refused_element_shown_on_the_form_is_linked_to_its_field(
     store.load([patient_resource(family, id=patient_id, identifier=[mrn])], validate=False)
 
     form = valid_form(family, mrn="M2")
-    response = ui.handle(request("POST", f"patients/{patient_id}", form=form, cookie=cookie))
+    response = ui.handle(
+        request("POST", f"patients/{patient_id}", form=form, cookie=cookie, token=csrf)
+    )
 
     assert response.status == 422
     (link,) = dom(response).one(role="alert").all("a")
@@ -503,7 +480,7 @@ def test_a_refused_element_shown_on_the_form_is_linked_to_its_field(
 
 
 def test_an_edit_of_a_patient_changed_since_the_form_was_opened_is_refused(
-    ui: SandboxUi, cookie: str, store: Any
+    ui: SandboxUi, cookie: str, csrf: str, store: Any
 ) -> None:
     family = unique_family()
     patient_id = store.create(patient_resource(family))["id"]
@@ -512,7 +489,9 @@ def test_an_edit_of_a_patient_changed_since_the_form_was_opened_is_refused(
     store.update("Patient", patient_id, patient_resource(family + "other", id=patient_id))
 
     form = {**valid_form(family + "mine"), "version": version}
-    response = ui.handle(request("POST", f"patients/{patient_id}", form=form, cookie=cookie))
+    response = ui.handle(
+        request("POST", f"patients/{patient_id}", form=form, cookie=cookie, token=csrf)
+    )
 
     assert response.status == 409
     assert store.read("Patient", patient_id)["name"][0]["family"] == family + "other"
@@ -535,6 +514,137 @@ def test_a_patient_page_counts_the_patients_records(ui: SandboxUi, cookie: str, 
     rows = {r.one("th").text(): r.one("td").text() for r in records.one("tbody").all("tr")}
     assert rows["Conditions"] == "2"
     assert rows["Observations"] == "0"
+
+
+# -- dates --------------------------------------------------------------------------------------
+
+
+def test_the_birth_date_field_shows_the_stored_date_in_the_format_its_hint_names(
+    ui: SandboxUi, cookie: str, store: Any
+) -> None:
+    patient_id = store.create(patient_resource(unique_family(), birthDate="1969-06-03"))["id"]
+
+    page = dom(ui.handle(request("GET", f"patients/{patient_id}", cookie=cookie)))
+
+    control = field_for(page, "Birth date")
+    hint = page.one(id="birthdate-hint")
+    assert (control.attrs["type"], control.attrs["value"]) == ("text", "1969-06-03")
+    assert "YYYY-MM-DD" in hint.text()
+    assert "birthdate-hint" in control.attrs["aria-describedby"].split()
+
+
+def test_a_birth_date_in_another_spelling_is_refused_naming_the_format(
+    ui: SandboxUi, cookie: str, csrf: str, store: Any
+) -> None:
+    family = unique_family()
+    form = valid_form(family, birthdate="06/03/1969")
+
+    response = ui.handle(request("POST", "patients/new", form=form, cookie=cookie, token=csrf))
+
+    assert response.status == 422
+    page = dom(response)
+    assert "YYYY-MM-DD" in page.one(id="birthdate-error").text()
+    assert field_for(page, "Birth date").attrs["value"] == "06/03/1969"
+    assert patients_named(store, family) == 0
+
+
+def test_the_search_by_birth_date_names_the_same_format(ui: SandboxUi, cookie: str) -> None:
+    page = dom(ui.handle(request("GET", "patients", cookie=cookie)))
+
+    control = field_for(page, "Birth date")
+
+    assert control.attrs["type"] == "text"
+    assert "YYYY-MM-DD" in page.one(id=control.attrs["aria-describedby"]).text()
+
+
+# -- CSRF ---------------------------------------------------------------------------------------
+
+
+def test_a_post_without_its_csrf_token_is_refused_and_changes_nothing(
+    ui: SandboxUi, cookie: str, store: Any
+) -> None:
+    family = unique_family()
+
+    response = ui.handle(request("POST", "patients/new", form=valid_form(family), cookie=cookie))
+
+    assert response.status == 403
+    page = dom(response)
+    assert page.one("h1").text() == "Form expired"
+    assert "nothing was changed" in page.one("main").text()
+    assert patients_named(store, family) == 0
+
+
+def test_a_token_from_another_session_is_refused(
+    ui: SandboxUi, cookie: str, sandbox_key: str, store: Any
+) -> None:
+    other = session_cookie(ui.handle(signin_request(ui, sandbox_key)))
+    others_token = page_token(ui.handle(request("GET", "patients", cookie=other)))
+    family = unique_family()
+
+    response = ui.handle(
+        request("POST", "patients/new", form=valid_form(family), cookie=cookie, token=others_token)
+    )
+
+    assert response.status == 403
+    assert patients_named(store, family) == 0
+
+
+def test_a_sign_in_without_the_sign_in_pages_token_is_refused(
+    ui: SandboxUi, sandbox_key: str
+) -> None:
+    response = ui.handle(request("POST", "signin", form={"key": sandbox_key}))
+
+    assert response.status == 403
+    assert response.headers.get("Set-Cookie") is None
+
+
+def test_a_sign_in_with_a_pre_session_but_no_token_is_refused(
+    ui: SandboxUi, sandbox_key: str
+) -> None:
+    presession = session_cookie(ui.handle(request("GET", "signin")))
+
+    response = ui.handle(request("POST", "signin", form={"key": sandbox_key}, cookie=presession))
+
+    assert response.status == 403
+    assert response.headers.get("Set-Cookie") is None
+
+
+def test_the_sign_in_page_hands_out_a_strict_pre_session_cookie_once(ui: SandboxUi) -> None:
+    first = ui.handle(request("GET", "signin"))
+    presession = session_cookie(first)
+    again = ui.handle(request("GET", "signin", cookie=presession))
+
+    attributes = {p.strip() for p in first.headers.get("Set-Cookie", "").split(";")}
+    assert {"HttpOnly", "SameSite=Strict", f"Path={BASE}", "Secure"} <= attributes
+    assert again.headers.get("Set-Cookie") is None
+    assert page_token(again) == page_token(first)
+
+
+@pytest.mark.parametrize(
+    ("path", "signed_in"),
+    [("", False), ("patients", True), ("patients/new", True), ("patients/{id}", True)],
+)
+def test_every_post_form_carries_the_pages_csrf_token(
+    ui: SandboxUi, cookie: str, store: Any, path: str, signed_in: bool
+) -> None:
+    patient_id = store.create(patient_resource(unique_family()))["id"]
+    browser = {"cookie": cookie} if signed_in else {}
+
+    page = dom(ui.handle(request("GET", path.format(id=patient_id), **browser)))
+
+    forms = [f for f in page.all("form") if f.attrs.get("method") == "post"]
+    assert forms
+    for form in forms:
+        (token,) = form.all("input", name=CSRF_FIELD)
+        assert token.attrs["type"] == "hidden"
+        assert len(token.attrs["value"]) >= 43
+
+
+def test_signing_out_without_a_live_session_needs_no_token(ui: SandboxUi) -> None:
+    response = ui.handle(request("POST", "signout", form={}, cookie=f"{COOKIE_NAME}={'0' * 43}"))
+
+    assert response.status == 303
+    assert "Max-Age=0" in response.headers.get("Set-Cookie", "")
 
 
 # -- safety -------------------------------------------------------------------------------------
@@ -596,34 +706,43 @@ def test_every_response_carries_the_security_headers(
     ],
 )
 def test_a_cross_origin_post_is_refused(
-    ui: SandboxUi, cookie: str, store: Any, headers: dict[str, str]
+    ui: SandboxUi, cookie: str, csrf: str, store: Any, headers: dict[str, str]
 ) -> None:
     family = unique_family()
     response = ui.handle(
-        request("POST", "patients/new", form=valid_form(family), cookie=cookie, headers=headers)
+        request(
+            "POST",
+            "patients/new",
+            form=valid_form(family),
+            cookie=cookie,
+            token=csrf,
+            headers=headers,
+        )
     )
 
     assert response.status == 403
     assert patients_named(store, family) == 0
 
 
-def test_a_same_origin_post_is_accepted(ui: SandboxUi, cookie: str) -> None:
+def test_a_same_origin_post_is_accepted(ui: SandboxUi, cookie: str, csrf: str) -> None:
     headers = {"Origin": ORIGIN, "Sec-Fetch-Site": "same-origin"}
     form = valid_form(unique_family())
 
-    response = ui.handle(request("POST", "patients/new", form=form, cookie=cookie, headers=headers))
+    response = ui.handle(
+        request("POST", "patients/new", form=form, cookie=cookie, token=csrf, headers=headers)
+    )
 
     assert response.status == 303
 
 
 def test_an_oversized_form_is_refused(
-    settings: Settings, store: Any, secret_store: Any, cookie: str
+    settings: Settings, store: Any, secret_store: Any, cookie: str, csrf: str
 ) -> None:
     small = dataclasses.replace(settings, sandbox_enabled=True, max_request_body_bytes=512)
     ui = SandboxUi(small, store, SandboxKey(secret_store, 60))
     form = valid_form(unique_family(), gp="x" * 600)
 
-    response = ui.handle(request("POST", "patients/new", form=form, cookie=cookie))
+    response = ui.handle(request("POST", "patients/new", form=form, cookie=cookie, token=csrf))
 
     assert response.status == 413
 
@@ -674,12 +793,14 @@ def test_the_editor_does_not_exist_when_the_sandbox_is_disabled(
 def test_pages_have_the_landmarks_and_labels_assistive_technology_needs(
     ui: SandboxUi,
     cookie: str,
+    csrf: str,
     method: str,
     path: str,
     form: dict[str, str] | None,
     signed_in: bool,
 ) -> None:
-    response = ui.handle(request(method, path, form=form, cookie=cookie if signed_in else None))
+    browser = {"cookie": cookie, "token": csrf} if signed_in else {}
+    response = ui.handle(request(method, path, form=form, **browser))
 
     page = dom(response)
     assert page.one("html").attrs["lang"] == "en"
