@@ -1,4 +1,6 @@
-"""Rules every resource converter shares: code-system URIs, references, data types, extensions.
+"""What every resource converter and the framework share: versions and errors, code-system URIs,
+references and renamed types, the cross-version extension form, what runs around every step,
+and small dict helpers. The data types several resources hold are in datatypes.py.
 
 Pure functions over plain dicts; no I/O. Section numbers (§) refer to
 docs/conversion/mapping.md; docs/conversion/ records every lossy decision.
@@ -231,7 +233,7 @@ def convert_reference(reference: Any, target: str) -> Any:
     return out
 
 
-# -- elements no step keeps (§2.5) -----------------------------------------------------------
+# -- elements no step keeps (§2.5) -------------------------------------------------------------
 
 
 def strip_fhir_comments(node: Any) -> Any:
@@ -538,7 +540,7 @@ _VALUE_TYPES_DOWN = {
     },
 }
 # R4 extension value types with no STU3 (and so no DSTU2) type at all: such an extension is
-# dropped on the way down (extensions.md of the README: "dropped").
+# dropped on the way down (docs/conversion/README.md, "Carried values").
 _R4_ONLY_VALUES = frozenset(
     {
         "valueContactDetail",

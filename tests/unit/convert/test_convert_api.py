@@ -197,6 +197,7 @@ CONDITION_DSTU2: dict[str, Any] = {
             {"system": "http://hl7.org/fhir/condition-category", "code": "problem-list-item"}
         ]
     },
+    "dateRecorded": "2024-04-04",
     "patient": {"reference": "Patient/p1", "display": "Peter"},
 }
 # A DSTU2 document whose primitive twin (``_x``) holds nothing but ``fhir_comments``, and what
