@@ -71,6 +71,39 @@ def assert_dstu2(value: Any, shape: Shape) -> None:
     assert not found, "; ".join(found)
 
 
+# DSTU2 data types several resource shapes hold (DSTU2 datatypes.html, references.html).
+REFERENCE = Shape(frozenset({"reference", "display"}))
+CODING = Shape(frozenset({"system", "version", "code", "display", "userSelected"}))
+CODEABLE_CONCEPT = Shape(
+    frozenset({"coding", "text"}), nested={"coding": CODING}, lists=frozenset({"coding"})
+)
+IDENTIFIER = Shape(
+    frozenset({"use", "type", "system", "value", "period", "assigner"}),
+    nested={"assigner": REFERENCE},
+)
+HUMAN_NAME = Shape(
+    frozenset({"use", "text", "family", "given", "prefix", "suffix", "period"}),
+    lists=frozenset({"family", "given", "prefix", "suffix"}),
+)
+CONTACT_POINT = Shape(frozenset({"system", "value", "use", "rank", "period"}))
+# ContactPoint.system codes DSTU2 has (STU3 added url and sms).
+CONTACT_SYSTEMS = frozenset({"phone", "fax", "email", "pager", "other"})
+# DSTU2 OperationOutcome, from the DSTU2 examples and mapping.md §12 (the Bundle tests check
+# the outcomes that stand in for entries left out with it).
+OPERATION_OUTCOME = Shape(
+    allowed=frozenset({"issue"}),
+    required=frozenset({"issue"}),
+    nested={
+        "issue": Shape(
+            frozenset({"severity", "code", "details", "diagnostics", "location"}),
+            required=frozenset({"severity", "code"}),
+            lists=frozenset({"location"}),
+        )
+    },
+    lists=frozenset({"issue"}),
+)
+
+
 # -- the strict DSTU2 validator (an independent oracle) ----------------------------------------
 #
 # fhir.resources 7.1.0 is the last release with DSTU2 (1.0.2) models, generated from HL7's

@@ -1,210 +1,27 @@
-"""AllergyIntolerance between R4, STU3 and DSTU2 (§7), and the helpers that
-medication_request.py and coverage.py share with it.
-
-The helpers (carrying elements in cross-version extensions, supplied-value markers, narrowing
-references, contained resources) are public so the other two converters can use them; they
-belong in common.py. Decisions: docs/conversion/allergy_intolerance.md. Section numbers (§)
-refer to docs/conversion/mapping.md.
+"""AllergyIntolerance between R4, STU3 and DSTU2 (§7). Decisions:
+docs/conversion/allergy_intolerance.md. Section numbers (§) refer to docs/conversion/mapping.md.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping
 from typing import Any
 
+from shared.fhir.convert.carry import carried, carry, restore, restore_choice
 from shared.fhir.convert.common import (
     Resource,
     add_xver,
-    convert_reference,
+    convert_references,
     items,
+    map_code,
     narrow_reference,
+    note_references,
     prune_empty_twins,
     rename,
     restore_reference,
-    xver_url,
 )
-
-# -- helpers shared with medication_request.py and coverage.py ---------------------------------
-
-# Marks a value the proxy had to supply for an element the target requires (§2.6): the app sees
-# a value, and the way back up knows the source had none.
-DATA_ABSENT = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
-# The type segment of a relative or absolute literal reference ("PractitionerRole/7").
-# A dateTime with a time but no zone; and the free-text keys whose strings are never dates.
-_ZONELESS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?")
-_FREE_TEXT = frozenset({"text", "div", "display", "description", "value", "valueString"})
-
-
-def supplied() -> dict[str, Any]:
-    """The marker of a proxy-supplied value (data-absent-reason ``unknown``)."""
-    return {"extension": [{"url": DATA_ABSENT, "valueCode": "unknown"}]}
-
-
-def is_supplied(value: Any) -> bool:
-    """True when ``value`` (an element or a primitive's ``_x`` twin) carries the marker."""
-    return isinstance(value, dict) and any(
-        extension.get("url") == DATA_ABSENT for extension in items(value.get("extension"))
-    )
-
-
-def date_for_zoneless(node: Any) -> Any:
-    """Cut dateTimes with a time but no zone (invalid in every release, seen in Epic's DSTU2
-    data) to their date: the zone is unknown, the date is still true (in place)."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if isinstance(value, str) and key not in _FREE_TEXT and _ZONELESS.fullmatch(value):
-                node[key] = value[:10]
-            elif key not in ("text", "meta"):
-                date_for_zoneless(value)
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            if isinstance(value, str) and _ZONELESS.fullmatch(value):
-                node[index] = value[:10]
-            else:
-                date_for_zoneless(value)
-    return node
-
-
-def drop_empty_narrative(resource: Resource) -> None:
-    """A narrative without its div is invalid in every release and says nothing: dropped."""
-    text = resource.get("text")
-    if isinstance(text, dict) and not text.get("div"):
-        resource.pop("text")
-
-
-def repair(resource: Resource) -> Resource:
-    """The input repairs every step makes (real data breaks rules all releases share)."""
-    date_for_zoneless(resource)
-    drop_empty_narrative(resource)
-    return resource
-
-
-def carry(holder: Any, key: str, path: str, value_key: str, source: str, target: str) -> None:
-    """Move ``holder[key]`` (each item of a list) into cross-version extensions on ``holder``;
-    a primitive's ``_key`` twin (its id and extensions) rides as the value's own twin."""
-    if not isinstance(holder, dict) or key not in holder:
-        return
-    value = holder.pop(key)
-    twin = holder.pop("_" + key, None)
-    values = value if isinstance(value, list) else [value]
-    twins = twin if isinstance(twin, list) else [twin] * (1 if not isinstance(value, list) else 0)
-    for index, item in enumerate(values):
-        if value_key == "valueReference":
-            item = convert_reference(item, target)
-        add_xver(holder, source, path, value_key, item)
-        item_twin = twins[index] if index < len(twins) else None
-        if isinstance(item_twin, dict) and item_twin:
-            holder["extension"][-1]["_" + value_key] = item_twin
-
-
-def _taken(holder: Any, source: str, path: str) -> list[dict[str, Any]]:
-    """Remove and return every cross-version extension for ``path``."""
-    if not isinstance(holder, dict) or not isinstance(holder.get("extension"), list):
-        return []
-    url = xver_url(source, path)
-    found = [e for e in items(holder["extension"]) if e.get("url") == url]
-    holder["extension"] = [e for e in holder["extension"] if not any(e is f for f in found)]
-    if not holder["extension"]:
-        holder.pop("extension")
-    return found
-
-
-def carried(holder: Any, source: str, path: str) -> list[tuple[str, Any]]:
-    """Remove every cross-version extension for ``path``; their (value key, value) pairs."""
-    return [_value(extension) for extension in _taken(holder, source, path)]
-
-
-def _value(extension: dict[str, Any]) -> tuple[str, Any]:
-    """(value key, value) of an extension; ("extension", parts) for a complex one."""
-    return next(
-        ((k, v) for k, v in extension.items() if k.startswith("value") or k == "extension"),
-        ("", None),
-    )
-
-
-def peek(holder: Any, source: str, path: str) -> list[Any]:
-    """The values of the cross-version extensions for ``path``, left in place."""
-    if not isinstance(holder, dict):
-        return []
-    url = xver_url(source, path)
-    return [_value(e)[1] for e in items(holder.get("extension")) if e.get("url") == url]
-
-
-def restore(holder: Any, key: str, path: str, source: str, *, many: bool = False) -> None:
-    """Undo ``carry``: the carried values (and primitive twins) become ``holder[key]`` again."""
-    found = _taken(holder, source, path)
-    values = [_value(extension) for extension in found]
-    if not values or not isinstance(holder, dict):
-        return
-    twins = [
-        extension.get("_" + value_key)
-        for extension, (value_key, _) in zip(found, values, strict=True)
-    ]
-    holder[key] = [value for _, value in values] if many else values[0][1]
-    if any(twins):
-        holder["_" + key] = twins if many else twins[0]
-
-
-def restore_choice(
-    holder: Any, base: str, path: str, source: str, types: Mapping[str, str] | None = None
-) -> bool:
-    """Undo ``carry`` of a choice element: the value key names the type (``types`` overrides).
-    True when a value was restored."""
-    for value_key, value in carried(holder, source, path)[:1]:
-        holder[base + (types or {}).get(value_key, value_key[5:])] = value
-        return True
-    return False
-
-
-def convert_contained(resource: Resource, source: str, target: str) -> None:
-    """Contained resources for ``target``: converted when the framework knows their type,
-    otherwise dropped (proxy decision)."""
-    from shared.fhir.convert import convert, supports  # the package imports this one lazily
-
-    kept = []
-    for inner in items(resource.get("contained")):
-        kind = str(inner.get("resourceType", ""))
-        if supports(kind):
-            kept.append(convert(inner, source, target))
-    if kept:
-        resource["contained"] = kept
-    else:
-        resource.pop("contained", None)
-
-
-def convert_references(holder: Any, keys: Iterable[str], target: str) -> None:
-    """``convert_reference`` on each named Reference (or list of them) of ``holder``."""
-    if not isinstance(holder, dict):
-        return
-    for key in keys:
-        value = holder.get(key)
-        if isinstance(value, list):
-            holder[key] = [convert_reference(item, target) for item in value]
-        elif value is not None:
-            holder[key] = convert_reference(value, target)
-
-
-def note_references(holder: Any, key: str, target: str) -> None:
-    """``convert_reference`` on the authors of an Annotation list (or single Annotation)."""
-    for note in items(holder.get(key) if isinstance(holder, dict) else None):
-        convert_references(note, ("authorReference",), target)
-
-
-def map_code(holder: Any, key: str, table: Mapping[str, str], valid: Iterable[str]) -> None:
-    """Translate the code ``holder[key]`` through ``table``; a code the target does not know
-    is dropped (the callers carry it first when it must survive)."""
-    if not isinstance(holder, dict) or key not in holder:
-        return
-    code = table.get(holder[key], holder[key])
-    if code in valid:
-        holder[key] = code
-    else:
-        holder.pop(key)
-        holder.pop("_" + key, None)
-
-
-# -- AllergyIntolerance ------------------------------------------------------------------------
+from shared.fhir.convert.contained import convert_contained
+from shared.fhir.convert.repair import repair
+from shared.fhir.convert.supplied import is_supplied, supplied
 
 _RESOURCE = "AllergyIntolerance"
 _CLINICAL = frozenset({"active", "inactive", "resolved"})

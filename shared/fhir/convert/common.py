@@ -1,4 +1,6 @@
-"""Rules every resource converter shares: code-system URIs, references, data types, extensions.
+"""What every resource converter and the framework share: versions and errors, code-system URIs,
+references and renamed types, the cross-version extension form, what runs around every step,
+and small dict helpers. The data types several resources hold are in datatypes.py.
 
 Pure functions over plain dicts; no I/O. Section numbers (§) refer to
 docs/conversion/mapping.md; docs/conversion/ records every lossy decision.
@@ -231,43 +233,7 @@ def convert_reference(reference: Any, target: str) -> Any:
     return out
 
 
-# -- data types (§2.5) -------------------------------------------------------------------------
-
-
-def name_to_dstu2(name: Any) -> Any:
-    """HumanName with ``family`` as DSTU2's list."""
-    if not isinstance(name, dict):
-        return name
-    out = dict(name)
-    if isinstance(out.get("family"), str):
-        out["family"] = [out["family"]]
-        if "_family" in out:
-            out["_family"] = [out["_family"]]
-    return out
-
-
-def name_from_dstu2(name: Any) -> Any:
-    """HumanName with DSTU2's family list joined into one string (parts kept in an extension)."""
-    if not isinstance(name, dict):
-        return name
-    out = dict(name)
-    family = out.get("family")
-    if isinstance(family, list):
-        parts = [part for part in family if isinstance(part, str)]
-        out.pop("_family", None)
-        if parts:
-            out["family"] = parts[0]
-            if len(parts) > 1:
-                out.setdefault("extension", []).extend(
-                    {
-                        "url": "http://hl7.org/fhir/StructureDefinition/HumanName-familyRepeat",
-                        "valueString": part,
-                    }
-                    for part in parts[1:]
-                )
-        else:
-            out.pop("family")
-    return out
+# -- elements no step keeps (§2.5) -------------------------------------------------------------
 
 
 def strip_fhir_comments(node: Any) -> Any:
@@ -329,6 +295,21 @@ def take_all_xver(resource: Resource, source: str, path: str) -> list[Any]:
     while (value := take_xver(resource, source, path)) is not None:
         values.append(value)
     return values
+
+
+def take_complex_xver(holder: Resource, source: str, path: str) -> list[Any]:
+    """The sub-extension lists of every complex cross-version extension for ``path`` (a
+    backbone element carried whole), removed, in order."""
+    url = xver_url(source, path)
+    extensions = items(holder.get("extension"))
+    found = [e.get("extension") for e in extensions if e.get("url") == url]
+    kept = [e for e in extensions if e.get("url") != url]
+    if found:
+        if kept:
+            holder["extension"] = kept
+        else:
+            holder.pop("extension")
+    return found
 
 
 # -- small dict helpers ------------------------------------------------------------------------
@@ -403,6 +384,19 @@ def concept(system: str, code: str, display: str | None = None) -> dict[str, Any
     if display:
         coding["display"] = display
     return {"coding": [coding]}
+
+
+def map_code(holder: Any, key: str, table: Mapping[str, str], valid: Iterable[str]) -> None:
+    """Translate the code ``holder[key]`` through ``table``; a code the target does not know
+    is dropped (the callers carry it first when it must survive)."""
+    if not isinstance(holder, dict) or key not in holder:
+        return
+    code = table.get(holder[key], holder[key])
+    if code in valid:
+        holder[key] = code
+    else:
+        holder.pop(key)
+        holder.pop("_" + key, None)
 
 
 # -- helpers every resource module shares -------------------------------------------------------
@@ -487,6 +481,24 @@ def adapt_references(
             holder[key] = adapt_reference(value, source, target, allowed)
 
 
+def convert_references(holder: Any, keys: Iterable[str], target: str) -> None:
+    """``convert_reference`` on each named Reference (or list of them) of ``holder``."""
+    if not isinstance(holder, dict):
+        return
+    for key in keys:
+        value = holder.get(key)
+        if isinstance(value, list):
+            holder[key] = [convert_reference(item, target) for item in value]
+        elif value is not None:
+            holder[key] = convert_reference(value, target)
+
+
+def note_references(holder: Any, key: str, target: str) -> None:
+    """``convert_reference`` on the authors of an Annotation list (or single Annotation)."""
+    for note in items(holder.get(key) if isinstance(holder, dict) else None):
+        convert_references(note, ("authorReference",), target)
+
+
 def notes_to_text(holder: Resource, text_key: str, source: str, path: str, target: str) -> None:
     """Annotation ``note[]`` → one string (texts joined by a blank line) where the older release
     has a single text; the notes ride along unless they were one plain text."""
@@ -528,7 +540,7 @@ _VALUE_TYPES_DOWN = {
     },
 }
 # R4 extension value types with no STU3 (and so no DSTU2) type at all: such an extension is
-# dropped on the way down (extensions.md of the README: "dropped").
+# dropped on the way down (docs/conversion/README.md, "Carried values").
 _R4_ONLY_VALUES = frozenset(
     {
         "valueContactDetail",
@@ -594,12 +606,25 @@ def _fit_extension(extension: Any, source: str, target: str) -> bool:
     if value_key == "valueReference":
         extension[value_key] = convert_reference(value, target)
     elif value_key == "valueHumanName":
-        extension[value_key] = name_to_dstu2(value) if target == "dstu2" else _name_up(value)
+        extension[value_key] = _carried_name(value, target)
     elif value_key == "valueTiming" and isinstance(value, dict):
-        from shared.fhir.convert.medication_request import convert_timing  # imports this one
+        from shared.fhir.convert.datatypes import convert_timing  # it builds on this module
 
         convert_timing(value, source, target)
     return True
+
+
+def _carried_name(name: Any, target: str) -> Any:
+    """A carried HumanName in ``target``'s shape: family a list in DSTU2, joined again on the way
+    up (only a name in DSTU2's shape changes). Unlike a HumanName element (datatypes.py), its
+    familyRepeat extensions are not folded back into the DSTU2 list."""
+    from shared.fhir.convert import datatypes  # it builds on this module
+
+    if target == "dstu2":
+        return datatypes.family_as_list(name)
+    if isinstance(name, dict) and isinstance(name.get("family"), list):
+        return datatypes.name_for_stu3(name)
+    return name
 
 
 _TYPE_MARK = "Extension.value"  # the type a carried value had, where its host renamed it
@@ -633,16 +658,4 @@ def _money(value: Any, target: str) -> Any:
     elif target != "r4" and "currency" in out:
         out["system"] = _ISO_4217
         out["code"] = out.pop("currency")
-    return out
-
-
-def _name_up(name: Any) -> Any:
-    """A carried HumanName from DSTU2's list form (the first part's twin kept)."""
-    if not isinstance(name, dict) or not isinstance(name.get("family"), list):
-        return name
-    twins = name.get("_family")
-    first = twins[0] if isinstance(twins, list) and twins else None
-    out = name_from_dstu2(name)
-    if isinstance(out, dict) and isinstance(first, dict) and "family" in out:
-        out["_family"] = first
     return out

@@ -23,9 +23,10 @@ from shared.fhir.convert.common import (
     prune_empty_twins,
     rename,
     take_all_xver,
+    take_complex_xver,
     take_xver,
-    xver_url,
 )
+from shared.fhir.convert.supplied import carries_marker, supplied
 
 # -- code tables (official ConceptMaps in fixtures/hl7-xver-conceptmaps, §5.1) ------------------
 
@@ -63,12 +64,6 @@ _VERIFICATION_OLD = frozenset({*_VERIFICATION_SHARED, "unknown"})
 # encounter-diagnosis ⇄ diagnosis (proxy decision, §5.1). Other codes pass unchanged.
 _CATEGORY_TO_DSTU2 = {"encounter-diagnosis": "diagnosis"}
 _CATEGORY_FROM_DSTU2 = {"diagnosis": "encounter-diagnosis"}
-
-# A required element the source lacks is marked absent, never invented (§2.6).
-_ABSENT = {
-    "url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason",
-    "valueCode": "unknown",
-}
 
 # Reference targets where the versions differ (§2.3, §5.1); None: no narrowing needed.
 _REFS_STU3: Mapping[str, frozenset[str] | None] = {
@@ -134,8 +129,8 @@ def stu3_to_dstu2(resource: Resource) -> Resource:
     _clinical_to_dstu2(condition)
     if condition.get("verificationStatus") not in _VERIFICATION_OLD:
         condition["verificationStatus"] = "unknown"  # 1..1 in DSTU2 (§2.6)
-    if not condition.get("code"):  # 1..1 in DSTU2 (§2.6)
-        condition["code"] = {"extension": [dict(_ABSENT)], "text": "Unknown"}
+    if not condition.get("code"):  # 1..1 in DSTU2 (§2.6): marked absent, never invented
+        condition["code"] = {**supplied(), "text": "Unknown"}
     _category_down(condition)
     _recorded_down(condition)
     rename(
@@ -169,7 +164,7 @@ def dstu2_to_stu3(resource: Resource) -> Resource:
     status = carried if carried is not None else _CLINICAL_FROM_DSTU2.get(str(status))
     if status:
         condition["clinicalStatus"] = status
-    if _is_absent(condition.get("code")):
+    if carries_marker(condition.get("code")):  # our own DSTU2 stand-in (see stu3_to_dstu2)
         del condition["code"]
     _category_up(condition)
     _recorded_up(condition)
@@ -310,7 +305,7 @@ def _stage_up(condition: Resource) -> None:
         if kind is not None:
             stage["type"] = kind
         stages.append(stage)
-    for parts in _take_complex(condition, "r4", "Condition.stage"):
+    for parts in take_complex_xver(condition, "r4", "Condition.stage"):
         extra: dict[str, Any] = {}
         for part in items(parts):
             value = next((v for k, v in part.items() if k.startswith("value")), None)
@@ -323,33 +318,9 @@ def _stage_up(condition: Resource) -> None:
         condition["stage"] = stages
 
 
-def _take_complex(holder: Resource, source: str, path: str) -> list[Any]:
-    """The sub-extension lists of every complex cross-version extension for ``path``
-    (removed)."""
-    url = xver_url(source, path)
-    extensions = items(holder.get("extension"))
-    found = [e.get("extension") for e in extensions if e.get("url") == url]
-    kept = [e for e in extensions if e.get("url") != url]
-    if found:
-        if kept:
-            holder["extension"] = kept
-        else:
-            holder.pop("extension")
-    return found
-
-
-def _is_absent(concept: Any) -> bool:
-    """True for an element marked absent with data-absent-reason (our DSTU2 stand-in)."""
-    extensions = concept.get("extension") if isinstance(concept, dict) else None
-    return isinstance(extensions, list) and _ABSENT in extensions
-
-
 def _nested_refs(condition: Resource, source: str, target: str) -> None:
     """References inside stage and evidence."""
     for stage in items(condition.get("stage")):
         adapt_references(stage, {"assessment": None}, source, target)
     for evidence in items(condition.get("evidence")):
         adapt_references(evidence, {"detail": None}, source, target)
-
-
-# -- helpers (candidates for common.py; see the report to the lead) -----------------------------

@@ -11,27 +11,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.fhir.convert.allergy_intolerance import (
-    carried,
-    carry,
-    convert_contained,
-    convert_references,
-    is_supplied,
-    peek,
-    repair,
-    restore,
-    supplied,
-)
+from shared.fhir.convert.carry import carried, carry, peek, restore
 from shared.fhir.convert.common import (
     ConversionError,
     Resource,
     add_xver,
     concept,
     convert_reference,
+    convert_references,
     items,
     prune_empty_twins,
     reference_type,
 )
+from shared.fhir.convert.contained import convert_contained
+from shared.fhir.convert.repair import repair
+from shared.fhir.convert.supplied import is_supplied, supplied
 
 _C = "Coverage"
 _CLASS_SYSTEM = "http://terminology.hl7.org/CodeSystem/coverage-class"

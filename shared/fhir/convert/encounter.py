@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from shared.fhir.convert.allergy_intolerance import carried as _carried
+from shared.fhir.convert.carry import carried as _carried
 from shared.fhir.convert.common import (
     ConversionError,
     Resource,
@@ -26,6 +26,7 @@ from shared.fhir.convert.common import (
     take_all_xver,
     take_xver,
 )
+from shared.fhir.convert.supplied import MARKER, carries_marker, supplied
 
 # -- code tables (official ConceptMaps in fixtures/hl7-xver-conceptmaps, §6.1) ------------------
 
@@ -73,12 +74,6 @@ _DIAGNOSIS_PARTS = (
     ("rank", "valuePositiveInt"),
 )
 
-# A required element the source lacks is marked absent, never invented (§2.6).
-_ABSENT = {
-    "url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason",
-    "valueCode": "unknown",
-}
-
 # Reference targets where the versions differ (§2.3, §6.1); None: no narrowing needed.
 _REFERRALS = frozenset({"ReferralRequest"})
 _REFS_STU3: Mapping[str, frozenset[str] | None] = {
@@ -116,7 +111,7 @@ _REF = "valueReference"
 def r4_to_stu3(resource: Resource) -> Resource:
     """R4 Encounter as STU3."""
     encounter = resource
-    if _is_absent(encounter.get("class")):  # our own R4 stand-in (see stu3_to_r4)
+    if carries_marker(encounter.get("class")):  # our own R4 stand-in (see stu3_to_r4)
         del encounter["class"]
     rename(encounter, [("reasonCode", "reason"), ("basedOn", "incomingReferral")])
     add_xver(encounter, "r4", "Encounter.serviceType", _CC, encounter.pop("serviceType", None))
@@ -143,7 +138,7 @@ def stu3_to_r4(resource: Resource) -> Resource:
     encounter = resource
     _class_to_act_code(encounter)
     if not encounter.get("class"):  # 1..1 in R4 (§2.6): marked absent, not invented
-        encounter["class"] = {"extension": [dict(_ABSENT)]}
+        encounter["class"] = supplied()
     rename(encounter, [("reason", "reasonCode"), ("incomingReferral", "basedOn")])
     service_type = take_xver(encounter, "r4", "Encounter.serviceType")
     if service_type is not None:
@@ -219,14 +214,14 @@ def _absent_status(holder: dict[str, Any]) -> None:
     holder.pop("status", None)
     twin = holder.get("_status")
     twin = dict(twin) if isinstance(twin, dict) else {}
-    twin["extension"] = [*items(twin.get("extension")), dict(_ABSENT)]
+    twin["extension"] = [*items(twin.get("extension")), dict(MARKER)]
     holder["_status"] = twin
 
 
 def _status_is_absent(holder: dict[str, Any]) -> bool:
     """True when ``_absent_status`` made this status (no value, the marker on ``_status``)."""
     twin = holder.get("_status")
-    return "status" not in holder and isinstance(twin, dict) and _is_absent(twin)
+    return "status" not in holder and isinstance(twin, dict) and carries_marker(twin)
 
 
 def _status_from_absent(holder: dict[str, Any]) -> None:
@@ -234,7 +229,7 @@ def _status_from_absent(holder: dict[str, Any]) -> None:
     if not _status_is_absent(holder):
         return
     twin = holder.pop("_status")
-    rest = [e for e in items(twin.get("extension")) if e != _ABSENT]
+    rest = [e for e in items(twin.get("extension")) if e != MARKER]
     if rest or len(twin) > 1:
         holder["_status"] = (
             {**twin, "extension": rest}
@@ -398,12 +393,3 @@ def _nested_refs(
     for location in items(encounter.get("location")):
         # convert_reference keeps display, which the app shows (§1)
         adapt_references(location, {"location": None}, source, target)
-
-
-def _is_absent(value: Any) -> bool:
-    """True for an element marked absent with data-absent-reason (our R4 stand-in)."""
-    extensions = value.get("extension") if isinstance(value, dict) else None
-    return isinstance(extensions, list) and _ABSENT in extensions
-
-
-# -- helpers (candidates for common.py; see the report to the lead) -----------------------------

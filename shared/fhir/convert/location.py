@@ -13,10 +13,10 @@ from shared.fhir.convert.common import (
     items,
     prune_empty_twins,
     take_all_xver,
+    take_complex_xver,
     take_xver,
-    xver_url,
 )
-from shared.fhir.convert.patient import convert_elements
+from shared.fhir.convert.datatypes import convert_elements
 
 _FIELDS = {
     "identifier": "Identifier",
@@ -56,24 +56,17 @@ def _hours_to_extensions(location: Resource) -> None:
             for child, key in _HOURS.items()
             for value in _values(hours.get(child))
         ]
-        location.setdefault("extension", []).append(
-            {"url": xver_url("r4", _HOURS_PATH), "extension": parts}
-        )
+        add_xver(location, "r4", _HOURS_PATH, "extension", parts)
 
 
 def _hours_from_extensions(location: Resource) -> None:
-    url = xver_url("r4", _HOURS_PATH)
-    extensions = items(location.get("extension"))
-    carried = [e for e in extensions if e.get("url") == url]
+    carried = take_complex_xver(location, "r4", _HOURS_PATH)
     if not carried:
         return
-    location["extension"] = [e for e in extensions if e.get("url") != url]
-    if not location["extension"]:
-        location.pop("extension")
     hours = []
-    for extension in carried:
+    for parts in carried:
         entry: dict[str, Any] = {}
-        for part in items(extension.get("extension")):
+        for part in items(parts):
             child, key = part.get("url"), _HOURS.get(str(part.get("url")))
             if key and key in part:
                 if child == "daysOfWeek":

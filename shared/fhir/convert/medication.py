@@ -24,10 +24,11 @@ from shared.fhir.convert.common import (
     items,
     prune_empty_twins,
     rename,
+    take_all_xver,
+    take_complex_xver,
     take_xver,
-    xver_url,
 )
-from shared.fhir.convert.patient import convert_datatype, convert_elements
+from shared.fhir.convert.datatypes import convert_datatype, convert_elements
 
 _FIELDS = {"manufacturer": "Reference"}
 _ITEM_FIELDS = {"itemReference": "Reference"}
@@ -57,13 +58,12 @@ def _carry(holder: Resource, source: str, path: str, key: str, value_key: str) -
 
 def _restore(holder: Resource, source: str, path: str, key: str, *, many: bool = False) -> None:
     """Undo ``_carry``: one value, or all of them as a list."""
-    taken = []
-    while (value := take_xver(holder, source, path)) is not None:
-        taken.append(value)
-        if not many:
-            break
-    if taken:
-        holder[key] = taken if many else taken[0]
+    if many:
+        values = take_all_xver(holder, source, path)
+        if values:
+            holder[key] = values
+    elif (value := take_xver(holder, source, path)) is not None:
+        holder[key] = value
 
 
 def _to_complex(
@@ -75,23 +75,14 @@ def _to_complex(
             for child, (url, key) in children.items()
             if isinstance(value, dict) and child in value
         ]
-        holder.setdefault("extension", []).append(
-            {"url": xver_url("stu3", path), "extension": parts}
-        )
+        add_xver(holder, "stu3", path, "extension", parts)
 
 
 def _from_complex(holder: Resource, path: str, children: dict[str, tuple[str, str]]) -> list[Any]:
-    url = xver_url("stu3", path)
-    extensions = items(holder.get("extension"))
-    carried = [e for e in extensions if e.get("url") == url]
-    if carried:
-        holder["extension"] = [e for e in extensions if e.get("url") != url]
-        if not holder["extension"]:
-            holder.pop("extension")
     found = []
-    for extension in carried:
+    for parts in take_complex_xver(holder, "stu3", path):
         value: dict[str, Any] = {}
-        for part in items(extension.get("extension")):
+        for part in items(parts):
             for child, (child_url, key) in children.items():
                 if part.get("url") == child_url and key in part:
                     value[child] = part[key]

@@ -1,5 +1,6 @@
-"""MedicationRequest (R4, STU3) ⇄ MedicationOrder (DSTU2) (§8), with the Dosage (§8.2) and
-Timing (§2.5) data-type rules. Section numbers (§) refer to docs/conversion/mapping.md.
+"""MedicationRequest (R4, STU3) ⇄ MedicationOrder (DSTU2) (§8), with the Dosage data-type rules
+(§8.2; a Dosage's Timing follows datatypes.py, §2.5). Section numbers (§) refer to
+docs/conversion/mapping.md.
 
 Requests that cannot be expressed faithfully raise ConversionError (§2.8 "filter"): the Bundle
 converter then leaves them out with an OperationOutcome entry. Decisions:
@@ -10,20 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.fhir.convert.allergy_intolerance import (
-    carried,
-    carry,
-    convert_contained,
-    convert_references,
-    is_supplied,
-    map_code,
-    note_references,
-    peek,
-    repair,
-    restore,
-    restore_choice,
-    supplied,
-)
+from shared.fhir.convert.carry import carried, carry, peek, restore, restore_choice
 from shared.fhir.convert.common import (
     ConversionError,
     Resource,
@@ -31,14 +19,21 @@ from shared.fhir.convert.common import (
     codeable_text,
     concept,
     convert_reference,
+    convert_references,
     items,
+    map_code,
     narrow_reference,
+    note_references,
     prune_empty_twins,
     reference_type,
     rename,
     restore_reference,
     type_name,
 )
+from shared.fhir.convert.contained import convert_contained
+from shared.fhir.convert.datatypes import convert_timing
+from shared.fhir.convert.repair import repair
+from shared.fhir.convert.supplied import is_supplied, supplied
 
 _R = "MedicationRequest"  # paths of carried STU3/R4 elements
 _O = "MedicationOrder"  # paths of carried DSTU2 elements
@@ -152,75 +147,6 @@ _DISPENSE_MEDICATION = (
     ("medicationReference", "valueReference"),
 )
 
-# -- Timing (§2.5) -----------------------------------------------------------------------------
-
-# event-timing codes per release: the v3 TimingEvent codes all three share; STU3 adds five of
-# its own (R4 adds MORN.early … EVE.late and NOON); DSTU2's binding also lists the v3 IC* codes.
-_WHEN_SHARED = frozenset(
-    {"HS", "WAKE", "C", "CM", "CD", "CV", "AC", "ACM", "ACD", "ACV", "PC", "PCM", "PCD", "PCV"}
-)
-_WHEN_STU3 = _WHEN_SHARED | {"MORN", "AFT", "EVE", "NIGHT", "PHS"}
-_WHEN_DSTU2 = _WHEN_SHARED | {"IC", "ICM", "ICD", "ICV"}
-_TIMING_RENAMES = (
-    ("boundsDuration", "boundsQuantity"),
-    ("durationUnit", "durationUnits"),
-    ("periodUnit", "periodUnits"),
-)
-_REPEAT_CARRY = (
-    ("countMax", "Timing.repeat.countMax", "valueInteger"),
-    ("dayOfWeek", "Timing.repeat.dayOfWeek", "valueCode"),
-    ("timeOfDay", "Timing.repeat.timeOfDay", "valueTime"),
-    ("offset", "Timing.repeat.offset", "valueUnsignedInt"),
-)
-
-
-def _when_down(repeat: dict[str, Any], valid: frozenset[str], source: str, many: bool) -> None:
-    codes = repeat.pop("when", None)
-    repeat.pop("_when", None)
-    codes = codes if isinstance(codes, list) else [codes] if codes else []
-    kept = [code for code in codes if code in valid][: None if many else 1]
-    if kept:
-        repeat["when"] = kept if many else kept[0]
-    if kept != codes:  # every code rides along, so the way back up restores the list as it was
-        for code in codes:
-            add_xver(repeat, source, "Timing.repeat.when", "valueCode", code)
-
-
-def _when_up(repeat: dict[str, Any], source: str) -> None:
-    codes = [value for _, value in carried(repeat, source, "Timing.repeat.when")]
-    if codes:
-        repeat["when"] = codes
-    elif isinstance(repeat.get("when"), str):
-        repeat["when"] = [repeat["when"]]
-
-
-def _timing(dosage: dict[str, Any], source: str, target: str) -> None:
-    """A Dosage's Timing, one step: ``when`` codes, DSTU2's key names and missing elements."""
-    timing = dosage.get("timing")
-    repeat = timing.get("repeat") if isinstance(timing, dict) else None
-    if not isinstance(repeat, dict):
-        return
-    if (source, target) == ("r4", "stu3"):
-        _when_down(repeat, _WHEN_STU3, "r4", many=True)
-    elif (source, target) == ("stu3", "r4"):
-        _when_up(repeat, "r4")
-    elif target == "dstu2":
-        _when_down(repeat, _WHEN_DSTU2, "stu3", many=False)
-        rename(repeat, _TIMING_RENAMES)
-        for key, path, value_key in _REPEAT_CARRY:
-            carry(repeat, key, path, value_key, "stu3", "dstu2")
-    else:
-        _when_up(repeat, "stu3")
-        rename(repeat, [(new, old) for old, new in _TIMING_RENAMES])
-        for key, path, _ in _REPEAT_CARRY:
-            restore(repeat, key, path, "stu3", many=key in ("dayOfWeek", "timeOfDay"))
-
-
-def convert_timing(timing: dict[str, Any], source: str, target: str) -> None:
-    """A Timing (in place) in ``target``'s shape, one step from ``source`` (§2.5)."""
-    _timing({"timing": timing}, source, target)
-
-
 # -- Dosage (§8.2) -----------------------------------------------------------------------------
 
 _DOSE_RATE = ("doseRange", "doseQuantity", "rateRatio", "rateRange", "rateQuantity")
@@ -312,7 +238,7 @@ def _dosages(request: Resource, source: str, target: str) -> None:
             _dosage_to_dstu2(dosage)
         else:
             _dosage_from_dstu2(dosage)
-        _timing(dosage, source, target)
+        convert_timing(dosage.get("timing"), source, target)
 
 
 # -- MedicationRequest R4 ⇄ STU3 ---------------------------------------------------------------

@@ -382,7 +382,7 @@ def _range_up(reference_range: Resource) -> None:
         reference_range["type"] = meaning
 
 
-# -- helpers (candidates for common.py; see the report to the lead) -----------------------------
+# -- extensions (value[x] needs the value's key: take_xver gives the value alone) --------------
 
 
 def _restore_list(element: Resource, source: str, path: str, key: str) -> None:

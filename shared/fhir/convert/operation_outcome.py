@@ -6,7 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.fhir.convert.common import Resource, add_xver, items, prune_empty_twins, take_xver
+from shared.fhir.convert.common import (
+    Resource,
+    add_xver,
+    items,
+    prune_empty_twins,
+    take_all_xver,
+    take_xver,
+)
 
 # R4-only IssueType codes → their parent in R4's hierarchy, which STU3/DSTU2 have. HL7's
 # R4→R3 ConceptMap has no map for them (proxy decision, §12).
@@ -61,9 +68,7 @@ def dstu2_to_stu3(outcome: Resource) -> Resource:
     """DSTU2 OperationOutcome → STU3: carried expressions restored, diagnostics unchanged back."""
     prune_empty_twins(outcome)  # stripped fhir_comments leave empty "_x" objects
     for issue in _issues(outcome):
-        expressions = []
-        while (expression := take_xver(issue, "stu3", _EXPRESSION_PATH)) is not None:
-            expressions.append(expression)
+        expressions = take_all_xver(issue, "stu3", _EXPRESSION_PATH)
         if not expressions:
             continue
         issue["expression"] = expressions

@@ -16,7 +16,7 @@ from shared.fhir.convert.common import (
     prune_empty_twins,
     take_all_xver,
 )
-from shared.fhir.convert.patient import convert_elements
+from shared.fhir.convert.datatypes import convert_elements
 
 _FIELDS = {
     "identifier": "Identifier",

@@ -1,128 +1,23 @@
-"""Patient between R4, STU3 and DSTU2 (§3), and the data-type rules Patient, Practitioner and
-Location share (§2.3, §2.5). Section numbers (§) refer to docs/conversion/mapping.md.
-
-The data-type helpers above the Patient section (``convert_elements``, ``narrow_reference``,
-``restore_reference``, ``name_for_dstu2``/``name_for_stu3``, ``prune_empty_twins``, ``items``)
-are public so practitioner.py, location.py and the others can use them; they belong in
-common.py.
-Decisions: docs/conversion/patient.md.
+"""Patient between R4, STU3 and DSTU2 (§3); its identifiers, names, telecoms, addresses and
+references follow the data-type rules in datatypes.py (§2.3, §2.5). Section numbers (§) refer
+to docs/conversion/mapping.md. Decisions: docs/conversion/patient.md.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from shared.fhir.convert.common import (
     Resource,
     add_xver,
-    convert_reference,
     items,
-    name_from_dstu2,
-    name_to_dstu2,
     narrow_reference,
     prune_empty_twins,
     rename,
     restore_reference,
     take_xver,
 )
-
-# -- data types shared by Patient, Practitioner and Location (§2.5) ---------------------------
-
-# Codes an element of a data type lacks in the older release of one step, and what the older
-# release gets instead (None: the element is left out). The code itself rides in the
-# cross-version extension, so the way up restores it. Source: the HL7 xver ConceptMaps
-# (R4 IdentifierUse, AddressUse → R3: no map; R3 ContactPointSystem → R2: no map).
-_LOST_CODES: tuple[tuple[str, str, str, str, frozenset[str], str | None], ...] = (
-    ("Identifier", "use", "r4", "stu3", frozenset({"old"}), None),
-    ("Address", "use", "r4", "stu3", frozenset({"billing"}), None),
-    ("ContactPoint", "system", "stu3", "dstu2", frozenset({"url", "sms"}), "other"),
-)
-_FAMILY_REPEAT = "http://hl7.org/fhir/StructureDefinition/HumanName-familyRepeat"
-# The type segment of a relative or absolute literal reference ("PractitionerRole/7").
-
-
-def _lost_codes(element: dict[str, Any], datatype: str, source: str, target: str) -> None:
-    for name, key, newer, older, lost, replacement in _LOST_CODES:
-        if name != datatype:
-            continue
-        path = f"{datatype}.{key}"
-        if (source, target) == (newer, older) and element.get(key) in lost:
-            add_xver(element, newer, path, "valueCode", element[key])
-            if replacement is None:
-                element.pop(key)
-                element.pop("_" + key, None)
-            else:
-                element[key] = replacement
-        elif (source, target) == (older, newer):
-            restored = take_xver(element, newer, path)
-            if restored is not None:
-                element[key] = restored
-
-
-def name_for_dstu2(name: Any) -> Any:
-    """HumanName for DSTU2: family as a list, familyRepeat extensions folded back into it."""
-    out = name_to_dstu2(name)
-    if not isinstance(out, dict) or not isinstance(out.get("extension"), list):
-        return out
-    repeats = [
-        e
-        for e in out["extension"]
-        if isinstance(e, dict)
-        and e.get("url") == _FAMILY_REPEAT
-        and isinstance(e.get("valueString"), str)
-    ]
-    if repeats:
-        out["family"] = [*out.get("family", []), *(e["valueString"] for e in repeats)]
-        if isinstance(out.get("_family"), list):  # JSON keeps _family aligned with family
-            out["_family"] = [*out["_family"], *([None] * len(repeats))]
-        out["extension"] = [e for e in out["extension"] if e not in repeats]
-        if not out["extension"]:
-            out.pop("extension")
-    return out
-
-
-def name_for_stu3(name: Any) -> Any:
-    """HumanName from DSTU2: ``name_from_dstu2``, keeping the first part's ``_family``."""
-    first = None
-    if isinstance(name, dict) and isinstance(name.get("_family"), list) and name["_family"]:
-        first = name["_family"][0]
-    out = name_from_dstu2(name)
-    if isinstance(out, dict) and isinstance(first, dict) and "family" in out:
-        out["_family"] = first
-    return out
-
-
-def convert_datatype(value: Any, datatype: str, source: str, target: str) -> Any:
-    """One data-type value for ``target`` (one step, ``source`` → ``target``)."""
-    if not isinstance(value, dict):
-        return value
-    if datatype == "Reference":
-        return convert_reference(value, target)
-    if datatype == "HumanName":
-        if target == "dstu2":
-            return name_for_dstu2(value)
-        return name_for_stu3(value) if source == "dstu2" else value
-    out = dict(value)
-    _lost_codes(out, datatype, source, target)
-    if datatype == "Identifier" and "assigner" in out:
-        out["assigner"] = convert_reference(out["assigner"], target)
-    return out
-
-
-def convert_elements(holder: Any, fields: Mapping[str, str], source: str, target: str) -> None:
-    """Convert (in place) the elements of ``holder`` named in ``fields`` (name → data type)."""
-    if not isinstance(holder, dict):
-        return
-    for key, datatype in fields.items():
-        value = holder.get(key)
-        if isinstance(value, list):
-            holder[key] = [convert_datatype(item, datatype, source, target) for item in value]
-        elif value is not None:
-            holder[key] = convert_datatype(value, datatype, source, target)
-
-
-# -- Patient -----------------------------------------------------------------------------------
+from shared.fhir.convert.datatypes import convert_elements
 
 _FIELDS = {
     "identifier": "Identifier",

@@ -10,8 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.fhir.convert.common import Resource, add_xver, drop, items, prune_empty_twins, take_xver
-from shared.fhir.convert.patient import convert_elements
+from shared.fhir.convert.common import (
+    Resource,
+    add_xver,
+    drop,
+    items,
+    prune_empty_twins,
+    take_all_xver,
+)
+from shared.fhir.convert.datatypes import convert_elements
 
 _FIELDS = {
     "identifier": "Identifier",
@@ -62,8 +69,7 @@ def dstu2_to_stu3(practitioner: Resource) -> Resource:
     name = practitioner.pop("name", None)
     practitioner.pop("_name", None)
     names = [name] if isinstance(name, dict) else []
-    while (extra := take_xver(practitioner, "stu3", _EXTRA_NAME)) is not None:
-        names.append(extra)
+    names += take_all_xver(practitioner, "stu3", _EXTRA_NAME)
     if names:
         practitioner["name"] = names
     _all_elements(practitioner, "dstu2", "stu3")

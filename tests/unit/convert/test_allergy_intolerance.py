@@ -7,15 +7,15 @@ from __future__ import annotations
 import string
 from typing import Any
 
-import fhir.resources.R4B as r4_models
 import fhir.resources.STU3 as stu3_models
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.fhir.convert import convert
-from tests.support.dstu2 import Shape, assert_dstu2
+from tests.support.dstu2 import CODEABLE_CONCEPT, REFERENCE, Shape, assert_dstu2
 from tests.support.fixtures import VERSIONS, XVER_DSTU2, XVER_R4, XVER_STU3, fixtures_of
+from tests.unit.convert.checks import assert_valid, extension_values
 
 CLINICAL_R4 = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
 VERIFICATION_R4 = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
@@ -33,11 +33,6 @@ DISPLAY = {
 }
 
 # DSTU2 (1.0.2) shapes, from the DSTU2 AllergyIntolerance examples and §7.1.
-REFERENCE = Shape(frozenset({"reference", "display"}))
-CODING = Shape(frozenset({"system", "version", "code", "display", "userSelected"}))
-CODEABLE_CONCEPT = Shape(
-    frozenset({"coding", "text"}), nested={"coding": CODING}, lists=frozenset({"coding"})
-)
 ANNOTATION = Shape(
     frozenset({"authorReference", "authorString", "time", "text"}),
     required=frozenset({"text"}),
@@ -79,30 +74,15 @@ DSTU2_CODES = {
 }
 
 
-def validate(resource: dict[str, Any], version: str) -> None:
-    """STU3 and R4 through fhir.resources models, DSTU2 through the declared shape."""
-    if version == "stu3":
-        stu3_models.get_fhir_model_class(resource["resourceType"]).model_validate(resource)
-    elif version == "r4":
-        # R4B kept R4's AllergyIntolerance elements unchanged, so its model checks R4 output.
-        r4_models.get_fhir_model_class(resource["resourceType"]).model_validate(resource)
-    else:
-        assert_dstu2(resource, ALLERGY)
-        assert not isinstance(resource.get("note"), list), "DSTU2 note is one Annotation"
-        for key, codes in DSTU2_CODES.items():
-            assert resource.get(key, "active") in codes | {"active"}, key
-        for reaction in resource.get("reaction", []):
-            assert not isinstance(reaction.get("note"), list)
-            assert reaction.get("certainty", "likely") in {"unlikely", "likely", "confirmed"}
-
-
-def xver(resource: dict[str, Any], prefix: str, path: str) -> list[Any]:
-    """The values of the cross-version extensions for ``path`` on ``resource``."""
-    return [
-        next(v for k, v in e.items() if k.startswith("value"))
-        for e in resource.get("extension", [])
-        if e["url"] == prefix + path
-    ]
+def check_dstu2(resource: dict[str, Any]) -> None:
+    """The DSTU2 shape, one note and the DSTU2 codes."""
+    assert_dstu2(resource, ALLERGY)
+    assert not isinstance(resource.get("note"), list), "DSTU2 note is one Annotation"
+    for key, codes in DSTU2_CODES.items():
+        assert resource.get(key, "active") in codes | {"active"}, key
+    for reaction in resource.get("reaction", []):
+        assert not isinstance(reaction.get("note"), list)
+        assert reaction.get("certainty", "likely") in {"unlikely", "likely", "confirmed"}
 
 
 ALLERGY_FIXTURES = fixtures_of("AllergyIntolerance")
@@ -116,7 +96,7 @@ def test_every_version_has_allergy_fixtures() -> None:
 def test_fixture_converts_into_a_valid_allergy_intolerance_of_every_other_version(
     source: str, target: str, allergy: dict[str, Any]
 ) -> None:
-    validate(convert(allergy, source, target), target)
+    assert_valid(convert(allergy, source, target), target, "AllergyIntolerance", check_dstu2)
 
 
 # -- the fields the Patients app reads (§1, §7.4) ----------------------------------------------
@@ -313,9 +293,9 @@ def app_fields(allergy: dict[str, Any]) -> dict[str, Any]:
 def test_r4_allergy_survives_a_round_trip_through_an_older_version(
     allergy: dict[str, Any], target: str
 ) -> None:
-    validate(allergy, "r4")  # the strategy makes valid R4
+    assert_valid(allergy, "r4", "AllergyIntolerance", check_dstu2)  # the strategy makes valid R4
     older = convert(allergy, "r4", target)
-    validate(older, target)
+    assert_valid(older, target, "AllergyIntolerance", check_dstu2)
     back = convert(older, target, "r4")
     assert app_fields(back) == app_fields(allergy)
     assert back == allergy  # everything else is carried as well
@@ -391,7 +371,7 @@ def test_a_status_stu3_cannot_read_rides_along_and_comes_back(key: str) -> None:
         active = {"system": CLINICAL_R4, "code": "active", "display": "Active"}
         r4["clinicalStatus"] = {"coding": [active]}
     stu3 = convert(r4, "r4", "stu3")
-    assert xver(stu3, XVER_R4, f"AllergyIntolerance.{key}") == [concept]
+    assert extension_values(stu3, XVER_R4 + f"AllergyIntolerance.{key}") == [concept]
     assert convert(stu3, "stu3", "r4") == r4
     assert convert(convert(r4, "r4", "dstu2"), "dstu2", "r4") == r4
 
@@ -399,7 +379,9 @@ def test_a_status_stu3_cannot_read_rides_along_and_comes_back(key: str) -> None:
 def test_encounter_is_carried_in_an_extension_before_r4() -> None:
     allergy = convert(_r4(encounter={"reference": "Encounter/e1"}), "r4", "stu3")
     assert "encounter" not in allergy
-    assert xver(allergy, XVER_R4, "AllergyIntolerance.encounter") == [{"reference": "Encounter/e1"}]
+    assert extension_values(allergy, XVER_R4 + "AllergyIntolerance.encounter") == [
+        {"reference": "Encounter/e1"}
+    ]
 
 
 @pytest.mark.parametrize(
@@ -435,14 +417,16 @@ def test_unknown_stu3_status_code_is_not_an_r4_status_but_rides_along() -> None:
     stu3 = _r4(clinicalStatus="confirmed", verificationStatus="confirmed")
     allergy = convert(stu3, "stu3", "r4")
     assert "clinicalStatus" not in allergy
-    assert xver(allergy, XVER_STU3, "AllergyIntolerance.clinicalStatus") == ["confirmed"]
+    assert extension_values(allergy, XVER_STU3 + "AllergyIntolerance.clinicalStatus") == [
+        "confirmed"
+    ]
     assert convert(allergy, "r4", "stu3") == stu3
 
 
 def test_a_dstu2_status_stu3_cannot_read_rides_along() -> None:
     dstu2 = _dstu2(status="bogus")
     stu3 = convert(dstu2, "dstu2", "stu3")
-    assert xver(stu3, XVER_DSTU2, "AllergyIntolerance.status") == ["bogus"]
+    assert extension_values(stu3, XVER_DSTU2 + "AllergyIntolerance.status") == ["bogus"]
     assert convert(stu3, "stu3", "dstu2") == dstu2
 
 
@@ -479,7 +463,9 @@ def test_status_codes_the_single_dstu2_status_cannot_say_ride_along() -> None:
     stu3 = _r4(clinicalStatus="inactive", verificationStatus="confirmed")
     dstu2 = convert(stu3, "stu3", "dstu2")
     assert dstu2["status"] == "inactive"
-    assert xver(dstu2, XVER_STU3, "AllergyIntolerance.verificationStatus") == ["confirmed"]
+    assert extension_values(dstu2, XVER_STU3 + "AllergyIntolerance.verificationStatus") == [
+        "confirmed"
+    ]
     back = convert(dstu2, "dstu2", "stu3")
     assert (back["clinicalStatus"], back["verificationStatus"]) == ("inactive", "confirmed")
 
@@ -500,7 +486,7 @@ def test_onset_period_start_becomes_onset_and_the_period_rides_along() -> None:
     period = {"start": "2004-01-01", "end": "2005-01-01"}
     dstu2 = convert(_r4(onsetPeriod=period), "r4", "dstu2")
     assert dstu2["onset"] == "2004-01-01"
-    assert xver(dstu2, XVER_STU3, "AllergyIntolerance.onset") == [period]
+    assert extension_values(dstu2, XVER_STU3 + "AllergyIntolerance.onset") == [period]
     assert convert(dstu2, "dstu2", "r4")["onsetPeriod"] == period
 
 
@@ -522,7 +508,7 @@ def test_onset_types_dstu2_lacks_ride_along(element: str, value: Any, value_key:
 def test_first_category_is_the_dstu2_category_and_the_others_ride_along() -> None:
     dstu2 = convert(_r4(category=["medication", "food"]), "r4", "dstu2")
     assert dstu2["category"] == "medication"
-    assert xver(dstu2, XVER_STU3, "AllergyIntolerance.category") == ["food"]
+    assert extension_values(dstu2, XVER_STU3 + "AllergyIntolerance.category") == ["food"]
     assert convert(dstu2, "dstu2", "r4")["category"] == ["medication", "food"]
 
 
@@ -553,7 +539,7 @@ def test_first_note_is_the_dstu2_note_and_the_others_ride_along() -> None:
     notes = [{"text": "first"}, {"text": "second", "time": "2020-01-01"}]
     dstu2 = convert(_r4(note=notes), "r4", "dstu2")
     assert dstu2["note"] == {"text": "first"}
-    assert xver(dstu2, XVER_STU3, "AllergyIntolerance.note") == [notes[1]]
+    assert extension_values(dstu2, XVER_STU3 + "AllergyIntolerance.note") == [notes[1]]
     assert convert(dstu2, "dstu2", "r4")["note"] == notes
 
 
@@ -562,7 +548,7 @@ def test_first_reaction_note_is_the_dstu2_reaction_note_and_the_others_ride_alon
     reaction = {"manifestation": [{"text": "Hives"}], "note": notes}
     dstu2 = convert(_r4(reaction=[reaction]), "r4", "dstu2")["reaction"][0]
     assert dstu2["note"] == {"text": "first"}
-    assert xver(dstu2, XVER_STU3, "AllergyIntolerance.reaction.note") == [notes[1]]
+    assert extension_values(dstu2, XVER_STU3 + "AllergyIntolerance.reaction.note") == [notes[1]]
 
 
 @pytest.mark.parametrize("value_key", ["valueCode", "valueString"])
@@ -663,13 +649,6 @@ def test_zoneless_date_times_are_cut_to_their_date() -> None:
 
 def test_narrative_without_div_is_dropped() -> None:
     assert "text" not in convert(_r4(text={"status": "generated"}), "r4", "stu3")
-
-
-def test_comment_only_primitive_extensions_of_dstu2_leave_nothing_behind() -> None:
-    dstu2 = _dstu2(status="active", _status={"fhir_comments": ["a comment"]})
-    assert "_clinicalStatus" not in convert(dstu2, "dstu2", "stu3")
-    stu3 = convert(_dstu2(type="allergy", _type={"fhir_comments": ["c"]}), "dstu2", "stu3")
-    assert "_type" not in stu3
 
 
 def test_contained_resources_convert_through_their_modules_or_are_dropped() -> None:

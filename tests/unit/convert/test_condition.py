@@ -9,15 +9,14 @@ import string
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
-import fhir.resources.R4B as r4_models
-import fhir.resources.STU3 as stu3_models
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.fhir.convert import convert
-from tests.support.dstu2 import Shape, assert_dstu2
+from tests.support.dstu2 import REFERENCE, Shape, assert_dstu2
 from tests.support.fixtures import VERSIONS, XVER_R4, XVER_STU3, fixtures_of, hl7_example
+from tests.unit.convert.checks import assert_valid, extension_values
 
 SNOMED = "http://snomed.info/sct"
 UCUM = "http://unitsofmeasure.org"
@@ -32,7 +31,6 @@ ABSENT = {
 }
 
 # DSTU2 (1.0.2) shapes, from the DSTU2 Condition examples and §5.1.
-REFERENCE = Shape(frozenset({"reference", "display"}))
 CONDITION = Shape(
     allowed=frozenset(
         {
@@ -87,30 +85,14 @@ DSTU2_VERIFICATION = {
 }
 
 
-def validate(resource: dict[str, Any], version: str) -> None:
-    """STU3 and R4 through fhir.resources models, DSTU2 through the declared shape."""
-    if version == "stu3":
-        stu3_models.get_fhir_model_class("Condition").model_validate(resource)
-    elif version == "r4":
-        # R4B kept R4's Condition elements (CodeableConcept statuses, recordedDate, recorder,
-        # stage.type) unchanged, so its model checks R4 output.
-        r4_models.get_fhir_model_class("Condition").model_validate(resource)
-    else:
-        assert_dstu2(resource, CONDITION)
-        for key in DSTU2_SINGLE:
-            assert not isinstance(resource.get(key), list), f"{key} is 0..1 in DSTU2"
-        assert resource.get("clinicalStatus", "active") in DSTU2_CLINICAL
-        assert resource["verificationStatus"] in DSTU2_VERIFICATION
-        assert len(resource.get("dateRecorded", "")) <= 10, "dateRecorded is a date in DSTU2"
-
-
-def extension_values(element: dict[str, Any], url: str) -> list[Any]:
-    """The values of ``element``'s extensions with ``url``, in order."""
-    return [
-        next(v for k, v in extension.items() if k.startswith("value"))
-        for extension in element.get("extension", [])
-        if extension["url"] == url
-    ]
+def check_dstu2(resource: dict[str, Any]) -> None:
+    """The DSTU2 shape, its 0..1 elements, status codes and a date for dateRecorded."""
+    assert_dstu2(resource, CONDITION)
+    for key in DSTU2_SINGLE:
+        assert not isinstance(resource.get(key), list), f"{key} is 0..1 in DSTU2"
+    assert resource.get("clinicalStatus", "active") in DSTU2_CLINICAL
+    assert resource["verificationStatus"] in DSTU2_VERIFICATION
+    assert len(resource.get("dateRecorded", "")) <= 10, "dateRecorded is a date in DSTU2"
 
 
 CONDITION_FIXTURES = fixtures_of("Condition")
@@ -125,7 +107,7 @@ def test_every_version_has_condition_fixtures() -> None:
 def test_fixture_converts_into_a_valid_condition_of_every_other_version(
     source: str, target: str, condition: dict[str, Any]
 ) -> None:
-    validate(convert(condition, source, target), target)
+    assert_valid(convert(condition, source, target), target, "Condition", check_dstu2)
 
 
 # -- the fields the Patients app reads (§1, §5.3) ----------------------------------------------
@@ -273,7 +255,7 @@ def test_r4_condition_survives_a_round_trip_through_an_older_version(
     middle: str, condition: dict[str, Any]
 ) -> None:
     older = convert(condition, "r4", middle)
-    validate(older, middle)
+    assert_valid(older, middle, "Condition", check_dstu2)
     back = convert(older, middle, "r4")
     assert back == condition  # every field the app reads, and everything carried
 
@@ -574,10 +556,3 @@ def test_episode_of_care_context_keeps_only_display_in_dstu2() -> None:
     encounter = convert(stu3(context=context), "stu3", "dstu2")["encounter"]
     assert encounter["display"] == "Pregnancy"
     assert "reference" not in encounter
-
-
-def test_comment_only_primitive_extensions_of_dstu2_leave_nothing_behind() -> None:
-    source = dstu2(dateRecorded="2024-04-04", _dateRecorded={"fhir_comments": ["  recorded  "]})
-    condition = convert(source, "dstu2", "stu3")
-    assert condition["assertedDate"] == "2024-04-04"
-    assert "_assertedDate" not in condition

@@ -1,5 +1,6 @@
 """``shared.fhir.convert.convert`` itself: ``copy`` never changes the input, ``copy=False`` gives
-the same output, a Bundle's entries go through the whole chain at once, the code-system cache."""
+the same output, DSTU2 comments leave nothing behind, a Bundle's entries go through the whole
+chain at once, the code-system cache."""
 
 from __future__ import annotations
 
@@ -12,8 +13,15 @@ import pytest
 
 from shared.fhir.convert import ConversionError, convert
 from shared.fhir.convert.common import rewrite_systems
-from tests.support.fixtures import VERSIONS, hapi_files, hl7_example_files, synthea_files
+from tests.support.fixtures import (
+    VERSIONS,
+    hapi_files,
+    hl7_example,
+    hl7_example_files,
+    synthea_files,
+)
 
+SNOMED = "http://snomed.info/sct"
 V2_0203_R4 = "http://terminology.hl7.org/CodeSystem/v2-0203"
 CATEGORY_R4 = "http://terminology.hl7.org/CodeSystem/observation-category"
 
@@ -151,6 +159,99 @@ def test_convert_without_copy_still_strips_dstu2_comments() -> None:
         "resourceType": "Patient",
         "gender": "male",
     }
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING = _Missing()
+
+
+def element_at(document: Any, path: tuple[str | int, ...]) -> Any:
+    """The element at ``path`` (keys and list indexes) of ``document``, or MISSING when only its
+    last step is absent (an absent parent fails)."""
+    if not path:
+        return document
+    *parents, last = path
+    for step in parents:
+        document = document[step]
+    return document.get(last, MISSING) if isinstance(last, str) else document[last]
+
+
+ALLERGY_DSTU2: dict[str, Any] = {
+    "resourceType": "AllergyIntolerance",
+    "patient": {"reference": "Patient/p1"},
+    "substance": {"text": "Penicillin"},
+}
+CONDITION_DSTU2: dict[str, Any] = {
+    "resourceType": "Condition",
+    "id": "c1",
+    "severity": {"coding": [{"system": SNOMED, "code": "24484000", "display": "Severe"}]},
+    "code": {"coding": [{"system": SNOMED, "code": "386661006", "display": "Fever"}]},
+    "verificationStatus": "confirmed",
+    "clinicalStatus": "active",
+    "category": {
+        "coding": [
+            {"system": "http://hl7.org/fhir/condition-category", "code": "problem-list-item"}
+        ]
+    },
+    "dateRecorded": "2024-04-04",
+    "patient": {"reference": "Patient/p1", "display": "Peter"},
+}
+# A DSTU2 document whose primitive twin (``_x``) holds nothing but ``fhir_comments``, and what
+# its STU3 form holds at each path (MISSING: no such element).
+COMMENT_ONLY = [
+    pytest.param(
+        {
+            "resourceType": "Patient",
+            "gender": "male",
+            "_gender": {"fhir_comments": ["use FHIR code system for male / female"]},
+        },
+        {(): {"resourceType": "Patient", "gender": "male"}},
+        id="Patient._gender",
+    ),
+    pytest.param(
+        {**ALLERGY_DSTU2, "status": "active", "_status": {"fhir_comments": ["a comment"]}},
+        {("_clinicalStatus",): MISSING},
+        id="AllergyIntolerance._status",
+    ),
+    pytest.param(
+        {**ALLERGY_DSTU2, "type": "allergy", "_type": {"fhir_comments": ["c"]}},
+        {("_type",): MISSING},
+        id="AllergyIntolerance._type",
+    ),
+    pytest.param(
+        {
+            **CONDITION_DSTU2,
+            "dateRecorded": "2024-04-04",
+            "_dateRecorded": {"fhir_comments": ["  recorded  "]},
+        },
+        {("assertedDate",): "2024-04-04", ("_assertedDate",): MISSING},
+        id="Condition._dateRecorded",
+    ),
+    pytest.param(
+        hl7_example("dstu2", "encounter-example-f201-20130404.json"),
+        {("identifier",): [{"use": "temp", "value": "Encounter_Roel_20130404"}]},
+        id="Encounter.identifier._value",
+    ),
+    pytest.param(
+        hl7_example("dstu2", "observation-example-satO2.json"),
+        {("code", "coding", 0, "_code"): MISSING},
+        id="Observation.code.coding._code",
+    ),
+]
+
+
+@pytest.mark.parametrize(("dstu2", "expected"), COMMENT_ONLY)
+def test_comment_only_primitive_extensions_of_dstu2_leave_nothing_behind(
+    dstu2: dict[str, Any], expected: dict[tuple[str | int, ...], Any]
+) -> None:
+    """Stripping DSTU2's ``fhir_comments`` leaves no empty ``_x`` twin behind: ``{}`` is valid in
+    no release (README.md, "How a conversion runs")."""
+    stu3 = convert(dstu2, "dstu2", "stu3")
+    assert {path: element_at(stu3, path) for path in expected} == expected
 
 
 @pytest.mark.parametrize(

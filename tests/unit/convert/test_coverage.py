@@ -8,15 +8,14 @@ import json
 import string
 from typing import Any
 
-import fhir.resources.R4B as r4_models
-import fhir.resources.STU3 as stu3_models
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.fhir.convert import ConversionError, convert
-from tests.support.dstu2 import Shape, assert_dstu2
+from tests.support.dstu2 import IDENTIFIER, REFERENCE, Shape, assert_dstu2
 from tests.support.fixtures import VERSIONS, XVER_DSTU2, XVER_R4, XVER_STU3, fixtures_of
+from tests.unit.convert.checks import assert_valid, extension_values
 
 CLASS_SYSTEM = "http://terminology.hl7.org/CodeSystem/coverage-class"
 RELATIONSHIP_R4 = "http://terminology.hl7.org/CodeSystem/subscriber-relationship"
@@ -24,8 +23,6 @@ DATA_ABSENT = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
 SUPPLIED = {"extension": [{"url": DATA_ABSENT, "valueCode": "unknown"}]}
 
 # DSTU2 (1.0.2) shapes, from the DSTU2 Coverage examples and §9.1.
-REFERENCE = Shape(frozenset({"reference", "display"}))
-IDENTIFIER = Shape(frozenset({"use", "type", "system", "value", "period", "assigner"}))
 COVERAGE = Shape(
     allowed=frozenset(
         {"issuer", "bin", "period", "type", "subscriberId", "identifier", "group", "plan"}
@@ -45,28 +42,13 @@ COVERAGE = Shape(
 )
 
 
-def validate(resource: dict[str, Any], version: str) -> None:
-    """STU3 and R4 through fhir.resources models, DSTU2 through the declared shape."""
-    if version == "stu3":
-        stu3_models.get_fhir_model_class(resource["resourceType"]).model_validate(resource)
-    elif version == "r4":
-        # R4B kept R4's Coverage elements unchanged, so its model checks R4 output.
-        r4_models.get_fhir_model_class(resource["resourceType"]).model_validate(resource)
-    else:
-        assert_dstu2(resource, COVERAGE)
-        for key in ("dependent", "sequence"):  # positiveInt in DSTU2
-            assert resource.get(key, 1) >= 1
-        for key in ("group", "plan", "subPlan"):
-            assert isinstance(resource.get(key, ""), str)
-
-
-def xver(holder: dict[str, Any], prefix: str, path: str) -> list[Any]:
-    """The values of the cross-version extensions for ``path`` on ``holder``."""
-    return [
-        next(v for k, v in e.items() if k.startswith("value") or k == "extension")
-        for e in holder.get("extension", [])
-        if e["url"] == prefix + path
-    ]
+def check_dstu2(resource: dict[str, Any]) -> None:
+    """The DSTU2 shape, positiveInts and string plans."""
+    assert_dstu2(resource, COVERAGE)
+    for key in ("dependent", "sequence"):  # positiveInt in DSTU2
+        assert resource.get(key, 1) >= 1
+    for key in ("group", "plan", "subPlan"):
+        assert isinstance(resource.get(key, ""), str)
 
 
 COVERAGE_FIXTURES = fixtures_of("Coverage")
@@ -80,7 +62,7 @@ def test_every_version_has_coverage_fixtures() -> None:
 def test_fixture_converts_into_a_valid_coverage_of_every_other_version(
     source: str, target: str, coverage: dict[str, Any]
 ) -> None:
-    validate(convert(coverage, source, target), target)
+    assert_valid(convert(coverage, source, target), target, "Coverage", check_dstu2)
 
 
 # -- the fields the Patients app reads (§1, §9.3) ----------------------------------------------
@@ -139,7 +121,7 @@ def test_plan_value_is_the_dstu2_plan_when_the_plan_has_no_name() -> None:
     r4 = {**R4_COVERAGE, "class": [_class("plan", "BG4352")]}
     coverage = convert(r4, "r4", "dstu2")
     assert coverage["plan"] == "BG4352"
-    assert xver(coverage, XVER_STU3, "Coverage.grouping.plan") == []
+    assert extension_values(coverage, XVER_STU3 + "Coverage.grouping.plan") == []
 
 
 def test_subscriber_reaches_dstu2() -> None:
@@ -235,9 +217,9 @@ def app_fields(coverage: dict[str, Any]) -> dict[str, Any]:
 def test_r4_coverage_survives_a_round_trip_through_an_older_version(
     coverage: dict[str, Any], target: str
 ) -> None:
-    validate(coverage, "r4")  # the strategy makes valid R4
+    assert_valid(coverage, "r4", "Coverage", check_dstu2)  # the strategy makes valid R4
     older = convert(coverage, "r4", target)
-    validate(older, target)
+    assert_valid(older, target, "Coverage", check_dstu2)
     back = convert(older, target, "r4")
     assert app_fields(back) == app_fields(coverage)
     assert normalised(back) == normalised(coverage)  # everything else is carried as well
@@ -296,7 +278,7 @@ def test_classes_grouping_cannot_hold_ride_along() -> None:
     classes = [_class("group", "A"), _class("group", "B", "second"), _class("rxpcn", "234516")]
     stu3 = convert(_r4(**{"class": classes}), "r4", "stu3")
     assert stu3["grouping"] == {"group": "A"}
-    assert len(xver(stu3, XVER_R4, "Coverage.class")) == 2
+    assert len(extension_values(stu3, XVER_R4 + "Coverage.class")) == 2
     assert convert(stu3, "stu3", "r4")["class"] == classes
 
 
@@ -315,7 +297,7 @@ def test_injured_relationship_rides_along() -> None:
 
 def test_subrogation_rides_along() -> None:
     stu3 = convert(_r4(subrogation=True), "r4", "stu3")
-    assert xver(stu3, XVER_R4, "Coverage.subrogation") == [True]
+    assert extension_values(stu3, XVER_R4 + "Coverage.subrogation") == [True]
 
 
 def test_cost_to_beneficiary_is_dropped() -> None:
@@ -339,7 +321,7 @@ def test_missing_status_beneficiary_and_payor_are_marked_supplied_in_r4() -> Non
     r4 = convert(_stu3(), "stu3", "r4")
     assert (r4["status"], r4["_status"]) == ("active", SUPPLIED)
     assert (r4["beneficiary"], r4["payor"]) == (SUPPLIED, [SUPPLIED])
-    validate(r4, "r4")
+    assert_valid(r4, "r4", "Coverage", check_dstu2)
     assert convert(r4, "r4", "stu3") == _stu3()
 
 
@@ -363,7 +345,7 @@ def test_an_entered_in_error_coverage_is_refused_for_dstu2() -> None:
 def test_elements_dstu2_lacks_ride_along(element: str, value: Any) -> None:
     dstu2 = convert(_stu3(**{element: value}), "stu3", "dstu2")
     assert element not in dstu2
-    assert xver(dstu2, XVER_STU3, f"Coverage.{element}") == [value]
+    assert extension_values(dstu2, XVER_STU3 + f"Coverage.{element}") == [value]
     assert convert(dstu2, "dstu2", "stu3") == _stu3(**{element: value})
 
 
@@ -390,7 +372,9 @@ def test_a_related_person_subscriber_gives_way_to_the_beneficiary() -> None:
     )
     dstu2 = convert(stu3, "stu3", "dstu2")
     assert dstu2["subscriber"] == {"reference": "Patient/p1"}
-    assert xver(dstu2, XVER_STU3, "Coverage.subscriber") == [{"reference": "RelatedPerson/r1"}]
+    assert extension_values(dstu2, XVER_STU3 + "Coverage.subscriber") == [
+        {"reference": "RelatedPerson/r1"}
+    ]
     assert convert(dstu2, "dstu2", "stu3") == stu3
 
 
@@ -405,7 +389,7 @@ def test_first_organization_payor_is_the_issuer_and_every_payor_rides_along() ->
     payors = [{"reference": "Patient/p1"}, {"reference": "Organization/o1", "display": "Acme"}]
     dstu2 = convert(_stu3(payor=payors), "stu3", "dstu2")
     assert dstu2["issuer"] == payors[1]
-    assert xver(dstu2, XVER_STU3, "Coverage.payor") == payors
+    assert extension_values(dstu2, XVER_STU3 + "Coverage.payor") == payors
     assert convert(dstu2, "dstu2", "stu3")["payor"] == payors
 
 
@@ -420,8 +404,8 @@ def test_grouping_group_and_sub_plan_map_and_the_rest_rides_along() -> None:
     grouping = {"group": "G", "groupDisplay": "Group", "subPlan": "S", "class": "SILVER"}
     dstu2 = convert(_stu3(grouping=grouping), "stu3", "dstu2")
     assert (dstu2["group"], dstu2["subPlan"]) == ("G", "S")
-    assert xver(dstu2, XVER_STU3, "Coverage.grouping.groupDisplay") == ["Group"]
-    assert xver(dstu2, XVER_STU3, "Coverage.grouping.class") == ["SILVER"]
+    assert extension_values(dstu2, XVER_STU3 + "Coverage.grouping.groupDisplay") == ["Group"]
+    assert extension_values(dstu2, XVER_STU3 + "Coverage.grouping.class") == ["SILVER"]
     assert convert(dstu2, "dstu2", "stu3")["grouping"] == grouping
 
 
@@ -429,7 +413,7 @@ def test_plan_display_is_the_dstu2_plan_and_the_plan_value_rides_along() -> None
     grouping = {"plan": "B37FC", "planDisplay": "Full Coverage"}
     dstu2 = convert(_stu3(grouping=grouping), "stu3", "dstu2")
     assert dstu2["plan"] == "Full Coverage"
-    assert xver(dstu2, XVER_STU3, "Coverage.grouping.plan") == ["B37FC"]
+    assert extension_values(dstu2, XVER_STU3 + "Coverage.grouping.plan") == ["B37FC"]
     assert convert(dstu2, "dstu2", "stu3")["grouping"] == grouping
 
 
@@ -488,5 +472,5 @@ def test_dstu2_positive_ints_become_strings(element: str) -> None:
 
 def test_a_dstu2_bin_rides_along() -> None:
     stu3 = convert(_dstu2(bin={"value": "987654"}), "dstu2", "stu3")
-    assert xver(stu3, XVER_DSTU2, "Coverage.bin") == [{"value": "987654"}]
+    assert extension_values(stu3, XVER_DSTU2 + "Coverage.bin") == [{"value": "987654"}]
     assert convert(stu3, "stu3", "dstu2")["bin"] == {"value": "987654"}

@@ -9,14 +9,12 @@ import string
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-import fhir.resources.R4B as r4_models
-import fhir.resources.STU3 as stu3_models
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from shared.fhir.convert import ConversionError, convert
-from tests.support.dstu2 import Shape, assert_dstu2
+from tests.support.dstu2 import REFERENCE, Shape, assert_dstu2
 from tests.support.fixtures import (
     VERSIONS,
     XVER_DSTU2,
@@ -25,6 +23,7 @@ from tests.support.fixtures import (
     fixtures_of,
     hl7_example,
 )
+from tests.unit.convert.checks import assert_valid, extension_values
 
 SNOMED = "http://snomed.info/sct"
 ACT_CODE_R4 = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
@@ -37,7 +36,6 @@ ABSENT = {
 }
 
 # DSTU2 (1.0.2) shapes, from the DSTU2 Encounter examples and §6.1.
-REFERENCE = Shape(frozenset({"reference", "display"}))
 ENCOUNTER = Shape(
     allowed=frozenset(
         {
@@ -121,22 +119,14 @@ DSTU2_CLASSES = {
 }
 
 
-def validate(resource: dict[str, Any], version: str) -> None:
-    """STU3 and R4 through fhir.resources models, DSTU2 through the declared shape."""
-    if version == "stu3":
-        stu3_models.get_fhir_model_class("Encounter").model_validate(resource)
-    elif version == "r4":
-        # R4B kept R4's Encounter elements (class 1..1 Coding, basedOn, reasonCode,
-        # reasonReference, serviceType, diagnosis.use, location.physicalType) unchanged, so
-        # its model checks R4 output.
-        r4_models.get_fhir_model_class("Encounter").model_validate(resource)
-    else:
-        assert_dstu2(resource, ENCOUNTER)
-        assert_dstu2_status(resource)
-        assert resource.get("class", "other") in DSTU2_CLASSES
-        assert not isinstance(resource.get("appointment"), list), "appointment is 0..1 in DSTU2"
-        for entry in resource.get("statusHistory", []):
-            assert_dstu2_status(entry)
+def check_dstu2(resource: dict[str, Any]) -> None:
+    """The DSTU2 shape, statuses (the history's too), class codes and one appointment."""
+    assert_dstu2(resource, ENCOUNTER)
+    assert_dstu2_status(resource)
+    assert resource.get("class", "other") in DSTU2_CLASSES
+    assert not isinstance(resource.get("appointment"), list), "appointment is 0..1 in DSTU2"
+    for entry in resource.get("statusHistory", []):
+        assert_dstu2_status(entry)
 
 
 def assert_dstu2_status(holder: dict[str, Any]) -> None:
@@ -145,15 +135,6 @@ def assert_dstu2_status(holder: dict[str, Any]) -> None:
         assert holder["status"] in DSTU2_STATUSES
     else:
         assert ABSENT in holder["_status"]["extension"]
-
-
-def extension_values(element: dict[str, Any], url: str) -> list[Any]:
-    """The values of ``element``'s extensions with ``url``, in order."""
-    return [
-        next(v for k, v in extension.items() if k.startswith("value"))
-        for extension in element.get("extension", [])
-        if extension["url"] == url
-    ]
 
 
 ENCOUNTER_FIXTURES = fixtures_of("Encounter")
@@ -168,7 +149,7 @@ def test_every_version_has_encounter_fixtures() -> None:
 def test_fixture_converts_into_a_valid_encounter_of_every_other_version(
     source: str, target: str, encounter: dict[str, Any]
 ) -> None:
-    validate(convert(encounter, source, target), target)
+    assert_valid(convert(encounter, source, target), target, "Encounter", check_dstu2)
 
 
 # -- the fields the Patients app reads (§1, §6.1) ----------------------------------------------
@@ -318,7 +299,7 @@ def test_r4_encounter_survives_a_round_trip_through_an_older_version(
     middle: str, encounter: dict[str, Any]
 ) -> None:
     older = convert(encounter, "r4", middle)
-    validate(older, middle)
+    assert_valid(older, middle, "Encounter", check_dstu2)
     back = convert(older, middle, "r4")
     assert back == encounter  # every field the app reads, and everything carried
 
@@ -740,12 +721,6 @@ def test_dstu2_class_primitive_extension_is_dropped() -> None:
     encounter = convert(source, "dstu2", "stu3")
     assert "_class" not in encounter
     assert encounter["class"] == {"system": ACT_CODE_OLD, "code": "AMB"}
-
-
-def test_comment_only_primitive_extensions_of_dstu2_leave_nothing_behind() -> None:
-    source = hl7_example("dstu2", "encounter-example-f201-20130404.json")
-    encounter = convert(source, "dstu2", "stu3")
-    assert encounter["identifier"] == [{"use": "temp", "value": "Encounter_Roel_20130404"}]
 
 
 def test_dstu2_patient_becomes_subject() -> None:

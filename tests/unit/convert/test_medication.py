@@ -14,14 +14,12 @@ import string
 from collections.abc import Iterator
 from typing import Any
 
-import fhir.resources.R4B as r4_models
-import fhir.resources.STU3 as stu3_models
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.fhir.convert import convert
-from tests.support.dstu2 import Shape, assert_dstu2
+from tests.support.dstu2 import REFERENCE, Shape
 from tests.support.fixtures import (
     VERSIONS,
     XVER_R4,
@@ -30,13 +28,13 @@ from tests.support.fixtures import (
     hapi_files,
     hl7_example_files,
 )
+from tests.unit.convert.checks import assert_valid
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 SNOMED = "http://snomed.info/sct"
 
 
 # DSTU2 (1.0.2) Medication: code, isBrand, manufacturer, product, package.
-REFERENCE = Shape(frozenset({"reference", "display"}))
 RATIO = Shape(frozenset({"numerator", "denominator"}))
 MEDICATION = Shape(
     allowed=frozenset({"code", "isBrand", "manufacturer", "product", "package"}),
@@ -67,17 +65,6 @@ MEDICATION = Shape(
         ),
     },
 )
-
-
-def validate(resource: dict[str, Any], version: str) -> None:
-    """STU3 and R4 through fhir.resources models, DSTU2 through the declared shape."""
-    if version == "stu3":
-        stu3_models.get_fhir_model_class(resource["resourceType"]).model_validate(resource)
-    elif version == "r4":
-        # R4B kept R4's Medication elements unchanged, so its model checks R4 output.
-        r4_models.get_fhir_model_class(resource["resourceType"]).model_validate(resource)
-    else:
-        assert_dstu2(resource, MEDICATION)
 
 
 def _nested(node: Any, top: bool = True) -> Iterator[dict[str, Any]]:
@@ -191,12 +178,12 @@ def test_medication_fixtures_exist() -> None:
 def test_fixture_converts_into_a_valid_medication_of_every_other_version(
     source: str, target: str, resource: dict[str, Any]
 ) -> None:
-    validate(convert(resource, source, target), target)
+    assert_valid(convert(resource, source, target), target, "Medication", MEDICATION)
 
 
 @pytest.mark.parametrize(("source", "target"), RICH_PAIRS)
 def test_medication_with_every_element_converts_into_a_valid_one(source: str, target: str) -> None:
-    validate(convert(RICH[source], source, target), target)
+    assert_valid(convert(RICH[source], source, target), target, "Medication", MEDICATION)
 
 
 @pytest.mark.parametrize(("source", "target"), RICH_PAIRS)
@@ -279,7 +266,7 @@ def test_r4_medication_survives_a_round_trip_through_an_older_version(
     middle: str, resource: dict[str, Any]
 ) -> None:
     older = convert(resource, "r4", middle)
-    validate(older, middle)
+    assert_valid(older, middle, "Medication", MEDICATION)
     assert convert(older, middle, "r4") == resource
 
 

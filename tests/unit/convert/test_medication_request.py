@@ -7,15 +7,14 @@ from __future__ import annotations
 import string
 from typing import Any
 
-import fhir.resources.R4B as r4_models
-import fhir.resources.STU3 as stu3_models
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.fhir.convert import ConversionError, convert
-from tests.support.dstu2 import Shape, assert_dstu2
+from tests.support.dstu2 import CODEABLE_CONCEPT, REFERENCE, Shape, assert_dstu2
 from tests.support.fixtures import VERSIONS, XVER_DSTU2, XVER_R4, XVER_STU3, fixtures_of
+from tests.unit.convert.checks import assert_valid, extension_values
 
 DATA_ABSENT = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
 SUPPLIED = {"extension": [{"url": DATA_ABSENT, "valueCode": "unknown"}]}
@@ -25,11 +24,6 @@ SUBSTITUTION_R4 = "http://terminology.hl7.org/CodeSystem/v3-substanceAdminSubsti
 SUBSTITUTION_OLD = "http://hl7.org/fhir/v3/substanceAdminSubstitution"
 
 # DSTU2 (1.0.2) shapes, from the DSTU2 MedicationOrder examples and §8, §2.5.
-REFERENCE = Shape(frozenset({"reference", "display"}))
-CODING = Shape(frozenset({"system", "version", "code", "display", "userSelected"}))
-CODEABLE_CONCEPT = Shape(
-    frozenset({"coding", "text"}), nested={"coding": CODING}, lists=frozenset({"coding"})
-)
 QUANTITY = Shape(frozenset({"value", "comparator", "unit", "system", "code"}))
 TIMING = Shape(
     frozenset({"event", "repeat", "code"}),
@@ -94,32 +88,16 @@ DSTU2_WHEN = {"HS", "WAKE", "C", "CM", "CD", "CV", "AC", "ACM", "ACD", "ACV", "P
 DSTU2_WHEN |= {"PCD", "PCV", "IC", "ICM", "ICD", "ICV"}
 
 
-def validate(resource: dict[str, Any], version: str) -> None:
-    """STU3 and R4 through fhir.resources models, DSTU2 through the declared shape."""
-    if version == "stu3":
-        stu3_models.get_fhir_model_class(resource["resourceType"]).model_validate(resource)
-    elif version == "r4":
-        # R4B kept R4's MedicationRequest, Dosage and Timing elements unchanged, so its model
-        # checks R4 output.
-        r4_models.get_fhir_model_class(resource["resourceType"]).model_validate(resource)
-    else:
-        assert resource["resourceType"] == "MedicationOrder"
-        assert_dstu2(resource, ORDER)
-        assert ("medicationCodeableConcept" in resource) != ("medicationReference" in resource)
-        assert resource.get("status", "active") in DSTU2_STATUSES
-        assert isinstance(resource.get("note", ""), str)
-        for dosage in resource.get("dosageInstruction", []):
-            repeat = dosage.get("timing", {}).get("repeat", {})
-            assert repeat.get("when", "HS") in DSTU2_WHEN
-
-
-def xver(holder: dict[str, Any], prefix: str, path: str) -> list[Any]:
-    """The values of the cross-version extensions for ``path`` on ``holder``."""
-    return [
-        next(v for k, v in e.items() if k.startswith("value") or k == "extension")
-        for e in holder.get("extension", [])
-        if e["url"] == prefix + path
-    ]
+def check_dstu2(resource: dict[str, Any]) -> None:
+    """A MedicationOrder of the DSTU2 shape: one medication[x], DSTU2 codes, a string note."""
+    assert resource["resourceType"] == "MedicationOrder"
+    assert_dstu2(resource, ORDER)
+    assert ("medicationCodeableConcept" in resource) != ("medicationReference" in resource)
+    assert resource.get("status", "active") in DSTU2_STATUSES
+    assert isinstance(resource.get("note", ""), str)
+    for dosage in resource.get("dosageInstruction", []):
+        repeat = dosage.get("timing", {}).get("repeat", {})
+        assert repeat.get("when", "HS") in DSTU2_WHEN
 
 
 REQUEST_FIXTURES = fixtures_of("MedicationRequest", "MedicationOrder")
@@ -133,7 +111,7 @@ def test_every_version_has_medication_request_fixtures() -> None:
 def test_fixture_converts_into_a_valid_medication_request_of_every_other_version(
     source: str, target: str, request_: dict[str, Any]
 ) -> None:
-    validate(convert(request_, source, target), target)
+    assert_valid(convert(request_, source, target), target, "MedicationRequest", check_dstu2)
 
 
 # -- the fields the Patients app reads (§1, §8) ------------------------------------------------
@@ -390,9 +368,9 @@ def app_fields(request: dict[str, Any]) -> dict[str, Any]:
 def test_r4_request_survives_a_round_trip_through_an_older_version(
     request: dict[str, Any], target: str
 ) -> None:
-    validate(request, "r4")  # the strategy makes valid R4
+    assert_valid(request, "r4", "MedicationRequest", check_dstu2)  # the strategy makes valid R4
     older = convert(request, "r4", target)
-    validate(older, target)
+    assert_valid(older, target, "MedicationRequest", check_dstu2)
     back = convert(older, target, "r4")
     assert app_fields(back) == app_fields(request)
     assert back == request  # everything else is carried as well
@@ -423,7 +401,7 @@ def test_do_not_perform_false_is_dropped() -> None:
 def test_intents_stu3_lacks_become_order_or_proposal_and_ride_along(r4: str, stu3: str) -> None:
     request = convert(_r4(intent=r4), "r4", "stu3")
     assert request["intent"] == stu3
-    assert xver(request, XVER_R4, "MedicationRequest.intent") == [r4]
+    assert extension_values(request, XVER_R4 + "MedicationRequest.intent") == [r4]
     assert convert(request, "stu3", "r4")["intent"] == r4
 
 
@@ -443,7 +421,7 @@ R4_ONLY = [
 def test_r4_only_elements_ride_along_in_extensions(element: str, value: Any, path: str) -> None:
     stu3 = convert(_r4(**{element: value}), "r4", "stu3")
     assert element not in stu3
-    assert xver(stu3, XVER_R4, path) == (value if isinstance(value, list) else [value])
+    assert extension_values(stu3, XVER_R4 + path) == (value if isinstance(value, list) else [value])
     assert convert(stu3, "stu3", "r4")[element] == value
 
 
@@ -455,7 +433,7 @@ def test_first_category_stu3_can_hold_is_kept_and_every_category_rides_along() -
     categories = [_category("discharge"), _category("inpatient")]
     stu3 = convert(_r4(category=categories), "r4", "stu3")
     assert stu3["category"]["coding"][0]["code"] == "inpatient"
-    assert len(xver(stu3, XVER_R4, "MedicationRequest.category")) == 2
+    assert len(extension_values(stu3, XVER_R4 + "MedicationRequest.category")) == 2
     assert convert(stu3, "stu3", "r4")["category"] == categories
 
 
@@ -547,7 +525,7 @@ def test_zero_repeats_allowed_rides_along() -> None:
     stu3 = convert(_r4(dispenseRequest={"numberOfRepeatsAllowed": 0}), "r4", "stu3")
     assert "numberOfRepeatsAllowed" not in stu3["dispenseRequest"]
     path = "MedicationRequest.dispenseRequest.numberOfRepeatsAllowed"
-    assert xver(stu3["dispenseRequest"], XVER_R4, path) == [0]
+    assert extension_values(stu3["dispenseRequest"], XVER_R4 + path) == [0]
 
 
 def test_initial_fill_and_dispense_interval_ride_along() -> None:
@@ -574,7 +552,7 @@ def test_dose_and_rate_type_and_further_entries_ride_along() -> None:
     stu3 = convert(_r4(dosageInstruction=[{"doseAndRate": entries}]), "r4", "stu3")
     dosage = stu3["dosageInstruction"][0]
     assert dosage["doseQuantity"] == {"value": 2}
-    assert len(xver(dosage, XVER_R4, "Dosage.doseAndRate")) == 2
+    assert len(extension_values(dosage, XVER_R4 + "Dosage.doseAndRate")) == 2
     assert convert(stu3, "stu3", "r4")["dosageInstruction"] == [{"doseAndRate": entries}]
 
 
@@ -583,7 +561,7 @@ def test_when_codes_stu3_lacks_are_dropped_and_the_list_rides_along() -> None:
     stu3 = convert(_r4(dosageInstruction=[{"timing": timing}]), "r4", "stu3")
     repeat = stu3["dosageInstruction"][0]["timing"]["repeat"]
     assert repeat["when"] == ["HS"]
-    assert xver(repeat, XVER_R4, "Timing.repeat.when") == ["MORN.early", "HS"]
+    assert extension_values(repeat, XVER_R4 + "Timing.repeat.when") == ["MORN.early", "HS"]
 
 
 # -- STU3 → R4 ---------------------------------------------------------------------------------
@@ -627,7 +605,7 @@ def test_a_plan_is_a_medication_order_in_dstu2_with_its_intent_carried(source: s
     request = _stu3(intent="plan") if source == "stu3" else _r4(intent="plan")
     order = convert(request, source, "dstu2")
     assert order["resourceType"] == "MedicationOrder"
-    assert xver(order, XVER_STU3, "MedicationRequest.intent") == ["plan"]
+    assert extension_values(order, XVER_STU3 + "MedicationRequest.intent") == ["plan"]
     assert convert(order, "dstu2", source) == request
 
 
@@ -669,7 +647,7 @@ def test_a_proposal_left_out_of_a_dstu2_searchset_is_not_counted() -> None:
 
 def test_instance_order_intent_rides_along_in_dstu2() -> None:
     order = convert(_stu3(intent="instance-order"), "stu3", "dstu2")
-    assert xver(order, XVER_STU3, "MedicationRequest.intent") == ["instance-order"]
+    assert extension_values(order, XVER_STU3 + "MedicationRequest.intent") == ["instance-order"]
     assert convert(order, "dstu2", "stu3")["intent"] == "instance-order"
 
 
@@ -679,7 +657,7 @@ def test_statuses_dstu2_lacks_follow_the_official_map_and_ride_along(
 ) -> None:
     order = convert(_stu3(status=stu3), "stu3", "dstu2")
     assert order.get("status") == dstu2
-    assert xver(order, XVER_STU3, "MedicationRequest.status") == [stu3]
+    assert extension_values(order, XVER_STU3 + "MedicationRequest.status") == [stu3]
     assert convert(order, "dstu2", "stu3")["status"] == stu3
 
 
@@ -700,7 +678,7 @@ STU3_ONLY = [
 def test_elements_dstu2_lacks_ride_along_in_extensions(element: str, value: Any) -> None:
     order = convert(_stu3(**{element: value}), "stu3", "dstu2")
     assert element not in order
-    assert xver(order, XVER_STU3, f"MedicationRequest.{element}") == (
+    assert extension_values(order, XVER_STU3 + f"MedicationRequest.{element}") == (
         value if isinstance(value, list) else [value]
     )
     assert convert(order, "dstu2", "stu3")[element] == value
@@ -726,9 +704,9 @@ def test_a_requester_who_is_not_a_practitioner_keeps_only_display_as_prescriber(
 def test_on_behalf_of_rides_on_the_prescriber() -> None:
     requester = {"agent": {"reference": "Practitioner/d1"}, "onBehalfOf": {"reference": "O/1"}}
     order = convert(_stu3(requester=requester), "stu3", "dstu2")
-    assert xver(order["prescriber"], XVER_STU3, "MedicationRequest.requester.onBehalfOf") == [
-        {"reference": "O/1"}
-    ]
+    assert extension_values(
+        order["prescriber"], XVER_STU3 + "MedicationRequest.requester.onBehalfOf"
+    ) == [{"reference": "O/1"}]
     assert convert(order, "dstu2", "stu3")["requester"] == requester
 
 
@@ -803,7 +781,7 @@ DOSAGE_STU3_ONLY = [
 def test_dosage_elements_dstu2_lacks_ride_along(element: str, value: Any) -> None:
     order = convert(_stu3(dosageInstruction=[{element: value}]), "stu3", "dstu2")
     dosage = order["dosageInstruction"][0]
-    assert xver(dosage, XVER_STU3, f"Dosage.{element}") == [value]
+    assert extension_values(dosage, XVER_STU3 + f"Dosage.{element}") == [value]
     assert convert(order, "dstu2", "stu3")["dosageInstruction"] == [{element: value}]
 
 
@@ -901,7 +879,7 @@ DSTU2_ONLY = [
 @pytest.mark.parametrize(("element", "value", "path"), DSTU2_ONLY)
 def test_dstu2_only_elements_ride_along(element: str, value: Any, path: str) -> None:
     stu3 = convert(_dstu2(status="active", **{element: value}), "dstu2", "stu3")
-    assert xver(stu3, XVER_DSTU2, path) == [value]
+    assert extension_values(stu3, XVER_DSTU2 + path) == [value]
     assert convert(stu3, "stu3", "dstu2")[element] == value
 
 

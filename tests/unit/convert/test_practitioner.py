@@ -6,27 +6,24 @@ from __future__ import annotations
 import string
 from typing import Any
 
-import fhir.resources.R4B as r4_models
-import fhir.resources.STU3 as stu3_models
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.fhir.convert import convert
-from tests.support.dstu2 import Shape, assert_dstu2
+from tests.support.dstu2 import (
+    CONTACT_POINT,
+    CONTACT_SYSTEMS,
+    HUMAN_NAME,
+    IDENTIFIER,
+    REFERENCE,
+    Shape,
+    assert_dstu2,
+)
 from tests.support.fixtures import XVER_STU3, fixtures_of
+from tests.unit.convert.checks import assert_valid
 
 # DSTU2 (1.0.2) Practitioner: one name (0..1), practitionerRole backbone.
-REFERENCE = Shape(frozenset({"reference", "display"}))
-HUMAN_NAME = Shape(
-    frozenset({"use", "text", "family", "given", "prefix", "suffix", "period"}),
-    lists=frozenset({"family", "given", "prefix", "suffix"}),
-)
-IDENTIFIER = Shape(
-    frozenset({"use", "type", "system", "value", "period", "assigner"}),
-    nested={"assigner": REFERENCE},
-)
-CONTACT_POINT = Shape(frozenset({"system", "value", "use", "rank", "period"}))
 PRACTITIONER = Shape(
     allowed=frozenset(
         {"identifier", "active", "name", "telecom", "address", "gender", "birthDate", "photo"}
@@ -47,21 +44,14 @@ PRACTITIONER = Shape(
         | {"communication"}
     ),
 )
-DSTU2_CONTACT_SYSTEMS = {"phone", "fax", "email", "pager", "other"}
 
 
-def validate(resource: dict[str, Any], version: str) -> None:
-    """STU3 and R4 through fhir.resources models, DSTU2 through the declared shape."""
-    if version == "stu3":
-        stu3_models.get_fhir_model_class(resource["resourceType"]).model_validate(resource)
-    elif version == "r4":
-        # R4B kept R4's Practitioner elements unchanged, so its model checks R4 output.
-        r4_models.get_fhir_model_class(resource["resourceType"]).model_validate(resource)
-    else:
-        assert_dstu2(resource, PRACTITIONER)
-        assert isinstance(resource.get("name", {}), dict), "DSTU2 Practitioner.name is 0..1"
-        for telecom in resource.get("telecom", []):
-            assert telecom.get("system", "other") in DSTU2_CONTACT_SYSTEMS
+def check_dstu2(resource: dict[str, Any]) -> None:
+    """The DSTU2 shape, one name, and DSTU2's telecom systems."""
+    assert_dstu2(resource, PRACTITIONER)
+    assert isinstance(resource.get("name", {}), dict), "DSTU2 Practitioner.name is 0..1"
+    for telecom in resource.get("telecom", []):
+        assert telecom.get("system", "other") in CONTACT_SYSTEMS
 
 
 PRACTITIONER_FIXTURES = fixtures_of("Practitioner")
@@ -76,7 +66,7 @@ def test_practitioner_fixtures_exist() -> None:
 def test_fixture_converts_into_a_valid_practitioner_of_every_other_version(
     source: str, target: str, practitioner: dict[str, Any]
 ) -> None:
-    validate(convert(practitioner, source, target), target)
+    assert_valid(convert(practitioner, source, target), target, "Practitioner", check_dstu2)
 
 
 # -- what display references need ---------------------------------------------------------------
@@ -155,7 +145,7 @@ def test_r4_practitioner_survives_a_round_trip_through_an_older_version(
     middle: str, practitioner: dict[str, Any]
 ) -> None:
     older = convert(practitioner, "r4", middle)
-    validate(older, middle)
+    assert_valid(older, middle, "Practitioner", check_dstu2)
     assert convert(older, middle, "r4") == practitioner
 
 
