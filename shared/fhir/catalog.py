@@ -31,7 +31,7 @@ DatedElement = tuple[str, frozenset[FhirVersion]]
 """A dotted element path holding a date, and the releases whose documents have it."""
 
 
-def dated(path: str, *versions: FhirVersion) -> DatedElement:
+def _dated(path: str, *versions: FhirVersion) -> DatedElement:
     """The element at dotted ``path``, in ``versions`` (every release when none is given)."""
     return path, frozenset(versions or VERSIONS)
 
@@ -41,7 +41,10 @@ class SearchParam:
     """One search parameter, with its official definition in each release."""
 
     name: str
+    """What the app sends, in every release (the request translation renames it where a
+    provider's release differs)."""
     type: str
+    """Its FHIR search type: token, string, date, reference."""
     definitions: Mapping[str, str | None]
     """Id of the SearchParameter in each release's official bundle; None where the release
     defines no such parameter for the type (``undefined_note`` then says why it is offered)."""
@@ -49,7 +52,9 @@ class SearchParam:
     sortable: bool = False
     """The app sorts on it (newest first)."""
     modifiers: tuple[str, ...] = ()
+    """Modifiers the app uses (DSTU2's statement lists them)."""
     target: tuple[str, ...] = ()
+    """The types a reference parameter points to (DSTU2's statement lists them)."""
     app_sends: bool = True
     """The Patients app sends it, so every face's metadata promises it; False: only the
     sandbox serves it."""
@@ -209,10 +214,10 @@ RESOURCE_TYPES: Final[tuple[ResourceType, ...]] = (
         ),
         # FHIR's `date` search parameter for Observation: effective[x], else when issued.
         sort_dates=(
-            dated("effectiveDateTime"),
-            dated("effectivePeriod.start"),
-            dated("effectiveInstant", R4),
-            dated("issued"),
+            _dated("effectiveDateTime"),
+            _dated("effectivePeriod.start"),
+            _dated("effectiveInstant", R4),
+            _dated("issued"),
         ),
         parameter_renames=(
             ("component-value-string", None, None),
@@ -252,10 +257,10 @@ RESOURCE_TYPES: Final[tuple[ResourceType, ...]] = (
         search=(_patient("Condition"),),
         # The recorded date the app shows, under each release's name; else the onset.
         sort_dates=(
-            dated("recordedDate", R4),
-            dated("assertedDate", STU3),
-            dated("dateRecorded", DSTU2),
-            dated("onsetDateTime"),
+            _dated("recordedDate", R4),
+            _dated("assertedDate", STU3),
+            _dated("dateRecorded", DSTU2),
+            _dated("onsetDateTime"),
         ),
         parameter_renames=(
             ("clinicalstatus", "clinical-status", "clinical-status"),
@@ -299,7 +304,7 @@ RESOURCE_TYPES: Final[tuple[ResourceType, ...]] = (
                 sandbox=False,
             ),
         ),
-        sort_dates=(dated("period.start"),),
+        sort_dates=(_dated("period.start"),),
         parameter_renames=(
             ("indication", "diagnosis", "diagnosis"),
             ("condition", "diagnosis", "diagnosis"),
@@ -329,9 +334,9 @@ RESOURCE_TYPES: Final[tuple[ResourceType, ...]] = (
         heading="Allergies",
         search=(_patient("AllergyIntolerance"),),
         sort_dates=(
-            dated("recordedDate", DSTU2, R4),
-            dated("assertedDate", STU3),
-            dated("onset", DSTU2),
+            _dated("recordedDate", DSTU2, R4),
+            _dated("assertedDate", STU3),
+            _dated("onset", DSTU2),
         ),
         parameter_renames=(
             ("substance", "code", "code"),
@@ -355,7 +360,7 @@ RESOURCE_TYPES: Final[tuple[ResourceType, ...]] = (
         patient_element="subject",
         heading="Medication requests",
         search=(_patient("MedicationOrder", stu3="medications-patient"),),
-        sort_dates=(dated("authoredOn", STU3, R4), dated("dateWritten", DSTU2)),
+        sort_dates=(_dated("authoredOn", STU3, R4), _dated("dateWritten", DSTU2)),
         parameter_renames=(
             ("datewritten", "authoredon", "authoredon"),
             ("prescriber", "requester", "requester"),
@@ -407,7 +412,7 @@ RESOURCE_TYPES: Final[tuple[ResourceType, ...]] = (
                 app_sends=False,
             ),
         ),
-        sort_dates=(dated("period.start"),),
+        sort_dates=(_dated("period.start"),),
         parameter_renames=(
             ("issuer", "payor", "payor"),
             ("group", "group", None),
@@ -443,8 +448,8 @@ RESOURCE_TYPES: Final[tuple[ResourceType, ...]] = (
             (None, "operational-status", "operational-status"),
         ),
     ),
-    # The next three are read by reference for the displays the app prints (the general
-    # practitioner, the prescriber, the medication), by the proxy and by anyone following them.
+    # The next three are read by reference only: the displays the app prints point to them
+    # (docs/patients-app.md), and the proxy reads them to fill a display a provider left out.
     ResourceType(
         "Practitioner",
         converter="practitioner",
@@ -486,15 +491,6 @@ RESOURCE_TYPES: Final[tuple[ResourceType, ...]] = (
     ResourceType("Bundle", converter="bundle", converts_entries=True),
     ResourceType("OperationOutcome", converter="operation_outcome"),
 )
-
-_BY_NAME: Final[Mapping[str, ResourceType]] = {
-    name: entry for entry in RESOURCE_TYPES for name in entry.names
-}
-
-
-def resource_type(name: str) -> ResourceType | None:
-    """The entry a type name of any release (``MedicationOrder``) belongs to; None if unknown."""
-    return _BY_NAME.get(name)
 
 
 def chart_headings() -> tuple[tuple[str, str], ...]:

@@ -21,7 +21,7 @@ import pytest
 
 from shared import metadata
 from shared.fhir import convert
-from shared.fhir.catalog import RESOURCE_TYPES, ResourceType, Row, chart_headings, resource_type
+from shared.fhir.catalog import RESOURCE_TYPES, ResourceType, Row, chart_headings
 from shared.fhir.convert import contract
 from shared.fhir.convert.request import (
     ParameterNotConvertible,
@@ -89,8 +89,6 @@ def test_every_name_of_every_release_belongs_to_one_type() -> None:
     for entry in RESOURCE_TYPES:
         for name in entry.names:
             assert seen.setdefault(name, entry.name) == entry.name, name
-            assert resource_type(name) is entry
-    assert resource_type("NoSuchType") is None
 
 
 def test_the_app_reads_only_proxied_types_and_every_proxied_type_converts() -> None:
