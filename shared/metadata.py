@@ -9,15 +9,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from shared import routes
 from shared.fhir import json_mime_type
-from shared.fhir.catalog import RESOURCE_TYPES, ResourceType, SearchParam
 from shared.fhir.outcome import outcome_response
 from shared.fhir.versions import FhirVersion
 from shared.http import Request, Response, json_response, public_origin
 from shared.settings import FACES, Settings
+
+if TYPE_CHECKING:
+    from shared.fhir.catalog import ResourceType, SearchParam
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +95,6 @@ assert set(_FACE_RULES) == set(FACES)
 _READ_SEARCH: Final = ("read", "search-type")
 _READ: Final = ("read",)
 
-# What every face lists: the types the Patients app reads, with the parameters it sends.
-_APP_READS: Final[tuple[ResourceType, ...]] = tuple(t for t in RESOURCE_TYPES if t.app_reads)
-
 
 def capability_statement(
     face: str,
@@ -140,7 +139,7 @@ def _rest(face: str, rules: _FaceRules, token_url: str) -> dict[str, Any]:
         "mode": "server",
         "documentation": _rest_documentation(rules),
         "security": _security(rules, token_url),
-        "resource": [_resource(face, rules, resource) for resource in _APP_READS],
+        "resource": _resources(face, rules),
     }
     # The app loads several resources with one batch Bundle POSTed to the base.
     if rules.batch_as_transaction_mode:
@@ -185,6 +184,14 @@ def _security(rules: _FaceRules, token_url: str) -> dict[str, Any]:
             "authenticating with HTTP Basic or client_id and client_secret in the form body."
         ),
     }
+
+
+def _resources(face: str, rules: _FaceRules) -> list[dict[str, Any]]:
+    # Imported here, not with the function app: the catalogue is not needed at cold start.
+    from shared.fhir.catalog import RESOURCE_TYPES
+
+    # What every face lists: the types the Patients app reads, with the parameters it sends.
+    return [_resource(face, rules, t) for t in RESOURCE_TYPES if t.app_reads]
 
 
 def _resource(face: str, rules: _FaceRules, resource: ResourceType) -> dict[str, Any]:
