@@ -684,6 +684,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--provider-url", help="provider FHIR base URL (https)")
     cmd.add_argument(
         "--fhir-version",
+        # Plain strings: argparse names the choices by their repr when it refuses a value.
         choices=[version.value for version in FHIR_VERSIONS],
         help="provider FHIR version",
     )
