@@ -91,7 +91,7 @@ def test_every_name_of_every_release_belongs_to_one_type() -> None:
             assert seen.setdefault(name, entry.name) == entry.name, name
 
 
-def test_the_app_reads_only_proxied_types_and_every_proxied_type_converts() -> None:
+def test_what_the_app_reads_or_the_sandbox_keeps_is_proxied_and_what_is_proxied_converts() -> None:
     # Every face works over every provider version, so whatever a face forwards must convert.
     for entry in RESOURCE_TYPES:
         assert not entry.app_reads or entry.proxied, entry.name
