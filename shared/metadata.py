@@ -9,13 +9,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from shared import routes
 from shared.fhir import json_mime_type
 from shared.fhir.outcome import outcome_response
+from shared.fhir.versions import FhirVersion
 from shared.http import Request, Response, json_response, public_origin
 from shared.settings import FACES, Settings
+
+if TYPE_CHECKING:
+    from shared.fhir.catalog import ResourceType, SearchParam
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +27,8 @@ SOFTWARE_NAME: Final = "EHR Bridge"
 # Equal to pyproject's version (a unit test keeps them together); read at import it would cost
 # a package-metadata lookup on cold start and fail where the app is not pip-installed.
 SOFTWARE_VERSION: Final = "0.1.0"
-# CapabilityStatement.date is when the statement last changed: bump it with the tables below.
+# CapabilityStatement.date is when the statement last changed: bump it with the tables below
+# and with what shared/fhir/catalog.py says the app reads.
 STATEMENT_DATE: Final = "2026-11-22"
 
 # The body depends only on configuration and the public origin, and carries nothing secret.
@@ -42,9 +47,8 @@ _SEARCH_PARAMETER_BASE: Final = "http://hl7.org/fhir/SearchParameter/"
 class _FaceRules:
     """How one release spells the statement."""
 
-    label: str
+    version: FhirVersion
     resource_type: str
-    fhir_version: str
     security_system: str
     # DSTU2 and STU3 make acceptUnknown 1..1; R4 removed the element.
     accept_unknown: bool
@@ -57,30 +61,27 @@ class _FaceRules:
 
 
 _FACE_RULES: Final[Mapping[str, _FaceRules]] = {
-    "dstu2": _FaceRules(
-        label="DSTU2",
+    FhirVersion.DSTU2: _FaceRules(
+        version=FhirVersion.DSTU2,
         resource_type="Conformance",
-        fhir_version="1.0.2",
         security_system="http://hl7.org/fhir/restful-security-service",
         accept_unknown=True,
         batch_as_transaction_mode=True,
         search_param_details=True,
         descending_sort="_sort:desc={}",
     ),
-    "stu3": _FaceRules(
-        label="STU3",
+    FhirVersion.STU3: _FaceRules(
+        version=FhirVersion.STU3,
         resource_type="CapabilityStatement",
-        fhir_version="3.0.2",
         security_system="http://hl7.org/fhir/restful-security-service",
         accept_unknown=True,
         batch_as_transaction_mode=False,
         search_param_details=False,
         descending_sort="_sort=-{}",
     ),
-    "r4": _FaceRules(
-        label="R4",
+    FhirVersion.R4: _FaceRules(
+        version=FhirVersion.R4,
         resource_type="CapabilityStatement",
-        fhir_version="4.0.1",
         security_system="http://terminology.hl7.org/CodeSystem/restful-security-service",
         accept_unknown=False,
         batch_as_transaction_mode=False,
@@ -91,145 +92,8 @@ _FACE_RULES: Final[Mapping[str, _FaceRules]] = {
 assert set(_FACE_RULES) == set(FACES)
 
 
-@dataclass(frozen=True)
-class _Param:
-    """One search parameter the app sends, with its official definition in each release."""
-
-    name: str
-    type: str
-    # Face -> id of the SearchParameter in that release's official bundle; None where the
-    # release defines no such parameter for the resource (then ``undefined_note`` explains).
-    definitions: Mapping[str, str | None]
-    undefined_note: str = ""
-    sortable: bool = False
-    modifiers: tuple[str, ...] = ()
-    target: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class _Resource:
-    """One resource type the app reads."""
-
-    type: str
-    interactions: tuple[str, ...]
-    params: tuple[_Param, ...] = ()
-    dstu2_type: str | None = None
-
-
-def _defs(dstu2: str | None, stu3: str | None, r4: str | None) -> dict[str, str | None]:
-    return {"dstu2": dstu2, "stu3": stu3, "r4": r4}
-
-
 _READ_SEARCH: Final = ("read", "search-type")
-_PATIENT_TARGET: Final = ("Patient",)
-
-
-def _patient(resource: str, stu3: str = "clinical-patient", r4: str = "clinical-patient") -> _Param:
-    return _Param(
-        "patient", "reference", _defs(f"{resource}-patient", stu3, r4), target=_PATIENT_TARGET
-    )
-
-
-# The resources and parameters of the Patients app's DSTU2 and STU3 interface specifications
-# (docs/patients-app.md).
-# Definition ids are those of each release's official search-parameters bundle (checked by
-# tests/unit/test_metadata.py against the bundles themselves).
-_RESOURCES: Final[tuple[_Resource, ...]] = (
-    _Resource(
-        "Patient",
-        _READ_SEARCH,
-        (
-            _Param("_id", "token", _defs("Resource-id", "Resource-id", "Resource-id")),
-            # The DSTU2 app sends family:contains; STU3 expects the same semantics unmarked.
-            _Param(
-                "family",
-                "string",
-                _defs("Patient-family", "individual-family", "individual-family"),
-                modifiers=("contains",),
-            ),
-            _Param(
-                "given", "string", _defs("Patient-given", "individual-given", "individual-given")
-            ),
-            _Param("name", "string", _defs("Patient-name", "Patient-name", "Patient-name")),
-            _Param(
-                "birthdate",
-                "date",
-                _defs("Patient-birthdate", "individual-birthdate", "individual-birthdate"),
-            ),
-            _Param(
-                "gender",
-                "token",
-                _defs("Patient-gender", "individual-gender", "individual-gender"),
-            ),
-            _Param(
-                "identifier",
-                "token",
-                _defs("Patient-identifier", "Patient-identifier", "Patient-identifier"),
-            ),
-        ),
-    ),
-    _Resource(
-        "Observation",
-        _READ_SEARCH,
-        (
-            _patient("Observation"),
-            _Param(
-                "category",
-                "token",
-                _defs("Observation-category", "Observation-category", "Observation-category"),
-            ),
-            _Param(
-                "date",
-                "date",
-                _defs("Observation-date", "clinical-date", "clinical-date"),
-                sortable=True,
-            ),
-            _Param("code", "token", _defs("Observation-code", "clinical-code", "clinical-code")),
-        ),
-    ),
-    _Resource("Condition", _READ_SEARCH, (_patient("Condition"),)),
-    _Resource(
-        "Encounter",
-        _READ_SEARCH,
-        (
-            _patient("Encounter"),
-            _Param(
-                "date",
-                "date",
-                _defs("Encounter-date", "clinical-date", "clinical-date"),
-                sortable=True,
-            ),
-        ),
-    ),
-    _Resource("AllergyIntolerance", _READ_SEARCH, (_patient("AllergyIntolerance"),)),
-    _Resource(
-        "MedicationRequest",
-        _READ_SEARCH,
-        (_patient("MedicationOrder", stu3="medications-patient"),),
-        dstu2_type="MedicationOrder",
-    ),
-    _Resource(
-        "Coverage",
-        _READ_SEARCH,
-        (
-            # DSTU2 and STU3 define no Coverage "patient" parameter, yet both app specs send
-            # Coverage?patient=; the proxy maps it to R4's Coverage-patient (= beneficiary).
-            _Param(
-                "patient",
-                "reference",
-                _defs(None, None, "Coverage-patient"),
-                undefined_note=(
-                    "Not a standard parameter of this FHIR version; supported because the "
-                    "Patients app sends it. Matches the patient the coverage is for "
-                    "(the beneficiary)."
-                ),
-                target=_PATIENT_TARGET,
-            ),
-        ),
-    ),
-    # The app only shows Encounter.location.display, but references must resolve.
-    _Resource("Location", ("read",)),
-)
+_READ: Final = ("read",)
 
 
 def capability_statement(
@@ -244,7 +108,9 @@ def capability_statement(
     rules = _FACE_RULES.get(face)
     if rules is None:
         raise ValueError(f"unknown face {face!r}")
-    implementation: dict[str, Any] = {"description": f"{SOFTWARE_NAME} FHIR {rules.label} face"}
+    implementation: dict[str, Any] = {
+        "description": f"{SOFTWARE_NAME} FHIR {rules.version.label} face"
+    }
     if base_url:
         implementation["url"] = base_url
     statement: dict[str, Any] = {
@@ -257,7 +123,7 @@ def capability_statement(
         "software": {"name": SOFTWARE_NAME, "version": software_version},
         # R4 cpb-14: an instance statement must have implementation.
         "implementation": implementation,
-        "fhirVersion": rules.fhir_version,
+        "fhirVersion": rules.version.fhir_version,
     }
     if rules.accept_unknown:
         # "no" promises the least: the proxy may refuse unknown elements in what it receives.
@@ -273,7 +139,7 @@ def _rest(face: str, rules: _FaceRules, token_url: str) -> dict[str, Any]:
         "mode": "server",
         "documentation": _rest_documentation(rules),
         "security": _security(rules, token_url),
-        "resource": [_resource(face, rules, resource) for resource in _RESOURCES],
+        "resource": _resources(face, rules),
     }
     # The app loads several resources with one batch Bundle POSTed to the base.
     if rules.batch_as_transaction_mode:
@@ -286,8 +152,9 @@ def _rest(face: str, rules: _FaceRules, token_url: str) -> dict[str, Any]:
 def _rest_documentation(rules: _FaceRules) -> str:
     # No release has a structured element for result parameters (_count, _sort): they are not
     # SearchParameters, so listing them as searchParam would misstate them. Say it in prose.
+    label = rules.version.label
     return (
-        f"{SOFTWARE_NAME}: one FHIR {rules.label} endpoint in front of each customer's own FHIR "
+        f"{SOFTWARE_NAME}: one FHIR {label} endpoint in front of each customer's own FHIR "
         "server. Send the access token from the token URL in rest.security as a Bearer token. "
         "Load several resources at once by POSTing a batch Bundle to this base. Every search "
         "may also be sent as POST [type]/_search with a form body, accepts _count, and answers "
@@ -319,18 +186,27 @@ def _security(rules: _FaceRules, token_url: str) -> dict[str, Any]:
     }
 
 
-def _resource(face: str, rules: _FaceRules, resource: _Resource) -> dict[str, Any]:
-    name = resource.dstu2_type if face == "dstu2" and resource.dstu2_type else resource.type
+def _resources(face: str, rules: _FaceRules) -> list[dict[str, Any]]:
+    # Imported here, not with the function app: the catalogue is not needed at cold start.
+    from shared.fhir.catalog import RESOURCE_TYPES
+
+    # What every face lists: the types the Patients app reads, with the parameters it sends.
+    return [_resource(face, rules, t) for t in RESOURCE_TYPES if t.app_reads]
+
+
+def _resource(face: str, rules: _FaceRules, resource: ResourceType) -> dict[str, Any]:
+    interactions = _READ_SEARCH if resource.app_searches else _READ
     entry: dict[str, Any] = {
-        "type": name,
-        "interaction": [{"code": code} for code in resource.interactions],
+        "type": resource.name_in(face),
+        "interaction": [{"code": code} for code in interactions],
     }
-    if resource.params:
-        entry["searchParam"] = [_search_param(face, rules, param) for param in resource.params]
+    params = [param for param in resource.search if param.app_sends]
+    if params:
+        entry["searchParam"] = [_search_param(face, rules, param) for param in params]
     return entry
 
 
-def _search_param(face: str, rules: _FaceRules, param: _Param) -> dict[str, Any]:
+def _search_param(face: str, rules: _FaceRules, param: SearchParam) -> dict[str, Any]:
     out: dict[str, Any] = {"name": param.name}
     definition = param.definitions[face]
     if definition:

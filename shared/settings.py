@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from shared.fhir.versions import VERSIONS, FhirVersion
 from shared.hosting import Hosting, detect
 
 
@@ -224,7 +225,7 @@ SETTINGS: tuple[Setting, ...] = (
 
 _DEFAULTS = {s.name: s.default for s in SETTINGS}
 
-FACES: tuple[str, ...] = ("dstu2", "stu3", "r4")
+FACES: tuple[FhirVersion, ...] = VERSIONS
 ALGORITHMS: tuple[str, ...] = ("RS256", "ES256")
 
 

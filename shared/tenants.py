@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from shared.audit import change, fingerprint
+from shared.fhir.versions import VERSIONS
 from shared.ids import canonical_guid, is_guid
 from shared.net.addresses import AddressPolicy, AddressRefused, InvalidHost
 from shared.scopes import ScopeRefused, managed_identity_scope
@@ -23,7 +24,7 @@ from shared.tables import (
 )
 
 PARTITION = "tenant"
-FHIR_VERSIONS = ("dstu2", "stu3", "r4")
+FHIR_VERSIONS = VERSIONS
 AUTH_KINDS = ("none", "client_credentials", "managed_identity", "bearer")
 MAX_URL_LENGTH = 2048
 MAX_ALLOWED_CLIENTS = 100

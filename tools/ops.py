@@ -682,7 +682,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="the JSON document the management API accepts ('-' reads stdin), instead of flags",
     )
     cmd.add_argument("--provider-url", help="provider FHIR base URL (https)")
-    cmd.add_argument("--fhir-version", choices=FHIR_VERSIONS, help="provider FHIR version")
+    cmd.add_argument(
+        "--fhir-version",
+        # Plain strings: argparse names the choices by their repr when it refuses a value.
+        choices=[version.value for version in FHIR_VERSIONS],
+        help="provider FHIR version",
+    )
     cmd.add_argument("--auth-kind", choices=AUTH_KINDS, help="how we authenticate (default none)")
     cmd.add_argument("--token-url", help="provider token URL (client_credentials)")
     cmd.add_argument("--provider-client-id", help="our client id at the provider")

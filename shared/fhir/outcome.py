@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from shared.fhir import json_mime_type
+from shared.fhir.versions import FhirVersion
 from shared.http import Response, json_response
 
 SEVERITIES: Final = frozenset({"fatal", "error", "warning", "information"})
@@ -51,7 +52,7 @@ ISSUE_TYPES: Final = frozenset(
 # R4-only codes and their parent in the R4 hierarchy, which older releases do have. HL7 publishes
 # no map for them; using the parent keeps the meaning (see docs/conversion/mapping.md §12).
 _R4_ONLY_ISSUE_TYPES: Final = {"multiple-matches": "processing", "deleted": "not-found"}
-_PRE_R4_FACES: Final = frozenset({"dstu2", "stu3"})
+_PRE_R4_FACES: Final = frozenset({FhirVersion.DSTU2, FhirVersion.STU3})
 
 
 def operation_outcome(

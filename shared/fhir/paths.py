@@ -24,29 +24,18 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from urllib.parse import quote, unquote_to_bytes, urlsplit
 
+from shared.fhir.catalog import RESOURCE_TYPES
 from shared.fhir.errors import FhirError, InvalidRequest, NotFound
-
-_COMMON_TYPES = (
-    "Patient",
-    "Observation",
-    "Condition",
-    "Encounter",
-    "AllergyIntolerance",
-    "Coverage",
-    "Location",
-    "Practitioner",
-    "Organization",
-    "Medication",
-)
+from shared.fhir.versions import VERSIONS
 
 ALLOWED_TYPES: Mapping[str, frozenset[str]] = MappingProxyType(
     {
-        "dstu2": frozenset((*_COMMON_TYPES, "MedicationOrder")),
-        "stu3": frozenset((*_COMMON_TYPES, "MedicationRequest")),
-        "r4": frozenset((*_COMMON_TYPES, "MedicationRequest")),
+        version.value: frozenset(t.name_in(version) for t in RESOURCE_TYPES if t.proxied)
+        for version in VERSIONS
     }
 )
-"""Resource types each face forwards. ``metadata`` is not one: it is served by its own route."""
+"""Resource types each face forwards, by that face's names (the catalogue's proxied types).
+``metadata`` is not one: it is served by its own route."""
 
 ALLOWED_OPERATIONS: frozenset[str] = frozenset()
 """``$operation`` names the proxy forwards (without the ``$``). None yet."""

@@ -14,24 +14,13 @@ from typing import Any
 
 from shared.fhir import json_mime_type
 from shared.fhir.errors import FhirError
+from shared.fhir.versions import version_of
 from shared.http import Headers
 from shared.proxy.capabilities import detect, effective
 from shared.proxy.provider_auth import ProviderAuth, ProviderAuthError
 from shared.proxy.transport import ProviderTransport
 from shared.secret_store import SecretStoreUnavailable
 from shared.tenants import TenantMapping, TenantRegistry
-
-# fhirVersion prefixes of each release (docs/conversion/mapping.md §0).
-_VERSION_PREFIXES = {"1.0.": "dstu2", "3.0.": "stu3", "4.0.": "r4"}
-
-
-def version_of(fhir_version: object) -> str | None:
-    """dstu2, stu3 or r4 for a ``fhirVersion`` string, None for anything else."""
-    if isinstance(fhir_version, str):
-        for prefix, name in _VERSION_PREFIXES.items():
-            if fhir_version.startswith(prefix):
-                return name
-    return None
 
 
 class TenantChecker:

@@ -11,21 +11,16 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote_plus
 
-# The date each resource type sorts on, in order of preference (FHIR's `date` search parameter
-# for these types, in the versions the proxy serves).
+from shared.fhir.catalog import RESOURCE_TYPES
+
+# The date each resource type sorts on, in order of preference, by the name a document of any
+# release gives the type (the catalogue's sort dates: FHIR's `date` search parameter for these
+# types, in the versions the proxy serves).
 DATE_PATHS: Mapping[str, tuple[tuple[str, ...], ...]] = {
-    "Observation": (
-        ("effectiveDateTime",),
-        ("effectivePeriod", "start"),
-        ("effectiveInstant",),
-        ("issued",),
-    ),
-    "Encounter": (("period", "start"),),
-    "Condition": (("recordedDate",), ("assertedDate",), ("dateRecorded",), ("onsetDateTime",)),
-    "AllergyIntolerance": (("recordedDate",), ("assertedDate",), ("onset",)),
-    "MedicationRequest": (("authoredOn",),),
-    "MedicationOrder": (("dateWritten",),),
-    "Coverage": (("period", "start"),),
+    name: entry.sort_paths(name)
+    for entry in RESOURCE_TYPES
+    if entry.sort_dates
+    for name in sorted(entry.names)
 }
 
 

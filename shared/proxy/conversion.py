@@ -28,12 +28,13 @@ from shared.fhir.convert.request import (
     resource_type_of,
 )
 from shared.fhir.errors import InvalidRequest, NotConvertible, UpstreamError
+from shared.fhir.versions import FhirVersion
 from shared.http import Headers
 from shared.proxy.model import UpstreamRequest, UpstreamResponse
 
 log = logging.getLogger(__name__)
 
-LABELS = {"dstu2": "DSTU2", "stu3": "STU3", "r4": "R4"}
+LABELS = {version.value: version.label for version in FhirVersion}
 FORM_TYPE = "application/x-www-form-urlencoded"
 Enrich = Callable[[dict[str, Any]], None]
 # Response headers that carry a FHIR URL whose type segment a DSTU2 face names differently.
@@ -98,7 +99,7 @@ class FhirVersionConverter:
     ) -> UpstreamResponse:
         """The provider's JSON in the face's version: resources, Bundle links, media type."""
         # DSTU2 JSON may carry "fhir_comments", which is not FHIR: never emitted (§2.1).
-        comments = provider == "dstu2" and b'"fhir_comments"' in response.body
+        comments = provider == FhirVersion.DSTU2 and b'"fhir_comments"' in response.body
         if face == provider and enrich is None and not comments:
             return response
         headers = _response_headers(response.headers, face, provider)

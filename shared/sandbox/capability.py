@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from shared.fhir.catalog import RESOURCE_TYPES
+from shared.fhir.versions import FhirVersion
 from shared.metadata import SOFTWARE_NAME, SOFTWARE_VERSION
 from shared.sandbox.query import DATED_TYPES, DEFAULT_COUNT, MAX_COUNT, SEARCH_PARAMETERS
 
@@ -19,23 +21,17 @@ STATEMENT_DATE: Final = "2026-11-29"
 _SEARCH_PARAMETER_BASE: Final = "http://hl7.org/fhir/SearchParameter/"
 _INTERACTIONS: Final = ("read", "search-type", "create", "update", "delete")
 
-# Ids of the official R4 SearchParameters (search-parameters.json of 4.0.1) behind each name;
-# tests/integration/test_sandbox_api.py checks them against that bundle.
+# Ids of the official R4 SearchParameters behind each parameter: the catalogue's, and
+# Resource-id for the _id of every type; tests/integration/test_sandbox_api.py checks them
+# against that bundle (search-parameters.json of 4.0.1).
 _DEFINITIONS: Final = {
-    "_id": "Resource-id",
-    "patient": "clinical-patient",
-    "category": "Observation-category",
-    "code": "clinical-code",
-    "date": "clinical-date",
-    "family": "individual-family",
-    "given": "individual-given",
-    "name": "Patient-name",
-    "birthdate": "individual-birthdate",
-    "gender": "individual-gender",
-    "identifier": "Patient-identifier",
-    "beneficiary": "Coverage-beneficiary",
+    (t.name, param.name): param.definitions[FhirVersion.R4]
+    for t in RESOURCE_TYPES
+    if t.sandbox
+    for param in t.search
+    if param.sandbox
 }
-_TYPE_DEFINITIONS: Final = {("Coverage", "patient"): "Coverage-patient"}
+_ID_DEFINITION: Final = "Resource-id"
 
 
 def capability_statement(base_url: str) -> dict[str, Any]:
@@ -53,7 +49,7 @@ def capability_statement(base_url: str) -> dict[str, Any]:
             "description": f"{SOFTWARE_NAME}'s built-in sandbox R4 provider (synthetic data only)",
             "url": base_url,
         },
-        "fhirVersion": "4.0.1",
+        "fhirVersion": FhirVersion.R4.fhir_version,
         "format": ["json", "application/fhir+json"],
         "rest": [
             {
@@ -108,7 +104,7 @@ def _resource(resource_type: str, params: Mapping[str, str]) -> dict[str, Any]:
 
 def _search_param(resource_type: str, name: str, kind: str) -> dict[str, Any]:
     out: dict[str, Any] = {"name": name}
-    definition = _TYPE_DEFINITIONS.get((resource_type, name), _DEFINITIONS.get(name))
+    definition = _DEFINITIONS.get((resource_type, name), _ID_DEFINITION if name == "_id" else None)
     if definition:
         out["definition"] = _SEARCH_PARAMETER_BASE + definition
     out["type"] = kind

@@ -12,29 +12,15 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final, TypeGuard
 
+from shared.fhir.catalog import RESOURCE_TYPES
 from shared.sandbox.errors import InvalidResource
 
-SUPPORTED_TYPES: Final[tuple[str, ...]] = (
-    "Patient",
-    "Observation",
-    "Condition",
-    "Encounter",
-    "AllergyIntolerance",
-    "MedicationRequest",
-    "Coverage",
-    "Location",
-    "Practitioner",
-    "Organization",
-)
+# What the sandbox keeps: the catalogue's sandbox types, by their R4 names.
+SUPPORTED_TYPES: Final[tuple[str, ...]] = tuple(t.name for t in RESOURCE_TYPES if t.sandbox)
 
 # The element naming the patient of each patient-compartment type (FHIR R4 compartment rules).
 PATIENT_ELEMENT: Final[Mapping[str, str]] = {
-    "Observation": "subject",
-    "Condition": "subject",
-    "Encounter": "subject",
-    "AllergyIntolerance": "patient",
-    "MedicationRequest": "subject",
-    "Coverage": "beneficiary",
+    t.name: t.patient_element for t in RESOURCE_TYPES if t.sandbox and t.patient_element
 }
 COMPARTMENT_TYPES: Final = frozenset(PATIENT_ELEMENT)
 

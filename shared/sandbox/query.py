@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
 
+from shared.fhir.catalog import RESOURCE_TYPES
 from shared.sandbox.errors import UnsupportedSearch
 from shared.sandbox.layout import (
     COMPARTMENT_TYPES,
@@ -78,32 +79,12 @@ DATED_TYPES: Final = frozenset(
 )
 
 SEARCH_PARAMETERS: Final[Mapping[str, Mapping[str, str]]] = {
-    "Patient": {
-        "_id": "token",
-        "family": "string",
-        "given": "string",
-        "name": "string",
-        "birthdate": "date",
-        "gender": "token",
-        "identifier": "token",
-    },
-    "Observation": {
-        "_id": "token",
-        "patient": "reference",
-        "category": "token",
-        "code": "token",
-        "date": "date",
-    },
-    "Condition": {"_id": "token", "patient": "reference"},
-    "Encounter": {"_id": "token", "patient": "reference"},
-    "AllergyIntolerance": {"_id": "token", "patient": "reference"},
-    "MedicationRequest": {"_id": "token", "patient": "reference"},
-    "Coverage": {"_id": "token", "patient": "reference", "beneficiary": "reference"},
-    "Location": {"_id": "token"},
-    "Practitioner": {"_id": "token"},
-    "Organization": {"_id": "token"},
+    t.name: {"_id": "token", **{param.name: param.type for param in t.search if param.sandbox}}
+    for t in RESOURCE_TYPES
+    if t.sandbox
 }
-"""Search parameters per type (name -> FHIR type), e.g. for the CapabilityStatement."""
+"""Search parameters per type (name -> FHIR type), e.g. for the CapabilityStatement: ``_id``
+and the catalogue's parameters of each type the sandbox keeps."""
 
 _STRING_MODIFIERS: Final = frozenset({"", "contains", "exact"})
 _PREFIXES: Final = frozenset({"eq", "ne", "gt", "lt", "ge", "le"})

@@ -22,6 +22,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from shared.fhir.catalog import chart_headings
 from shared.http import Request, Response, public_origin
 from shared.sandbox.access import SandboxKeyMissing
 from shared.sandbox.catalog import MEDICAL_RECORD_NUMBER
@@ -108,15 +109,9 @@ SEARCH_LABELS: dict[str, str] = {
 }
 SIGNIN_LABELS = {"key": "Sandbox key"}
 RESULT_COLUMNS = ("Name", "Gender", "Birth date", "MRN", "General practitioner")
-# Related records counted on a patient's page: resource type -> heading.
-RECORD_TYPES: tuple[tuple[str, str], ...] = (
-    ("Observation", "Observations"),
-    ("Condition", "Conditions"),
-    ("Encounter", "Encounters"),
-    ("AllergyIntolerance", "Allergies"),
-    ("MedicationRequest", "Medication requests"),
-    ("Coverage", "Coverage"),
-)
+# Related records counted on a patient's page: resource type -> heading (the catalogue's chart
+# types, so a new one shows up here by itself).
+RECORD_TYPES: tuple[tuple[str, str], ...] = chart_headings()
 STATUS_MESSAGES = {"created": "Patient created.", "saved": "Changes saved."}
 
 _FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")

@@ -2,21 +2,21 @@
 
 Each resource module converts one resource type one step at a time (R4 ⇄ STU3, STU3 ⇄ DSTU2),
 as HL7's own cross-version maps do; R4 ⇄ DSTU2 goes through STU3. ``convert`` picks the
-steps. Everything the target cannot hold is a written decision (docs/conversion/), carried in
-the cross-version extension form or dropped, and pinned by a test. The field-level reference
-is docs/conversion/mapping.md.
+steps. Which module converts which type is the catalogue's (``shared.fhir.catalog``); what a
+module must define is the contract (``shared.fhir.convert.contract``). Everything the target
+cannot hold is a written decision (docs/conversion/), carried in the cross-version extension
+form or dropped, and pinned by a test. The field-level reference is docs/conversion/mapping.md.
 """
 
 from __future__ import annotations
 
-import importlib
 import itertools
 from collections.abc import Mapping
-from types import ModuleType
 from typing import Any
 
+from shared.fhir.catalog import RESOURCE_TYPES, ResourceType
+from shared.fhir.convert import contract
 from shared.fhir.convert.common import (
-    VERSIONS,
     ConversionError,
     InvalidResource,
     Resource,
@@ -28,56 +28,46 @@ from shared.fhir.convert.common import (
     rewrite_systems,
     strip_fhir_comments,
 )
+from shared.fhir.versions import VERSIONS, FhirVersion
 
 __all__ = ["VERSIONS", "ConversionError", "UnsupportedResource", "convert", "supports"]
 
-# Resource type (as any version names it) → its converter module under shared.fhir.convert.
-_MODULES = {
-    "Patient": "patient",
-    "Practitioner": "practitioner",
-    "Location": "location",
-    "Observation": "observation",
-    "Condition": "condition",
-    "Encounter": "encounter",
-    "AllergyIntolerance": "allergy_intolerance",
-    "MedicationRequest": "medication_request",
-    "MedicationOrder": "medication_request",
-    "Coverage": "coverage",
-    "Organization": "organization",
-    "Medication": "medication",
-    "Bundle": "bundle",
-    "OperationOutcome": "operation_outcome",
+# Resource type (as any version names it) → its catalogue entry, for the types that convert.
+_CONVERTIBLE: Mapping[str, ResourceType] = {
+    name: entry for entry in RESOURCE_TYPES if entry.converter for name in entry.names
 }
-_ORDER = {version: index for index, version in enumerate(VERSIONS)}
+_ORDER = {version.value: index for index, version in enumerate(VERSIONS)}
 
 
-_LOADED: dict[str, ModuleType] = {}  # imported on first use (cold start), then looked up here
+# Imported on first use (cold start), then looked up here, by any version's type name.
+_LOADED: dict[str, contract.Converter] = {}
 
 
-def _module(resource_type: str) -> ModuleType | None:
-    name = _MODULES.get(resource_type)
-    if name is None:
-        return None
-    module = _LOADED.get(name)
-    if module is None:
-        module = _LOADED[name] = importlib.import_module(f"shared.fhir.convert.{name}")
-    return module
+def _converter(resource_type: str) -> contract.Converter | None:
+    converter = _LOADED.get(resource_type)
+    if converter is None:
+        entry = _CONVERTIBLE.get(resource_type)
+        if entry is None or entry.converter is None:
+            return None
+        converter = contract.load(entry.converter, converts_entries=entry.converts_entries)
+        _LOADED[resource_type] = converter
+    return converter
 
 
 def supports(resource_type: str) -> bool:
     """True when ``resource_type`` converts between versions."""
-    return resource_type in _MODULES
+    return resource_type in _CONVERTIBLE
 
 
 def _path(source: str, target: str) -> tuple[tuple[str, str], ...]:
-    path = [source]
-    if {source, target} == {"r4", "dstu2"}:
-        path.append("stu3")
-    path.append(target)
+    # One release at a time: every release between the two is a stop.
+    low, high = sorted((_ORDER[source], _ORDER[target]))
+    stops = [version.value for version in VERSIONS[low : high + 1]]
+    path = stops if _ORDER[source] < _ORDER[target] else stops[::-1]
     return tuple(itertools.pairwise(path))
 
 
-_STEPS = {(s, t): _path(s, t) for s in VERSIONS for t in VERSIONS if s != t}
+_STEPS = {(s, t): _path(s, t) for s in _ORDER for t in _ORDER if s != t}
 
 
 def convert(
@@ -92,7 +82,7 @@ def convert(
     if source not in _ORDER or target not in _ORDER:
         raise ConversionError("versions must be dstu2, stu3 or r4")
     result = clone(resource) if copy else _owned(resource)
-    if source == "dstu2":
+    if source == FhirVersion.DSTU2:
         # Stripping leaves "_x": {} twins behind, which no release accepts.
         prune_empty_twins(strip_fhir_comments(result))
     if source == target:
@@ -102,12 +92,12 @@ def convert(
 
 def _convert_owned(resource: Resource, source: str, target: str) -> Resource:
     resource_type = str(resource.get("resourceType", ""))
-    module = _module(resource_type)
-    if module is None:
+    converter = _converter(resource_type)
+    if converter is None:
         raise UnsupportedResource(resource_type or "(no resourceType)", source, target)
     steps = _STEPS[(source, target)]
     try:
-        return _run(module, resource, steps)
+        return _run(converter, resource, steps)
     except ConversionError:
         raise
     except Exception as error:
@@ -117,16 +107,17 @@ def _convert_owned(resource: Resource, source: str, target: str) -> Resource:
         raise InvalidResource(f"the {_label(resource_type)} is not valid FHIR") from error
 
 
-def _run(module: ModuleType, resource: Resource, steps: tuple[tuple[str, str], ...]) -> Resource:
-    if resource.get("resourceType") == "Bundle":
+def _run(
+    converter: contract.Converter, resource: Resource, steps: tuple[tuple[str, str], ...]
+) -> Resource:
+    if converter.converts_entries:
         # Each entry goes through the whole chain at once, not once per Bundle step.
-        bundle: Resource = module.convert_through(resource, steps)
-        return bundle
+        return converter.through(resource, steps)
     # Real servers mix old and new code-system URIs: each step sees its own version's.
     rewrite_systems(resource, steps[0][0])
     result = resource
     for step_source, step_target in steps:
-        step = getattr(module, f"{step_source}_to_{step_target}")
+        step = converter.step(step_source, step_target)
         # Before the step, so what it restores from an extension is already in its shape;
         # after, for what it carries (fitting twice changes nothing).
         fit_extension_values(result, step_source, step_target)
@@ -139,7 +130,7 @@ def _run(module: ModuleType, resource: Resource, steps: tuple[tuple[str, str], .
 
 def _label(resource_type: str) -> str:
     # The name comes from upstream data: it is echoed only when it names a known type.
-    return resource_type if resource_type in _MODULES else "resource"
+    return resource_type if resource_type in _CONVERTIBLE else "resource"
 
 
 def _owned(resource: Mapping[str, Any]) -> Resource:

@@ -13,9 +13,11 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-VERSIONS = ("dstu2", "stu3", "r4")
+from shared.fhir.catalog import type_renames
+from shared.fhir.versions import VERSIONS
+
 # The cross-version extension form names the source release as major.minor (§2.7).
-RELEASE = {"dstu2": "1.0", "stu3": "3.0", "r4": "4.0"}
+RELEASE = {version.value: version.release for version in VERSIONS}
 
 Resource = dict[str, Any]
 Step = Callable[[Resource], Resource]
@@ -171,11 +173,7 @@ def token_for(value: str, target: str) -> str:
 
 # -- references and renames (§2.2, §2.3) -------------------------------------------------------
 
-_TYPE_NAMES = {
-    "dstu2": {"MedicationRequest": "MedicationOrder"},
-    "stu3": {"MedicationOrder": "MedicationRequest"},
-    "r4": {"MedicationOrder": "MedicationRequest"},
-}
+_TYPE_NAMES = {version.value: type_renames(version) for version in VERSIONS}
 
 
 def type_name(resource_type: str, target: str) -> str:

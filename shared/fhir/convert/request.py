@@ -19,7 +19,9 @@ from typing import Any
 from urllib.parse import quote, unquote_plus
 
 from shared.fhir import JSON_MIME_TYPES
+from shared.fhir.catalog import RESOURCE_TYPES, Row
 from shared.fhir.convert.common import ConversionError, reference_string, token_for, type_name
+from shared.fhir.versions import VERSIONS
 
 __all__ = [
     "ParameterNotConvertible",
@@ -46,9 +48,9 @@ class ParameterNotConvertible(ConversionError):
         self.target = target
 
 
-_LABELS = {"dstu2": "DSTU2", "stu3": "STU3", "r4": "R4"}
-_COLUMN = {"dstu2": 0, "stu3": 1, "r4": 2}
-Row = tuple[str | None, str | None, str | None]
+_LABELS = {version.value: version.label for version in VERSIONS}
+# The column of each release in a catalogue Row (plain-str keys: read for every row searched).
+_COLUMN = {version.value: index for index, version in enumerate(VERSIONS)}
 
 # -- resource types (§2.2) ---------------------------------------------------------------------
 
@@ -58,23 +60,11 @@ _MISSING_TYPES = {
     "stu3": frozenset({"ServiceRequest", "DiagnosticOrder"}),
     "r4": frozenset({"ProcedureRequest", "ReferralRequest", "DiagnosticOrder"}),
 }
-# Resource types a link's path may end in (either spelling); anything else is base path.
+# Resource types a link's path may end in (either spelling); anything else is base path. Those
+# the proxy forwards, and PractitionerRole: no face forwards it, but R4 and STU3 servers link
+# to it, and a link to it is left as the server wrote it where the target release lacks it.
 _LINK_TYPES = frozenset(
-    {
-        "Patient",
-        "Practitioner",
-        "PractitionerRole",
-        "Organization",
-        "Location",
-        "Observation",
-        "Condition",
-        "Encounter",
-        "AllergyIntolerance",
-        "MedicationRequest",
-        "MedicationOrder",
-        "Medication",
-        "Coverage",
-    }
+    {"PractitionerRole", *(name for t in RESOURCE_TYPES if t.proxied for name in t.names)}
 )
 
 # -- search parameter names (§14.3, from each release's search-parameters.json) ----------------
@@ -88,162 +78,12 @@ _COMMON_ROWS: tuple[Row, ...] = (
     (None, None, "_source"),
     (None, None, "_total"),
 )
+# Each type's own rows and ``_elements`` names (§2.9) are its catalogue entry's, by R4 name.
 _ROWS: Mapping[str, tuple[Row, ...]] = {
-    "Patient": (
-        ("careprovider", "general-practitioner", "general-practitioner"),
-        ("deathdate", "death-date", "death-date"),
-        ("animal-breed", "animal-breed", None),
-        ("animal-species", "animal-species", None),
-        ("race", None, None),
-        ("ethnicity", None, None),
-    ),
-    "Observation": (
-        ("component-value-string", None, None),
-        ("component-code-value-string", None, None),
-        ("component-code-value-date", None, None),
-        ("related", "related", None),
-        ("related-target", "related-target", None),
-        ("related-type", "related-type", None),
-        ("encounter", "encounter", "encounter"),
-        ("encounter", "context", "encounter"),
-        (None, "based-on", "based-on"),
-        (None, "method", "method"),
-        (None, "combo-code", "combo-code"),
-        (None, "combo-code-value-concept", "combo-code-value-concept"),
-        (None, "combo-code-value-quantity", "combo-code-value-quantity"),
-        (None, "combo-data-absent-reason", "combo-data-absent-reason"),
-        (None, "combo-value-concept", "combo-value-concept"),
-        (None, "combo-value-quantity", "combo-value-quantity"),
-        (None, None, "focus"),
-        (None, None, "part-of"),
-        (None, None, "has-member"),
-        (None, None, "derived-from"),
-    ),
-    "Condition": (
-        ("clinicalstatus", "clinical-status", "clinical-status"),
-        ("date-recorded", "asserted-date", "recorded-date"),
-        ("onset", "onset-date", "onset-date"),
-        ("age", "onset-age", "onset-age"),
-        ("encounter", "encounter", "encounter"),
-        ("encounter", "context", "encounter"),
-        (None, "abatement-age", "abatement-age"),
-        (None, "abatement-boolean", None),
-        (None, "abatement-date", "abatement-date"),
-        (None, "abatement-string", "abatement-string"),
-        (None, "evidence-detail", "evidence-detail"),
-        (None, "subject", "subject"),
-        (None, "verification-status", "verification-status"),
-    ),
-    "Encounter": (
-        ("indication", "diagnosis", "diagnosis"),
-        ("condition", "diagnosis", "diagnosis"),
-        ("procedure", "diagnosis", "diagnosis"),
-        ("episodeofcare", "episodeofcare", "episode-of-care"),
-        ("incomingreferral", "incomingreferral", "based-on"),
-        ("reason", "reason", "reason-code"),
-        (None, None, "reason-reference"),
-        (None, "class", "class"),
-        (None, "subject", "subject"),
-        (None, "service-provider", "service-provider"),
-        (None, None, "account"),
-    ),
-    "AllergyIntolerance": (
-        ("substance", "code", "code"),
-        ("reporter", "asserter", "asserter"),
-    ),
-    "MedicationRequest": (
-        ("datewritten", "authoredon", "authoredon"),
-        ("prescriber", "requester", "requester"),
-        ("encounter", "context", "encounter"),
-        (None, "subject", "subject"),
-        (None, "intent", "intent"),
-        (None, "category", "category"),
-        (None, "priority", "priority"),
-        (None, "intended-dispenser", "intended-dispenser"),
-        # STU3/R4 `date` is dosageInstruction.timing.event, not the order date (§14.3 ⚠).
-        (None, "date", "date"),
-        (None, None, "intended-performer"),
-        (None, None, "intended-performertype"),
-    ),
-    "Coverage": (
-        ("issuer", "payor", "payor"),
-        ("group", "group", None),
-        ("plan", "plan", None),
-        ("subplan", "subplan", None),
-        ("sequence", "sequence", None),
-        (None, "subgroup", None),
-        (None, "class", None),
-        (None, "subclass", None),
-        (None, "beneficiary", "beneficiary"),
-        (None, "subscriber", "subscriber"),
-        (None, "policy-holder", "policy-holder"),
-        (None, None, "class-type"),
-        (None, None, "class-value"),
-        (None, None, "status"),
-    ),
-    "Location": (
-        # R4 `near` is one special parameter (lat|long|distance|unit); the older token pair
-        # does not translate value for value.
-        ("near", "near", None),
-        ("near-distance", "near-distance", None),
-        (None, None, "near"),
-        (None, "endpoint", "endpoint"),
-        (None, "operational-status", "operational-status"),
-    ),
-    "Practitioner": (
-        # Moved to PractitionerRole in STU3.
-        ("role", None, None),
-        ("specialty", None, None),
-        ("location", None, None),
-        ("organization", None, None),
-        (None, "active", "active"),
-    ),
-    "Organization": ((None, "endpoint", "endpoint"),),
-    "Medication": (
-        ("container", "container", None),
-        ("content", None, None),
-        (None, "over-the-counter", None),
-        (None, "package-item-code", None),
-        (None, "package-item", None),
-        (None, "ingredient-code", "ingredient-code"),
-        (None, "status", "status"),
-        (None, None, "expiration-date"),
-        (None, None, "lot-number"),
-    ),
+    t.name: t.parameter_renames for t in RESOURCE_TYPES if t.parameter_renames
 }
-
-# Element names for ``_elements`` (§2.9), where a release renamed them.
 _ELEMENT_ROWS: Mapping[str, tuple[Row, ...]] = {
-    "Patient": (("careProvider", "generalPractitioner", "generalPractitioner"),),
-    "Observation": (
-        ("encounter", "context", "encounter"),
-        ("comments", "comment", "note"),
-    ),
-    "Condition": (
-        ("patient", "subject", "subject"),
-        ("dateRecorded", "assertedDate", "recordedDate"),
-        ("encounter", "context", "encounter"),
-        ("notes", "note", "note"),
-    ),
-    "Encounter": (
-        ("patient", "subject", "subject"),
-        ("reason", "reason", "reasonCode"),
-        ("incomingReferral", "incomingReferral", "basedOn"),
-    ),
-    "AllergyIntolerance": (
-        ("substance", "code", "code"),
-        ("recordedDate", "assertedDate", "recordedDate"),
-        ("reporter", "asserter", "asserter"),
-        ("onset", "onsetDateTime", "onsetDateTime"),
-        ("lastOccurence", "lastOccurrence", "lastOccurrence"),
-    ),
-    "MedicationRequest": (
-        ("dateWritten", "authoredOn", "authoredOn"),
-        ("prescriber", "requester", "requester"),
-        ("patient", "subject", "subject"),
-        ("encounter", "context", "encounter"),
-    ),
-    "Coverage": (("issuer", "payor", "payor"),),
+    t.name: t.element_renames for t in RESOURCE_TYPES if t.element_renames
 }
 
 # Modifiers only R4 defines (§14.1).
@@ -606,7 +446,7 @@ def _code_values(
 
 
 def _chain(source: str, target: str) -> list[tuple[str, str]]:
-    order = ["dstu2", "stu3", "r4"]
+    order = [version.value for version in VERSIONS]
     start, end = order.index(source), order.index(target)
     step = 1 if end > start else -1
     return [(order[i], order[i + step]) for i in range(start, end, step)]
