@@ -378,11 +378,8 @@ class SandboxUi:
         self._key = key
         if sessions is None:
             from shared.sessions import SessionStore
-            from shared.tables import AzureEntityTable
 
-            sessions = SessionStore(
-                AzureEntityTable(store.table_client), SESSION_PARTITION, SESSION_SECONDS
-            )
+            sessions = SessionStore(store.table, SESSION_PARTITION, SESSION_SECONDS)
         self._sessions = sessions
         # (route, method) -> handler; a route's methods give the 405's Allow header.
         self._handlers: dict[tuple[str, str], Callable[[Request, str], Response]] = {
