@@ -170,7 +170,8 @@ class FhirProxy:
         if tenant is None:  # unmapped between verification and now: fail closed
             raise Forbidden("tenant is not mapped")
         self._check_rates(caller)
-        self._check_tenant_hints(request, caller)
+        query = request.query  # parsed once: the tenant hints and the audit read it
+        self._check_tenant_hints(request.headers, query, caller)
         path = parse_fhir_path(
             face_relative_path(request.path, face), allowed_types=ALLOWED_TYPES[face]
         )
@@ -185,9 +186,9 @@ class FhirProxy:
             )
         check_content_negotiation(request.headers, request.method, json_patch=writes)
         exchange.resource_type, exchange.resource_id = path.resource_type, path.resource_id
-        context = self._context(request, exchange, tenant, path, budget)
+        context = self._context(request, query, exchange, tenant, path, budget)
         if request.method == "GET":
-            return self._get(context, path)
+            return self._get(context, path, interaction)
         if interaction is Interaction.SEARCH:
             return self._post_search(context, path)
         if interaction is Interaction.BATCH:
@@ -197,6 +198,7 @@ class FhirProxy:
     def _context(
         self,
         request: Request,
+        query: list[tuple[str, str]],
         exchange: Exchange,
         tenant: TenantMapping,
         path: FhirPath,
@@ -213,6 +215,7 @@ class FhirProxy:
             face_base=face_base_url(origin, exchange.face),
             exchange=exchange,
             request=request,
+            query=query,
             upstream=Upstream(self._transport, tenant, budget, exchange),
         )
         context.enricher = Enricher(
@@ -234,14 +237,16 @@ class FhirProxy:
                 )
 
     @classmethod
-    def _check_tenant_hints(cls, request: Request, caller: Caller) -> None:
+    def _check_tenant_hints(
+        cls, headers: Headers, query: list[tuple[str, str]], caller: Caller
+    ) -> None:
         # The tenant comes from the token only; a different one named anywhere is refused
         # without saying whether it exists (RFC 9700 §2.3).
         for name in _TENANT_HEADERS:
-            for hint in request.headers.get_all(name):
+            for hint in headers.get_all(name):
                 if hint.strip().lower() != caller.tenant_id:
                     raise Forbidden("the request names a tenant other than the token's")
-        cls._check_tenant_params(request.query, caller)
+        cls._check_tenant_params(query, caller)
 
     @staticmethod
     def _check_tenant_params(pairs: list[tuple[str, str]], caller: Caller | None) -> None:
@@ -254,14 +259,14 @@ class FhirProxy:
 
     # -- interactions --------------------------------------------------------------------------
 
-    def _get(self, ctx: _Context, path: FhirPath) -> Response:
+    def _get(self, ctx: _Context, path: FhirPath, interaction: Interaction) -> Response:
         """A read, search or history GET of the caller's: recorded, then answered."""
         if path.interaction == "base":
             raise MethodNotAllowed("GET on the base is not supported", headers={"Allow": "POST"})
         if path.interaction == "search-post":
             raise MethodNotAllowed("use POST for _search", headers={"Allow": "POST"})
-        ctx.exchange.interaction = interaction_of("GET", path)
-        self._note_patients(ctx.exchange, path, ctx.request.raw_query)
+        ctx.exchange.interaction = interaction
+        self._note_patients(ctx.exchange, path, ctx.query)
         return self._read_or_search(ctx, path, ctx.request.raw_query)
 
     def _read_or_search(self, ctx: _Context, path: FhirPath, raw_query: str) -> Response:
@@ -284,11 +289,11 @@ class FhirProxy:
         form = parse_form_body(ctx.request.body)
         # A form body is a query string in another place: the same rules apply to it.
         self._check_tenant_params(form, ctx.exchange.caller)
-        query_names = {name for name, _ in ctx.request.query}
+        query_names = {name for name, _ in ctx.query}
         if query_names & {name for name, _ in form}:
             raise InvalidRequest("a search parameter is in both the URL and the body")
         combined = compensate.form_as_query(ctx.request.raw_query, ctx.request.body)
-        self._note_patients(ctx.exchange, path, combined)
+        self._note_patients(ctx.exchange, path, _pairs(combined))
         if ctx.caps.post_search:
             headers = self._headers(ctx)
             headers.set("Content-Type", FORM_TYPE)
@@ -312,8 +317,9 @@ class FhirProxy:
         ctx.exchange.entries = len(batch.entries)
         for entry in batch.entries:
             # Parameters in a batch entry follow the rules of the request's own query.
-            self._check_tenant_params(_pairs(entry.query), ctx.exchange.caller)
-            self._note_patients(ctx.exchange, entry.path, entry.query)
+            pairs = _pairs(entry.query)
+            self._check_tenant_params(pairs, ctx.exchange.caller)
+            self._note_patients(ctx.exchange, entry.path, pairs)
         if ctx.caps.batch:
             headers = self._headers(ctx)
             headers.set(
@@ -544,10 +550,10 @@ class FhirProxy:
     # -- audit ---------------------------------------------------------------------------------
 
     @staticmethod
-    def _note_patients(exchange: Exchange, path: FhirPath, raw_query: str) -> None:
+    def _note_patients(exchange: Exchange, path: FhirPath, query: list[tuple[str, str]]) -> None:
         if path.resource_type == "Patient" and path.resource_id:
             exchange.patients.append(path.resource_id)
-        for name, value in _pairs(raw_query):
+        for name, value in query:
             base = name.split(":")[0]
             if base in ("patient", "subject") or (
                 path.resource_type == "Patient" and base in ("_id", "id")
@@ -588,6 +594,8 @@ class _Context:
     face_base: str
     exchange: Exchange
     request: Request
+    query: list[tuple[str, str]]
+    """The request's query parameters, parsed once."""
     upstream: Upstream
     enricher: Enricher | None = None
 

@@ -54,7 +54,7 @@ class UpstreamRequest:
     body: bytes = b""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ProviderCall:
     """One HTTP call to the provider, at an absolute URL under its base.
 

@@ -31,6 +31,8 @@ _ALL_TYPES = frozenset().union(*ALLOWED_TYPES.values())
 class Upstream:
     """One request's calls to its tenant's provider; thread-safe (batch entries share it)."""
 
+    __slots__ = ("_budget", "_exchange", "_tenant", "_transport")
+
     def __init__(
         self,
         transport: ProviderTransport,
