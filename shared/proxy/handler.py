@@ -36,6 +36,7 @@ from shared.fhir.paths import (
 )
 from shared.http import Headers, Request, Response, public_origin
 from shared.lookups import Lookups
+from shared.proxy import answer as answer_steps
 from shared.proxy import compensate
 from shared.proxy.batch import BatchEntry, EntryResult, load_json, parse_batch, run_entries
 from shared.proxy.bearer import BearerVerifier
@@ -43,7 +44,7 @@ from shared.proxy.budget import RequestBudget
 from shared.proxy.capabilities import Capabilities, effective
 from shared.proxy.conversion import FhirVersionConverter, VersionConverter
 from shared.proxy.enrich import Enricher, read_batch, read_batch_results
-from shared.proxy.headers import downstream_response_headers, upstream_request_headers
+from shared.proxy.headers import upstream_request_headers
 from shared.proxy.interaction import Interaction, interaction_of
 from shared.proxy.model import (
     Caller,
@@ -53,7 +54,6 @@ from shared.proxy.model import (
     UpstreamResponse,
 )
 from shared.proxy.provider_auth import ProviderAuthError
-from shared.proxy.rewrite import UrlRewriter
 from shared.proxy.transport import ProviderTransport
 from shared.proxy.upstream import Upstream
 from shared.ratelimit import RateLimiter
@@ -73,9 +73,6 @@ _TENANT_HEADERS = ("X-Tenant-Id", "X-Ms-Tenant-Id", "X-Tenant")
 _TENANT_PARAMS = frozenset({"tenant", "tenant_id", "tenantid", "tid"})
 _SORT_PARAMS = frozenset({"_sort", "_count"})
 _PAGE_SIZE = 100
-# Response headers that carry URLs: the provider's base in them becomes the face's.
-_URL_HEADERS = ("Location", "Content-Location", "Link")
-_URL_HEADER_NAMES = frozenset(name.lower() for name in _URL_HEADERS)
 _ALL_TYPES = frozenset().union(*ALLOWED_TYPES.values())
 
 
@@ -339,7 +336,8 @@ class FhirProxy:
         body = json.dumps(bundle, separators=(",", ":")).encode("utf-8")
         headers = Headers({"Content-Type": f"{json_mime_type(ctx.face)}; charset=utf-8"})
         # Each entry was checked, converted and enriched on its own way back: not again.
-        return self._rewritten(ctx, self._downstream(ctx, UpstreamResponse(200, headers, body)))
+        ours = UpstreamResponse(200, headers, body)
+        return self._rewritten(ctx, answer_steps.downstream(ours, ctx.face))
 
     def _run_entry(self, ctx: _Context, entry: BatchEntry) -> EntryResult:
         try:
@@ -413,7 +411,7 @@ class FhirProxy:
         headers = Headers({"Content-Type": json_mime_type(ctx.tenant.provider_fhir_version)})
         # Ours, in the provider's version: converted (and enriched) like a provider's answer.
         sorted_answer = self._in_face(ctx, UpstreamResponse(200, headers, body))
-        return self._rewritten(ctx, self._downstream(ctx, sorted_answer))
+        return self._rewritten(ctx, answer_steps.downstream(sorted_answer, ctx.face))
 
     # -- calls ---------------------------------------------------------------------------------
 
@@ -469,77 +467,25 @@ class FhirProxy:
 
     def _respond(self, ctx: _Context, answer: UpstreamResponse) -> Response:
         """The provider's answer as the caller gets it."""
-        in_face = self._in_face(ctx, self._accepted(ctx, answer))
-        return self._rewritten(ctx, self._downstream(ctx, in_face))
-
-    @staticmethod
-    def _accepted(ctx: _Context, answer: UpstreamResponse) -> UpstreamResponse:
-        """The answer, unless it is a failure the caller must not see as such (then an error)."""
-        status = answer.status
-        if status in (401, 403):
-            log.warning(
-                "ALERT provider answered %s to EHR Bridge for tenant %s",
-                status,
-                ctx.tenant.tenant_id,
-            )
-            raise UpstreamError(
-                "the provider FHIR server refused EHR Bridge's credentials "
-                f"(correlation id {ctx.exchange.request_id})"
-            )
-        if status >= 500 or 300 <= status < 400:
-            raise UpstreamError(
-                f"the provider FHIR server failed (status {status}; correlation id "
-                f"{ctx.exchange.request_id})"
-            )
-        if not _is_fhir_json(answer):
-            if status < 300:
-                raise UpstreamError(
-                    "the provider answered something that is not FHIR JSON "
-                    f"(correlation id {ctx.exchange.request_id})"
-                )
-            # A provider error that is not FHIR: wrapped, its body (maybe HTML, maybe a trace)
-            # withheld.
-            raise FhirError(
-                f"the provider answered {status} (correlation id {ctx.exchange.request_id})",
-                status=status,
-                code="processing",
-            )
-        return answer
+        checked = answer_steps.accepted(
+            answer, tenant_id=ctx.tenant.tenant_id, request_id=ctx.exchange.request_id
+        )
+        return self._rewritten(ctx, answer_steps.downstream(self._in_face(ctx, checked), ctx.face))
 
     def _in_face(self, ctx: _Context, answer: UpstreamResponse) -> UpstreamResponse:
         """The answer in the face's FHIR version, with displays and totals filled in."""
-        enrich = ctx.enricher if answer.status == 200 and _enrichable(answer) else None
+        enrich = ctx.enricher if answer_steps.enrichable(answer) else None
         return self._converter.response(ctx.face, ctx.tenant.provider_fhir_version, answer, enrich)
 
     @staticmethod
-    def _downstream(ctx: _Context, answer: UpstreamResponse) -> Response:
-        """The response with the headers the caller may see, labelled with the face's type."""
-        headers = downstream_response_headers(answer.headers)
-        headers.set("Content-Type", f"{json_mime_type(ctx.face)}; charset=utf-8")
-        headers.set("Cache-Control", "no-store")
-        return Response(status=answer.status, body=answer.body, headers=headers)
-
-    @staticmethod
     def _rewritten(ctx: _Context, response: Response) -> Response:
-        """The response with the provider's URLs, in the body and in the URL headers, the
-        face's (rewriting is idempotent: a batch we ran holds entries rewritten already)."""
-        rewriter = _rewriter(ctx.tenant.provider_base_url, ctx.face_base)
-        body = rewriter.body(response.body)
-        if rewriter.leaks(body):
-            # The provider's host in a form the rewriter cannot map (another path on it, say):
-            # worth an operator's look, never a reason to fail the clinician's request.
-            log.warning(
-                "provider host still present in a response for tenant %s (request id %s)",
-                ctx.tenant.tenant_id,
-                ctx.exchange.request_id,
-            )
-        headers = response.headers
-        if any(name in headers for name in _URL_HEADERS):
-            headers = Headers(
-                (name, rewriter.header(value) if name.lower() in _URL_HEADER_NAMES else value)
-                for name, value in headers.items()
-            )
-        return Response(status=response.status, body=body, headers=headers)
+        return answer_steps.rewritten(
+            response,
+            provider_base=ctx.tenant.provider_base_url,
+            face_base=ctx.face_base,
+            tenant_id=ctx.tenant.tenant_id,
+            request_id=ctx.exchange.request_id,
+        )
 
     def _outcome(self, error: FhirError, exchange: Exchange) -> Response:
         face = exchange.face if exchange.face in FACES else None
@@ -600,12 +546,6 @@ class _Context:
     enricher: Enricher | None = None
 
 
-@functools.lru_cache(maxsize=1024)
-def _rewriter(provider_base: str, face_base: str) -> UrlRewriter:
-    # Compiling the patterns costs ~12 µs; a tenant's pair of bases rarely changes.
-    return UrlRewriter(provider_base, face_base)
-
-
 def _pairs(raw_query: str) -> list[tuple[str, str]]:
     from urllib.parse import parse_qsl
 
@@ -631,26 +571,3 @@ def _next_link(page: dict[str, Any], provider_base: str) -> str | None:
             if isinstance(url, str) and url.startswith(provider_base.rstrip("/") + "/"):
                 return url
     return None
-
-
-_ENRICHED = (b'"Patient"', b'"Encounter"', b'"MedicationRequest"', b'"MedicationOrder"')
-
-
-def _enrichable(answer: UpstreamResponse) -> bool:
-    # A cheap look before parsing: only these types carry references the app prints.
-    return any(name in answer.body for name in _ENRICHED)
-
-
-def _is_fhir_json(answer: UpstreamResponse) -> bool:
-    """A FHIR JSON resource, judged by content type and shape, without a full parse.
-
-    Parsing a whole page costs ~5 µs per KB on every response; the converters parse anyway
-    when the versions differ, and a truncated body is caught by the transport.
-    """
-    if not answer.body:
-        return answer.status < 300
-    content_type = (answer.headers.get("Content-Type") or "").lower()
-    if "json" not in content_type:
-        return False
-    body = answer.body.strip()
-    return body[:1] == b"{" and body[-1:] == b"}" and b'"resourceType"' in body[:4096]
