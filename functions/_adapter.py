@@ -1,10 +1,18 @@
-"""Conversion between azure.functions HTTP objects and the core's plain values."""
+"""Conversion between azure.functions HTTP objects and the core's plain values, and the one
+way a trigger runs the core (``serve``)."""
 
 from __future__ import annotations
+
+import logging
+from collections.abc import Callable
 
 import azure.functions as func
 
 from shared.http import Headers, Request, Response
+from shared.services import Services, get_services
+from shared.settings import SettingsError
+
+_log = logging.getLogger(__name__)
 
 
 def to_request(req: func.HttpRequest) -> Request:
@@ -28,3 +36,22 @@ def to_http_response(response: Response) -> func.HttpResponse:
     return func.HttpResponse(
         response.body, status_code=response.status, headers=merged, mimetype=mimetype
     )
+
+
+def serve(
+    req: func.HttpRequest,
+    handle: Callable[[Services, Request], Response],
+    misconfigured: Callable[[], Response],
+) -> func.HttpResponse:
+    """Answer one request with ``handle``, given the app's services (built on first use, so
+    that an invalid setting never stops the app from loading).
+
+    An invalid setting (``SettingsError``, raised where the services read it) is answered with
+    ``misconfigured``, the route's own error (``shared/misconfigured.py``), instead of reaching
+    the host as a bare 500. Nothing is cached: fixing the setting heals the app.
+    """
+    try:
+        return to_http_response(handle(get_services(), to_request(req)))
+    except SettingsError:
+        _log.exception("invalid configuration")
+        return to_http_response(misconfigured())

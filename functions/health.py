@@ -2,7 +2,8 @@
 
 import azure.functions as func
 
-from functions._adapter import to_http_response
+from functions._adapter import serve
+from shared import misconfigured
 
 bp = func.Blueprint()
 
@@ -12,6 +13,5 @@ bp = func.Blueprint()
 def health(req: func.HttpRequest) -> func.HttpResponse:
     """Report whether tables, secrets and a signing key are reachable."""
     from shared.health import health_response
-    from shared.services import get_services
 
-    return to_http_response(health_response(get_services()))
+    return serve(req, lambda services, _: health_response(services), misconfigured.health_answer)

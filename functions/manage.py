@@ -2,7 +2,8 @@
 
 import azure.functions as func
 
-from functions._adapter import to_http_response, to_request
+from functions._adapter import serve
+from shared import misconfigured
 
 bp = func.Blueprint()
 
@@ -20,9 +21,11 @@ _ROUTES = {
 
 
 def _handle(route: str, req: func.HttpRequest) -> func.HttpResponse:
-    from shared.services import get_services
-
-    return to_http_response(get_services().management.handle(route, to_request(req)))
+    return serve(
+        req,
+        lambda services, request: services.management.handle(route, request),
+        misconfigured.management_answer,
+    )
 
 
 def _register(name: str, template: str, methods: list[str]) -> None:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
 import azure.functions as func
 
-from functions._adapter import to_http_response, to_request
-from shared import metadata, routes
-from shared.fhir.outcome import outcome_response
+from functions._adapter import serve
+from shared import metadata, misconfigured, routes
 from shared.http import Request, Response
-from shared.settings import Settings, SettingsError
+from shared.settings import Settings
 
 bp = func.Blueprint()
 
@@ -19,32 +17,16 @@ bp = func.Blueprint()
 # row 53).
 _METHODS = (func.HttpMethod.GET, func.HttpMethod.POST)
 
-_log = logging.getLogger(__name__)
-
 _Handler = Callable[[Request, str, Settings], Response]
 
 
-def _settings() -> Settings:
-    # Read on first use, not at import: an import-time error shows in Azure only as
-    # "0 functions loaded". A failure is not cached, so fixing the setting heals the app.
-    from shared.services import get_services
-
-    return get_services().settings
-
-
 def _answer(req: func.HttpRequest, handler: _Handler) -> func.HttpResponse:
-    request = to_request(req)
     face = req.route_params.get("face", "")
-    try:
-        settings = _settings()
-    except SettingsError:
-        _log.exception("invalid configuration")
-        return to_http_response(_misconfigured(face))
-    return to_http_response(handler(request, face, settings))
-
-
-def _misconfigured(face: str) -> Response:
-    return outcome_response(500, "exception", "The service is misconfigured.", face)
+    return serve(
+        req,
+        lambda services, request: handler(request, face, services.settings),
+        lambda: misconfigured.fhir_answer(face),
+    )
 
 
 @bp.function_name("metadata")

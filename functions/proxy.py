@@ -2,7 +2,8 @@
 
 import azure.functions as func
 
-from functions._adapter import to_http_response, to_request
+from functions._adapter import serve
+from shared import misconfigured
 
 bp = func.Blueprint()
 
@@ -15,7 +16,9 @@ _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 @bp.route(route="fhir/{face}/{*path}", methods=_METHODS, auth_level=func.AuthLevel.ANONYMOUS)
 def fhir_proxy(req: func.HttpRequest) -> func.HttpResponse:
     """Forward one FHIR call to the provider mapped to the token's tenant."""
-    from shared.services import get_services
-
     face = req.route_params.get("face", "")
-    return to_http_response(get_services().proxy.handle(to_request(req), face))
+    return serve(
+        req,
+        lambda services, request: services.proxy.handle(request, face),
+        lambda: misconfigured.fhir_answer(face),
+    )

@@ -1,17 +1,16 @@
 """The built-in sandbox provider: ``sandbox/fhir/{*path}`` (R4 API) and ``sandbox/ui/{*path}``."""
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
 import azure.functions as func
 
-from functions._adapter import to_http_response, to_request
+from functions._adapter import serve
+from shared import misconfigured
 from shared.http import Request, Response
+from shared.services import Services
 
 bp = func.Blueprint()
-
-_log = logging.getLogger(__name__)
 
 # Anonymous at the host: the app checks the sandbox key itself. PATCH is routed only so that it
 # meets a FHIR 405 instead of the host's bare 404.
@@ -22,21 +21,15 @@ _UI_METHODS = ["GET", "POST"]
 def _answer(
     req: func.HttpRequest, handler: Callable[[Any, Request], Response]
 ) -> func.HttpResponse:
-    from shared.fhir.outcome import outcome_response
-    from shared.sandbox.api import disabled_response
-    from shared.services import get_services
-    from shared.settings import SettingsError
+    def handle(services: Services, request: Request) -> Response:
+        if not services.settings.sandbox_enabled:
+            from shared.sandbox.api import disabled_response
 
-    try:
-        services = get_services()
-    except SettingsError:
-        _log.exception("invalid configuration")
-        return to_http_response(
-            outcome_response(500, "exception", "The service is misconfigured.", None)
-        )
-    if not services.settings.sandbox_enabled:
-        return to_http_response(disabled_response())
-    return to_http_response(handler(services, to_request(req)))
+            return disabled_response()
+        return handler(services, request)
+
+    # The sandbox is R4 whatever the route: its errors are R4 OperationOutcomes.
+    return serve(req, handle, lambda: misconfigured.fhir_answer(None))
 
 
 @bp.function_name("sandbox_fhir")

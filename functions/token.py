@@ -2,8 +2,8 @@
 
 import azure.functions as func
 
-from functions._adapter import to_http_response, to_request
-from shared import routes
+from functions._adapter import serve
+from shared import misconfigured, routes
 
 bp = func.Blueprint()
 
@@ -13,9 +13,11 @@ bp = func.Blueprint()
 @bp.route(route=routes.TOKEN, methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
 def oauth_token(req: func.HttpRequest) -> func.HttpResponse:
     """Issue an access token for a client and one tenant."""
-    from shared.services import get_services
-
-    return to_http_response(get_services().token_endpoint.handle(to_request(req)))
+    return serve(
+        req,
+        lambda services, request: services.token_endpoint.handle(request),
+        misconfigured.oauth_answer,
+    )
 
 
 @bp.function_name("oauth_jwks")
@@ -23,6 +25,7 @@ def oauth_token(req: func.HttpRequest) -> func.HttpResponse:
 def oauth_jwks(req: func.HttpRequest) -> func.HttpResponse:
     """Publish the public signing keys (current, previous and pending)."""
     from shared.auth.jwks import jwks_response
-    from shared.services import get_services
 
-    return to_http_response(jwks_response(get_services().signing_keys))
+    return serve(
+        req, lambda services, _: jwks_response(services.signing_keys), misconfigured.jwks_answer
+    )

@@ -212,9 +212,12 @@ class Services:
     def sandbox_store(self) -> SandboxStore:
         """The sandbox provider's resources (Table Storage)."""
         from shared.sandbox.store import SandboxStore
-        from shared.tables import SANDBOX_TABLE
+        from shared.tables import SANDBOX_TABLE, AzureEntityTable
 
-        return SandboxStore(self.table_service.get_table_client(SANDBOX_TABLE))
+        # Without the tables' breaker, as before: a bulk load or a scan of the sandbox failing
+        # must not pause the token endpoint and the proxy, which share it.
+        client = self.table_service.get_table_client(SANDBOX_TABLE)
+        return SandboxStore(AzureEntityTable(client))
 
     @cached_property
     def sandbox_key(self) -> SandboxKey:

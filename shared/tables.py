@@ -1,12 +1,14 @@
 """Entity access to Azure Table Storage (Azurite locally) with ETags and fail-closed errors.
 
-Registries talk to ``EntityTable``; ``AzureEntityTable`` is the one implementation, built on
-azure-data-tables, imported lazily so that importing this module stays cheap.
+Registries and the sandbox store talk to ``EntityTable``; ``AzureEntityTable`` is the one
+implementation, built on azure-data-tables, imported lazily so that importing this module stays
+cheap. It is the one place that turns the SDK's errors into ours (``_call``) and that consults
+the store's circuit breaker.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -63,7 +65,7 @@ class Entity:
 
 
 class EntityTable(Protocol):
-    """The table operations the registries need."""
+    """The table operations the registries and the sandbox store need."""
 
     def get(self, partition_key: str, row_key: str) -> Entity:
         """One entity, or EntityNotFound."""
@@ -81,8 +83,27 @@ class EntityTable(Protocol):
         """Delete an entity (only at ``etag`` when given); missing is not an error."""
         ...
 
+    def upsert(self, entity: Entity) -> Entity:
+        """Insert an entity, or replace it whatever its ETag."""
+        ...
+
+    def upsert_batch(self, entities: Sequence[Entity]) -> None:
+        """Insert or replace entities of one partition in one transaction: all of them or none."""
+        ...
+
     def query_partition(self, partition_key: str) -> list[Entity]:
         """Every entity of one partition."""
+        ...
+
+    def query(
+        self,
+        text: str,
+        parameters: Mapping[str, Any],
+        select: Sequence[str] | None = None,
+    ) -> list[Entity]:
+        """The entities an OData filter selects, with their keys and the ``select``ed properties
+        (every property when None). Values are bound as ``@name`` parameters, never spliced
+        into ``text``."""
         ...
 
 
@@ -165,12 +186,41 @@ class AzureEntityTable:
                 )
             )
 
+    def upsert(self, entity: Entity) -> Entity:
+        """Insert an entity, or replace it whatever its ETag."""
+        from azure.data.tables import UpdateMode
+
+        meta = self._run(
+            lambda: self._client.upsert_entity(_to_raw(entity), mode=UpdateMode.REPLACE)
+        )
+        return Entity(entity.partition_key, entity.row_key, dict(entity.properties), meta["etag"])
+
+    def upsert_batch(self, entities: Sequence[Entity]) -> None:
+        """Insert or replace entities of one partition in one transaction: all of them or none."""
+        from azure.data.tables import UpdateMode
+
+        replace = {"mode": UpdateMode.REPLACE}
+        operations = [("upsert", _to_raw(entity), replace) for entity in entities]
+        self._run(lambda: self._client.submit_transaction(operations))
+
     def query_partition(self, partition_key: str) -> list[Entity]:
         """Every entity of one partition."""
         # Keys are validated before they reach a filter, and the value is a bound parameter.
-        query = "PartitionKey eq @pk"
+        return self.query("PartitionKey eq @pk", {"pk": partition_key})
+
+    def query(
+        self,
+        text: str,
+        parameters: Mapping[str, Any],
+        select: Sequence[str] | None = None,
+    ) -> list[Entity]:
+        """The entities an OData filter selects, with their keys and the ``select``ed properties
+        (every property when None)."""
+        bound = dict(parameters)
+        # The keys always come, so that every Entity has them.
+        columns = list(dict.fromkeys(["PartitionKey", "RowKey", *select])) if select else None
         rows = self._run(
-            lambda: list(self._client.query_entities(query, parameters={"pk": partition_key}))
+            lambda: list(self._client.query_entities(text, parameters=bound, select=columns))
         )
         return [_to_entity(row) for row in rows]
 

@@ -12,7 +12,17 @@ from shared.audit import change, fingerprint
 from shared.fhir.versions import VERSIONS
 from shared.ids import canonical_guid, is_guid
 from shared.net.addresses import AddressPolicy, AddressRefused, InvalidHost
-from shared.scopes import ScopeRefused, managed_identity_scope
+from shared.proxy.auth_kinds import (
+    AUTH_KINDS,
+    CREDENTIAL_FIELDS,
+    AuthKind,
+    AuthKindRuleBroken,
+    AuthKindRules,
+    UnknownAuthKind,
+    auth_kind,
+    kinds_requiring,
+    one_of,
+)
 from shared.secret_store import utcnow
 from shared.tables import (
     Entity,
@@ -25,7 +35,6 @@ from shared.tables import (
 
 PARTITION = "tenant"
 FHIR_VERSIONS = VERSIONS
-AUTH_KINDS = ("none", "client_credentials", "managed_identity", "bearer")
 MAX_URL_LENGTH = 2048
 MAX_ALLOWED_CLIENTS = 100
 
@@ -74,7 +83,7 @@ class TenantMapping:
     tenant_id: str
     provider_base_url: str
     provider_fhir_version: str
-    provider_auth_kind: str = "none"
+    provider_auth_kind: str = AuthKind.NONE
     display_name: str = ""
     provider_token_url: str = ""
     provider_client_id: str = ""
@@ -229,35 +238,13 @@ def parse_mapping(
         raise InvalidTenantInput(
             "provider_fhir_version must be dstu2, stu3 or r4", "provider_fhir_version"
         )
-    kind = body.get("provider_auth_kind", "none")
-    if kind not in AUTH_KINDS:
-        raise InvalidTenantInput(
-            "provider_auth_kind must be none, client_credentials, managed_identity or bearer",
-            "provider_auth_kind",
-        )
-    token_url = ""
-    provider_client_id = ""
-    if kind == "client_credentials":
-        if "provider_token_url" not in body or "provider_client_id" not in body:
-            field = (
-                "provider_token_url" if "provider_token_url" not in body else "provider_client_id"
-            )
-            raise InvalidTenantInput(f"{field} is required for client_credentials", field)
-        token_url = validate_provider_url(
-            body["provider_token_url"], "provider_token_url", allow_insecure=allow_insecure
-        )
-        provider_client_id = _text(body["provider_client_id"], "provider_client_id")
-    else:
-        for field in ("provider_token_url", "provider_client_id"):
-            if body.get(field):
-                raise InvalidTenantInput(f"{field} applies only to client_credentials", field)
+    rules = _auth_kind(body.get("provider_auth_kind", AuthKind.NONE))
+    credential = _credential_fields(rules, body, allow_insecure=allow_insecure)
     scope = _text(body.get("provider_scope", ""), "provider_scope", 500)
-    if kind == "managed_identity":
-        try:
-            managed_identity_scope(scope, base, managed_identity_scopes)
-        except ScopeRefused as refused:
-            field = "provider_scope" if scope else "provider_base_url"
-            raise InvalidTenantInput(f"{field}: {refused}", field) from None
+    try:
+        rules.check(scope, base, managed_identity_scopes)
+    except AuthKindRuleBroken as broken:
+        raise InvalidTenantInput(str(broken), broken.field) from None
     clients = body.get("allowed_client_ids", [])
     if not isinstance(clients, list) or len(clients) > MAX_ALLOWED_CLIENTS:
         raise InvalidTenantInput(
@@ -279,16 +266,49 @@ def parse_mapping(
         tenant_id=canonical_guid(tenant_id),
         provider_base_url=base,
         provider_fhir_version=version,
-        provider_auth_kind=kind,
+        provider_auth_kind=rules.kind,
         display_name=_text(body.get("display_name", ""), "display_name"),
-        provider_token_url=token_url,
-        provider_client_id=provider_client_id,
+        provider_token_url=credential.get("provider_token_url", ""),
+        provider_client_id=credential.get("provider_client_id", ""),
         provider_scope=scope,
         allowed_client_ids=tuple(allowed),
         enabled=_flag(body.get("enabled", True), "enabled"),
         allow_writes=_flag(body.get("allow_writes", False), "allow_writes"),
         capabilities=_capabilities(body.get("capabilities", {})),
     )
+
+
+def _auth_kind(value: object) -> AuthKindRules:
+    try:
+        return auth_kind(value)
+    except UnknownAuthKind:
+        raise InvalidTenantInput(
+            f"provider_auth_kind must be {one_of(list(AUTH_KINDS))}", "provider_auth_kind"
+        ) from None
+
+
+def _credential_fields(
+    rules: AuthKindRules, body: Mapping[str, Any], *, allow_insecure: bool
+) -> dict[str, str]:
+    """The fields the auth kind requires, validated; a field of another kind is refused."""
+    missing = [name for name in rules.required if name not in body]
+    if missing:
+        raise InvalidTenantInput(f"{missing[0]} is required for {rules.kind}", missing[0])
+    for name in CREDENTIAL_FIELDS:
+        if name not in rules.required and body.get(name):
+            owners = one_of(kinds_requiring(name))
+            raise InvalidTenantInput(f"{name} applies only to {owners}", name)
+    return {
+        name: _credential_field(name, body[name], allow_insecure=allow_insecure)
+        for name in rules.required
+    }
+
+
+def _credential_field(name: str, value: object, *, allow_insecure: bool) -> str:
+    if name == "provider_token_url":
+        # A token endpoint is a provider address too: the base URL's rules hold.
+        return validate_provider_url(value, name, allow_insecure=allow_insecure)
+    return _text(value, name)
 
 
 def _capabilities(value: object) -> dict[str, bool]:

@@ -39,6 +39,7 @@ if __package__ in (None, ""):  # run as `python tools/bench.py`: make `tools` im
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 if TYPE_CHECKING:
+    from shared.proxy.auth_kinds import AuthKind
     from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -850,9 +851,11 @@ def measure_mix(
 
 
 def map_tenant(
-    fixture: BenchFixture, provider_base_url: str, provider_auth_kind: str = "none"
+    fixture: BenchFixture, provider_base_url: str, provider_auth_kind: AuthKind | None = None
 ) -> str:
-    """Map a new tenant to ``provider_base_url`` for ``fixture``'s client; its id."""
+    """Map a new tenant to ``provider_base_url`` for ``fixture``'s client (auth kind ``none``
+    unless told); its id."""
+    from shared.proxy.auth_kinds import AuthKind
     from shared.services import Services
     from shared.tenants import TenantMapping
 
@@ -862,7 +865,7 @@ def map_tenant(
             tenant_id=tenant_id,
             provider_base_url=provider_base_url,
             provider_fhir_version="r4",
-            provider_auth_kind=provider_auth_kind,
+            provider_auth_kind=provider_auth_kind or AuthKind.NONE,
             allowed_client_ids=(fixture.client_id,),
         )
     )

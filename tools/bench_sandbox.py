@@ -96,15 +96,14 @@ def measure_sandbox(
     """Load a sandbox of ``patients`` into ``fixture``'s Azurite and measure it over HTTP."""
     import requests as http
 
+    from shared.proxy.auth_kinds import AuthKind
     from shared.sandbox.access import ensure_sandbox_key, share_sandbox_key
-    from shared.sandbox.store import SANDBOX_TABLE, SandboxStore
     from shared.services import Services
     from shared.tables import ensure_tables
 
     services = Services(fixture.settings("RS256"))
     ensure_tables(services.table_service)
-    table = services.table_service.get_table_client(SANDBOX_TABLE)
-    loaded = load_sandbox(SandboxStore(table), patients)
+    loaded = load_sandbox(services.sandbox_store, patients)
     key = ensure_sandbox_key(services.secret_store)
     rng = random.Random(7)  # noqa: S311 - picks benchmark inputs, not secrets
     results: dict[str, Any] = {
@@ -119,7 +118,7 @@ def measure_sandbox(
     }
     with devhost_for(fixture, extra_env=env) as base_url:
         sandbox = f"{base_url}/api/sandbox/fhir"
-        tenant_id = map_tenant(fixture, sandbox, provider_auth_kind="bearer")
+        tenant_id = map_tenant(fixture, sandbox, provider_auth_kind=AuthKind.BEARER)
         share_sandbox_key(services.secret_store, tenant_id)
         answer = http.post(
             f"{base_url}/api/oauth2/token",

@@ -69,6 +69,7 @@ def _demo_tenant(
     services: Any, previous: dict[str, Any], client_id: str, provider: str, *, sandbox: bool
 ) -> str:
     """Map the demo tenant to ``provider``: the sandbox (with its key) or a URL of your own."""
+    from shared.proxy.auth_kinds import AuthKind
     from shared.tenants import parse_mapping
 
     tenant_id = previous.get("tenant_id") or str(uuid.uuid4())
@@ -79,7 +80,7 @@ def _demo_tenant(
         "allowed_client_ids": [client_id],
     }
     if sandbox:
-        body["provider_auth_kind"] = "bearer"
+        body["provider_auth_kind"] = AuthKind.BEARER
     mapping = parse_mapping(
         tenant_id,
         body,

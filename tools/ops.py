@@ -37,6 +37,15 @@ from shared.auth.clients import (
     version_json,
 )
 from shared.ids import SIGNING_KEY_NAME, canonical_guid, is_guid, provider_secret_name
+from shared.proxy.auth_kinds import (
+    AUTH_KINDS,
+    AuthKind,
+    UnknownAuthKind,
+    auth_kind,
+    kinds_requiring,
+    kinds_storing_a_credential,
+    one_of,
+)
 from shared.sandbox.errors import InvalidResource, SandboxError
 from shared.secret_store import (
     LocalStoreRefused,
@@ -58,7 +67,6 @@ from shared.tables import (
     ensure_tables,
 )
 from shared.tenants import (
-    AUTH_KINDS,
     FHIR_VERSIONS,
     InvalidTenantInput,
     TenantConflict,
@@ -82,8 +90,6 @@ CLOCK_SKEW_SECONDS = 60
 # Key Vault rejects secret values above 25 KiB.
 MAX_PROVIDER_SECRET_BYTES = 25 * 1024
 MAX_MAPPING_FILE_BYTES = 64 * 1024
-# Auth kinds whose provider call needs a stored credential (client secret or static token).
-CREDENTIAL_AUTH_KINDS = ("client_credentials", "bearer")
 SHOWN_ONCE = "store the client_secret now: it is shown only once"
 _VERSION_CHARS = frozenset("0123456789abcdefABCDEF")
 
@@ -415,11 +421,11 @@ def tenants_delete(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
     return {"deleted": tenant_id}
 
 
-def _read_credential(stdin: IO[str] | None) -> str:
+def _read_credential(stdin: IO[str] | None, what: str) -> str:
     source = stdin if stdin is not None else sys.stdin
     if stdin is None and source.isatty():
         # Typed by a person: do not echo it to the terminal (or its scrollback).
-        raw = getpass.getpass("provider credential (not echoed): ")
+        raw = getpass.getpass(f"{what} (not echoed): ")
     else:
         raw = source.read(MAX_PROVIDER_SECRET_BYTES + 2)
     # `echo secret |` adds a line break that is not part of the credential.
@@ -435,13 +441,15 @@ def tenants_set_provider_secret(args: argparse.Namespace, ctx: Context) -> dict[
     """Store the provider credential read from stdin as Key Vault secret provider-<tenant>."""
     tenant_id = _guid(args.tenant_id, "TENANT_ID")
     mapping = ctx.tenants.get(tenant_id)
-    if mapping.provider_auth_kind not in CREDENTIAL_AUTH_KINDS:
+    credential = _stored_credential(mapping.provider_auth_kind)
+    if credential is None:
         raise CliError(
             EXIT_INPUT,
             f"tenant {tenant_id} has provider_auth_kind {mapping.provider_auth_kind}, "
-            "which uses no stored credential (set --auth-kind client_credentials or bearer first)",
+            "which uses no stored credential "
+            f"(set --auth-kind {one_of(kinds_storing_a_credential())} first)",
         )
-    value = _read_credential(ctx.stdin)
+    value = _read_credential(ctx.stdin, credential)
     name = provider_secret_name(tenant_id)
     version = ctx.services.secret_store.set_secret(name, value, tags={"tenant_id": tenant_id})
     change("tenant.provider_secret_set", tenant_id=tenant_id, secret_version=version.version)
@@ -451,6 +459,14 @@ def tenants_set_provider_secret(args: argparse.Namespace, ctx: Context) -> dict[
         "secret_name": name,
         "secret_version": version.version,
     }
+
+
+def _stored_credential(kind: str) -> str | None:
+    """What the tenant's auth kind keeps as ``provider-<tenant>``; None: nothing."""
+    try:
+        return auth_kind(kind).stored_credential
+    except UnknownAuthKind:  # a kind edited into the table by hand
+        return None
 
 
 # Signing keys
@@ -557,11 +573,11 @@ def sandbox_connect(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
 
     tenant_id = _guid(args.tenant_id, "TENANT_ID")
     mapping = ctx.tenants.get(tenant_id)
-    if mapping.provider_auth_kind != "bearer":
+    if mapping.provider_auth_kind != AuthKind.BEARER:
         raise CliError(
             EXIT_INPUT,
-            "the tenant's provider_auth_kind must be bearer to use the sandbox key "
-            "(tenants put ... --provider-auth-kind bearer)",
+            f"the tenant's provider_auth_kind must be {AuthKind.BEARER} to use the sandbox key "
+            f"(tenants put ... --auth-kind {AuthKind.BEARER})",
         )
     changed = share_sandbox_key(ctx.services.secret_store, tenant_id)
     _forget_cached_lookups(ctx.services)
@@ -688,9 +704,21 @@ def build_parser() -> argparse.ArgumentParser:
         choices=[version.value for version in FHIR_VERSIONS],
         help="provider FHIR version",
     )
-    cmd.add_argument("--auth-kind", choices=AUTH_KINDS, help="how we authenticate (default none)")
-    cmd.add_argument("--token-url", help="provider token URL (client_credentials)")
-    cmd.add_argument("--provider-client-id", help="our client id at the provider")
+    cmd.add_argument(
+        "--auth-kind",
+        choices=[str(kind) for kind in AUTH_KINDS],
+        help="how we authenticate to the provider: "
+        + "; ".join(f"{kind}: {rules.meaning}" for kind, rules in AUTH_KINDS.items())
+        + f" (default {AuthKind.NONE})",
+    )
+    cmd.add_argument(
+        "--token-url",
+        help=f"provider token URL ({one_of(kinds_requiring('provider_token_url'))})",
+    )
+    cmd.add_argument(
+        "--provider-client-id",
+        help=f"our client id at the provider ({one_of(kinds_requiring('provider_client_id'))})",
+    )
     cmd.add_argument("--provider-scope", help="scope to request from the provider")
     cmd.add_argument(
         "--allow-client",
@@ -714,7 +742,13 @@ def build_parser() -> argparse.ArgumentParser:
         (
             "set-provider-secret",
             tenants_set_provider_secret,
-            "store the provider credential, read from stdin (never from arguments)",
+            "store the provider credential ("
+            + ", ".join(
+                f"{rules.stored_credential} for {kind}"
+                for kind, rules in AUTH_KINDS.items()
+                if rules.stored_credential
+            )
+            + "), read from stdin (never from arguments)",
         ),
     ):
         cmd = actions.add_parser(name, help=text)

@@ -7,7 +7,7 @@ import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from shared.audit import audit
@@ -32,11 +32,11 @@ from shared.fhir.paths import (
     face_relative_path,
     parse_fhir_path,
     parse_form_body,
-    upstream_url,
     validate_query,
 )
 from shared.http import Headers, Request, Response, public_origin
 from shared.lookups import Lookups
+from shared.proxy import answer as answer_steps
 from shared.proxy import compensate
 from shared.proxy.batch import BatchEntry, EntryResult, load_json, parse_batch, run_entries
 from shared.proxy.bearer import BearerVerifier
@@ -44,11 +44,18 @@ from shared.proxy.budget import RequestBudget
 from shared.proxy.capabilities import Capabilities, effective
 from shared.proxy.conversion import FhirVersionConverter, VersionConverter
 from shared.proxy.enrich import Enricher, read_batch, read_batch_results
-from shared.proxy.headers import downstream_response_headers, upstream_request_headers
-from shared.proxy.model import Caller, UpstreamRequest, UpstreamResponse
+from shared.proxy.headers import upstream_request_headers
+from shared.proxy.interaction import Interaction, interaction_of
+from shared.proxy.model import (
+    Caller,
+    Exchange,
+    ProviderCall,
+    UpstreamRequest,
+    UpstreamResponse,
+)
 from shared.proxy.provider_auth import ProviderAuthError
-from shared.proxy.rewrite import UrlRewriter
 from shared.proxy.transport import ProviderTransport
+from shared.proxy.upstream import Upstream
 from shared.ratelimit import RateLimiter
 from shared.routes import face_base_url
 from shared.secret_store import SecretStoreUnavailable
@@ -65,25 +72,8 @@ REFUSED = frozenset({404, 405, 501})
 _TENANT_HEADERS = ("X-Tenant-Id", "X-Ms-Tenant-Id", "X-Tenant")
 _TENANT_PARAMS = frozenset({"tenant", "tenant_id", "tenantid", "tid"})
 _SORT_PARAMS = frozenset({"_sort", "_count"})
-_INTERACTIONS = {"instance": "read", "type": "search", "history": "history"}
 _PAGE_SIZE = 100
-
-
-@dataclass
-class Exchange:
-    """What one proxied request carried and became: the audit event's content."""
-
-    request_id: str
-    face: str
-    method: str
-    started: float = field(default_factory=time.perf_counter)
-    caller: Caller | None = None
-    interaction: str = ""
-    resource_type: str | None = None
-    resource_id: str | None = None
-    patients: list[str] = field(default_factory=list)
-    provider_status: int | None = None
-    entries: int | None = None
+_ALL_TYPES = frozenset().union(*ALLOWED_TYPES.values())
 
 
 class FhirProxy:
@@ -162,55 +152,74 @@ class FhirProxy:
 
     def _handle(self, request: Request, exchange: Exchange) -> Response:
         settings = self._settings
+        # From the request's start: its deadline counts the time spent verifying it too.
         budget = RequestBudget(settings.request_upstream_calls, settings.request_deadline_seconds)
         face = exchange.face
         if face not in FACES:
             raise NotFound("unknown FHIR endpoint; use dstu2, stu3 or r4")
         if len(request.url.encode("utf-8")) > MAX_URL_BYTES:
             raise TooLarge("the URL is longer than 4 KB", status=414)
-        if len(request.body) > self._settings.max_request_body_bytes:
-            raise TooLarge(f"the body is larger than {self._settings.max_request_body_bytes} bytes")
+        if len(request.body) > settings.max_request_body_bytes:
+            raise TooLarge(f"the body is larger than {settings.max_request_body_bytes} bytes")
         caller = self._verifier.verify(request)
         exchange.caller = caller
         tenant = self._lookups.tenant(caller.tenant_id)
         if tenant is None:  # unmapped between verification and now: fail closed
             raise Forbidden("tenant is not mapped")
         self._check_rates(caller)
-        self._check_tenant_hints(request, caller)
+        query = request.query  # parsed once: the tenant hints and the audit read it
+        self._check_tenant_hints(request.headers, query, caller)
         path = parse_fhir_path(
             face_relative_path(request.path, face), allowed_types=ALLOWED_TYPES[face]
         )
         validate_query(request.raw_query)
-        write = _is_write(request.method, path)
-        if write and not tenant.allow_writes:
+        interaction = interaction_of(request.method, path)
+        writes = interaction is Interaction.WRITE
+        if writes and not tenant.allow_writes:
             # The method is refused before its body is judged: 405 with Allow, whatever the
             # media type (docs/architecture.md §2).
             raise MethodNotAllowed(
                 "EHR Bridge is read-only for this tenant", headers={"Allow": "GET, POST"}
             )
-        check_content_negotiation(request.headers, request.method, json_patch=write)
+        check_content_negotiation(request.headers, request.method, json_patch=writes)
         exchange.resource_type, exchange.resource_id = path.resource_type, path.resource_id
-        caps = effective(tenant.detected_capabilities, tenant.capabilities)
-        face_base = face_base_url(
-            public_origin(
-                request, self._settings.public_base_url, self._settings.trust_forwarded_headers
-            ),
-            face,
+        context = self._context(request, query, exchange, tenant, path, budget)
+        if request.method == "GET":
+            return self._get(context, path, interaction)
+        if interaction is Interaction.SEARCH:
+            return self._post_search(context, path)
+        if interaction is Interaction.BATCH:
+            return self._batch(context)
+        return self._write(context, path)
+
+    def _context(
+        self,
+        request: Request,
+        query: list[tuple[str, str]],
+        exchange: Exchange,
+        tenant: TenantMapping,
+        path: FhirPath,
+        budget: RequestBudget,
+    ) -> _Context:
+        """What the interaction works with: the tenant, its provider's capabilities, the
+        face's base URL, and the request's way to the provider with its budget."""
+        settings = self._settings
+        origin = public_origin(request, settings.public_base_url, settings.trust_forwarded_headers)
+        context = _Context(
+            tenant=tenant,
+            caps=effective(tenant.detected_capabilities, tenant.capabilities),
+            face=exchange.face,
+            face_base=face_base_url(origin, exchange.face),
+            exchange=exchange,
+            request=request,
+            query=query,
+            upstream=Upstream(self._transport, tenant, budget, exchange),
         )
-        context = _Context(tenant, caps, face, face_base, exchange, request, budget)
         context.enricher = Enricher(
             functools.partial(self._read_references, context),
             total_required=path.resource_type == "Patient" and path.interaction != "instance",
         )
-
-        method = request.method
-        if method == "GET":
-            return self._read_or_search(context, path, request.raw_query)
-        if method == "POST" and path.interaction == "search-post":
-            return self._post_search(context, path)
-        if method == "POST" and path.interaction == "base":
-            return self._batch(context)
-        return self._write(context, path)
+        return context
 
     def _check_rates(self, caller: Caller) -> None:
         for limiter, key, what in (
@@ -225,14 +234,16 @@ class FhirProxy:
                 )
 
     @classmethod
-    def _check_tenant_hints(cls, request: Request, caller: Caller) -> None:
+    def _check_tenant_hints(
+        cls, headers: Headers, query: list[tuple[str, str]], caller: Caller
+    ) -> None:
         # The tenant comes from the token only; a different one named anywhere is refused
         # without saying whether it exists (RFC 9700 §2.3).
         for name in _TENANT_HEADERS:
-            for hint in request.headers.get_all(name):
+            for hint in headers.get_all(name):
                 if hint.strip().lower() != caller.tenant_id:
                     raise Forbidden("the request names a tenant other than the token's")
-        cls._check_tenant_params(request.query, caller)
+        cls._check_tenant_params(query, caller)
 
     @staticmethod
     def _check_tenant_params(pairs: list[tuple[str, str]], caller: Caller | None) -> None:
@@ -245,89 +256,92 @@ class FhirProxy:
 
     # -- interactions --------------------------------------------------------------------------
 
-    def _read_or_search(
-        self, ctx: _Context, path: FhirPath, raw_query: str, *, record: bool = True
-    ) -> Response:
+    def _get(self, ctx: _Context, path: FhirPath, interaction: Interaction) -> Response:
+        """A read, search or history GET of the caller's: recorded, then answered."""
         if path.interaction == "base":
             raise MethodNotAllowed("GET on the base is not supported", headers={"Allow": "POST"})
         if path.interaction == "search-post":
             raise MethodNotAllowed("use POST for _search", headers={"Allow": "POST"})
-        if record:  # batch entries are recorded once, by the batch
-            ctx.exchange.interaction = _INTERACTIONS[path.interaction]
-            self._note_patients(ctx.exchange, path, raw_query)
+        ctx.exchange.interaction = interaction
+        self._note_patients(ctx.exchange, path, ctx.query)
+        return self._read_or_search(ctx, path, ctx.request.raw_query)
+
+    def _read_or_search(self, ctx: _Context, path: FhirPath, raw_query: str) -> Response:
+        """A read or search of the face's, answered by the provider (the caller's GET, a POST
+        _search the provider does not take, or one entry of a batch the proxy runs)."""
         if (
             path.interaction == "type"
             and not ctx.caps.sort_by_date
             and compensate.wants_date_sort(raw_query)
         ):
             return self._sorted_search(ctx, path, raw_query)
-        upstream = UpstreamRequest("GET", path.relative, raw_query, self._headers(ctx))
-        return self._forward(ctx, upstream, idempotent=True)
+        request = UpstreamRequest("GET", path.relative, raw_query, self._headers(ctx))
+        return self._respond(ctx, ctx.upstream.answer(self._call(ctx, request)))
 
     def _post_search(self, ctx: _Context, path: FhirPath) -> Response:
-        ctx.exchange.interaction = "search"
+        ctx.exchange.interaction = Interaction.SEARCH
         media_type = (ctx.request.header("Content-Type") or "").split(";")[0].strip().lower()
         if ctx.request.body and media_type != FORM_TYPE:
             raise InvalidRequest("POST _search takes an application/x-www-form-urlencoded body")
         form = parse_form_body(ctx.request.body)
         # A form body is a query string in another place: the same rules apply to it.
         self._check_tenant_params(form, ctx.exchange.caller)
-        query_names = {name for name, _ in ctx.request.query}
+        query_names = {name for name, _ in ctx.query}
         if query_names & {name for name, _ in form}:
             raise InvalidRequest("a search parameter is in both the URL and the body")
         combined = compensate.form_as_query(ctx.request.raw_query, ctx.request.body)
-        self._note_patients(ctx.exchange, path, combined)
-        search_type = FhirPath((path.resource_type or "",), path.resource_type, None, "type")
-        if not ctx.caps.post_search:
-            return self._read_or_search(ctx, search_type, combined, record=False)
-        headers = self._headers(ctx)
-        headers.set("Content-Type", FORM_TYPE)
-        upstream = UpstreamRequest(
-            "POST", path.relative, ctx.request.raw_query, headers, ctx.request.body
-        )
-        converted = self._converter.request(ctx.face, ctx.tenant.provider_fhir_version, upstream)
-        answer = self._send(ctx, converted, idempotent=True)
-        if answer.status in REFUSED:
-            # The provider does not take POST _search: the same search as a GET.
-            return self._read_or_search(ctx, search_type, combined, record=False)
-        return self._respond(ctx, answer)
+        self._note_patients(ctx.exchange, path, _pairs(combined))
+        if ctx.caps.post_search:
+            headers = self._headers(ctx)
+            headers.set("Content-Type", FORM_TYPE)
+            request = UpstreamRequest(
+                "POST", path.relative, ctx.request.raw_query, headers, ctx.request.body
+            )
+            answer = ctx.upstream.answer(self._call(ctx, request))
+            if answer.status not in REFUSED:
+                return self._respond(ctx, answer)
+        # The provider does not take POST _search: the same search as a GET.
+        search = FhirPath((path.resource_type or "",), path.resource_type, None, "type")
+        return self._read_or_search(ctx, search, combined)
 
     def _batch(self, ctx: _Context) -> Response:
-        ctx.exchange.interaction = "batch"
+        ctx.exchange.interaction = Interaction.BATCH
         batch = parse_batch(
             ctx.request.body,
             allowed_types=ALLOWED_TYPES[ctx.face],
             max_entries=self._settings.batch_max_entries,
         )
-        entries = batch.entries
-        ctx.exchange.entries = len(entries)
-        for entry in entries:
+        ctx.exchange.entries = len(batch.entries)
+        for entry in batch.entries:
             # Parameters in a batch entry follow the rules of the request's own query.
-            self._check_tenant_params(_pairs(entry.query), ctx.exchange.caller)
-            self._note_patients(ctx.exchange, entry.path, entry.query)
+            pairs = _pairs(entry.query)
+            self._check_tenant_params(pairs, ctx.exchange.caller)
+            self._note_patients(ctx.exchange, entry.path, pairs)
         if ctx.caps.batch:
             headers = self._headers(ctx)
             headers.set(
                 "Content-Type", ctx.request.header("Content-Type") or json_mime_type(ctx.face)
             )
-            upstream = UpstreamRequest("POST", "", "", headers, batch.body)
-            converted = self._converter.request(
-                ctx.face, ctx.tenant.provider_fhir_version, upstream
-            )
             # A batch of reads changes nothing, so it may be retried like a read.
-            answer = self._send(ctx, converted, idempotent=True)
+            request = UpstreamRequest("POST", "", "", headers, batch.body)
+            answer = ctx.upstream.answer(self._call(ctx, request))
             if answer.status not in REFUSED:
                 return self._respond(ctx, answer)
-        ctx.budget.reserve(len(entries))  # each entry's own answer comes before extra pages
+        return self._run_batch(ctx, batch.entries)
+
+    def _run_batch(self, ctx: _Context, entries: list[BatchEntry]) -> Response:
+        """The entries run by the proxy, a few at once, answered as one batch-response."""
+        ctx.upstream.reserve_answers(len(entries))
         bundle = run_entries(entries, lambda e: self._run_entry(ctx, e), self._batch_pool)
         body = json.dumps(bundle, separators=(",", ":")).encode("utf-8")
         headers = Headers({"Content-Type": f"{json_mime_type(ctx.face)}; charset=utf-8"})
-        # Each entry was converted (and enriched) on its own way back: not again.
-        return self._respond(ctx, UpstreamResponse(200, headers, body), converted=True)
+        # Each entry was checked, converted and enriched on its own way back: not again.
+        ours = UpstreamResponse(200, headers, body)
+        return self._rewritten(ctx, answer_steps.downstream(ours, ctx.face))
 
     def _run_entry(self, ctx: _Context, entry: BatchEntry) -> EntryResult:
         try:
-            response = self._read_or_search(ctx, entry.path, entry.query, record=False)
+            response = self._read_or_search(ctx, entry.path, entry.query)
         except FhirError as error:
             outcome = operation_outcome("error", error.code, error.diagnostics, ctx.face)
             return EntryResult(error.status, outcome)
@@ -341,7 +355,7 @@ class FhirProxy:
 
     def _write(self, ctx: _Context, path: FhirPath) -> Response:
         # Only reached when the tenant's mapping allows writes (checked in _handle).
-        ctx.exchange.interaction = "write"
+        ctx.exchange.interaction = Interaction.WRITE
         headers = self._headers(ctx)
         content_type = ctx.request.header("Content-Type")
         if is_json_patch(content_type) and ctx.face != ctx.tenant.provider_fhir_version:
@@ -349,57 +363,39 @@ class FhirProxy:
             raise NotConvertible("a JSON Patch cannot be converted between FHIR versions")
         if content_type:
             headers.set("Content-Type", content_type)
-        upstream = UpstreamRequest(
+        request = UpstreamRequest(
             ctx.request.method, path.relative, ctx.request.raw_query, headers, ctx.request.body
         )
-        return self._forward(ctx, upstream, idempotent=False)
+        return self._respond(ctx, ctx.upstream.answer(self._call(ctx, request, idempotent=False)))
 
     def _sorted_search(self, ctx: _Context, path: FhirPath, raw_query: str) -> Response:
-        ctx.exchange.interaction = "search"
+        """A search sorted by date for a provider that cannot: its matches read page by page,
+        up to the cap, and sorted here."""
         cap = self._settings.sort_compensation_cap
         count = compensate.requested_count(raw_query)
         query = compensate.without_params(raw_query, _SORT_PARAMS)
         query = "&".join(p for p in (query, f"_count={min(_PAGE_SIZE, cap)}") if p)
-        converted = self._converter.request(
-            ctx.face,
-            ctx.tenant.provider_fhir_version,
-            UpstreamRequest("GET", path.relative, query, self._headers(ctx)),
-        )
-        url: str | None = upstream_url(
-            ctx.tenant.provider_base_url, _relative_path(converted.path), converted.query
-        )
+        first = self._call(ctx, UpstreamRequest("GET", path.relative, query, self._headers(ctx)))
         collected: list[dict[str, Any]] = []
         total: int | None = None
-        pages = 0
-        while url and len(collected) < cap:
-            # The first page is the answer; the others only improve the order, so they stop
-            # quietly when the request's budget is spent (the warning below says so).
-            if pages and not ctx.budget.try_take():
-                break
-            if not pages:
-                ctx.budget.take()
-            pages += 1
-            answer = self._transport.send(
-                ctx.tenant,
-                "GET",
-                url,
-                converted.headers,
-                b"",
-                idempotent=True,
-                deadline=ctx.budget.deadline,
-            )
-            ctx.exchange.provider_status = answer.status
+        answer = ctx.upstream.answer(first)
+        while True:
             if answer.status != 200:
                 return self._respond(ctx, answer)
-            try:
-                page = load_json(answer.body, "the provider's answer")
-            except InvalidRequest:  # the provider's JSON, not the caller's: a 502
-                raise UpstreamError("the provider answered a page that is not FHIR JSON") from None
-            total = page.get("total", total) if isinstance(page, dict) else total
+            page = _provider_page(answer)
+            total = page.get("total", total)
             for entry in page.get("entry") or []:
                 if (entry.get("search") or {}).get("mode", "match") == "match":
                     collected.append(entry.get("resource") or {})
             url = _next_link(page, ctx.tenant.provider_base_url)
+            if url is None or len(collected) >= cap:
+                break
+            # The first page is the answer; the others only improve the order, so they stop
+            # quietly when the request's budget is spent (the warning below says so).
+            more = ctx.upstream.extra_page(ProviderCall("GET", url, first.headers))
+            if more is None:
+                break
+            answer = more
         truncated = url is not None or len(collected) > cap
         warning = operation_outcome(
             "warning",
@@ -413,9 +409,11 @@ class FhirProxy:
         )
         body = json.dumps(bundle, separators=(",", ":")).encode("utf-8")
         headers = Headers({"Content-Type": json_mime_type(ctx.tenant.provider_fhir_version)})
-        return self._respond(ctx, UpstreamResponse(200, headers, body))
+        # Ours, in the provider's version: converted (and enriched) like a provider's answer.
+        sorted_answer = self._in_face(ctx, UpstreamResponse(200, headers, body))
+        return self._rewritten(ctx, answer_steps.downstream(sorted_answer, ctx.face))
 
-    # -- transport and response ----------------------------------------------------------------
+    # -- calls ---------------------------------------------------------------------------------
 
     def _headers(self, ctx: _Context) -> Headers:
         return upstream_request_headers(
@@ -424,124 +422,70 @@ class FhirProxy:
             accept=json_mime_type(ctx.tenant.provider_fhir_version),
         )
 
-    def _forward(self, ctx: _Context, upstream: UpstreamRequest, *, idempotent: bool) -> Response:
-        converted = self._converter.request(ctx.face, ctx.tenant.provider_fhir_version, upstream)
-        return self._respond(ctx, self._send(ctx, converted, idempotent=idempotent))
-
-    def _send(
-        self, ctx: _Context, upstream: UpstreamRequest, *, idempotent: bool
-    ) -> UpstreamResponse:
-        url = upstream_url(
-            ctx.tenant.provider_base_url, _relative_path(upstream.path), upstream.query
-        )
-        ctx.budget.take()
-        answer = self._transport.send(
-            ctx.tenant,
-            upstream.method,
-            url,
-            upstream.headers,
-            upstream.body,
-            idempotent=idempotent,
-            deadline=ctx.budget.deadline,
-        )
-        ctx.exchange.provider_status = answer.status
-        return answer
-
-    def _respond(
-        self, ctx: _Context, answer: UpstreamResponse, *, converted: bool = False
-    ) -> Response:
-        status = answer.status
-        if status in (401, 403):
-            log.warning(
-                "ALERT provider answered %s to EHR Bridge for tenant %s",
-                status,
-                ctx.tenant.tenant_id,
-            )
-            raise UpstreamError(
-                "the provider FHIR server refused EHR Bridge's credentials "
-                f"(correlation id {ctx.exchange.request_id})"
-            )
-        if status >= 500 or 300 <= status < 400:
-            raise UpstreamError(
-                f"the provider FHIR server failed (status {status}; correlation id "
-                f"{ctx.exchange.request_id})"
-            )
-        if not _is_fhir_json(answer):
-            if status < 300:
-                raise UpstreamError(
-                    "the provider answered something that is not FHIR JSON "
-                    f"(correlation id {ctx.exchange.request_id})"
-                )
-            # A provider error that is not FHIR: wrapped, its body (maybe HTML, maybe a trace)
-            # withheld.
-            raise FhirError(
-                f"the provider answered {status} (correlation id {ctx.exchange.request_id})",
-                status=status,
-                code="processing",
-            )
-        if not converted:
-            enrich = ctx.enricher if status == 200 and _enrichable(answer) else None
-            answer = self._converter.response(
-                ctx.face, ctx.tenant.provider_fhir_version, answer, enrich
-            )
-        rewriter = _rewriter(ctx.tenant.provider_base_url, ctx.face_base)
-        # Entries of a batch we ran ourselves were rewritten already; rewriting is idempotent.
-        body = rewriter.body(answer.body)
-        if rewriter.leaks(body):
-            # The provider's host in a form the rewriter cannot map (another path on it, say):
-            # worth an operator's look, never a reason to fail the clinician's request.
-            log.warning(
-                "provider host still present in a response for tenant %s (request id %s)",
-                ctx.tenant.tenant_id,
-                ctx.exchange.request_id,
-            )
-        headers = downstream_response_headers(answer.headers)
-        for name in ("Location", "Content-Location", "Link"):
-            values = headers.get_all(name)
-            if values:
-                headers.remove(name)
-                for value in values:
-                    headers.add(name, rewriter.header(value))
-        headers.set("Content-Type", f"{json_mime_type(ctx.face)}; charset=utf-8")
-        headers.set("Cache-Control", "no-store")
-        return Response(status=status, body=body, headers=headers)
+    def _call(
+        self, ctx: _Context, request: UpstreamRequest, *, idempotent: bool = True
+    ) -> ProviderCall:
+        """The provider call for a request of the face's: converted to the provider's version."""
+        converted = self._converter.request(ctx.face, ctx.tenant.provider_fhir_version, request)
+        return ctx.upstream.call(converted, idempotent=idempotent)
 
     def _read_references(self, ctx: _Context, references: list[str]) -> dict[str, dict[str, Any]]:
         """The resources behind ``references``: one provider batch of reads, else parallel reads."""
         readable = [r for r in references if r.partition("/")[0] in _ALL_TYPES]
         if not readable:
             return {}
-        provider = ctx.tenant.provider_fhir_version
-        headers = self._headers(ctx)
-        deadline = ctx.budget.deadline
         if ctx.caps.batch:
-            if not ctx.budget.try_take():
+            answer = self._batch_of_reads(ctx, readable)
+            if answer is None:
                 return {}  # displays stay missing, and the Enricher's warning says so
-            headers.set("Content-Type", json_mime_type(provider))
-            body = json.dumps(read_batch(readable)).encode("utf-8")
-            url = upstream_url(ctx.tenant.provider_base_url, _relative_path(""), "")
-            answer = self._transport.send(
-                ctx.tenant, "POST", url, headers, body, idempotent=True, deadline=deadline
-            )
             if answer.status == 200:
                 return read_batch_results(readable, load_json(answer.body, "the provider's answer"))
             if answer.status not in REFUSED:
                 return {}
-            headers.remove("Content-Type")
-
-        def read(reference: str) -> dict[str, Any] | None:
-            url = upstream_url(ctx.tenant.provider_base_url, _relative_path(reference), "")
-            answer = self._transport.send(
-                ctx.tenant, "GET", url, headers, b"", idempotent=True, deadline=deadline
+        headers = self._headers(ctx)
+        calls = [ctx.upstream.call(UpstreamRequest("GET", r, "", headers)) for r in readable]
+        answers = ctx.upstream.lookups(calls, self._enrich_pool)
+        found: dict[str, dict[str, Any]] = {}
+        for reference, answer in zip(readable, answers, strict=False):
+            resource = (
+                load_json(answer.body, "the provider's answer") if answer.status == 200 else None
             )
-            if answer.status != 200:
-                return None
-            found = load_json(answer.body, "the provider's answer")
-            return found if isinstance(found, dict) else None
+            if isinstance(resource, dict) and resource:
+                found[reference] = resource
+        return found
 
-        readable = readable[: ctx.budget.take_up_to(len(readable))]
-        results = self._enrich_pool.map(read, readable)
-        return {r: found for r, found in zip(readable, results, strict=True) if found}
+    def _batch_of_reads(self, ctx: _Context, readable: list[str]) -> UpstreamResponse | None:
+        """The provider's answer to one batch of reads; None when the budget allows no call."""
+        headers = self._headers(ctx)
+        headers.set("Content-Type", json_mime_type(ctx.tenant.provider_fhir_version))
+        body = json.dumps(read_batch(readable)).encode("utf-8")
+        call = ctx.upstream.call(UpstreamRequest("POST", "", "", headers, body))
+        answers = ctx.upstream.lookups([call], self._enrich_pool)
+        return answers[0] if answers else None
+
+    # -- the answer, step by step --------------------------------------------------------------
+
+    def _respond(self, ctx: _Context, answer: UpstreamResponse) -> Response:
+        """The provider's answer as the caller gets it."""
+        checked = answer_steps.accepted(
+            answer, tenant_id=ctx.tenant.tenant_id, request_id=ctx.exchange.request_id
+        )
+        return self._rewritten(ctx, answer_steps.downstream(self._in_face(ctx, checked), ctx.face))
+
+    def _in_face(self, ctx: _Context, answer: UpstreamResponse) -> UpstreamResponse:
+        """The answer in the face's FHIR version, with displays and totals filled in."""
+        enrich = ctx.enricher if answer_steps.enrichable(answer) else None
+        return self._converter.response(ctx.face, ctx.tenant.provider_fhir_version, answer, enrich)
+
+    @staticmethod
+    def _rewritten(ctx: _Context, response: Response) -> Response:
+        return answer_steps.rewritten(
+            response,
+            provider_base=ctx.tenant.provider_base_url,
+            face_base=ctx.face_base,
+            tenant_id=ctx.tenant.tenant_id,
+            request_id=ctx.exchange.request_id,
+        )
 
     def _outcome(self, error: FhirError, exchange: Exchange) -> Response:
         face = exchange.face if exchange.face in FACES else None
@@ -552,10 +496,10 @@ class FhirProxy:
     # -- audit ---------------------------------------------------------------------------------
 
     @staticmethod
-    def _note_patients(exchange: Exchange, path: FhirPath, raw_query: str) -> None:
+    def _note_patients(exchange: Exchange, path: FhirPath, query: list[tuple[str, str]]) -> None:
         if path.resource_type == "Patient" and path.resource_id:
             exchange.patients.append(path.resource_id)
-        for name, value in _pairs(raw_query):
+        for name, value in query:
             base = name.split(":")[0]
             if base in ("patient", "subject") or (
                 path.resource_type == "Patient" and base in ("_id", "id")
@@ -572,7 +516,7 @@ class FhirProxy:
             tenant_id=caller.tenant_id if caller else None,
             face=exchange.face if exchange.face in FACES else None,
             method=exchange.method,
-            interaction=exchange.interaction or None,
+            interaction=exchange.interaction,
             resource_type=exchange.resource_type,
             resource_id=exchange.resource_id,
             patient_ids=sorted(set(exchange.patients)) or None,
@@ -596,29 +540,10 @@ class _Context:
     face_base: str
     exchange: Exchange
     request: Request
-    budget: RequestBudget
+    query: list[tuple[str, str]]
+    """The request's query parameters, parsed once."""
+    upstream: Upstream
     enricher: Enricher | None = None
-
-
-@functools.lru_cache(maxsize=1024)
-def _rewriter(provider_base: str, face_base: str) -> UrlRewriter:
-    # Compiling the patterns costs ~12 µs; a tenant's pair of bases rarely changes.
-    return UrlRewriter(provider_base, face_base)
-
-
-def _is_write(method: str, path: FhirPath) -> bool:
-    """Everything but GET, POST _search and POST of a batch to the base."""
-    if method == "GET":
-        return False
-    return not (method == "POST" and path.interaction in ("search-post", "base"))
-
-
-def _relative_path(path: str) -> FhirPath:
-    # Converters hand back a relative path string; it is validated again before use.
-    return parse_fhir_path(path, allowed_types=_ALL_TYPES)
-
-
-_ALL_TYPES = frozenset().union(*ALLOWED_TYPES.values())
 
 
 def _pairs(raw_query: str) -> list[tuple[str, str]]:
@@ -627,36 +552,22 @@ def _pairs(raw_query: str) -> list[tuple[str, str]]:
     return parse_qsl(raw_query, keep_blank_values=True)
 
 
-def _next_link(page: Any, provider_base: str) -> str | None:
-    """The provider's next-page URL, only if it stays under the provider's base."""
+def _provider_page(answer: UpstreamResponse) -> dict[str, Any]:
+    """One page of the provider's searchset (a 502 when it is not a JSON object)."""
+    try:
+        page = load_json(answer.body, "the provider's answer")
+    except InvalidRequest:  # the provider's JSON, not the caller's: a 502
+        page = None
     if not isinstance(page, dict):
-        return None
+        raise UpstreamError("the provider answered a page that is not FHIR JSON")
+    return page
+
+
+def _next_link(page: dict[str, Any], provider_base: str) -> str | None:
+    """The provider's next-page URL, only if it stays under the provider's base."""
     for link in page.get("link") or []:
         if isinstance(link, dict) and link.get("relation") == "next":
             url = link.get("url")
             if isinstance(url, str) and url.startswith(provider_base.rstrip("/") + "/"):
                 return url
     return None
-
-
-_ENRICHED = (b'"Patient"', b'"Encounter"', b'"MedicationRequest"', b'"MedicationOrder"')
-
-
-def _enrichable(answer: UpstreamResponse) -> bool:
-    # A cheap look before parsing: only these types carry references the app prints.
-    return any(name in answer.body for name in _ENRICHED)
-
-
-def _is_fhir_json(answer: UpstreamResponse) -> bool:
-    """A FHIR JSON resource, judged by content type and shape, without a full parse.
-
-    Parsing a whole page costs ~5 µs per KB on every response; the converters parse anyway
-    when the versions differ, and a truncated body is caught by the transport.
-    """
-    if not answer.body:
-        return answer.status < 300
-    content_type = (answer.headers.get("Content-Type") or "").lower()
-    if "json" not in content_type:
-        return False
-    body = answer.body.strip()
-    return body[:1] == b"{" and body[-1:] == b"}" and b'"resourceType"' in body[:4096]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from shared.http import Headers
+from shared.proxy.interaction import Interaction
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,24 @@ class Caller:
 
 
 @dataclass
+class Exchange:
+    """What one proxied request carried and became: the audit event's content."""
+
+    request_id: str
+    face: str
+    method: str
+    started: float = field(default_factory=time.perf_counter)
+    caller: Caller | None = None
+    interaction: Interaction | None = None
+    resource_type: str | None = None
+    resource_id: str | None = None
+    patients: list[str] = field(default_factory=list)
+    provider_status: int | None = None
+    """The status of the provider's answer the caller's answer was made from."""
+    entries: int | None = None
+
+
+@dataclass
 class UpstreamRequest:
     """A request for the provider, relative to its base URL.
 
@@ -32,6 +52,22 @@ class UpstreamRequest:
     query: str = ""
     headers: Headers = field(default_factory=Headers)
     body: bytes = b""
+
+
+@dataclass(slots=True)
+class ProviderCall:
+    """One HTTP call to the provider, at an absolute URL under its base.
+
+    Built by ``Upstream.call`` from an ``UpstreamRequest``, or from a paging link the provider
+    gave; the transport checks once more that the URL stays under the provider's base.
+    """
+
+    method: str
+    url: str
+    headers: Headers
+    body: bytes = b""
+    idempotent: bool = True
+    """Whether a connection failure may be retried (every call but a write's)."""
 
 
 @dataclass

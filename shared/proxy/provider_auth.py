@@ -1,55 +1,45 @@
 """Our own credential to a tenant's provider FHIR server, as request headers.
 
-Auth kinds (``TenantMapping.provider_auth_kind``):
+The tenant's auth kind (``TenantMapping.provider_auth_kind``, one row of
+``shared/proxy/auth_kinds.py``) says whether calls carry a credential and which loader
+(``shared/proxy/provider_tokens.py``) obtains it. This module caches what the loaders return:
 
-- ``none``: no header.
-- ``client_credentials`` (RFC 6749 §4.4): POST ``grant_type=client_credentials``, ``client_id``,
-  ``client_secret`` (the newest usable version of the Key Vault secret ``provider-<tenant>``) and
-  ``scope`` (when the mapping has one) as a form to ``provider_token_url``; no redirects followed.
-  The token is cached per tenant until ``expires_in`` − the refresh margin (``expires_in``
-  defaults to 300 s when the provider omits it; a token shorter than twice the margin is kept for
-  half its lifetime instead, so short-lived tokens are not fetched on every call).
-- ``managed_identity``: ``azure.identity.DefaultAzureCredential`` (it reads ``AZURE_CLIENT_ID``,
-  the user-assigned identity) for Azure Health Data Services or Azure API for FHIR. The scope is
-  ``provider_scope`` when set (only an allow-listed one, never Azure management, Key Vault,
-  Storage or Graph: ``shared/scopes.py``), else the **origin** of the provider base URL +
-  ``/.default``:
-  both services take their own URL as the token audience ("resource"), i.e.
-  ``https://<workspace>-<service>.fhir.azurehealthcareapis.com/.default`` for an AHDS FHIR
-  service and ``https://<name>.azurehealthcareapis.com/.default`` for Azure API for FHIR (see
-  learn.microsoft.com/azure/healthcare-apis/get-access-token). Cached until ``expires_on`` −
-  the margin.
-- ``bearer``: the newest usable version of ``provider-<tenant>`` *is* the token; cached for the
-  secret-cache TTL, so a rotated token is used within that TTL (or at once after a 401).
+- ``client_credentials``: until ``expires_in`` − the refresh margin (a token shorter than twice
+  the margin is kept for half its lifetime instead, so short-lived tokens are not fetched on
+  every call);
+- ``managed_identity``: until ``expires_on`` − the margin;
+- ``bearer``: for the secret-cache TTL, so a rotated token is used within that TTL (or at once
+  after a 401).
 
 Every cache fill is single-flight per tenant (``TTLCache``), so a burst of calls makes one token
 request. A refresh after a provider 401 (``force_refresh``) is single-flight too when the caller
 says which header was rejected: of N concurrent 401s only the first fetches a new token.
 
-Errors: ``ProviderAuthError`` when our credential does not work (no usable secret, the token
-endpoint refuses it, a malformed token response) — the proxy answers 502 and logs an ALERT;
-``ProviderAuthUnavailable`` (a subclass) when the token endpoint or the identity endpoint is down,
-slow or answers 5xx; ``SecretStoreUnavailable`` propagates (the proxy answers 503). No message
-carries a secret, a token or a response body.
+Errors (``provider_tokens``): ``ProviderAuthError`` when our credential does not work — the
+proxy answers 502 and logs an ALERT; ``ProviderAuthUnavailable`` (a subclass) when the token
+endpoint or the identity endpoint is down, slow or answers 5xx; ``SecretStoreUnavailable``
+propagates (the proxy answers 503). No message carries a secret, a token or a response body.
 """
 
 from __future__ import annotations
 
 import functools
 import http.cookiejar
-import json
-import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from shared.cache import TTLCache
 from shared.ids import provider_secret_name
-from shared.net.addresses import AddressPolicy, AddressRefused
-from shared.scopes import ScopeRefused, managed_identity_scope
+from shared.net.addresses import AddressPolicy
+from shared.proxy.auth_kinds import UnknownAuthKind, auth_kind
+from shared.proxy.provider_tokens import (
+    ProviderAuthError,
+    ProviderAuthUnavailable,
+    Sources,
+    Token,
+)
 from shared.secret_store import (
     SecretStore,
     SecretStoreError,
@@ -68,27 +58,6 @@ __all__ = [
     "ProviderAuthUnavailable",
     "upstream_session",
 ]
-
-_LOGGER = logging.getLogger(__name__)
-
-DEFAULT_EXPIRES_IN = 300
-MAX_TOKEN_RESPONSE_BYTES = 64 * 1024
-_OAUTH_ERROR = re.compile(r"[a-z_]{1,64}")
-
-
-class ProviderAuthError(Exception):
-    """Our credential to the provider does not work (the proxy answers 502 and alerts)."""
-
-
-class ProviderAuthUnavailable(ProviderAuthError):
-    """The provider's token endpoint (or the identity endpoint) is down, slow or failing."""
-
-
-@dataclass(frozen=True)
-class _Token:
-    value: str = field(repr=False)
-    # Absolute time (the ``clock``'s) after which the token is not used any more; None: no expiry.
-    refresh_at: float | None
 
 
 class ProviderAuth:
@@ -120,16 +89,23 @@ class ProviderAuth:
         self._margin = float(refresh_margin_seconds)
         self._clock = clock
         self._secret_ttl = float(secret_ttl_seconds)
-        self._timeout = timeout
         # Production rules unless told otherwise: a token endpoint is a provider address too.
         self._policy = address_policy or AddressPolicy()
-        self._scopes = managed_identity_scopes
         # Failed fills are shared for 1 s: a burst behind a failing token endpoint makes one call.
-        self._cache: TTLCache[_Token] = TTLCache(self._secret_ttl, failure_ttl=1.0, clock=clock)
+        self._cache: TTLCache[Token] = TTLCache(self._secret_ttl, failure_ttl=1.0, clock=clock)
         self._lock = threading.Lock()
         self._refresh_locks: dict[tuple[str, ...], threading.Lock] = {}
         self._session: requests.Session | None = None
         self._credential: TokenCredential | None = None
+        self._sources = Sources(
+            secret=self._secret,
+            token_session=self._token_session,
+            identity=self._identity,
+            expiring=self._expiring,
+            clock=clock,
+            timeout=timeout,
+            managed_identity_scopes=managed_identity_scopes,
+        )
 
     # -- public -----------------------------------------------------------------------------
 
@@ -147,21 +123,29 @@ class ProviderAuth:
         single-flight: when another caller already replaced that token, its new token is
         returned without another fetch.
         """
-        kind = tenant.provider_auth_kind
-        if kind == "none":
+        try:
+            loader = auth_kind(tenant.provider_auth_kind).load
+        except UnknownAuthKind as unknown:
+            raise ProviderAuthError(str(unknown)) from None
+        if loader is None:
             return {}
-        if kind not in ("client_credentials", "managed_identity", "bearer"):
-            raise ProviderAuthError(f"unknown provider auth kind {kind!r}")
         key = self._key(tenant)
 
-        def load() -> _Token:
-            return self._load(tenant)
+        def load() -> Token:
+            return loader(self._sources, tenant)
 
         if force_refresh:
             token = self._refresh(key, load, rejected)
         else:
             token = self._cache.get(key, load, ttl=self._lifetime)
         return {"Authorization": f"Bearer {token.value}"}
+
+    def sends_credential(self, tenant: TenantMapping) -> bool:
+        """True when the tenant's calls carry a credential of ours (one a 401 may refresh)."""
+        try:
+            return auth_kind(tenant.provider_auth_kind).sends_credential
+        except UnknownAuthKind:
+            return False
 
     def invalidate(self, tenant: TenantMapping) -> None:
         """Forget the tenant's cached token (after a mapping change or a secret rotation)."""
@@ -192,7 +176,7 @@ class ProviderAuth:
             tenant.provider_scope,
         )
 
-    def _lifetime(self, token: _Token) -> float:
+    def _lifetime(self, token: Token) -> float:
         if token.refresh_at is None:
             return self._secret_ttl
         return token.refresh_at - self._clock()
@@ -200,9 +184,9 @@ class ProviderAuth:
     def _refresh(
         self,
         key: tuple[str, ...],
-        load: Callable[[], _Token],
+        load: Callable[[], Token],
         rejected: Mapping[str, str] | None,
-    ) -> _Token:
+    ) -> Token:
         with self._lock:
             lock = self._refresh_locks.setdefault(key, threading.Lock())
         with lock:
@@ -219,18 +203,7 @@ class ProviderAuth:
         keep = lifetime - self._margin if lifetime > 2 * self._margin else lifetime / 2
         return self._clock() + max(0.0, keep)
 
-    # -- loaders ----------------------------------------------------------------------------
-
-    def _load(self, tenant: TenantMapping) -> _Token:
-        kind = tenant.provider_auth_kind
-        if kind == "bearer":
-            value = self._secret(tenant).strip()
-            if not _header_safe(value):
-                raise ProviderAuthError("the provider bearer token is not a valid header value")
-            return _Token(value, None)
-        if kind == "client_credentials":
-            return self._client_credentials(tenant)
-        return self._managed_identity(tenant)
+    # -- what the loaders draw on --------------------------------------------------------------
 
     def _secret(self, tenant: TenantMapping) -> str:
         name = provider_secret_name(tenant.tenant_id)
@@ -243,106 +216,6 @@ class ProviderAuth:
         if not found or not found[0].value:
             raise ProviderAuthError(f"no usable version of the provider credential {name}")
         return found[0].value
-
-    def _client_credentials(self, tenant: TenantMapping) -> _Token:
-        import requests
-
-        if not tenant.provider_token_url or not tenant.provider_client_id:
-            raise ProviderAuthError(
-                "client_credentials needs provider_token_url and provider_client_id"
-            )
-        form = {
-            "grant_type": "client_credentials",
-            "client_id": tenant.provider_client_id,
-            "client_secret": self._secret(tenant),
-        }
-        if tenant.provider_scope:
-            form["scope"] = tenant.provider_scope
-        try:
-            response = self._token_session().post(
-                tenant.provider_token_url,
-                data=form,
-                headers={"Accept": "application/json"},
-                timeout=self._timeout,
-                allow_redirects=False,
-                verify=True,
-                stream=True,
-            )
-        except AddressRefused as refused:
-            _LOGGER.warning(
-                "ALERT provider token endpoint of tenant %s is %s; not contacted",
-                tenant.tenant_id,
-                refused.reason,
-            )
-            raise ProviderAuthError(
-                f"the provider token endpoint is {refused.reason}; EHR Bridge does not connect"
-            ) from None
-        except requests.exceptions.Timeout:
-            _LOGGER.warning("provider token endpoint of tenant %s timed out", tenant.tenant_id)
-            raise ProviderAuthUnavailable("the provider token endpoint timed out") from None
-        except requests.exceptions.RequestException as error:
-            _LOGGER.warning(
-                "provider token endpoint of tenant %s unreachable (%s)",
-                tenant.tenant_id,
-                type(error).__name__,
-            )
-            raise ProviderAuthUnavailable("the provider token endpoint is unreachable") from None
-        try:
-            status = response.status_code
-            body = _read_capped(response, MAX_TOKEN_RESPONSE_BYTES)
-        finally:
-            response.close()
-        if status >= 500 or status == 429:
-            raise ProviderAuthUnavailable(f"the provider token endpoint answered HTTP {status}")
-        if 300 <= status < 400:
-            raise ProviderAuthError(
-                f"the provider token endpoint redirected (HTTP {status}); not followed"
-            )
-        document = _json_object(body)
-        if status != 200:
-            code = document.get("error") if document is not None else None
-            detail = f" ({code})" if isinstance(code, str) and _OAUTH_ERROR.fullmatch(code) else ""
-            raise ProviderAuthError(
-                f"the provider token endpoint refused our credentials{detail}, HTTP {status}"
-            )
-        if document is None:
-            raise ProviderAuthError("the provider token endpoint answered something not JSON")
-        access_token = document.get("access_token")
-        if not isinstance(access_token, str) or not _header_safe(access_token):
-            raise ProviderAuthError("the provider token response has no usable access_token")
-        token_type = document.get("token_type", "Bearer")
-        if not isinstance(token_type, str) or token_type.lower() != "bearer":
-            raise ProviderAuthError("the provider token response is not a bearer token")
-        return _Token(access_token, self._expiring(_expires_in(document.get("expires_in"))))
-
-    def _managed_identity(self, tenant: TenantMapping) -> _Token:
-        from azure.core.exceptions import ClientAuthenticationError
-
-        try:
-            # Checked again at use: a row stored before the rule, or edited in the table,
-            # must not get our identity's token for Key Vault or Storage either.
-            scope = managed_identity_scope(
-                tenant.provider_scope, tenant.provider_base_url, self._scopes
-            )
-        except ScopeRefused as refused:
-            _LOGGER.warning(
-                "ALERT managed identity scope of tenant %s refused: %s", tenant.tenant_id, refused
-            )
-            raise ProviderAuthError(f"the managed identity scope is refused: {refused}") from None
-        try:
-            access = self._identity().get_token(scope)
-        except ClientAuthenticationError:
-            # No identity, or Entra ID refused it: a configuration problem, not an outage.
-            _LOGGER.warning(
-                "managed identity could not get a token for tenant %s", tenant.tenant_id
-            )
-            raise ProviderAuthError("the managed identity could not get a provider token") from None
-        except Exception as error:
-            _LOGGER.warning("managed identity endpoint failed (%s)", type(error).__name__)
-            raise ProviderAuthUnavailable("the managed identity endpoint failed") from None
-        if not _header_safe(access.token):
-            raise ProviderAuthError("the managed identity returned an unusable token")
-        return _Token(access.token, self._expiring(float(access.expires_on) - self._clock()))
 
     # -- lazily built clients ---------------------------------------------------------------
 
@@ -412,47 +285,6 @@ class _NoCookies(http.cookiejar.DefaultCookiePolicy):
 
     def return_ok(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
         return False
-
-
-def _read_capped(response: requests.Response, limit: int) -> bytes:
-    """The body, or b"" when it is larger than ``limit`` (a token response never is)."""
-    import requests
-
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        for chunk in response.iter_content(8192):
-            size += len(chunk)
-            if size > limit:
-                return b""
-            chunks.append(chunk)
-    except requests.exceptions.RequestException:
-        raise ProviderAuthUnavailable("the provider token endpoint broke off its answer") from None
-    return b"".join(chunks)
-
-
-def _json_object(body: bytes) -> dict[str, Any] | None:
-    try:
-        document = json.loads(body)
-    except (ValueError, RecursionError):
-        # RecursionError: deep nesting (docs/security.md §2, JSON bombs) is no token answer.
-        return None
-    return document if isinstance(document, dict) else None
-
-
-def _expires_in(value: object) -> float:
-    if isinstance(value, bool):
-        return DEFAULT_EXPIRES_IN
-    if isinstance(value, int | float) and value > 0:
-        return float(value)
-    if isinstance(value, str) and value.strip().isdigit() and int(value) > 0:
-        return float(value)
-    return DEFAULT_EXPIRES_IN
-
-
-def _header_safe(token: str) -> bool:
-    """Non-empty visible ASCII: never a CR/LF/space that could split or bend the header."""
-    return bool(token) and all("!" <= c <= "~" for c in token)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

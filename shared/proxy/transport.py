@@ -272,7 +272,7 @@ class ProviderTransport:
                 # A refused answer (redirect, oversized) still shows the provider is alive.
                 verdict = _SUCCESS if isinstance(broken, _Refused) else _FAILURE
                 raise _Ended(UpstreamError(broken.diagnostics), verdict) from None
-            if status == 401 and not refreshed and tenant.provider_auth_kind != "none":
+            if status == 401 and not refreshed and self._auth.sends_credential(tenant):
                 refreshed = True
                 try:
                     auth_headers = self._auth.headers_for(

@@ -18,8 +18,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
 
-from shared.sandbox import catalog, names
-from shared.sandbox.catalog import Code
+from shared.sandbox import names, vocabulary
+from shared.sandbox.vocabulary import Code
 
 Resource = dict[str, Any]
 
@@ -38,7 +38,7 @@ def generate_shared(seed: int = 0) -> list[Resource]:
     directory = _directory(seed)
     return [
         _hospital(),
-        *(_payor_organization(payor) for payor in catalog.PAYORS),
+        *(_payor_organization(payor) for payor in vocabulary.PAYORS),
         *_locations(),
         *(_practitioner(doctor) for doctor in directory.doctors),
     ]
@@ -86,7 +86,7 @@ class _Directory:
 
     doctors: tuple[_Doctor, ...]
     places: dict[str, tuple[_Ref, ...]]  # EncounterKind.place -> rooms, bays
-    payors: tuple[tuple[catalog.Payor, _Ref], ...]
+    payors: tuple[tuple[vocabulary.Payor, _Ref], ...]
 
 
 @lru_cache(maxsize=8)
@@ -108,12 +108,12 @@ def _directory(seed: int) -> _Directory:
         doctors=tuple(doctors),
         places={
             "ward": tuple(_location_ref(room) for room, _ in _ward_rooms()),
-            "clinic": tuple(_location_ref(room) for room in catalog.CLINIC_ROOMS),
-            "emergency": tuple(_location_ref(bay) for bay in catalog.EMERGENCY_BAYS),
+            "clinic": tuple(_location_ref(room) for room in vocabulary.CLINIC_ROOMS),
+            "emergency": tuple(_location_ref(bay) for bay in vocabulary.EMERGENCY_BAYS),
         },
         payors=tuple(
             (payor, _Ref("Organization", f"org-{payor.slug}", payor.name))
-            for payor in catalog.PAYORS
+            for payor in vocabulary.PAYORS
         ),
     )
 
@@ -138,13 +138,13 @@ def _location_ref(name: str) -> _Ref:
 
 def _ward_rooms() -> Iterator[tuple[str, str]]:
     """(room name, ward name) for every ward room."""
-    for ward, rooms in catalog.WARDS:
+    for ward, rooms in vocabulary.WARDS:
         for room in range(1, rooms + 1):
             yield f"{ward}, Room {room}", ward
 
 
 def _hospital_ref() -> dict[str, str]:
-    return _Ref("Organization", HOSPITAL_ID, catalog.HOSPITAL_NAME).json()
+    return _Ref("Organization", HOSPITAL_ID, vocabulary.HOSPITAL_NAME).json()
 
 
 def _hospital() -> Resource:
@@ -153,8 +153,8 @@ def _hospital() -> Resource:
         "id": HOSPITAL_ID,
         "identifier": [{"system": ORGANIZATION_SYSTEM, "value": "HOSP-0001"}],
         "active": True,
-        "type": [catalog.PROVIDER_ORGANIZATION.concept()],
-        "name": catalog.HOSPITAL_NAME,
+        "type": [vocabulary.PROVIDER_ORGANIZATION.concept()],
+        "name": vocabulary.HOSPITAL_NAME,
         "telecom": [{"system": "phone", "value": "555-010-2000", "use": "work"}],
         "address": [
             {
@@ -168,13 +168,13 @@ def _hospital() -> Resource:
     }
 
 
-def _payor_organization(payor: catalog.Payor) -> Resource:
+def _payor_organization(payor: vocabulary.Payor) -> Resource:
     return {
         "resourceType": "Organization",
         "id": f"org-{payor.slug}",
         "identifier": [{"system": ORGANIZATION_SYSTEM, "value": f"PAYOR-{payor.prefix}"}],
         "active": True,
-        "type": [catalog.PAYER_ORGANIZATION.concept()],
+        "type": [vocabulary.PAYER_ORGANIZATION.concept()],
         "name": payor.name,
     }
 
@@ -196,27 +196,27 @@ def _location(name: str, physical_type: Code, part_of: str | None = None) -> Res
 
 
 def _locations() -> Iterator[Resource]:
-    for ward, _ in catalog.WARDS:
-        yield _location(ward, catalog.WARD_TYPE)
+    for ward, _ in vocabulary.WARDS:
+        yield _location(ward, vocabulary.WARD_TYPE)
     for room, ward in _ward_rooms():
-        yield _location(room, catalog.ROOM_TYPE, part_of=ward)
-    for room in catalog.CLINIC_ROOMS:
-        yield _location(room, catalog.ROOM_TYPE)
-    for bay in catalog.EMERGENCY_BAYS:
-        yield _location(bay, catalog.BED_TYPE)
+        yield _location(room, vocabulary.ROOM_TYPE, part_of=ward)
+    for room in vocabulary.CLINIC_ROOMS:
+        yield _location(room, vocabulary.ROOM_TYPE)
+    for bay in vocabulary.EMERGENCY_BAYS:
+        yield _location(bay, vocabulary.BED_TYPE)
 
 
 def _practitioner(doctor: _Doctor) -> Resource:
     return {
         "resourceType": "Practitioner",
         "id": doctor.ref.id,
-        "identifier": [{"system": catalog.NPI, "value": doctor.npi}],
+        "identifier": [{"system": vocabulary.NPI, "value": doctor.npi}],
         "active": True,
         "name": [
             {"use": "official", "family": doctor.family, "given": [doctor.given], "prefix": ["Dr."]}
         ],
         "gender": doctor.gender,
-        "qualification": [{"code": catalog.DOCTOR_OF_MEDICINE.concept("MD")}],
+        "qualification": [{"code": vocabulary.DOCTOR_OF_MEDICINE.concept("MD")}],
     }
 
 
@@ -245,7 +245,7 @@ _BREATHING: tuple[_Norm, ...] = (
 # How many problems a patient has, by age band: weights of 0, 1, 2, 3, 4.
 _PROBLEM_COUNTS = ((45, 35, 15, 5, 0), (35, 35, 20, 8, 2), (20, 30, 28, 15, 7), (8, 22, 30, 25, 15))
 _ALLERGY_COUNTS = (60, 25, 10, 5)
-_VISIT_KINDS = (catalog.AMBULATORY, catalog.EMERGENCY, catalog.INPATIENT)
+_VISIT_KINDS = (vocabulary.AMBULATORY, vocabulary.EMERGENCY, vocabulary.INPATIENT)
 
 
 def _interpolate(table: Sequence[tuple[float, float]], x: float) -> float:
@@ -258,8 +258,8 @@ def _interpolate(table: Sequence[tuple[float, float]], x: float) -> float:
 
 
 def _band(age: float) -> int:
-    """Index of the age band (see catalog.AGE_BANDS) that ``age`` falls in."""
-    return sum(age >= bound for bound in catalog.AGE_BANDS)
+    """Index of the age band (see vocabulary.AGE_BANDS) that ``age`` falls in."""
+    return sum(age >= bound for bound in vocabulary.AGE_BANDS)
 
 
 def _instant(moment: datetime) -> str:
@@ -301,7 +301,7 @@ class _Body:
 @dataclass
 class _Visit:
     id: str
-    kind: catalog.EncounterKind
+    kind: vocabulary.EncounterKind
     type: Code
     start: datetime
     end: datetime | None
@@ -313,7 +313,7 @@ class _Visit:
 @dataclass
 class _Diagnosis:
     id: str
-    problem: catalog.Problem
+    problem: vocabulary.Problem
     onset: datetime
     recorded: datetime
     visit: _Visit | None
@@ -419,7 +419,7 @@ class _PatientBuilder:
             "identifier": [
                 {
                     "use": "usual",
-                    "type": catalog.MEDICAL_RECORD_NUMBER.concept(),
+                    "type": vocabulary.MEDICAL_RECORD_NUMBER.concept(),
                     "system": MRN_SYSTEM,
                     "value": f"MRN-{self.index:06d}",
                 }
@@ -473,14 +473,14 @@ class _PatientBuilder:
             latest = number == count - 1
             kind = rng.choices(_VISIT_KINDS, (55, 15, 30) if latest else (72, 14, 14))[0]
             end: datetime | None
-            if latest and kind is catalog.INPATIENT and rng.random() < 0.6:
+            if latest and kind is vocabulary.INPATIENT and rng.random() < 0.6:
                 # Still admitted: the Patients app shows this ward room as where they are.
                 ago = timedelta(minutes=rng.randint(6 * 60, 6 * 24 * 60))
                 start = max(slot_start + timedelta(hours=1), REFERENCE_DATE - ago)
                 end = None
             else:
                 start = slot_start + slot * (rng.random() * 0.5)
-                if kind is catalog.AMBULATORY:  # clinics run 08:00-17:00
+                if kind is vocabulary.AMBULATORY:  # clinics run 08:00-17:00
                     clock = time(rng.randint(8, 16), rng.choice((0, 15, 30, 45)))
                     start = datetime.combine(start.date(), clock, UTC)
                     if start < slot_start:
@@ -488,7 +488,7 @@ class _PatientBuilder:
                 start = start.replace(second=0, microsecond=0)
                 length = timedelta(minutes=rng.randint(*kind.minutes))
                 end = min(start + length, slot_end - timedelta(minutes=30))
-            is_clinic = kind is catalog.AMBULATORY
+            is_clinic = kind is vocabulary.AMBULATORY
             visits.append(
                 _Visit(
                     id=f"{self.id}-enc-{number + 1}",
@@ -517,7 +517,7 @@ class _PatientBuilder:
             "subject": self.subject(),
             "participant": [
                 {
-                    "type": [{"coding": [catalog.ATTENDER.coding()]}],
+                    "type": [{"coding": [vocabulary.ATTENDER.coding()]}],
                     "individual": visit.doctor.ref.json(),
                 }
             ],
@@ -541,7 +541,7 @@ class _PatientBuilder:
         rng = self.rng
         age = person.age_at(visit.start)
         taken = _instant(visit.start + timedelta(minutes=rng.randint(1, 12)))
-        emergency = visit.kind is catalog.EMERGENCY
+        emergency = visit.kind is vocabulary.EMERGENCY
         lungs = "lungs" in body.traits
 
         height = body.adult_height * _interpolate(_GROWTH, age)
@@ -589,7 +589,7 @@ class _PatientBuilder:
             "resourceType": "Observation",
             "id": f"{self.id}-obs-{self.observations:04d}",
             "status": "final",
-            "category": [catalog.VITAL_SIGNS_CATEGORY.concept()],
+            "category": [vocabulary.VITAL_SIGNS_CATEGORY.concept()],
             "code": code,
             "subject": self.subject(),
             "encounter": {"reference": f"Encounter/{visit.id}"},
@@ -597,7 +597,7 @@ class _PatientBuilder:
         }
 
     def _observation(self, key: str, value: float, visit: _Visit, taken: str) -> Resource:
-        vital = catalog.VITALS[key]
+        vital = vocabulary.VITALS[key]
         code = {
             "coding": [coding.coding() for coding in vital.codes],
             "text": vital.codes[0].display,
@@ -619,14 +619,14 @@ class _PatientBuilder:
             diastolic = rng.gauss(74 + min(0.1 * older, 5) + (9 if high else 0), 8)
         systolic = _clamp(systolic, 80, 200)
         diastolic = _clamp(diastolic, 45, min(120, systolic - 20))
-        panel = catalog.BLOOD_PRESSURE_PANEL
+        panel = vocabulary.BLOOD_PRESSURE_PANEL
         observation = self._observation_base(
             {"coding": [panel.coding()], "text": "Blood pressure"}, visit, taken
         )
         observation["component"] = [
             {
-                "code": catalog.VITALS[key].codes[0].concept(),
-                "valueQuantity": catalog.VITALS[key].quantity(value),
+                "code": vocabulary.VITALS[key].codes[0].concept(),
+                "valueQuantity": vocabulary.VITALS[key].quantity(value),
             }
             for key, value in (("systolic", systolic), ("diastolic", diastolic))
         ]
@@ -634,14 +634,14 @@ class _PatientBuilder:
 
     # -- problems ----------------------------------------------------------------------
 
-    def _problems(self, person: _Person, body: _Body) -> list[catalog.Problem]:
+    def _problems(self, person: _Person, body: _Body) -> list[vocabulary.Problem]:
         rng = self.rng
         band = _band(person.age)
         count = rng.choices(range(5), _PROBLEM_COUNTS[band])[0]
-        candidates = [problem for problem in catalog.PROBLEMS if problem.weights[band] > 0]
-        chosen: list[catalog.Problem] = []
+        candidates = [problem for problem in vocabulary.PROBLEMS if problem.weights[band] > 0]
+        chosen: list[vocabulary.Problem] = []
         if person.age >= 18 and body.adult_bmi >= 30.5:
-            chosen.append(catalog.OBESITY)
+            chosen.append(vocabulary.OBESITY)
         while len(chosen) < count and candidates:
             problem = rng.choices(candidates, [p.weights[band] for p in candidates])[0]
             candidates.remove(problem)
@@ -649,7 +649,7 @@ class _PatientBuilder:
         return chosen[:4]
 
     def _diagnoses(
-        self, person: _Person, problems: list[catalog.Problem], visits: list[_Visit]
+        self, person: _Person, problems: list[vocabulary.Problem], visits: list[_Visit]
     ) -> list[_Diagnosis]:
         """When each problem started and was recorded; short illnesses belong to a visit."""
         rng = self.rng
@@ -662,7 +662,7 @@ class _PatientBuilder:
                 first_band = next((b for b, w in enumerate(problem.weights) if w > 0), 1)
                 earliest = max(
                     birth + timedelta(days=30),
-                    birth + timedelta(days=365.25 * (0, *catalog.AGE_BANDS)[first_band]),
+                    birth + timedelta(days=365.25 * (0, *vocabulary.AGE_BANDS)[first_band]),
                     REFERENCE_DATE - timedelta(days=25 * 365),
                 )
                 latest = max(earliest, visits[-1].start)
@@ -673,8 +673,8 @@ class _PatientBuilder:
             else:
                 visit = rng.choice(visits)
                 visit.reasons.append(problem.code)
-                if visit.kind is catalog.AMBULATORY:
-                    visit.type = catalog.AMBULATORY.types[1]  # "Encounter for problem"
+                if visit.kind is vocabulary.AMBULATORY:
+                    visit.type = vocabulary.AMBULATORY.types[1]  # "Encounter for problem"
                 onset = recorded = visit.start
                 doctor = visit.doctor
             diagnoses.append(
@@ -686,14 +686,14 @@ class _PatientBuilder:
         rng = self.rng
         problem = diagnosis.problem
         severity = rng.choices(
-            catalog.SEVERITIES, (45, 40, 15) if problem.chronic else (50, 40, 10)
+            vocabulary.SEVERITIES, (45, 40, 15) if problem.chronic else (50, 40, 10)
         )[0]
         condition: Resource = {
             "resourceType": "Condition",
             "id": diagnosis.id,
-            "clinicalStatus": catalog.CONDITION_ACTIVE.coded(),
-            "verificationStatus": catalog.CONDITION_CONFIRMED.coded(),
-            "category": [catalog.PROBLEM_LIST_ITEM.coded()],
+            "clinicalStatus": vocabulary.CONDITION_ACTIVE.coded(),
+            "verificationStatus": vocabulary.CONDITION_CONFIRMED.coded(),
+            "category": [vocabulary.PROBLEM_LIST_ITEM.coded()],
             "severity": severity.concept(),
             "code": problem.code.concept(),
             "subject": self.subject(),
@@ -705,7 +705,7 @@ class _PatientBuilder:
             condition["encounter"] = {"reference": f"Encounter/{diagnosis.visit.id}"}
             healed = diagnosis.onset + timedelta(days=rng.randint(5, 20))
             if healed < REFERENCE_DATE:
-                condition["clinicalStatus"] = catalog.CONDITION_RESOLVED.coded()
+                condition["clinicalStatus"] = vocabulary.CONDITION_RESOLVED.coded()
                 condition["abatementDateTime"] = _instant(healed)
         return condition
 
@@ -716,11 +716,11 @@ class _PatientBuilder:
         count = rng.choices(range(4), _ALLERGY_COUNTS)[0]
         birth = datetime.combine(person.birth, time(), UTC)
         allergies = []
-        for number, allergen in enumerate(rng.sample(catalog.ALLERGENS, count), start=1):
+        for number, allergen in enumerate(rng.sample(vocabulary.ALLERGENS, count), start=1):
             reactions = rng.sample(
                 allergen.reactions, rng.randint(1, min(2, len(allergen.reactions)))
             )
-            severe = catalog.ANAPHYLAXIS in reactions
+            severe = vocabulary.ANAPHYLAXIS in reactions
             criticality = (
                 "high"
                 if severe
@@ -738,8 +738,8 @@ class _PatientBuilder:
                 {
                     "resourceType": "AllergyIntolerance",
                     "id": f"{self.id}-allergy-{number}",
-                    "clinicalStatus": catalog.ALLERGY_STATUSES[status].coded(),
-                    "verificationStatus": catalog.ALLERGY_VERIFICATIONS[verification].coded(),
+                    "clinicalStatus": vocabulary.ALLERGY_STATUSES[status].coded(),
+                    "verificationStatus": vocabulary.ALLERGY_VERIFICATIONS[verification].coded(),
                     "type": allergen.kind,
                     "category": [allergen.category],
                     "criticality": criticality,
@@ -766,7 +766,7 @@ class _PatientBuilder:
 
     def _medication_requests(self, diagnoses: list[_Diagnosis]) -> list[Resource]:
         rng = self.rng
-        orders: list[tuple[_Diagnosis, catalog.Medication]] = []
+        orders: list[tuple[_Diagnosis, vocabulary.Medication]] = []
         for diagnosis in diagnoses:
             options = diagnosis.problem.medications
             if not options or rng.random() < 0.2:
@@ -781,7 +781,7 @@ class _PatientBuilder:
         ]
 
     def _medication_request(
-        self, number: int, diagnosis: _Diagnosis, medication: catalog.Medication
+        self, number: int, diagnosis: _Diagnosis, medication: vocabulary.Medication
     ) -> Resource:
         rng = self.rng
         visit = diagnosis.visit
@@ -846,17 +846,21 @@ class _PatientBuilder:
             "subscriber": self.subject(),
             "subscriberId": subscriber_id,
             "beneficiary": self.subject(),
-            "relationship": catalog.SELF.concept(),
+            "relationship": vocabulary.SELF.concept(),
             "period": {"start": since.isoformat(), "end": f"{REFERENCE_DATE.year}-12-31"},
             "payor": [payor_ref.json()],
             "class": [
-                {"type": catalog.GROUP_CLASS.concept(), "value": group_value, "name": group_name},
-                {"type": catalog.PLAN_CLASS.concept(), "value": plan_value, "name": plan_name},
+                {
+                    "type": vocabulary.GROUP_CLASS.concept(),
+                    "value": group_value,
+                    "name": group_name,
+                },
+                {"type": vocabulary.PLAN_CLASS.concept(), "value": plan_value, "name": plan_name},
             ],
         }
 
 
-def _allergy_note(allergen: catalog.Allergen, reactions: list[Code], criticality: str) -> str:
+def _allergy_note(allergen: vocabulary.Allergen, reactions: list[Code], criticality: str) -> str:
     """A clinician's note: what happened and what to do about it."""
     what = " and ".join(reaction.display.lower() for reaction in reactions)
     happened = f"{what.capitalize()} after exposure to {allergen.text.lower()}."

@@ -40,7 +40,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from shared.sandbox.errors import InvalidResource, ResourceNotFound, UnsupportedType
 from shared.sandbox.layout import (
@@ -70,15 +70,13 @@ from shared.sandbox.query import (
 from shared.sandbox.validate import validate_resource
 from shared.tables import (
     SANDBOX_TABLE,
+    Entity,
     EntityChanged,
     EntityExists,
     EntityNotFound,
+    EntityTable,
     StoreUnavailable,
 )
-from shared.tables import _call as call  # one place maps SDK errors to StoreUnavailable & co.
-
-if TYPE_CHECKING:
-    from azure.data.tables import TableClient, TableEntity
 
 __all__ = [
     "SANDBOX_TABLE",
@@ -130,19 +128,19 @@ class LoadReport:
 class _Current:
     """A resource's rows as stored now: its lookup (compartment types) and its entity."""
 
-    lookup: TableEntity | None
-    entity: TableEntity | None
+    lookup: Entity | None
+    entity: Entity | None
 
     @property
     def patient_id(self) -> str | None:
         """The patient the lookup points to."""
-        value = self.lookup.get("patient") if self.lookup else None
+        value = self.lookup.properties.get("patient") if self.lookup else None
         return value if is_id(value) else None
 
     @property
     def moving_from(self) -> str | None:
         """The patient partition an unfinished move left a copy in."""
-        value = self.lookup.get("moving_from") if self.lookup else None
+        value = self.lookup.properties.get("moving_from") if self.lookup else None
         return value if is_id(value) else None
 
 
@@ -156,15 +154,15 @@ class _Candidate:
 class SandboxStore:
     """Read, write, search and bulk-load R4 resources in the sandbox table."""
 
-    def __init__(self, table_client: TableClient) -> None:
-        self._client = table_client
+    def __init__(self, table: EntityTable) -> None:
+        self._table = table
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
     @property
-    def table_client(self) -> TableClient:
+    def table(self) -> EntityTable:
         """The table the sandbox lives in (the editor keeps its sessions in a partition of it)."""
-        return self._client
+        return self._table
 
     # -- reads and writes ----------------------------------------------------------------------
 
@@ -176,7 +174,7 @@ class SandboxStore:
         entity = self._current(resource_type, resource_id).entity
         if entity is None:
             raise ResourceNotFound(resource_type, resource_id)
-        return decode_resource(entity)
+        return decode_resource(entity.properties)
 
     def create(self, resource: dict[str, Any]) -> dict[str, Any]:
         """Store a new resource under a new id (any id given is ignored); returns it as stored."""
@@ -186,7 +184,7 @@ class SandboxStore:
         entity, patient_id = _entity(stored)
         if patient_id is not None:
             self._put_lookup(resource_type, stored["id"], patient_id)
-        call(lambda: self._client.create_entity(entity))
+        self._table.create(entity)
         return stored
 
     def update(
@@ -223,8 +221,7 @@ class SandboxStore:
         current = self._current(resource_type, resource_id)
         entity = current.entity
         if entity is not None:
-            pk, rk = entity["PartitionKey"], entity["RowKey"]
-            call(lambda: self._client.delete_entity(pk, rk))
+            self._table.delete(entity.partition_key, entity.row_key)
         if current.lookup is not None:
             self._tidy(resource_type, resource_id, current, None)
         if entity is None:
@@ -257,17 +254,17 @@ class SandboxStore:
             for resource_id in sorted(query.ids or ()):
                 entity = self._current(resource_type, resource_id).entity
                 if entity is not None:
-                    found.append(_candidate(entity["PartitionKey"], entity))
+                    found.append(_candidate(entity))
             return found
         return [
-            _candidate(partition_key, row)
+            _candidate(row)
             for partition_key in _partitions(query)
             for row in self._query(query, partition_key, select)
         ]
 
     def _query(
         self, query: SearchQuery, partition_key: str, select: list[str] | None
-    ) -> list[TableEntity]:
+    ) -> list[Entity]:
         """The rows of one partition (of the searched type) the server-side filter selects."""
         parameters: dict[str, Any] = {"pk": partition_key}
         text = "PartitionKey eq @pk"
@@ -277,9 +274,7 @@ class SandboxStore:
         budget = MAX_FILTER_COMPARISONS - len(parameters)
         for clause in query.server_clauses(budget):
             text += " and " + _render(clause, parameters)
-        return call(
-            lambda: list(self._client.query_entities(text, parameters=parameters, select=select))
-        )
+        return self._table.query(text, parameters, select)
 
     def _read_page(
         self, query: SearchQuery, page: list[_Candidate], scanned: int
@@ -293,7 +288,7 @@ class SandboxStore:
         by_query = query.patient_ids is not None or query.resource_type not in COMPARTMENT_TYPES
         if len(keys) > 1 and by_query and 4 * len(keys) >= scanned:
             rows = {
-                (partition_key, row["RowKey"]): row
+                (row.partition_key, row.row_key): row
                 for partition_key in sorted({pk for pk, _ in keys})
                 for row in self._query(query, partition_key, None)
             }
@@ -302,7 +297,7 @@ class SandboxStore:
             entities = list(self._executor().map(lambda key: self._get(*key), keys))
         else:
             entities = [self._get(*key) for key in keys]
-        return [decode_resource(entity) for entity in entities if entity is not None]
+        return [decode_resource(entity.properties) for entity in entities if entity is not None]
 
     # -- bulk load -------------------------------------------------------------------------------
 
@@ -317,7 +312,7 @@ class SandboxStore:
         """
         began = time.perf_counter()
         now = _now()
-        prepared: dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any] | None]] = {}
+        prepared: dict[tuple[str, str], tuple[Entity, Entity | None]] = {}
         skipped: Counter[str] = Counter()
         for resource in resources:
             resource_type = _type_of(resource, supported=False)
@@ -350,25 +345,23 @@ class SandboxStore:
             seconds=time.perf_counter() - began,
         )
 
-    def _submit(self, entities: list[dict[str, Any]]) -> None:
+    def _submit(self, entities: list[Entity]) -> None:
         """Upsert ``entities`` in transactions (one partition, 100 rows each), a few at once."""
-        from azure.data.tables import UpdateMode
-
-        by_partition: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
+        by_partition: defaultdict[str, list[Entity]] = defaultdict(list)
         for entity in entities:
-            by_partition[entity["PartitionKey"]].append(entity)
-        batches: list[list[tuple[str, dict[str, Any], dict[str, Any]]]] = []
+            by_partition[entity.partition_key].append(entity)
+        batches: list[list[Entity]] = []
         for rows in by_partition.values():
-            batch: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+            batch: list[Entity] = []
             size = 0
             for row in rows:
-                row_size = entity_bytes(row)
+                row_size = entity_bytes(_row(row))
                 if batch and (
                     len(batch) == MAX_BATCH_OPERATIONS or size + row_size > MAX_BATCH_BYTES
                 ):
                     batches.append(batch)
                     batch, size = [], 0
-                batch.append(("upsert", row, {"mode": UpdateMode.REPLACE}))
+                batch.append(row)
                 size += row_size
             if batch:
                 batches.append(batch)
@@ -379,12 +372,12 @@ class SandboxStore:
         for future in futures:
             future.result()  # the first failure raises, once every batch has finished
 
-    def _transact(self, operations: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> None:
+    def _transact(self, batch: list[Entity]) -> None:
         # Upserts are idempotent, so a transaction cut off (a connection reset, which the SDK
         # does not retry for a POST) is simply sent again.
         for attempt in range(WRITE_ATTEMPTS):
             try:
-                call(lambda: self._client.submit_transaction(operations))
+                self._table.upsert_batch(batch)
                 return
             except StoreUnavailable:
                 if attempt == WRITE_ATTEMPTS - 1:
@@ -393,9 +386,9 @@ class SandboxStore:
 
     # -- rows --------------------------------------------------------------------------------------
 
-    def _get(self, partition_key: str, row_key: str) -> TableEntity | None:
+    def _get(self, partition_key: str, row_key: str) -> Entity | None:
         try:
-            return call(lambda: self._client.get_entity(partition_key, row_key))
+            return self._table.get(partition_key, row_key)
         except EntityNotFound:
             return None
 
@@ -416,60 +409,40 @@ class SandboxStore:
     def _put_lookup(
         self, resource_type: str, resource_id: str, patient_id: str, moving_from: str | None = None
     ) -> None:
-        from azure.data.tables import UpdateMode
-
-        row: dict[str, Any] = {
-            "PartitionKey": lookup_partition(resource_type),
-            "RowKey": resource_id,
-            "patient": patient_id,
-        }
+        properties = {"patient": patient_id}
         if moving_from is not None:
-            row["moving_from"] = moving_from
-        call(lambda: self._client.upsert_entity(row, mode=UpdateMode.REPLACE))
+            properties["moving_from"] = moving_from
+        self._table.upsert(Entity(lookup_partition(resource_type), resource_id, properties))
 
     def _write(
         self,
         resource_type: str,
         resource_id: str,
-        entity: dict[str, Any],
+        entity: Entity,
         patient_id: str | None,
         current: _Current,
     ) -> None:
         """Write a new version; EntityExists / EntityChanged when another write came first."""
-        from azure.data.tables import UpdateMode
-
         old = current.entity
-        if old is not None and old["PartitionKey"] == entity["PartitionKey"]:
-            self._replace(entity, old)
+        if old is not None and old.partition_key == entity.partition_key:
+            # Replaced only if unchanged since it was read.
+            self._table.replace(
+                Entity(entity.partition_key, entity.row_key, entity.properties, old.etag)
+            )
         elif old is None:
             if patient_id is not None:
                 self._put_lookup(resource_type, resource_id, patient_id)
-            call(lambda: self._client.create_entity(entity))
+            self._table.create(entity)
         else:
             # The patient changed: point the lookup at the new partition, write there, then
             # remove the old copy; "moving_from" lets reads and the next write finish a move
             # cut short.
             assert patient_id is not None
-            moving_from = partition_patient(old["PartitionKey"])
+            moving_from = partition_patient(old.partition_key)
             self._put_lookup(resource_type, resource_id, patient_id, moving_from=moving_from)
-            call(lambda: self._client.upsert_entity(entity, mode=UpdateMode.REPLACE))
+            self._table.upsert(entity)
         if patient_id is not None:
             self._tidy(resource_type, resource_id, current, patient_id)
-
-    def _replace(self, entity: dict[str, Any], old: TableEntity) -> None:
-        """Replace ``old`` with ``entity`` unless it changed since it was read."""
-        from azure.core import MatchConditions
-        from azure.data.tables import UpdateMode
-
-        etag = old.metadata["etag"]
-        call(
-            lambda: self._client.update_entity(
-                entity,
-                mode=UpdateMode.REPLACE,
-                etag=etag,
-                match_condition=MatchConditions.IfNotModified,
-            )
-        )
 
     def _tidy(
         self, resource_type: str, resource_id: str, current: _Current, patient_id: str | None
@@ -481,11 +454,9 @@ class SandboxStore:
         row_key = resource_row_key(resource_type, resource_id)
         others = {current.patient_id, current.moving_from} - {None, patient_id}
         for other in sorted(p for p in others if p is not None):
-            partition = resource_partition(resource_type, other)
-            call(lambda partition=partition: self._client.delete_entity(partition, row_key))  # type: ignore[misc]
+            self._table.delete(resource_partition(resource_type, other), row_key)
         if patient_id is None:
-            lookup_pk = lookup_partition(resource_type)
-            call(lambda: self._client.delete_entity(lookup_pk, resource_id))
+            self._table.delete(lookup_partition(resource_type), resource_id)
         elif others or current.moving_from is not None:
             self._put_lookup(resource_type, resource_id, patient_id)
 
@@ -543,33 +514,35 @@ def _stamped(
     }
 
 
-def _version(entity: Mapping[str, Any]) -> int:
+def _version(entity: Entity) -> int:
     """The versionId of the resource in ``entity`` (0 when it has none readable)."""
-    meta = decode_resource(entity).get("meta") or {}
+    meta = decode_resource(entity.properties).get("meta") or {}
     version = meta.get("versionId") if isinstance(meta, Mapping) else None
     return int(version) if isinstance(version, str) and version.isdigit() else 0
 
 
-def _entity(resource: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
+def _entity(resource: Mapping[str, Any]) -> tuple[Entity, str | None]:
     """The table entity of a stamped resource, and its patient (compartment types)."""
     resource_type, resource_id = str(resource["resourceType"]), str(resource["id"])
     patient_id = patient_of(resource)
-    entity: dict[str, Any] = {
-        "PartitionKey": resource_partition(resource_type, patient_id),
-        "RowKey": resource_row_key(resource_type, resource_id),
-    }
-    entity.update(index(resource))
-    entity.update(encode_resource(resource))
-    check_fits(entity, resource_type)
+    entity = Entity(
+        resource_partition(resource_type, patient_id),
+        resource_row_key(resource_type, resource_id),
+        {**index(resource), **encode_resource(resource)},
+    )
+    check_fits(_row(entity), resource_type)
     return entity, patient_id
 
 
-def _lookup(resource_type: str, entity: Mapping[str, Any], patient_id: str) -> dict[str, Any]:
-    return {
-        "PartitionKey": lookup_partition(resource_type),
-        "RowKey": id_of_row_key(entity["RowKey"]),
-        "patient": patient_id,
-    }
+def _row(entity: Entity) -> dict[str, Any]:
+    """The entity as Table Storage sizes it: its keys and its properties."""
+    return {"PartitionKey": entity.partition_key, "RowKey": entity.row_key, **entity.properties}
+
+
+def _lookup(resource_type: str, entity: Entity, patient_id: str) -> Entity:
+    return Entity(
+        lookup_partition(resource_type), id_of_row_key(entity.row_key), {"patient": patient_id}
+    )
 
 
 def _partitions(query: SearchQuery) -> list[str]:
@@ -579,10 +552,10 @@ def _partitions(query: SearchQuery) -> list[str]:
     return [resource_partition(query.resource_type, p) for p in sorted(query.patient_ids or ())]
 
 
-def _candidate(partition_key: str, row: Mapping[str, Any]) -> _Candidate:
-    document = read_document(row)
-    document["id"] = id_of_row_key(row["RowKey"])
-    return _Candidate(partition_key, row["RowKey"], document)
+def _candidate(row: Entity) -> _Candidate:
+    document = read_document(row.properties)
+    document["id"] = id_of_row_key(row.row_key)
+    return _Candidate(row.partition_key, row.row_key, document)
 
 
 def _render(clause: Clause, parameters: dict[str, Any]) -> str:

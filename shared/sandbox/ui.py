@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 from shared.fhir.catalog import chart_headings
 from shared.http import Request, Response, public_origin
 from shared.sandbox.access import SandboxKeyMissing
-from shared.sandbox.catalog import MEDICAL_RECORD_NUMBER
 from shared.sandbox.errors import (
     InvalidResource,
     ResourceNotFound,
@@ -33,6 +32,7 @@ from shared.sandbox.errors import (
     UnsupportedType,
 )
 from shared.sandbox.generate import MRN_SYSTEM  # new MRNs look like the generated ones
+from shared.sandbox.vocabulary import MEDICAL_RECORD_NUMBER
 from shared.secret_store import SecretStoreUnavailable
 from shared.settings import Settings
 from shared.tables import StoreUnavailable
@@ -409,11 +409,8 @@ class SandboxUi:
         self._key = key
         if sessions is None:
             from shared.sessions import SessionStore
-            from shared.tables import AzureEntityTable
 
-            sessions = SessionStore(
-                AzureEntityTable(store.table_client), SESSION_PARTITION, SESSION_SECONDS
-            )
+            sessions = SessionStore(store.table, SESSION_PARTITION, SESSION_SECONDS)
         self._login = Login(
             sessions,
             Cookie(COOKIE_NAME, BASE_PATH, SESSION_SECONDS),

@@ -757,6 +757,18 @@ def test_a_page_that_is_not_json_while_sorting_for_the_provider_is_a_502(
     assert response.status == 502
 
 
+def test_a_page_that_is_json_but_no_object_while_sorting_for_the_provider_is_a_502(
+    proxy_services, client, fhir_server
+):
+    unsorted = fhir_server(version="r4", capabilities={"sort": False})
+    tenant = mapped(proxy_services, client, unsorted.base_url, capabilities={"sort_by_date": False})
+    token = bearer_token(proxy_services, client, tenant.tenant_id)
+    unsorted.fail(200, '["resourceType"]', "application/fhir+json")
+    response = send(proxy_services, "GET", "Observation", token, query="patient=x&_sort=-date")
+    assert response.status == 502
+    assert outcome(response)["code"] == "exception"
+
+
 def test_slow_provider_is_504(proxy_services, provider, token):
     provider.slow(3)
     response = send(proxy_services, "GET", "Patient/example", token)
@@ -972,6 +984,24 @@ def test_batch_audit_event_lists_every_patient_read(proxy_services, provider, to
     assert event["interaction"] == "batch"
     assert event["patient_ids"] == ["a1", "b2", "c3"]
     assert event["entries"] == 3
+
+
+def test_a_batch_the_proxy_runs_and_sorts_is_audited_as_a_batch(
+    make_services, client, fhir_server, caplog
+):
+    """Sorting an entry for the provider once recorded the whole request as a search."""
+    services = make_services(allow_insecure_provider_urls=True)
+    unsorted = fhir_server(version="r4", capabilities={"sort": False, "batch": False})
+    observations(unsorted, 3)
+    caps = {"sort_by_date": False, "batch": False}
+    tenant = mapped(services, client, unsorted.base_url, capabilities=caps)
+    token = bearer_token(services, client, tenant.tenant_id)
+    caplog.set_level(logging.INFO, logger="ehrbridge.audit")
+    body = batch("Observation?patient=sorted&_sort=-date", "Patient/sorted")
+    response = send(services, "POST", "", token, body=body, headers={"Content-Type": FHIR_JSON})
+    assert response.status == 200
+    event = [json.loads(r.message) for r in caplog.records if "fhir.request" in r.message][-1]
+    assert (event["interaction"], event["entries"]) == ("batch", 2)
 
 
 def test_two_instances_each_stop_a_disabled_client_within_their_cache_ttl(

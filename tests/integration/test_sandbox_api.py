@@ -22,7 +22,7 @@ from shared.sandbox.store import SUPPORTED_TYPES, SandboxStore
 from shared.secret_store import LocalSecretStore
 from shared.services import Services, set_services
 from shared.settings import Settings
-from shared.tables import StoreUnavailable
+from shared.tables import AzureEntityTable, StoreUnavailable
 from tests.support.app import registered_functions
 from tests.support.sandbox import (
     condition,
@@ -70,7 +70,7 @@ def chart() -> list[dict[str, Any]]:
 @pytest.fixture
 def store(azurite: str) -> Iterator[SandboxStore]:
     with fresh_table(azurite) as table:
-        sandbox = SandboxStore(table)
+        sandbox = SandboxStore(AzureEntityTable(table))
         sandbox.load(chart())
         yield sandbox
 

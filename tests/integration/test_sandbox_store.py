@@ -19,7 +19,7 @@ from shared.sandbox.errors import (
     UnsupportedType,
 )
 from shared.sandbox.store import SandboxStore
-from shared.tables import StoreUnavailable
+from shared.tables import AzureEntityTable, StoreUnavailable
 from tests.support import sandbox as support
 from tests.support.sandbox import (
     CATEGORY_SYSTEM,
@@ -261,7 +261,7 @@ def test_unreachable_table_storage_is_store_unavailable() -> None:
         connection_string(closed_port()), "sandbox", retry_total=0
     )
     with pytest.raises(StoreUnavailable):
-        SandboxStore(table).read("Patient", "p1")
+        SandboxStore(AzureEntityTable(table)).read("Patient", "p1")
 
 
 # -- bulk load ----------------------------------------------------------------------------------
@@ -349,7 +349,7 @@ def test_load_keeps_the_given_meta(sandbox_store: SandboxStore) -> None:
 
 def test_search_by_patient_queries_only_that_patients_partition(sandbox_table: Any) -> None:
     spy = QuerySpy(sandbox_table)
-    store = SandboxStore(spy)
+    store = SandboxStore(AzureEntityTable(spy))
     store.load(chart("p1") + chart("p2"))
     page = store.search(
         "Observation", [("patient", "p1"), ("category", "vital-signs"), ("_sort", "-date")]
@@ -363,7 +363,7 @@ def test_search_by_patient_queries_only_that_patients_partition(sandbox_table: A
 
 def test_patient_search_scans_patient_rows_only(sandbox_table: Any) -> None:
     spy = QuerySpy(sandbox_table)
-    store = SandboxStore(spy)
+    store = SandboxStore(AzureEntityTable(spy))
     store.load(chart("p1"))
     store.search("Patient", [("family:contains", "lac")])
     assert [parameters["pk"] for _, parameters in spy.queries] == ["res-Patient"]
@@ -414,7 +414,7 @@ PATIENTS = [
 def patients_store(azurite: str) -> Iterator[SandboxStore]:
     """A store holding PATIENTS, shared by the read-only Patient search tests."""
     with fresh_table(azurite) as table:
-        store = SandboxStore(table)
+        store = SandboxStore(AzureEntityTable(table))
         store.load(PATIENTS)
         yield store
 
@@ -569,7 +569,7 @@ def test_search_results_are_whole_resources(patients_store: SandboxStore) -> Non
 def chart_store(azurite: str) -> Iterator[SandboxStore]:
     """A store holding two patients' charts, shared by the read-only chart search tests."""
     with fresh_table(azurite) as table:
-        store = SandboxStore(table)
+        store = SandboxStore(AzureEntityTable(table))
         store.load(
             [
                 observation("p1", "hr-1", effective="2024-05-01T10:00:00Z"),

@@ -258,12 +258,9 @@ def test_row_108_a_session_expires_on_the_server(
 
     from shared.secret_store import utcnow
     from shared.sessions import SessionStore
-    from shared.tables import AzureEntityTable
 
     now = [utcnow()]
-    sessions = SessionStore(
-        AzureEntityTable(store.table_client), "ui-session", 3600, clock=lambda: now[0]
-    )
+    sessions = SessionStore(store.table, "ui-session", 3600, clock=lambda: now[0])
     enabled = dataclasses.replace(settings, sandbox_enabled=True)
     ui = SandboxUi(enabled, store, SandboxKey(secret_store, 60), sessions)
     cookie = session_cookie(ui.handle(signin_request(ui, sandbox_key)))

@@ -15,9 +15,10 @@ this module's asserts.)
 
 - ``sandbox_table``: a TableClient on a new, uniquely named table in the session's Azurite,
   deleted after the test (tests never share rows, so they run in parallel).
-- ``sandbox_store``: a ``SandboxStore`` on that table.
+- ``sandbox_store``: a ``SandboxStore`` on that table (through ``AzureEntityTable``).
 - ``fresh_table(connection_string)``: the same as a context manager, for tools and benchmarks.
-- ``QuerySpy``: wraps a TableClient and records every ``query_entities`` filter and parameters.
+- ``QuerySpy``: wraps a TableClient and records every ``query_entities`` filter and parameters
+  (the store reaches it through ``AzureEntityTable``).
 - ``all_rows(table)``: every entity in a table (to prove what was, or was not, written).
 - builders (``patient``, ``observation``, ``encounter``, ``condition``, ``allergy``,
   ``medication_request``, ``coverage``, ``location``, ``practitioner``, ``organization``):
@@ -34,6 +35,7 @@ from typing import Any
 import pytest
 
 from shared.sandbox.store import SandboxStore
+from shared.tables import AzureEntityTable
 
 MRN_TYPE = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]}
 MRN_SYSTEM = "urn:oid:1.2.36.146.595.217.0.1"
@@ -65,7 +67,7 @@ def sandbox_table(azurite: str) -> Iterator[Any]:
 @pytest.fixture
 def sandbox_store(sandbox_table: Any) -> SandboxStore:
     """A SandboxStore on a fresh table in Azurite."""
-    return SandboxStore(sandbox_table)
+    return SandboxStore(AzureEntityTable(sandbox_table))
 
 
 class QuerySpy:
