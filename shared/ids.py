@@ -1,17 +1,13 @@
-"""Identifier rules: tenant GUIDs, client ids and generated credentials."""
+"""Identifier rules: tenant GUIDs, client ids and the names derived from them."""
 
 from __future__ import annotations
 
 import re
-import secrets
 import uuid
 
 # uuid.UUID() accepts braces, urn:uuid:, undashed and full-width digits; a tenant id in a token
 # or a table key must have exactly one spelling, so validate with a strict ASCII pattern.
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-
-# 32 bytes from a CSPRNG: 256 bits, far beyond RFC 6749 §10.10's 2^-128 guessing bound.
-SECRET_BYTES = 32
 
 
 def is_guid(value: object) -> bool:
@@ -27,11 +23,6 @@ def canonical_guid(value: str) -> str:
 def new_client_id() -> str:
     """A fresh, server-generated client id (random GUID, lower case)."""
     return str(uuid.uuid4())
-
-
-def new_client_secret() -> str:
-    """A fresh client secret with 256 bits of entropy, URL-safe."""
-    return secrets.token_urlsafe(SECRET_BYTES)
 
 
 def client_secret_name(client_id: str) -> str:

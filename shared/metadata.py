@@ -164,6 +164,8 @@ def _rest_documentation(rules: _FaceRules) -> str:
 
 
 def _security(rules: _FaceRules, token_url: str) -> dict[str, Any]:
+    from shared.auth.client_auth import default_client_authentication
+
     return {
         "extension": [
             {
@@ -181,7 +183,7 @@ def _security(rules: _FaceRules, token_url: str) -> dict[str, Any]:
         "description": (
             "OAuth 2.0 client credentials grant (RFC 6749 section 4.4): POST "
             "grant_type=client_credentials and scope=<your Azure AD tenant ID> to the token URL, "
-            "authenticating with HTTP Basic or client_id and client_secret in the form body."
+            f"authenticating with {default_client_authentication().describe()}."
         ),
     }
 

@@ -43,6 +43,7 @@ class ClientAuthMethod(Protocol):
     """One way for a client to authenticate (RFC 6749 §2.3, RFC 7591 names)."""
 
     name: str
+    description: str
 
     def presented(self, request: Request, form: Mapping[str, str]) -> bool:
         """True when the request carries this method's evidence."""
@@ -100,6 +101,7 @@ class ClientSecretBasic:
     """``client_secret_basic``: HTTP Basic with the form-urlencoded id and secret (§2.3.1)."""
 
     name = "client_secret_basic"
+    description = "HTTP Basic"
 
     def presented(self, request: Request, form: Mapping[str, str]) -> bool:
         """Any Authorization header: its scheme is judged when it is read."""
@@ -131,6 +133,7 @@ class ClientSecretPost:
     """``client_secret_post``: ``client_id`` and ``client_secret`` in the form body (§2.3.1)."""
 
     name = "client_secret_post"
+    description = "client_id and client_secret in the form body"
 
     def presented(self, request: Request, form: Mapping[str, str]) -> bool:
         """A ``client_secret`` in the body."""
@@ -172,6 +175,10 @@ class ClientAuthentication:
     def method_names(self) -> tuple[str, ...]:
         """The registered methods' names, as discovery documents advertise them."""
         return tuple(self._methods)
+
+    def describe(self) -> str:
+        """The registered methods in words, for documents a person reads."""
+        return " or ".join(method.description for method in self._methods.values())
 
     def credentials(self, request: Request, form: Mapping[str, str]) -> ClientCredentials:
         """What the one method the request uses says (RFC 6749 §2.3: never two)."""

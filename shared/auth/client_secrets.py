@@ -15,9 +15,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import secrets
 
 PREFIX = "sha256:"
+# 32 bytes from a CSPRNG: 256 bits, far beyond RFC 6749 §10.10's 2^-128 guessing bound.
+SECRET_BYTES = 32
 _HASHED = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def new_client_secret() -> str:
+    """A fresh client secret with 256 bits of entropy, URL-safe."""
+    return secrets.token_urlsafe(SECRET_BYTES)
 
 
 def hash_secret(secret: str) -> str:

@@ -17,8 +17,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.audit import change
-from shared.auth.client_secrets import hash_secret, is_hashed
-from shared.ids import client_secret_name, is_guid, new_client_id, new_client_secret
+from shared.auth.client_secrets import hash_secret, is_hashed, new_client_secret
+from shared.ids import client_secret_name, is_guid, new_client_id
 from shared.secret_store import (
     SecretDisabled,
     SecretNotFound,
