@@ -65,12 +65,18 @@ _DYNAMIC_SKU = "dynamic"
 log = logging.getLogger(__name__)
 
 
+# Set by App Service to "True" when its built-in authentication (Easy Auth) runs in front of the
+# app (Microsoft.Identity.Web's AppServicesAuthenticationInformation reads the same variable).
+PLATFORM_AUTH_MARKER = "WEBSITE_AUTH_ENABLED"
+
+
 @dataclass(frozen=True)
 class Hosting:
     """The hosting form and the marker names it was recognised from (never their values)."""
 
     kind: str = LOCAL
     present: tuple[str, ...] = ()
+    platform_auth: bool = False  # App Service Authentication says it is on (WEBSITE_AUTH_ENABLED)
 
     @property
     def enforces_admin_level(self) -> bool:
@@ -101,27 +107,28 @@ def detect(environ: Mapping[str, str]) -> Hosting:
         return bool(environ.get(name, "").strip())
 
     present = tuple(name for name in MARKERS if has(name))
+    auth = environ.get(PLATFORM_AUTH_MARKER, "").strip().lower() == "true"
     sku = environ.get("WEBSITE_SKU", "").strip().lower()
     instance = has("WEBSITE_INSTANCE_ID")
     container = has("CONTAINER_NAME") or has("WEBSITE_POD_NAME")
     legion = not instance and container and has("LEGION_SERVICE_HOST")
     if has("FUNCTIONS_CORETOOLS_ENVIRONMENT"):
         # Core Tools does not enforce authorization levels, whatever else is set.
-        return Hosting(CORE_TOOLS, present)
+        return Hosting(CORE_TOOLS, present, auth)
     if legion or (not instance and container and sku == _FLEX_SKU):
-        return Hosting(FLEX_CONSUMPTION, present)
+        return Hosting(FLEX_CONSUMPTION, present, auth)
     if (
         not instance
         and has("CONTAINER_NAME")
         and not has("LEGION_SERVICE_HOST")
         and (sku == _DYNAMIC_SKU or has("WEBSITE_SITE_NAME"))
     ):
-        return Hosting(LINUX_CONSUMPTION, present)
+        return Hosting(LINUX_CONSUMPTION, present, auth)
     if instance and (has("WEBSITE_SITE_NAME") or bool(sku)):
-        return Hosting(APP_SERVICE, present)
+        return Hosting(APP_SERVICE, present, auth)
     if any(name in PLATFORM_MARKERS for name in present):
-        return Hosting(UNRECOGNISED, present)
-    return Hosting(LOCAL, present)
+        return Hosting(UNRECOGNISED, present, auth)
+    return Hosting(LOCAL, present, auth)
 
 
 def log_hosting(hosting: Hosting, logger: logging.Logger = log) -> None:

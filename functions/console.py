@@ -1,0 +1,30 @@
+"""The partner console: ``console/{*path}``, server-rendered pages (``shared/console``)."""
+
+import azure.functions as func
+
+from functions._adapter import serve
+from shared.http import Request, Response
+from shared.services import Services
+
+bp = func.Blueprint()
+
+
+def _misconfigured() -> Response:
+    from shared.web.pages import html_response
+
+    return html_response(
+        500, "<!DOCTYPE html><title>Misconfigured</title><h1>The service is misconfigured.</h1>"
+    )
+
+
+# Anonymous at the host: the console signs people in itself (the admin key locally, Microsoft
+# Entra ID through App Service Authentication in Azure) and checks roles on every request.
+@bp.function_name("console")
+@bp.route(route="console/{*path}", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def console(req: func.HttpRequest) -> func.HttpResponse:
+    """The console's pages."""
+
+    def handle(services: Services, request: Request) -> Response:
+        return services.console.handle(request)
+
+    return serve(req, handle, _misconfigured)
