@@ -632,6 +632,7 @@ class Console:
                 "open it again and repeat your change.",
             ) from None
         report = self._run_check(stored)
+        stored = self._tenants.get(tenant_id)  # the check recorded the provider's capabilities
         if wants_enabled and not stored.enabled and report["ok"]:
             stored = self._set_enabled(stored, True)
         return self._check_page(call, stored, report, confirm=wants_enabled and not stored.enabled)
