@@ -3,18 +3,11 @@
 import azure.functions as func
 
 from functions._adapter import serve
+from shared import misconfigured
 from shared.http import Request, Response
 from shared.services import Services
 
 bp = func.Blueprint()
-
-
-def _misconfigured() -> Response:
-    from shared.web.pages import html_response
-
-    return html_response(
-        500, "<!DOCTYPE html><title>Misconfigured</title><h1>The service is misconfigured.</h1>"
-    )
 
 
 # Anonymous at the host: the console signs people in itself (the admin key locally, Microsoft
@@ -27,4 +20,4 @@ def console(req: func.HttpRequest) -> func.HttpResponse:
     def handle(services: Services, request: Request) -> Response:
         return services.console.handle(request)
 
-    return serve(req, handle, _misconfigured)
+    return serve(req, handle, misconfigured.page_answer)
