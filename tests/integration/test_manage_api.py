@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
+from shared.auth.client_secrets import hash_secret
 from shared.hosting import detect
 from shared.http import Headers, Request, Response
 from shared.ids import client_secret_name
+from shared.operators import ADMIN_KEY_SECRET, OPERATOR_ROLE, PRINCIPAL_HEADER, READER_ROLE
 from shared.secret_store import SecretStoreUnavailable
 from shared.services import Services
 from tests.conftest import ADMIN_KEY, PROVIDER_URL, request_token
-from shared.auth.client_secrets import hash_secret
-from shared.operators import ADMIN_KEY_SECRET, OPERATOR_ROLE, PRINCIPAL_HEADER, READER_ROLE
 from tests.support.app import registered_functions
 from tests.support.console import entra_hosting, principal_header
 
