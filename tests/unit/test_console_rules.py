@@ -29,7 +29,6 @@ from tests.support.console import entra_hosting, principal_header
 from tests.support.memory_table import MemoryEntityTable
 from tools.ops import default_activate_in_seconds, default_retire_after_seconds
 
-
 # -- operators ---------------------------------------------------------------------------------
 
 
