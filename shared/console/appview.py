@@ -449,7 +449,11 @@ class AppView:
                 (t.tenant_id, t.display_name or t.tenant_id) for t in self._tenants.list_all()
             ],
             "faces": [(str(f), f.label) for f in FACES],
-            "clients": [(c.client_id, c.display_name) for c in self._clients.list_all()],
+            # Two clients may share a name: the id's start tells them apart.
+            "clients": [
+                (c.client_id, f"{c.display_name} ({c.client_id[:8]})")
+                for c in self._clients.list_all()
+            ],
             "genders": GENDERS,
             "run": run,
             "patient_list": patients,

@@ -307,7 +307,8 @@ def test_5_the_patients_app_view_opens_a_patient_on_both_faces(console: Console,
     console.open("app")
     choose(console, "Tenant", "Contoso Hospital")
     choose(console, "FHIR version the app speaks", face)
-    choose(console, "Client (the app's registration)", "Teams Patients app (Contoso)")
+    client = f"Teams Patients app (Contoso) ({made['client_id'][:8]})"
+    choose(console, "Client (the app's registration)", client)
     fill(console, "Client secret", made["second"])
     fill(console, "Family name contains", console.family)
     submit(console, button(console, "Search"))
