@@ -2,10 +2,12 @@
 
 Two decisions hang on this, and they fail safe in opposite directions:
 
-* ``enforces_admin_level``: the platform's Functions host answers ``authLevel: admin`` routes
-  only with the master key, so ``manage/`` may rely on it. Wrongly true would open the
-  management API wherever the host does not enforce keys (``func start``, the dev host), so it
-  needs two independent markers of one hosting form and no sign of Core Tools.
+* ``enforces_admin_level``: the app runs on one of the platform's hosting forms. ``manage/`` and
+  the console then check Key Vault's admin key and may trust App Service Authentication's
+  principal header (``shared/operators.py``, with ``platform_auth``); elsewhere they require
+  ``EHRB_LOCAL_ADMIN_KEY``. Wrongly true would let a forged principal header in wherever the
+  platform's authentication does not run (``func start``, the dev host), so it needs two
+  independent markers of one hosting form and no sign of Core Tools.
 * ``maybe_azure``: any single Azure-specific marker. The local secret store refuses to start
   then, so one stray variable makes it refuse rather than run in Azure. ``CONTAINER_NAME``
   alone does not count: container runtimes and sandboxes set it too (this project's own
@@ -92,9 +94,11 @@ class Hosting:
         """One line for the start-up log: the form, the marker names, what follows."""
         names = ", ".join(self.present) or "none"
         if self.enforces_admin_level:
-            consequence = "manage/ relies on the host's admin level (master key)"
+            consequence = "manage/ and console/ need Key Vault's manage-admin-key or an Entra role"
+            if self.platform_auth:
+                consequence += " (App Service Authentication is on)"
         else:
-            consequence = "manage/ requires EHRB_LOCAL_ADMIN_KEY"
+            consequence = "manage/ and console/ require EHRB_LOCAL_ADMIN_KEY"
         if self.maybe_azure:
             consequence += "; the local secret store refuses to start"
         return f"hosting: {self.kind} (markers present: {names}); {consequence}"

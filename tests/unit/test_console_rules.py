@@ -261,3 +261,9 @@ def test_the_wallet_forgets_tokens_a_minute_before_they_expire_and_is_bounded():
 def test_a_patient_without_an_mrn_or_birth_date_is_reported_missing_them():
     patient = {"name": [{"family": "Black", "given": ["Ruth"]}], "gender": "female"}
     assert patient_missing(patient) == ["birthDate", "an MRN (identifier with type code MR)"]
+
+
+def test_the_platforms_auth_marker_is_read_as_app_service_sets_it():
+    assert detect({"WEBSITE_AUTH_ENABLED": "True"}).platform_auth is True
+    assert detect({"WEBSITE_AUTH_ENABLED": "false"}).platform_auth is False
+    assert detect({}).platform_auth is False
