@@ -1,4 +1,8 @@
-"""Management API (``manage/…``): clients, secrets and tenant mappings. Admin level only."""
+"""Management API (``manage/…``): clients, secrets and tenant mappings.
+
+Anonymous at the host: ``shared/manage_api.py`` requires an operator itself (an Entra principal
+with an app role, or the admin key), so Entra callers need no host key (``shared/operators.py``).
+"""
 
 import azure.functions as func
 
@@ -35,7 +39,7 @@ def _register(name: str, template: str, methods: list[str]) -> None:
     handler.__name__ = f"manage_{name}"
     handler.__doc__ = f"Management route {template}."
     bp.function_name(f"manage_{name}")(
-        bp.route(route=template, methods=methods, auth_level=func.AuthLevel.ADMIN)(handler)
+        bp.route(route=template, methods=methods, auth_level=func.AuthLevel.ANONYMOUS)(handler)
     )
 
 

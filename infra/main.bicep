@@ -119,6 +119,12 @@ param managedIdentityScopes string = ''
 @description('EHRB_SANDBOX_ENABLED: the built-in sandbox provider. Off unless turned on here.')
 param sandboxEnabled bool = false
 
+@description('Client id of the Microsoft Entra app registration (app roles EHRBridge.Operator and EHRBridge.Reader) that signs people in to console/ and manage/ through App Service Authentication; empty: no Entra sign-in, the admin key only (docs/runbook.md).')
+param consoleEntraClientId string = ''
+
+@description('Tenant of that app registration; empty: the deployment\'s own tenant.')
+param consoleEntraTenantId string = ''
+
 var resourceToken = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
 var appName = empty(functionAppName) ? 'func-ehrb-${resourceToken}' : functionAppName
 var tags = {
@@ -225,6 +231,8 @@ module functionApp 'modules/functionapp.bicep' = {
     clientRateLimitPerSecond: clientRateLimitPerSecond
     managedIdentityScopes: managedIdentityScopes
     sandboxEnabled: sandboxEnabled
+    consoleEntraClientId: consoleEntraClientId
+    consoleEntraTenantId: empty(consoleEntraTenantId) ? tenant().tenantId : consoleEntraTenantId
   }
   // The host reads its storage and Application Insights with the identity: grant first.
   dependsOn: [

@@ -41,8 +41,8 @@ class Actor:
 
     Kinds today: ``admin_key`` (the management API; the host's master key in Azure, the local
     admin key elsewhere), ``ops_cli`` (named by the operator's login; Key Vault and Storage logs
-    carry their Entra identity) and ``bootstrap``. The console's users and Entra identities
-    will add theirs.
+    carry their Entra identity), ``bootstrap``, ``console`` (a local console session) and
+    ``entra`` (the sign-in name and object id from App Service Authentication).
     """
 
     kind: str

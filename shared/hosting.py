@@ -2,10 +2,12 @@
 
 Two decisions hang on this, and they fail safe in opposite directions:
 
-* ``enforces_admin_level``: the platform's Functions host answers ``authLevel: admin`` routes
-  only with the master key, so ``manage/`` may rely on it. Wrongly true would open the
-  management API wherever the host does not enforce keys (``func start``, the dev host), so it
-  needs two independent markers of one hosting form and no sign of Core Tools.
+* ``enforces_admin_level``: the app runs on one of the platform's hosting forms. ``manage/`` and
+  the console then check Key Vault's admin key and may trust App Service Authentication's
+  principal header (``shared/operators.py``, with ``platform_auth``); elsewhere they require
+  ``EHRB_LOCAL_ADMIN_KEY``. Wrongly true would let a forged principal header in wherever the
+  platform's authentication does not run (``func start``, the dev host), so it needs two
+  independent markers of one hosting form and no sign of Core Tools.
 * ``maybe_azure``: any single Azure-specific marker. The local secret store refuses to start
   then, so one stray variable makes it refuse rather than run in Azure. ``CONTAINER_NAME``
   alone does not count: container runtimes and sandboxes set it too (this project's own
@@ -65,12 +67,18 @@ _DYNAMIC_SKU = "dynamic"
 log = logging.getLogger(__name__)
 
 
+# Set by App Service to "True" when its built-in authentication (Easy Auth) runs in front of the
+# app (Microsoft.Identity.Web's AppServicesAuthenticationInformation reads the same variable).
+PLATFORM_AUTH_MARKER = "WEBSITE_AUTH_ENABLED"
+
+
 @dataclass(frozen=True)
 class Hosting:
     """The hosting form and the marker names it was recognised from (never their values)."""
 
     kind: str = LOCAL
     present: tuple[str, ...] = ()
+    platform_auth: bool = False  # App Service Authentication says it is on (WEBSITE_AUTH_ENABLED)
 
     @property
     def enforces_admin_level(self) -> bool:
@@ -86,9 +94,11 @@ class Hosting:
         """One line for the start-up log: the form, the marker names, what follows."""
         names = ", ".join(self.present) or "none"
         if self.enforces_admin_level:
-            consequence = "manage/ relies on the host's admin level (master key)"
+            consequence = "manage/ and console/ need Key Vault's manage-admin-key or an Entra role"
+            if self.platform_auth:
+                consequence += " (App Service Authentication is on)"
         else:
-            consequence = "manage/ requires EHRB_LOCAL_ADMIN_KEY"
+            consequence = "manage/ and console/ require EHRB_LOCAL_ADMIN_KEY"
         if self.maybe_azure:
             consequence += "; the local secret store refuses to start"
         return f"hosting: {self.kind} (markers present: {names}); {consequence}"
@@ -101,27 +111,28 @@ def detect(environ: Mapping[str, str]) -> Hosting:
         return bool(environ.get(name, "").strip())
 
     present = tuple(name for name in MARKERS if has(name))
+    auth = environ.get(PLATFORM_AUTH_MARKER, "").strip().lower() == "true"
     sku = environ.get("WEBSITE_SKU", "").strip().lower()
     instance = has("WEBSITE_INSTANCE_ID")
     container = has("CONTAINER_NAME") or has("WEBSITE_POD_NAME")
     legion = not instance and container and has("LEGION_SERVICE_HOST")
     if has("FUNCTIONS_CORETOOLS_ENVIRONMENT"):
         # Core Tools does not enforce authorization levels, whatever else is set.
-        return Hosting(CORE_TOOLS, present)
+        return Hosting(CORE_TOOLS, present, auth)
     if legion or (not instance and container and sku == _FLEX_SKU):
-        return Hosting(FLEX_CONSUMPTION, present)
+        return Hosting(FLEX_CONSUMPTION, present, auth)
     if (
         not instance
         and has("CONTAINER_NAME")
         and not has("LEGION_SERVICE_HOST")
         and (sku == _DYNAMIC_SKU or has("WEBSITE_SITE_NAME"))
     ):
-        return Hosting(LINUX_CONSUMPTION, present)
+        return Hosting(LINUX_CONSUMPTION, present, auth)
     if instance and (has("WEBSITE_SITE_NAME") or bool(sku)):
-        return Hosting(APP_SERVICE, present)
+        return Hosting(APP_SERVICE, present, auth)
     if any(name in PLATFORM_MARKERS for name in present):
-        return Hosting(UNRECOGNISED, present)
-    return Hosting(LOCAL, present)
+        return Hosting(UNRECOGNISED, present, auth)
+    return Hosting(LOCAL, present, auth)
 
 
 def log_hosting(hosting: Hosting, logger: logging.Logger = log) -> None:

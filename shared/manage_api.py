@@ -1,13 +1,14 @@
 """The management API (``manage/…``): the partner's auth registration portal, as JSON.
 
-Routes are admin-level in Azure (the host checks the master key before we run). Outside Azure
-neither the dev host's nor Core Tools' checks can be relied on (``func start`` never enforces
-keys), so the app itself requires ``EHRB_LOCAL_ADMIN_KEY`` there.
+Routes are anonymous at the Functions host; the app itself requires an operator
+(``shared/operators.py``): an Entra principal with an app role, from App Service
+Authentication, where that is configured (the reader role may GET, only the operator role may
+change anything), or the admin key (``EHRB_LOCAL_ADMIN_KEY`` locally, Key Vault's
+``manage-admin-key`` in Azure) as ``x-functions-key``.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from shared.http import Headers, Request, Response, json_response
 from shared.ids import is_guid
 from shared.lookups import Lookups
 from shared.net.addresses import AddressPolicy
+from shared.operators import AdminKey, NotAllowed, platform_operator, presented_key
 from shared.secret_store import SecretStoreUnavailable
 from shared.settings import Settings
 from shared.tables import ETagMismatch, StoreUnavailable
@@ -86,13 +88,11 @@ def _ok(status: int, document: Any, etag: str | None = None) -> Response:
 
 def admin_key_presented(request: Request) -> str | None:
     """The key the caller sent, as the Functions host reads it (header, then ``code``)."""
-    header = request.header("x-functions-key")
-    if header:
-        return header
-    for name, value in request.query:
-        if name == "code":
-            return value
-    return None
+    return presented_key(request)
+
+
+def _no_secret_store() -> Any:
+    raise SecretStoreUnavailable("no secret store is configured for the admin key")
 
 
 def read_json_object(request: Request, allowed: frozenset[str]) -> dict[str, Any]:
@@ -151,8 +151,10 @@ class ManagementApi:
         *,
         checker: TenantChecker | None = None,
         address_policy: AddressPolicy | None = None,
+        admin_key: AdminKey | None = None,
     ) -> None:
         self._settings = settings
+        self._admin_key = admin_key or AdminKey(settings, _no_secret_store)
         self._policy = address_policy or AddressPolicy(settings.allow_insecure_provider_urls)
         self._clients = clients
         self._tenants = tenants
@@ -193,6 +195,9 @@ class ManagementApi:
                 response = handler(request)
         except ApiError as error:
             return error.response()
+        except NotAllowed as error:
+            code = "unauthorized" if error.status == 401 else "forbidden"
+            return ApiError(error.status, code, error.message).response()
         except (ClientNotFound, TenantNotFound):
             return ApiError(404, "not_found", "no such resource").response()
         except ETagMismatch as error:
@@ -219,22 +224,20 @@ class ManagementApi:
 
     def _authorize(self, request: Request) -> Actor:
         """Who is calling, once their credential is checked (the actor of their changes)."""
-        if self._settings.hosting.enforces_admin_level:
-            # The Functions host already required the master key (admin level).
-            return Actor("admin_key", "host master key")
-        expected = self._settings.local_admin_key
-        presented = admin_key_presented(request)
-        if (
-            not expected
-            or presented is None
-            or not hmac.compare_digest(presented.encode("utf-8"), expected.encode("utf-8"))
-        ):
+        operator = platform_operator(request, self._settings)
+        if operator is not None:
+            operator.require(change=request.method not in ("GET", "HEAD"))
+            return operator.actor()
+        presented = presented_key(request)
+        if presented is None or not self._admin_key.matches(presented):
             raise ApiError(
                 401,
                 "unauthorized",
-                "management routes need the admin key (x-functions-key header)",
+                "management routes need the admin key (x-functions-key header) or an Entra "
+                "sign-in with an EHR Bridge role",
             )
-        return Actor("admin_key", "local admin key")
+        where = "admin key" if self._settings.hosting.enforces_admin_level else "local admin key"
+        return Actor("admin_key", where)
 
     # Clients
 

@@ -46,3 +46,14 @@ def health_answer() -> Response:
 def jwks_answer() -> Response:
     """The JWKS: 503 with a plain JSON error, like its key store being unavailable."""
     return json_response(503, {"error": "misconfigured"}, headers=_NO_STORE)
+
+
+def page_answer() -> Response:
+    """The console's pages: a 500 HTML page with the kit's headers; nothing was changed."""
+    from shared.web.pages import html_response
+
+    document = (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Misconfigured</title>'
+        f"</head><body><main><h1>{MESSAGE}</h1><p>Nothing was changed.</p></main></body></html>"
+    )
+    return html_response(500, document)

@@ -17,12 +17,15 @@ if TYPE_CHECKING:
     from azure.data.tables import TableServiceClient
 
     from shared.auth.clients import ClientRegistry
+    from shared.auth.secret_usage import SecretUsage
     from shared.auth.signing_keys import SigningKeys
     from shared.auth.token_endpoint import TokenEndpoint
     from shared.circuit import CircuitBreaker
+    from shared.console.app import Console
     from shared.lookups import Lookups
     from shared.manage_api import ManagementApi
     from shared.net.addresses import AddressPolicy
+    from shared.operators import AdminKey
     from shared.proxy.bearer import BearerVerifier
     from shared.proxy.check import TenantChecker
     from shared.proxy.handler import FhirProxy
@@ -139,7 +142,19 @@ class Services:
             client_ceiling=self.settings.token_client_failure_ceiling,
             window_seconds=self.settings.token_failure_window_seconds,
         )
-        return TokenEndpoint(self.settings, self.lookups, self.signing_keys, throttle)
+        return TokenEndpoint(
+            self.settings, self.lookups, self.signing_keys, throttle, usage=self.secret_usage
+        )
+
+    @cached_property
+    def secret_usage(self) -> SecretUsage:
+        """When each client-secret version was last used (coarse, per instance), and deletions."""
+        from shared.auth.secret_usage import SecretUsage
+        from shared.tables import CLIENTS_TABLE, AzureEntityTable
+
+        client = self.table_service.get_table_client(CLIENTS_TABLE)
+        # Without the breaker: a failed background write must never pause the token endpoint.
+        return SecretUsage(AzureEntityTable(client))
 
     @cached_property
     def address_policy(self) -> AddressPolicy:
@@ -160,7 +175,15 @@ class Services:
             self.lookups,
             checker=self.checker,
             address_policy=self.address_policy,
+            admin_key=self.admin_key,
         )
+
+    @cached_property
+    def admin_key(self) -> AdminKey:
+        """The management key (local setting, or Key Vault's ``manage-admin-key`` in Azure)."""
+        from shared.operators import AdminKey
+
+        return AdminKey(self.settings, lambda: self.secret_store)
 
     @cached_property
     def verifier(self) -> BearerVerifier:
@@ -239,6 +262,39 @@ class Services:
         from shared.sandbox.ui import SandboxUi
 
         return SandboxUi(self.settings, self.sandbox_store, self.sandbox_key)
+
+    @cached_property
+    def console(self) -> Console:
+        """The partner console's pages."""
+        from shared.console.access import SESSION_PARTITION, SESSION_SECONDS, ConsoleAccess
+        from shared.console.app import Console
+        from shared.console.appview import AppView
+        from shared.console.key import ConsoleKey
+        from shared.console.onboarding import CheckResults
+        from shared.sessions import SessionStore
+        from shared.tables import CLIENTS_TABLE, TENANTS_TABLE, AzureEntityTable
+
+        clients_table = AzureEntityTable(
+            self.table_service.get_table_client(CLIENTS_TABLE), self.table_breaker
+        )
+        tenants_table = AzureEntityTable(
+            self.table_service.get_table_client(TENANTS_TABLE), self.table_breaker
+        )
+        sessions = SessionStore(clients_table, SESSION_PARTITION, SESSION_SECONDS)
+        return Console(
+            self.settings,
+            access=ConsoleAccess(self.settings, sessions, self.admin_key),
+            console_key=ConsoleKey(self.secret_store, self.settings.cache_ttl_seconds),
+            clients=self.clients,
+            tenants=self.tenants,
+            lookups=self.lookups,
+            secret_store=self.secret_store,
+            usage=self.secret_usage,
+            checks=CheckResults(tenants_table),
+            checker=self.checker,
+            address_policy=self.address_policy,
+            appview=AppView(self.settings, self.tenants, self.clients, self.address_policy),
+        )
 
 
 _lock = threading.Lock()

@@ -3,8 +3,9 @@
 The cookie carries a random 256-bit id and nothing else; the table row is keyed by the id's
 SHA-256, so reading the table gives no usable cookie. A row holds its expiry and a ``binding``
 (a value derived from the credential that signed in, e.g. the sandbox key), so rotating that
-credential ends every session made with it. Used by the sandbox editor; the management console
-will reuse it with its own table.
+credential ends every session made with it. Used by the sandbox editor (partition
+``ui-session`` of the sandbox table) and the console (partition ``console-session`` of the
+clients table).
 """
 
 from __future__ import annotations

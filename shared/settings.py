@@ -135,6 +135,12 @@ SETTINGS: tuple[Setting, ...] = (
         local_only=True,
     ),
     Setting(
+        "EHRB_ENTRA_AUTH",
+        "false",
+        "Sign-in to console/ and manage/ through App Service Authentication (Microsoft Entra ID) "
+        "and its app roles; trusted only in Azure with WEBSITE_AUTH_ENABLED (Bicep sets both).",
+    ),
+    Setting(
         "EHRB_MAX_REQUEST_BODY_BYTES",
         "1048576",
         "Largest request body the FHIR proxy accepts (413 above).",
@@ -337,6 +343,7 @@ class Settings:
     request_upstream_calls: int = 200
     request_deadline_seconds: int = 120
     sandbox_enabled: bool = False
+    entra_auth: bool = False
     worker_threads: int = field(default_factory=_default_worker_threads)
     hosting: Hosting = field(default_factory=Hosting)
 
@@ -407,6 +414,7 @@ class Settings:
             managed_identity_scopes=scopes,
             local_admin_key=get("EHRB_LOCAL_ADMIN_KEY"),
             sandbox_enabled=_flag(get("EHRB_SANDBOX_ENABLED"), "EHRB_SANDBOX_ENABLED"),
+            entra_auth=_flag(get("EHRB_ENTRA_AUTH"), "EHRB_ENTRA_AUTH"),
             **{
                 field_name: _positive_int(get(name), name)
                 for field_name, name in _PROXY_INTS.items()

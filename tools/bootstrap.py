@@ -304,6 +304,8 @@ def walkthrough(
             "$DSTU2 --client-id $CLIENT_ID --tenant $TENANT_ID",
             f"  # the sandbox editor: {origin}/api/sandbox/ui/ (key: "
             ".venv/bin/python -m tools.bootstrap sandbox-key)",
+            f"  # the partner console: {origin}/api/console/ (sign in with the admin key: "
+            f'"admin_key" in {relative}, the same as EHRB_LOCAL_ADMIN_KEY in local.settings.json)',
             "",
         ]
     )

@@ -95,6 +95,12 @@ param managedIdentityScopes string
 @description('EHRB_SANDBOX_ENABLED: the built-in sandbox provider (off unless turned on).')
 param sandboxEnabled bool
 
+@description('Client id of the Entra app registration for console/ and manage/ sign-in; empty: none.')
+param consoleEntraClientId string
+
+@description('Tenant id of that app registration.')
+param consoleEntraTenantId string
+
 // The platform's own host name, read from the site: with a unique default host name it is
 // <name>-<hash>.<region>-01.azurewebsites.net, which no template can guess.
 var publicHost = empty(publicHostName) ? app.properties.defaultHostName : publicHostName
@@ -245,9 +251,68 @@ resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
     EHRB_REQUEST_DEADLINE_SECONDS: '120'
     // The sandbox provider; off unless sandboxEnabled.
     EHRB_SANDBOX_ENABLED: sandboxEnabled ? 'true' : 'false'
+    // Sign-in through App Service Authentication (authSettings below); the app also requires
+    // the platform's own WEBSITE_AUTH_ENABLED before it trusts the principal header.
+    EHRB_ENTRA_AUTH: empty(consoleEntraClientId) ? 'false' : 'true'
     // The Python worker runs synchronous functions on this many threads: as many as the
     // platform sends one instance, so none waits for a thread (docs/runbook.md 1.6).
     PYTHON_THREADPOOL_THREAD_COUNT: string(httpPerInstanceConcurrency)
+  }
+}
+
+// App Service Authentication (Microsoft Entra ID) for the console and the management API, only
+// when an app registration is given. Anonymous requests pass (AllowAnonymous): the app decides,
+// answering console pages with the platform's sign-in and manage/ with 401. The Patients app's
+// routes are excluded, so the platform never judges their bearer tokens (ours, not Entra's).
+// No client secret: browser sign-in uses the OpenID Connect ID token, which carries the user's
+// app roles; operator scripts send an Entra access token for the registration's audience.
+resource authSettings 'Microsoft.Web/sites/config@2024-11-01' = if (!empty(consoleEntraClientId)) {
+  //checkov:skip=CKV_AZURE_13:the authsettingsV2 config resource is App Service Authentication itself, not siteConfig; checkov reads every sites/config as web config, and the site's own siteConfig is checked above
+  //checkov:skip=CKV_AZURE_63:the authsettingsV2 config resource is App Service Authentication itself, not siteConfig; checkov reads every sites/config as web config, and the site's own siteConfig is checked above
+  //checkov:skip=CKV_AZURE_65:the authsettingsV2 config resource is App Service Authentication itself, not siteConfig; checkov reads every sites/config as web config, and the site's own siteConfig is checked above
+  //checkov:skip=CKV_AZURE_66:the authsettingsV2 config resource is App Service Authentication itself, not siteConfig; checkov reads every sites/config as web config, and the site's own siteConfig is checked above
+  //checkov:skip=CKV_AZURE_80:the authsettingsV2 config resource is App Service Authentication itself, not siteConfig; checkov reads every sites/config as web config, and the site's own siteConfig is checked above
+  //checkov:skip=CKV_AZURE_88:the authsettingsV2 config resource is App Service Authentication itself, not siteConfig; checkov reads every sites/config as web config, and the site's own siteConfig is checked above
+  //checkov:skip=CKV_AZURE_222:the authsettingsV2 config resource is App Service Authentication itself, not siteConfig; checkov reads every sites/config as web config, and the site's own siteConfig is checked above
+  parent: app
+  name: 'authsettingsV2'
+  properties: {
+    platform: {
+      enabled: true
+    }
+    globalValidation: {
+      requireAuthentication: false
+      unauthenticatedClientAction: 'AllowAnonymous'
+      excludedPaths: [
+        '/api/fhir'
+        '/api/oauth2'
+        '/api/health'
+        '/api/sandbox'
+      ]
+    }
+    httpSettings: {
+      requireHttps: true
+    }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: true
+        registration: {
+          clientId: consoleEntraClientId
+          openIdIssuer: '${environment().authentication.loginEndpoint}${consoleEntraTenantId}/v2.0'
+        }
+        validation: {
+          allowedAudiences: [
+            'api://${consoleEntraClientId}'
+            consoleEntraClientId
+          ]
+        }
+      }
+    }
+    login: {
+      tokenStore: {
+        enabled: false
+      }
+    }
   }
 }
 

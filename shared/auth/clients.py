@@ -36,6 +36,14 @@ PARTITION = "client"
 CLIENT_CREDENTIALS = "client_credentials"
 MAX_GRACE_SECONDS = 30 * 24 * 3600
 MAX_DISPLAY_NAME = 200
+# What a secret version's Key Vault tags say about it (never the secret): its description, and
+# its hint, the first characters of the secret, as the Azure portal shows them. Three of the 43
+# characters of a 256-bit secret: 18 bits told, 238 still unknown, and enough for a person to
+# tell which secret a configuration holds.
+DESCRIPTION_TAG = "description"
+HINT_TAG = "hint"
+HINT_CHARS = 3
+MAX_DESCRIPTION = 100
 # How long one rotation may hold a client (a crashed one frees it after this).
 ROTATION_LEASE_SECONDS = 60
 
@@ -100,6 +108,8 @@ def version_json(props: SecretVersion, now: datetime | None = None) -> dict[str,
     """A secret version's metadata as the management API shows it (no value)."""
     return {
         "version": props.version,
+        "description": props.tags.get(DESCRIPTION_TAG, ""),
+        "hint": props.tags.get(HINT_TAG, ""),
         "state": props.state(now),
         "enabled": props.enabled,
         "created_on": props.created_on.isoformat(),
@@ -115,6 +125,23 @@ def validate_display_name(value: object) -> str:
     if len(value) > MAX_DISPLAY_NAME or not value.isprintable():
         raise InvalidClientInput("display_name must be printable and at most 200 characters")
     return value.strip()
+
+
+def validate_description(value: object) -> str:
+    """A printable secret description of at most 100 characters ("" for none)."""
+    if not isinstance(value, str) or len(value) > MAX_DESCRIPTION or not value.isprintable():
+        raise InvalidClientInput(
+            f"description must be printable and at most {MAX_DESCRIPTION} characters"
+        )
+    return value.strip()
+
+
+def secret_tags(client_id: str, secret: str, description: str) -> dict[str, str]:
+    """The Key Vault tags of a new secret version: its client, description and hint."""
+    tags = {"client_id": client_id, HINT_TAG: secret[:HINT_CHARS]}
+    if description:
+        tags[DESCRIPTION_TAG] = description
+    return tags
 
 
 def _record(entity: Entity) -> ClientRecord:
@@ -162,15 +189,25 @@ class ClientRegistry:
         self._locks_guard = threading.Lock()
         self._rotation_locks: dict[str, threading.Lock] = {}
 
-    def register(self, display_name: str) -> IssuedSecret:
+    def register(
+        self,
+        display_name: str,
+        *,
+        description: str = "",
+        expires_on: datetime | None = None,
+    ) -> IssuedSecret:
         """Create a client with a server-generated id and secret (shown once)."""
         name = validate_display_name(display_name)
+        description = validate_description(description)
         client_id = new_client_id()
         secret = new_client_secret()
         # Secret first: a client row without a secret could never authenticate, but a row
         # written before a failed secret write would look registered when it is not.
         version = self._secrets.set_secret(
-            client_secret_name(client_id), hash_secret(secret), tags={"client_id": client_id}
+            client_secret_name(client_id),
+            hash_secret(secret),
+            expires_on=expires_on,
+            tags=secret_tags(client_id, secret, description),
         )
         now = utcnow().isoformat()
         entity = Entity(
@@ -257,8 +294,16 @@ class ClientRegistry:
         )
         return _record(stored)
 
-    def rotate_secret(self, client_id: str, grace_seconds: int = 0) -> IssuedSecret:
+    def rotate_secret(
+        self,
+        client_id: str,
+        grace_seconds: int = 0,
+        *,
+        description: str = "",
+        expires_on: datetime | None = None,
+    ) -> IssuedSecret:
         """Add a new secret version; older usable versions expire after ``grace_seconds``."""
+        description = validate_description(description)
         if (
             isinstance(grace_seconds, bool)
             or not isinstance(grace_seconds, int)
@@ -268,7 +313,7 @@ class ClientRegistry:
                 f"grace_period_seconds must be an integer from 0 to {MAX_GRACE_SECONDS}"
             )
         with self._rotation(client_id) as record:
-            return self._rotate(record, grace_seconds)
+            return self._rotate(record, grace_seconds, description, expires_on)
 
     @contextmanager
     def _rotation(self, client_id: str) -> Iterator[ClientRecord]:
@@ -324,13 +369,22 @@ class ClientRegistry:
                 log.warning("could not release the rotation lease of client %s", client_id)
                 return
 
-    def _rotate(self, record: ClientRecord, grace_seconds: int) -> IssuedSecret:
+    def _rotate(
+        self,
+        record: ClientRecord,
+        grace_seconds: int,
+        description: str = "",
+        expires_on: datetime | None = None,
+    ) -> IssuedSecret:
         name = client_secret_name(record.client_id)
         now = utcnow()
         previous = [v for v in self._secrets.list_versions(name) if v.is_usable(now)]
         secret = new_client_secret()
         version = self._secrets.set_secret(
-            name, hash_secret(secret), tags={"client_id": record.client_id}
+            name,
+            hash_secret(secret),
+            expires_on=expires_on,
+            tags=secret_tags(record.client_id, secret, description),
         )
         retire_at = now + timedelta(seconds=grace_seconds)
         changed: list[SecretVersion] = []

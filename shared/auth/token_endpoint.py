@@ -20,6 +20,7 @@ from shared.auth.client_auth import (
     refuse_unknown_client,
 )
 from shared.auth.errors import NO_STORE, OAuthError, invalid_client
+from shared.auth.secret_usage import SecretUsage
 from shared.auth.signing_keys import NoSigningKey, SigningKeys
 from shared.auth.throttle import FailureThrottle, Throttled
 from shared.auth.tokens import issue_access_token
@@ -101,8 +102,10 @@ class TokenEndpoint:
         signing_keys: SigningKeys,
         throttle: FailureThrottle,
         client_auth: ClientAuthentication | None = None,
+        usage: SecretUsage | None = None,
     ) -> None:
         self._settings = settings
+        self._usage = usage
         self._lookups = lookups
         self._keys = signing_keys
         self._throttle = throttle
@@ -191,6 +194,9 @@ class TokenEndpoint:
             secret_version=version,
             method=credentials.method,
         )
+        if self._usage is not None:
+            # At most one background write per version per interval: the console's "last used".
+            self._usage.record(record.client_id, version)
         # RFC 6749 §4.4.3: no refresh token for client credentials.
         return json_response(
             200,

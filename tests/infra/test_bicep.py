@@ -213,10 +213,36 @@ def test_no_host_name_is_guessed_anywhere_in_the_deployment():
 
 def test_app_settings_are_a_child_of_the_site_written_after_it_exists():
     configs = bm.resources(bm.template(APP), "Microsoft.Web/sites/config")
-    (config,) = configs.values()
+    (config,) = [c for c in configs.values() if bm.body(c)["name"] == "appsettings"]
     assert bm.body(config)["parent"] == "app"
-    assert bm.body(config)["name"] == "appsettings"
     assert "appSettings" not in site()["properties"]["siteConfig"]
+
+
+def auth_settings() -> dict:
+    configs = bm.resources(bm.template(APP), "Microsoft.Web/sites/config")
+    (config,) = [c for c in configs.values() if bm.body(c)["name"] == "authsettingsV2"]
+    return config
+
+
+def test_entra_sign_in_is_configured_only_when_an_app_registration_is_given():
+    config = auth_settings()
+    assert config["config"]["condition"] is not None  # `if (!empty(consoleEntraClientId))`
+    assert "consoleEntraClientId" in json.dumps(config["config"]["condition"])
+    assert main_param_default("consoleEntraClientId") == ""
+    setting = json.dumps(app_settings()["EHRB_ENTRA_AUTH"])
+    assert "consoleEntraClientId" in setting
+
+
+def test_entra_sign_in_lets_anonymous_requests_through_and_never_judges_the_apps_routes():
+    validation = bm.body(auth_settings())["properties"]["globalValidation"]
+    assert validation["unauthenticatedClientAction"] == "AllowAnonymous"
+    assert set(validation["excludedPaths"]) == {
+        "/api/fhir",
+        "/api/oauth2",
+        "/api/health",
+        "/api/sandbox",
+    }
+    assert bm.body(auth_settings())["properties"]["httpSettings"]["requireHttps"] is True
 
 
 def test_the_site_asks_for_a_unique_default_host_name():

@@ -9,13 +9,16 @@ from typing import Any
 
 import pytest
 
+from shared.auth.client_secrets import hash_secret
 from shared.hosting import detect
 from shared.http import Headers, Request, Response
 from shared.ids import client_secret_name
+from shared.operators import ADMIN_KEY_SECRET, OPERATOR_ROLE, PRINCIPAL_HEADER, READER_ROLE
 from shared.secret_store import SecretStoreUnavailable
 from shared.services import Services
 from tests.conftest import ADMIN_KEY, PROVIDER_URL, request_token
 from tests.support.app import registered_functions
+from tests.support.console import entra_hosting, principal_header
 
 BASE = "https://bridge.test/api/manage"
 
@@ -123,13 +126,24 @@ def test_management_refuses_everything_when_no_local_key_is_configured(make_serv
     assert call(services, "clients", "GET", "/clients").status == 401
 
 
-def test_on_flex_consumption_management_relies_on_the_hosts_master_key(make_services):
-    # Flex sets no WEBSITE_INSTANCE_ID (shared/hosting.py); the host checked the master key.
-    flex = detect(
-        {"WEBSITE_SKU": "FlexConsumption", "CONTAINER_NAME": "c", "LEGION_SERVICE_HOST": "1"}
+FLEX = {"WEBSITE_SKU": "FlexConsumption", "CONTAINER_NAME": "c", "LEGION_SERVICE_HOST": "1"}
+
+
+def test_in_azure_the_admin_key_is_key_vaults_manage_admin_key(make_services, secret_store):
+    # Routes are anonymous at the host, which never tells the worker which key a caller sent:
+    # in Azure the app compares x-functions-key with the hash kept in Key Vault.
+    secret_store.set_secret(ADMIN_KEY_SECRET, hash_secret("vault-admin-key-" + "v" * 32))
+    services = make_services(local_admin_key="", hosting=detect(FLEX))
+    assert call(services, "clients", "GET", "/clients", key=None).status == 401
+    assert (
+        call(services, "clients", "GET", "/clients", key="vault-admin-key-" + "v" * 32).status
+        == 200
     )
-    services = make_services(local_admin_key="", hosting=flex)
-    assert call(services, "clients", "GET", "/clients", key=None).status == 200
+
+
+def test_in_azure_the_local_admin_key_setting_is_not_accepted(make_services):
+    services = make_services(hosting=detect(FLEX))
+    assert call(services, "clients", "GET", "/clients").status == 401
 
 
 def test_a_lone_platform_marker_does_not_lift_the_local_key_check(make_services):
@@ -137,15 +151,54 @@ def test_a_lone_platform_marker_does_not_lift_the_local_key_check(make_services)
     assert call(services, "clients", "GET", "/clients", key=None).status == 401
 
 
-def test_every_management_route_is_admin_level_in_azure():
+def test_every_management_route_is_anonymous_at_the_host_and_checked_by_the_app():
     import azure.functions as func
 
     manage = {n: f for n, f in registered_functions().items() if n.startswith("manage_")}
     assert len(manage) == 7
     for function in manage.values():
         trigger = function.get_trigger()
-        assert trigger.auth_level == func.AuthLevel.ADMIN
+        assert trigger.auth_level == func.AuthLevel.ANONYMOUS
         assert trigger.route.startswith("manage/")
+
+
+def entra(make_services: Any) -> Services:
+    return make_services(local_admin_key="", entra_auth=True, hosting=entra_hosting())
+
+
+def test_an_entra_operator_may_change_and_is_named_in_the_audit(make_services, caplog):
+    caplog.set_level(logging.INFO, logger="ehrbridge.audit")
+    services = entra(make_services)
+    headers = {PRINCIPAL_HEADER: principal_header(OPERATOR_ROLE)}
+    response = call(
+        services, "clients", "POST", "/clients", {"display_name": "App"}, key=None, headers=headers
+    )
+    assert response.status == 201
+    event = next(json.loads(r.message) for r in caplog.records if "client.registered" in r.message)
+    assert event["actor"]["kind"] == "entra"
+
+
+def test_an_entra_reader_may_read_but_not_change(make_services):
+    services = entra(make_services)
+    headers = {PRINCIPAL_HEADER: principal_header(READER_ROLE)}
+    assert call(services, "clients", "GET", "/clients", key=None, headers=headers).status == 200
+    refused = call(
+        services, "clients", "POST", "/clients", {"display_name": "App"}, key=None, headers=headers
+    )
+    assert refused.status == 403
+    assert refused.json()["error"] == "forbidden"
+    assert services.clients.list_all() == []
+
+
+def test_an_unreadable_principal_is_401(make_services):
+    services = entra(make_services)
+    headers = {PRINCIPAL_HEADER: "not base64 json"}
+    assert call(services, "clients", "GET", "/clients", key=None, headers=headers).status == 401
+
+
+def test_a_principal_header_sent_to_a_local_app_is_ignored(services):
+    headers = {PRINCIPAL_HEADER: principal_header(OPERATOR_ROLE)}
+    assert call(services, "clients", "GET", "/clients", key=None, headers=headers).status == 401
 
 
 # 64, 65: registration

@@ -50,6 +50,13 @@ def management_error(response: func.HttpResponse) -> None:
     assert "Nothing was changed" in body["message"]
 
 
+def html_page(response: func.HttpResponse) -> None:
+    assert response.status_code == 500
+    assert response.mimetype == "text/html"
+    assert response.headers.get("Cache-Control") == "no-store"
+    assert "The service is misconfigured." in response.get_body().decode()
+
+
 def plain_503(key: str, value: str) -> Callable[[func.HttpResponse], None]:
     def check(response: func.HttpResponse) -> None:
         assert response.status_code == 503
@@ -75,6 +82,7 @@ TRIGGERS: dict[str, tuple[str, str, dict[str, str], Callable[[func.HttpResponse]
     ),
     "sandbox_fhir": ("GET", "sandbox/fhir/Patient", {"path": "Patient"}, fhir_outcome(STU3_R4)),
     "sandbox_ui": ("GET", "sandbox/ui/", {"path": ""}, fhir_outcome(STU3_R4)),
+    "console": ("GET", "console/clients", {"path": "clients"}, html_page),
     "oauth_token": ("POST", "oauth2/token", {}, oauth_error),
     "oauth_jwks": ("GET", "oauth2/jwks", {}, plain_503("error", "misconfigured")),
     "health": ("GET", "health", {}, plain_503("status", "misconfigured")),
