@@ -125,6 +125,19 @@ class Services:
         )
 
     @cached_property
+    def assertion_keys(self) -> SigningKeys:
+        """The keys of the client assertions we sign for private_key_jwt providers."""
+        from shared.auth.signing_keys import SigningKeys
+        from shared.ids import ASSERTION_KEY_NAME
+
+        return SigningKeys(
+            self.secret_store,
+            self.settings.assertion_algorithm,
+            self.settings.cache_ttl_seconds,
+            secret_name=ASSERTION_KEY_NAME,
+        )
+
+    @cached_property
     def token_endpoint(self) -> TokenEndpoint:
         """The OAuth token endpoint."""
         from shared.auth.throttle import FailureThrottle, MemoryAttemptStore
@@ -183,6 +196,7 @@ class Services:
             ),
             address_policy=self.address_policy,
             managed_identity_scopes=self.settings.managed_identity_scopes,
+            assertion_keys=self.assertion_keys,
         )
 
     @cached_property

@@ -78,9 +78,7 @@ def test_an_rsa_key_shorter_than_2048_bits_is_left_out():
 
 
 def test_a_key_for_encryption_or_without_verify_is_left_out():
-    keys = parse_key_set(
-        {"keys": [rsa_jwk("enc", use="enc"), rsa_jwk("ops", key_ops=["encrypt"])]}
-    )
+    keys = parse_key_set({"keys": [rsa_jwk("enc", use="enc"), rsa_jwk("ops", key_ops=["encrypt"])]})
     assert keys.keys == {}
 
 
