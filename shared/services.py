@@ -14,6 +14,7 @@ from shared.hosting import log_hosting
 from shared.settings import Settings
 
 if TYPE_CHECKING:
+    import requests
     from azure.data.tables import TableServiceClient
 
     from shared.auth.clients import ClientRegistry
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from shared.net.addresses import AddressPolicy
     from shared.proxy.bearer import BearerVerifier
     from shared.proxy.check import TenantChecker
+    from shared.proxy.entra import EntraTokens
     from shared.proxy.handler import FhirProxy
     from shared.proxy.provider_auth import ProviderAuth
     from shared.proxy.transport import ProviderTransport
@@ -180,7 +182,36 @@ class Services:
         """Bearer-token verification for the FHIR routes."""
         from shared.proxy.bearer import BearerVerifier
 
-        return BearerVerifier(self.settings, self.signing_keys, self.lookups)
+        return BearerVerifier(
+            self.settings, self.signing_keys, self.lookups, entra=self.entra_tokens
+        )
+
+    @cached_property
+    def entra_tokens(self) -> EntraTokens | None:
+        """Entra ID app-only tokens for opted-in tenants; None unless EHRB_ENTRA_AUDIENCE."""
+        if not self.settings.entra_audience:
+            return None
+        from shared.jose.remote import RemoteDocuments, RemoteKeySets
+        from shared.proxy.entra import EntraTenants, EntraTokens, configuration_parser
+
+        def session() -> requests.Session:
+            from shared.proxy.provider_auth import upstream_session
+
+            made = upstream_session(4, policy=self.address_policy)
+            if self.settings.entra_ca_bundle:
+                made.verify = self.settings.entra_ca_bundle
+            return made
+
+        settings = self.settings
+        return EntraTokens(
+            audience=settings.entra_audience,
+            authority=settings.entra_authority,
+            lookups=self.lookups,
+            tenants=EntraTenants(self.tenants, settings.cache_ttl_seconds),
+            configurations=RemoteDocuments(configuration_parser(settings.entra_authority), session),
+            keys=RemoteKeySets(session),
+            ttl=settings.cache_ttl_seconds,
+        )
 
     @cached_property
     def provider_auth(self) -> ProviderAuth:

@@ -111,6 +111,7 @@ TENANT_FLAGS = {
     "provider_client_id": "--provider-client-id",
     "provider_scope": "--provider-scope",
     "allowed_client_ids": "--allow-client",
+    "entra_app_ids": "--entra-app-id",
     "display_name": "--display-name",
     "enabled": "--disabled",
     "allow_writes": "--allow-writes",
@@ -323,6 +324,7 @@ def _mapping_from_flags(args: argparse.Namespace) -> dict[str, Any]:
         "provider_client_id": args.provider_client_id,
         "provider_scope": args.provider_scope,
         "allowed_client_ids": args.allow_client,
+        "entra_app_ids": args.entra_app_id,
         "display_name": args.display_name,
     }
     body.update({field: value for field, value in optional.items() if value is not None})
@@ -340,6 +342,7 @@ def _mapping_flags_given(args: argparse.Namespace) -> list[str]:
             ("provider_client_id", "--provider-client-id"),
             ("provider_scope", "--provider-scope"),
             ("allow_client", "--allow-client"),
+            ("entra_app_id", "--entra-app-id"),
             ("display_name", "--display-name"),
         )
         if getattr(args, dest) is not None
@@ -787,6 +790,14 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         metavar="CLIENT_ID",
         help="client allowed to get tokens for this tenant (repeatable)",
+    )
+    cmd.add_argument(
+        "--entra-app-id",
+        action="extend",
+        nargs="+",
+        metavar="APP_ID",
+        help="Entra ID application of this tenant whose app-only tokens are accepted "
+        "(repeatable; needs EHRB_ENTRA_AUDIENCE)",
     )
     cmd.add_argument("--display-name", help="display name")
     cmd.add_argument("--disabled", action="store_true", help="store the mapping disabled")

@@ -136,12 +136,14 @@ class RemoteKeySets(RemoteDocuments[KeySet]):
         self,
         session: Callable[[], requests.Session],
         *,
-        unknown_kid_interval: float = UNKNOWN_KID_INTERVAL_SECONDS,
+        unknown_kid_interval: float | None = None,
         **options: Any,
     ) -> None:
         # parse_key_set raises InvalidKeySet, a ValueError: the set is refused.
         super().__init__(parse_key_set, session, **options)
-        self._unknown_kid_interval = unknown_kid_interval
+        self._unknown_kid_interval = (
+            UNKNOWN_KID_INTERVAL_SECONDS if unknown_kid_interval is None else unknown_kid_interval
+        )
 
     def key(self, url: str, kid: str) -> PublicKey | None:
         """The key ``kid`` of the set at ``url``; None when it is not there even after a look."""

@@ -517,6 +517,8 @@ class FhirProxy:
             "fhir.request",
             request_id=exchange.request_id,
             client_id=caller.client_id if caller else None,
+            # Whose id client_id is: one of our clients, or an Entra ID application.
+            via=caller.via if caller else None,
             tenant_id=caller.tenant_id if caller else None,
             face=exchange.face if exchange.face in FACES else None,
             method=exchange.method,

@@ -475,6 +475,18 @@ def test_a_private_key_jwt_tenant_has_no_provider_secret_to_set(
     assert secret_store.list_versions(provider_secret_name(tenant_id)) == []
 
 
+def test_tenants_put_takes_the_entra_app_ids_of_the_tenant(services: Services) -> None:
+    tenant_id, app_id = str(uuid.uuid4()), str(uuid.uuid4())
+    run = ops(services, *put_tenant_args(tenant_id, "--entra-app-id", app_id.upper()))
+    assert run.code == 0, run.err
+    assert run.json()["tenant"]["entra_app_ids"] == [app_id]
+
+
+def test_a_malformed_entra_app_id_names_the_flag(services: Services) -> None:
+    run = ops(services, *put_tenant_args(str(uuid.uuid4()), "--entra-app-id", "my-app"))
+    assert "(--entra-app-id)" in assert_one_line_error(run, 2)
+
+
 def test_signing_key_list_shows_versions_and_state_but_no_pem(services: Services) -> None:
     current = services.signing_keys.current().kid
     run = ops(services, "signing-key", "list")

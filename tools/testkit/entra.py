@@ -321,7 +321,12 @@ class LocalEntra(BackgroundServer):
         if api is None:
             return 400, {"error": "invalid_scope"}
         token = self.token(
-            tenant, app.app_id, api.client_id, roles=list(app.roles) or None, oid=app.object_id
+            tenant,
+            app.app_id,
+            api.client_id,
+            roles=list(app.roles) or None,
+            oid=app.object_id,
+            sub=app.object_id,
         )
         return 200, {"token_type": "Bearer", "expires_in": TOKEN_LIFETIME, "access_token": token}
 
