@@ -11,7 +11,7 @@ tokens"; OpenID Connect Discovery 1.0):
 - ``GET /{tenant}/discovery/v2.0/keys``: the signing keys as a JWK Set, each with Entra's
   ``issuer`` member (the templated ``{authority}/{tenantid}/v2.0``);
 - ``POST /{tenant}/oauth2/v2.0/token``: the client-credentials grant for a registered app and
-  secret with ``scope=<application ID URI>/.default``, answering a v2.0 app-only access token
+  secret (in the form or by HTTP Basic) with ``scope=<application ID URI>/.default``, answering a v2.0 app-only access token
   (``aud`` the API's client id, ``azp`` the caller's app id, ``roles``, ``idtyp`` app, ``oid``
   = ``sub``, ``uti``, ``ver`` 2.0), signed RS256 with joserfc (not pyjwt, which EHR Bridge
   verifies with). A tenant not added answers 400, as Entra does for an unknown tenant.
@@ -28,6 +28,7 @@ prints its authority, CA file, tenant, app and secret as JSON.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import secrets
@@ -41,7 +42,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from tools.testkit.loopback import BackgroundServer, LoopbackServer
 
@@ -285,7 +286,7 @@ class LocalEntra(BackgroundServer):
             else:
                 self._send(handler, 200, self.jwks(), cache=self.keys_cache_control)
         elif method == "POST" and rest == "oauth2/v2.0/token":
-            status, document = self._grant(tenant, body)
+            status, document = self._grant(tenant, body, handler.headers.get("Authorization"))
             self._send(handler, status, document, cache="no-store")
         else:
             self._send(handler, 404, {"error": "not_found"})
@@ -305,14 +306,19 @@ class LocalEntra(BackgroundServer):
             **self.oidc_overrides,
         }
 
-    def _grant(self, tenant: str, body: bytes) -> tuple[int, dict[str, Any]]:
+    def _grant(
+        self, tenant: str, body: bytes, authorization: str | None
+    ) -> tuple[int, dict[str, Any]]:
         form = dict(parse_qsl(body.decode("utf-8", "replace")))
         if form.get("grant_type") != "client_credentials":
             return 400, {"error": "unsupported_grant_type"}
-        app = self.tenants[tenant].get(form.get("client_id", ""))
-        if app is None or not secrets.compare_digest(
-            app.secret.encode(), form.get("client_secret", "").encode()
-        ):
+        client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
+        if authorization and authorization.lower().startswith("basic "):
+            with contextlib.suppress(ValueError):
+                decoded = base64.b64decode(authorization[6:].strip()).decode()
+                client_id, _, secret = (unquote(part) for part in decoded.partition(":"))
+        app = self.tenants[tenant].get(client_id)
+        if app is None or not secrets.compare_digest(app.secret.encode(), secret.encode()):
             return 401, {"error": "invalid_client"}
         scope = form.get("scope", "")
         api = (
