@@ -21,7 +21,6 @@ from shared.auth.signing_keys import ensure_signing_key
 from shared.ids import ASSERTION_KEY_NAME
 from shared.services import Services, get_services, set_services
 from shared.tables import ensure_tables
-from shared.tenants import TenantMapping
 from tests.conftest import ADMIN_KEY
 from tools.testkit.data import REPO
 from tools.testkit.devhost import running_devhost

@@ -11,10 +11,11 @@ tokens"; OpenID Connect Discovery 1.0):
 - ``GET /{tenant}/discovery/v2.0/keys``: the signing keys as a JWK Set, each with Entra's
   ``issuer`` member (the templated ``{authority}/{tenantid}/v2.0``);
 - ``POST /{tenant}/oauth2/v2.0/token``: the client-credentials grant for a registered app and
-  secret (in the form or by HTTP Basic) with ``scope=<application ID URI>/.default``, answering a v2.0 app-only access token
-  (``aud`` the API's client id, ``azp`` the caller's app id, ``roles``, ``idtyp`` app, ``oid``
-  = ``sub``, ``uti``, ``ver`` 2.0), signed RS256 with joserfc (not pyjwt, which EHR Bridge
-  verifies with). A tenant not added answers 400, as Entra does for an unknown tenant.
+  secret (in the form or by HTTP Basic) with ``scope=<application ID URI>/.default``, answering
+  a v2.0 app-only access token (``aud`` the API's client id, ``azp`` the caller's app id,
+  ``roles``, ``idtyp`` app, ``oid`` = ``sub``, ``uti``, ``ver`` 2.0), signed RS256 with joserfc
+  (not pyjwt, which EHR Bridge verifies with). A tenant not added answers 400, as Entra does
+  for an unknown tenant.
 
 ``token()`` mints a token in-process with any claim or header replaced, for negative tests;
 ``rotate()``, ``keys_cache_control``, ``fail_next`` and the per-path counters drive the cache
