@@ -1273,3 +1273,38 @@ def running_fake_fhir(**kwargs: Any) -> Iterator[FakeFhirServer]:
         yield server
     finally:
         server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve one fake provider in the foreground (manual walkthroughs), until SIGTERM or Ctrl-C."""
+    import argparse
+    import signal
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m tools.testkit.fake_fhir")
+    parser.add_argument("--version", choices=sorted(FHIR_VERSIONS), default="r4")
+    parser.add_argument(
+        "--require-assertion",
+        nargs=2,
+        metavar=("CLIENT_ID", "JWKS_URL"),
+        help="issue tokens only to CLIENT_ID's assertions, checked against JWKS_URL",
+    )
+    args = parser.parse_args(argv)
+    server = FakeFhirServer(args.version, require_bearer=bool(args.require_assertion)).start()
+    if args.require_assertion:
+        server.require_assertion(*args.require_assertion)
+    print(json.dumps({"base_url": server.base_url, "token_url": server.token_url}), flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
