@@ -1,4 +1,5 @@
-"""OAuth endpoints: ``oauth2/token`` (client credentials) and ``oauth2/jwks``."""
+"""OAuth endpoints: ``oauth2/token`` (client credentials), ``oauth2/jwks`` and
+``oauth2/assertion-jwks``."""
 
 import azure.functions as func
 
@@ -28,4 +29,15 @@ def oauth_jwks(req: func.HttpRequest) -> func.HttpResponse:
 
     return serve(
         req, lambda services, _: jwks_response(services.signing_keys), misconfigured.jwks_answer
+    )
+
+
+@bp.function_name("oauth_assertion_jwks")
+@bp.route(route=routes.ASSERTION_JWKS, methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def oauth_assertion_jwks(req: func.HttpRequest) -> func.HttpResponse:
+    """Publish the public keys of our client assertions (for private_key_jwt providers)."""
+    from shared.auth.jwks import jwks_response
+
+    return serve(
+        req, lambda services, _: jwks_response(services.assertion_keys), misconfigured.jwks_answer
     )

@@ -124,6 +124,18 @@ param consoleEntraClientId string = ''
 
 @description('Tenant of that app registration; empty: the deployment\'s own tenant.')
 param consoleEntraTenantId string = ''
+@description('EHRB_ASSERTION_ALGORITHM: algorithm of the client assertions signed for private_key_jwt providers (SMART Backend Services: RS384 or ES384).')
+@allowed([
+  'RS384'
+  'ES384'
+])
+param assertionAlgorithm string = 'RS384'
+
+@description('EHRB_ENTRA_AUDIENCE: EHR Bridge\'s application (client) ID in Entra ID, the aud of the v2.0 app-only tokens tenants may opt in to. Empty: Entra ID tokens are not accepted.')
+param entraAudience string = ''
+
+@description('EHRB_ENTRA_AUTHORITY: the Entra ID authority whose tenant issuers and keys are trusted (a sovereign cloud has its own).')
+param entraAuthority string = 'https://login.microsoftonline.com'
 
 var resourceToken = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
 var appName = empty(functionAppName) ? 'func-ehrb-${resourceToken}' : functionAppName
@@ -233,6 +245,9 @@ module functionApp 'modules/functionapp.bicep' = {
     sandboxEnabled: sandboxEnabled
     consoleEntraClientId: consoleEntraClientId
     consoleEntraTenantId: empty(consoleEntraTenantId) ? tenant().tenantId : consoleEntraTenantId
+    assertionAlgorithm: assertionAlgorithm
+    entraAudience: entraAudience
+    entraAuthority: entraAuthority
   }
   // The host reads its storage and Application Insights with the identity: grant first.
   dependsOn: [

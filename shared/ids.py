@@ -36,3 +36,6 @@ def provider_secret_name(tenant_id: str) -> str:
 
 
 SIGNING_KEY_NAME = "token-signing-key"
+# The key of the client assertions we sign for providers: never the access-token key (RFC 8725
+# §3.12: a JWT of one kind must not pass for another, so each kind has its own key).
+ASSERTION_KEY_NAME = "assertion-signing-key"

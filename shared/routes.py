@@ -8,6 +8,9 @@ METADATA = "fhir/{face}/metadata"
 SMART_CONFIGURATION = "fhir/{face}/.well-known/smart-configuration"
 TOKEN = "oauth2/token"
 JWKS = "oauth2/jwks"
+# Our client-assertion keys (private_key_jwt to providers): the URL partners register with a
+# provider. A separate document: a provider trusts these keys for assertions only.
+ASSERTION_JWKS = "oauth2/assertion-jwks"
 SANDBOX_FHIR = "sandbox/fhir"
 
 
@@ -19,6 +22,11 @@ def token_url(origin: str) -> str:
 def jwks_url(origin: str) -> str:
     """Absolute URL of the JWKS document."""
     return f"{origin}/{ROUTE_PREFIX}/{JWKS}"
+
+
+def assertion_jwks_url(origin: str) -> str:
+    """Absolute URL of the client-assertion JWKS document."""
+    return f"{origin}/{ROUTE_PREFIX}/{ASSERTION_JWKS}"
 
 
 def face_base_url(origin: str, face: str) -> str:

@@ -14,6 +14,7 @@ from shared.hosting import log_hosting
 from shared.settings import Settings
 
 if TYPE_CHECKING:
+    import requests
     from azure.data.tables import TableServiceClient
 
     from shared.auth.clients import ClientRegistry
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from shared.operators import AdminKey
     from shared.proxy.bearer import BearerVerifier
     from shared.proxy.check import TenantChecker
+    from shared.proxy.entra import EntraTokens
     from shared.proxy.handler import FhirProxy
     from shared.proxy.provider_auth import ProviderAuth
     from shared.proxy.transport import ProviderTransport
@@ -128,6 +130,19 @@ class Services:
         )
 
     @cached_property
+    def assertion_keys(self) -> SigningKeys:
+        """The keys of the client assertions we sign for private_key_jwt providers."""
+        from shared.auth.signing_keys import SigningKeys
+        from shared.ids import ASSERTION_KEY_NAME
+
+        return SigningKeys(
+            self.secret_store,
+            self.settings.assertion_algorithm,
+            self.settings.cache_ttl_seconds,
+            secret_name=ASSERTION_KEY_NAME,
+        )
+
+    @cached_property
     def token_endpoint(self) -> TokenEndpoint:
         """The OAuth token endpoint."""
         from shared.auth.throttle import FailureThrottle, MemoryAttemptStore
@@ -190,7 +205,36 @@ class Services:
         """Bearer-token verification for the FHIR routes."""
         from shared.proxy.bearer import BearerVerifier
 
-        return BearerVerifier(self.settings, self.signing_keys, self.lookups)
+        return BearerVerifier(
+            self.settings, self.signing_keys, self.lookups, entra=self.entra_tokens
+        )
+
+    @cached_property
+    def entra_tokens(self) -> EntraTokens | None:
+        """Entra ID app-only tokens for opted-in tenants; None unless EHRB_ENTRA_AUDIENCE."""
+        if not self.settings.entra_audience:
+            return None
+        from shared.jose.remote import RemoteDocuments, RemoteKeySets
+        from shared.proxy.entra import EntraTenants, EntraTokens, configuration_parser
+
+        def session() -> requests.Session:
+            from shared.proxy.provider_auth import upstream_session
+
+            made = upstream_session(4, policy=self.address_policy)
+            if self.settings.entra_ca_bundle:
+                made.verify = self.settings.entra_ca_bundle
+            return made
+
+        settings = self.settings
+        return EntraTokens(
+            audience=settings.entra_audience,
+            authority=settings.entra_authority,
+            lookups=self.lookups,
+            tenants=EntraTenants(self.tenants, settings.cache_ttl_seconds),
+            configurations=RemoteDocuments(configuration_parser(settings.entra_authority), session),
+            keys=RemoteKeySets(session),
+            ttl=settings.cache_ttl_seconds,
+        )
 
     @cached_property
     def provider_auth(self) -> ProviderAuth:
@@ -206,6 +250,7 @@ class Services:
             ),
             address_policy=self.address_policy,
             managed_identity_scopes=self.settings.managed_identity_scopes,
+            assertion_keys=self.assertion_keys,
         )
 
     @cached_property

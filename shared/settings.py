@@ -45,6 +45,30 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("EHRB_TOKEN_LIFETIME_SECONDS", "900", "Access-token lifetime (`expires_in`)."),
     Setting("EHRB_TOKEN_ALGORITHM", "RS256", "JWT signing algorithm: RS256 or ES256."),
     Setting(
+        "EHRB_ASSERTION_ALGORITHM",
+        "RS384",
+        "Algorithm of the client assertions EHR Bridge signs for private_key_jwt providers: "
+        "RS384 or ES384 (SMART Backend Services' pair).",
+    ),
+    Setting(
+        "EHRB_ENTRA_AUDIENCE",
+        "",
+        "EHR Bridge's application (client) ID in Microsoft Entra ID: the `aud` of the v2.0 "
+        "app-only tokens callers may present. Empty: Entra ID tokens are not accepted.",
+    ),
+    Setting(
+        "EHRB_ENTRA_AUTHORITY",
+        "https://login.microsoftonline.com",
+        "The Entra ID authority (https origin) whose tenant issuers and keys are trusted.",
+    ),
+    Setting(
+        "EHRB_ENTRA_CA_BUNDLE",
+        "",
+        "PEM file of the CAs trusted for the Entra authority instead of the system's "
+        "(development: the local stand-in's throwaway CA).",
+        local_only=True,
+    ),
+    Setting(
         "EHRB_CACHE_TTL_SECONDS",
         "60",
         "TTL of the client, secret-version, tenant and signing-key caches; "
@@ -233,6 +257,7 @@ _DEFAULTS = {s.name: s.default for s in SETTINGS}
 
 FACES: tuple[FhirVersion, ...] = VERSIONS
 ALGORITHMS: tuple[str, ...] = ("RS256", "ES256")
+ASSERTION_ALGORITHMS: tuple[str, ...] = ("RS384", "ES384")
 
 
 def _flag(value: str, name: str) -> bool:
@@ -276,6 +301,27 @@ def _check_scopes(scopes: tuple[str, ...]) -> None:
             raise SettingsError(f"EHRB_MANAGED_IDENTITY_SCOPES: {refused}") from None
 
 
+def _authority(value: str) -> str:
+    """An https origin (scheme, host, optional port; no path, query or credentials)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value.rstrip("/"))
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise SettingsError("EHRB_ENTRA_AUTHORITY has an invalid port") from None
+    if (
+        parts.scheme != "https"
+        or not parts.hostname
+        or parts.path
+        or parts.query
+        or parts.fragment
+        or "@" in parts.netloc
+    ):
+        raise SettingsError("EHRB_ENTRA_AUTHORITY must be an https origin, e.g. https://host")
+    return f"https://{parts.netloc.lower()}"
+
+
 def _count(value: str, name: str) -> int:
     try:
         number = int(value)
@@ -313,6 +359,10 @@ class Settings:
     token_audience: str = _DEFAULTS["EHRB_TOKEN_AUDIENCE"]
     token_lifetime_seconds: int = 900
     token_algorithm: str = "RS256"
+    assertion_algorithm: str = "RS384"
+    entra_audience: str = ""
+    entra_authority: str = _DEFAULTS["EHRB_ENTRA_AUTHORITY"]
+    entra_ca_bundle: str = ""
     cache_ttl_seconds: int = 60
     token_failure_limit: int = 10
     token_failure_window_seconds: int = 60
@@ -358,6 +408,9 @@ class Settings:
         algorithm = get("EHRB_TOKEN_ALGORITHM").upper()
         if algorithm not in ALGORITHMS:
             raise SettingsError("EHRB_TOKEN_ALGORITHM must be RS256 or ES256")
+        assertion_algorithm = get("EHRB_ASSERTION_ALGORITHM").upper()
+        if assertion_algorithm not in ASSERTION_ALGORITHMS:
+            raise SettingsError("EHRB_ASSERTION_ALGORITHM must be RS384 or ES384")
         store = get("EHRB_SECRET_STORE").lower()
         if store not in ("keyvault", "local"):
             raise SettingsError("EHRB_SECRET_STORE must be keyvault or local")
@@ -377,6 +430,10 @@ class Settings:
                 get("EHRB_TOKEN_LIFETIME_SECONDS"), "EHRB_TOKEN_LIFETIME_SECONDS"
             ),
             token_algorithm=algorithm,
+            assertion_algorithm=assertion_algorithm,
+            entra_audience=get("EHRB_ENTRA_AUDIENCE"),
+            entra_authority=_authority(get("EHRB_ENTRA_AUTHORITY")),
+            entra_ca_bundle=get("EHRB_ENTRA_CA_BUNDLE"),
             cache_ttl_seconds=_positive_int(
                 get("EHRB_CACHE_TTL_SECONDS"), "EHRB_CACHE_TTL_SECONDS"
             ),

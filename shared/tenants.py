@@ -1,4 +1,9 @@
-"""Tenant mappings: an Azure AD tenant GUID to its provider FHIR server and allowed clients."""
+"""Tenant mappings: an Azure AD tenant GUID to its provider FHIR server and allowed clients.
+
+Callers are EHR Bridge clients (``allowed_client_ids``, with our access tokens) and, when the
+mapping opts in, applications of the tenant's own Entra ID (``entra_app_ids``, presenting an
+Entra app-only access token: ``shared/proxy/entra.py``).
+"""
 
 from __future__ import annotations
 
@@ -48,6 +53,7 @@ FIELDS = frozenset(
         "provider_client_id",
         "provider_scope",
         "allowed_client_ids",
+        "entra_app_ids",
         "enabled",
         "allow_writes",
         "capabilities",
@@ -89,6 +95,8 @@ class TenantMapping:
     provider_client_id: str = ""
     provider_scope: str = ""
     allowed_client_ids: tuple[str, ...] = ()
+    entra_app_ids: tuple[str, ...] = ()
+    """Entra ID application ids of this tenant whose app-only tokens are accepted; () none."""
     enabled: bool = True
     allow_writes: bool = False
     # Operator overrides of what the provider can do (batch, sort_by_date, post_search) and
@@ -104,6 +112,10 @@ class TenantMapping:
         """True when ``client_id`` may obtain tokens for this tenant."""
         return client_id.lower() in self.allowed_client_ids
 
+    def allows_entra_app(self, app_id: str) -> bool:
+        """True when the Entra ID application ``app_id`` may call with its app-only token."""
+        return app_id.lower() in self.entra_app_ids
+
     def to_json(self) -> dict[str, Any]:
         """The mapping as the management API shows it."""
         return {
@@ -116,6 +128,7 @@ class TenantMapping:
             "provider_client_id": self.provider_client_id or None,
             "provider_scope": self.provider_scope or None,
             "allowed_client_ids": list(self.allowed_client_ids),
+            "entra_app_ids": list(self.entra_app_ids),
             "enabled": self.enabled,
             "allow_writes": self.allow_writes,
             "capabilities": dict(self.capabilities),
@@ -262,6 +275,7 @@ def parse_mapping(
             )
         if canonical not in allowed:
             allowed.append(canonical)
+    entra_apps = _entra_app_ids(body.get("entra_app_ids", []))
     return TenantMapping(
         tenant_id=canonical_guid(tenant_id),
         provider_base_url=base,
@@ -272,10 +286,23 @@ def parse_mapping(
         provider_client_id=credential.get("provider_client_id", ""),
         provider_scope=scope,
         allowed_client_ids=tuple(allowed),
+        entra_app_ids=entra_apps,
         enabled=_flag(body.get("enabled", True), "enabled"),
         allow_writes=_flag(body.get("allow_writes", False), "allow_writes"),
         capabilities=_capabilities(body.get("capabilities", {})),
     )
+
+
+def _entra_app_ids(value: object) -> tuple[str, ...]:
+    """Entra application ids (GUIDs, any case), stored lower case, each once."""
+    if not isinstance(value, list) or len(value) > MAX_ALLOWED_CLIENTS:
+        raise InvalidTenantInput(
+            f"entra_app_ids must be a list of at most {MAX_ALLOWED_CLIENTS} application ids",
+            "entra_app_ids",
+        )
+    if not all(is_guid(app_id) for app_id in value):
+        raise InvalidTenantInput("entra_app_ids must hold GUIDs", "entra_app_ids")
+    return tuple(dict.fromkeys(canonical_guid(app_id) for app_id in value))
 
 
 def _auth_kind(value: object) -> AuthKindRules:
@@ -331,6 +358,7 @@ def _properties(mapping: TenantMapping, created_at: str, updated_at: str) -> dic
         "provider_scope": mapping.provider_scope,
         # Tables have no list type: a JSON array in a string column.
         "allowed_client_ids": json.dumps(list(mapping.allowed_client_ids)),
+        "entra_app_ids": json.dumps(list(mapping.entra_app_ids)),
         "enabled": mapping.enabled,
         "allow_writes": mapping.allow_writes,
         "capabilities": json.dumps(mapping.capabilities),
@@ -353,6 +381,7 @@ def _mapping(entity: Entity) -> TenantMapping:
         provider_client_id=str(p.get("provider_client_id", "")),
         provider_scope=str(p.get("provider_scope", "")),
         allowed_client_ids=tuple(json.loads(p.get("allowed_client_ids") or "[]")),
+        entra_app_ids=tuple(json.loads(p.get("entra_app_ids") or "[]")),
         enabled=bool(p.get("enabled", False)),
         allow_writes=bool(p.get("allow_writes", False)),
         capabilities=json.loads(p.get("capabilities") or "{}"),
@@ -479,6 +508,7 @@ _AUDITED = (
     "provider_client_id",
     "provider_scope",
     "allowed_client_ids",
+    "entra_app_ids",
     "enabled",
     "allow_writes",
     "capabilities",
@@ -516,5 +546,6 @@ def _audit_fields(mapping: TenantMapping) -> dict[str, Any]:
         "provider_fhir_version": mapping.provider_fhir_version,
         "provider_auth_kind": mapping.provider_auth_kind,
         "allowed_client_ids": list(mapping.allowed_client_ids),
+        "entra_app_ids": list(mapping.entra_app_ids),
         "enabled": mapping.enabled,
     }

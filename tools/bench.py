@@ -2,7 +2,9 @@
 FHIR proxy (the handler's own cost per request; the latency it adds over HTTP, next to calling
 the upstream directly and through nginx), FHIR version conversion (an R4 page of vital signs
 to STU3 and to DSTU2, in-process), what anonymous callers can make it spend
-(tools/bench_dos.py: memory after refused requests, token refusals, a hung table store) and
+(tools/bench_dos.py: memory after refused requests, token refusals, a hung table store), signed
+credentials (tools/bench_signed.py: client assertions, provider tokens by secret and by
+assertion, Entra ID token verification) and
 the sandbox provider (tools/bench_sandbox.py: 10,000 generated patients in Azurite, searched
 and batch-queried through the proxy).
 
@@ -1367,6 +1369,25 @@ def main(argv: list[str] | None = None) -> int:
             measure_refused_memory(fixture),
             measure_token_refusals(fixture),
             measure_hung_tables(fixture),
+        )
+    print()
+    from tools.bench_signed import (
+        ASSERTION_ALGORITHMS,
+        measure_assertions,
+        measure_entra_verification,
+        measure_provider_tokens,
+        print_signed,
+    )
+
+    with bench_fixture() as fixture:
+        print_signed(
+            [measure_assertions(algorithm) for algorithm in ASSERTION_ALGORITHMS],
+            [
+                measure_provider_tokens("client_credentials"),
+                measure_provider_tokens("private_key_jwt", "RS384"),
+                measure_provider_tokens("private_key_jwt", "ES384"),
+            ],
+            measure_entra_verification(fixture),
         )
     print()
     if args.sandbox_patients > 0:

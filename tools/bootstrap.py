@@ -1,4 +1,5 @@
-"""Prepare a local EHR Bridge: settings, tables, a signing key, the sandbox and the demo tenant.
+"""Prepare a local EHR Bridge: settings, tables, the signing and assertion keys, the sandbox and
+the demo tenant.
 
 Development only; ``make run`` calls it after Azurite is up. Every step is idempotent: a second
 run reuses the demo client (and its secret), the demo tenant and the sandbox key, and loads only
@@ -181,6 +182,7 @@ def _seed(
     ``report`` when one is given.
     """
     from shared.auth.signing_keys import ensure_signing_key
+    from shared.ids import ASSERTION_KEY_NAME
     from shared.services import Services
     from shared.tables import ensure_tables
 
@@ -188,6 +190,10 @@ def _seed(
     services = Services(settings)
     ensure_tables(services.table_service)
     ensure_signing_key(services.secret_store, settings.token_algorithm)
+    # The key of the assertions we sign for private_key_jwt providers (oauth2/assertion-jwks).
+    ensure_signing_key(
+        services.secret_store, settings.assertion_algorithm, secret_name=ASSERTION_KEY_NAME
+    )
     previous = _read_credentials(credentials_path)
     client_id, secret = _demo_client(services, previous)
     provider = os.environ.get("EHRB_DEMO_PROVIDER_URL", "").strip()

@@ -1,6 +1,7 @@
 """Operator CLI for EHR Bridge: ``python -m tools.ops GROUP ACTION ...``.
 
-For operators who register clients, rotate client secrets and signing keys, and onboard tenants
+For operators who register clients, rotate client secrets, signing keys and the assertion key,
+and onboard tenants
 directly against Key Vault and Table Storage, without going through the management HTTP API
 (for instance before the function app is deployed, or when it is down). Every command is a thin
 call into ``shared/``, so the rules are the same ones the app and its management API enforce.
@@ -36,7 +37,13 @@ from shared.auth.clients import (
     InvalidClientInput,
     version_json,
 )
-from shared.ids import SIGNING_KEY_NAME, canonical_guid, is_guid, provider_secret_name
+from shared.ids import (
+    ASSERTION_KEY_NAME,
+    SIGNING_KEY_NAME,
+    canonical_guid,
+    is_guid,
+    provider_secret_name,
+)
 from shared.proxy.auth_kinds import (
     AUTH_KINDS,
     AuthKind,
@@ -104,6 +111,7 @@ TENANT_FLAGS = {
     "provider_client_id": "--provider-client-id",
     "provider_scope": "--provider-scope",
     "allowed_client_ids": "--allow-client",
+    "entra_app_ids": "--entra-app-id",
     "display_name": "--display-name",
     "enabled": "--disabled",
     "allow_writes": "--allow-writes",
@@ -166,6 +174,17 @@ class Context:
 def default_retire_after_seconds(settings: Settings) -> int:
     """Token lifetime + 2 x cache TTL + 60 s: how long a replaced signing key must still verify."""
     return settings.token_lifetime_seconds + 2 * settings.cache_ttl_seconds + CLOCK_SKEW_SECONDS
+
+
+def default_assertion_retire_after_seconds(settings: Settings) -> int:
+    """Cache TTL + assertion lifetime + 60 s: how long a replaced assertion key stays published.
+
+    An instance may sign with the old key until its cached key list refreshes (one cache TTL
+    after activation); what it signed then is checked within the assertion's lifetime.
+    """
+    from shared.proxy.assertions import ASSERTION_LIFETIME_SECONDS
+
+    return settings.cache_ttl_seconds + ASSERTION_LIFETIME_SECONDS + CLOCK_SKEW_SECONDS
 
 
 def default_activate_in_seconds(settings: Settings) -> int:
@@ -305,6 +324,7 @@ def _mapping_from_flags(args: argparse.Namespace) -> dict[str, Any]:
         "provider_client_id": args.provider_client_id,
         "provider_scope": args.provider_scope,
         "allowed_client_ids": args.allow_client,
+        "entra_app_ids": args.entra_app_id,
         "display_name": args.display_name,
     }
     body.update({field: value for field, value in optional.items() if value is not None})
@@ -322,6 +342,7 @@ def _mapping_flags_given(args: argparse.Namespace) -> list[str]:
             ("provider_client_id", "--provider-client-id"),
             ("provider_scope", "--provider-scope"),
             ("allow_client", "--allow-client"),
+            ("entra_app_id", "--entra-app-id"),
             ("display_name", "--display-name"),
         )
         if getattr(args, dest) is not None
@@ -491,15 +512,22 @@ def _signing_kid(versions: list[SecretVersion], algorithm: str) -> str | None:
     return None
 
 
-def _signing_keys_json(services: Services) -> dict[str, Any]:
-    algorithm = services.settings.token_algorithm
-    versions = services.secret_store.list_versions(SIGNING_KEY_NAME)
+def _keys_json(services: Services, name: str, algorithm: str) -> dict[str, Any]:
+    versions = services.secret_store.list_versions(name)
     kid = _signing_kid(versions, algorithm)
     return {
         "algorithm": algorithm,
         "signing_kid": kid,
         "keys": [_key_json(v, kid) for v in versions],
     }
+
+
+def _signing_keys_json(services: Services) -> dict[str, Any]:
+    return _keys_json(services, SIGNING_KEY_NAME, services.settings.token_algorithm)
+
+
+def _assertion_keys_json(services: Services) -> dict[str, Any]:
+    return _keys_json(services, ASSERTION_KEY_NAME, services.settings.assertion_algorithm)
 
 
 def signing_key_rotate(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
@@ -509,7 +537,9 @@ def signing_key_rotate(args: argparse.Namespace, ctx: Context) -> dict[str, Any]
     retire = _non_negative(args.retire_previous_after_seconds, "--retire-previous-after-seconds")
     activate = default_activate_in_seconds(settings) if activate is None else activate
     retire = default_retire_after_seconds(settings) if retire is None else retire
-    version = _rotate_signing_key(ctx.services, activate, retire)
+    version = _rotate_key(
+        ctx.services, SIGNING_KEY_NAME, settings.token_algorithm, activate, retire
+    )
     change("signing_key.rotated", kid=version.version)
     with contextlib.suppress(KeyError):
         # Only matters when this process also signs (tests, an embedded host).
@@ -524,20 +554,54 @@ def signing_key_rotate(args: argparse.Namespace, ctx: Context) -> dict[str, Any]
     }
 
 
-def _rotate_signing_key(services: Services, activate: int, retire: int) -> SecretVersion:
+def _rotate_key(
+    services: Services, name: str, algorithm: str, activate: int, retire: int
+) -> SecretVersion:
     from shared.auth.signing_keys import rotate_signing_key
 
     return rotate_signing_key(
         services.secret_store,
-        services.settings.token_algorithm,
+        algorithm,
         activate_in=timedelta(seconds=activate),
         retire_previous_after=timedelta(seconds=retire),
+        secret_name=name,
     )
 
 
 def signing_key_list(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
     """Signing key versions with their alg tag and state (never the PEM)."""
     return _signing_keys_json(ctx.services)
+
+
+# Assertion keys
+
+
+def assertion_key_rotate(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
+    """Add an assertion key: published at once at oauth2/assertion-jwks, signing later."""
+    settings = ctx.services.settings
+    activate = _non_negative(args.activate_in_seconds, "--activate-in-seconds")
+    retire = _non_negative(args.retire_previous_after_seconds, "--retire-previous-after-seconds")
+    activate = default_activate_in_seconds(settings) if activate is None else activate
+    retire = default_assertion_retire_after_seconds(settings) if retire is None else retire
+    version = _rotate_key(
+        ctx.services, ASSERTION_KEY_NAME, settings.assertion_algorithm, activate, retire
+    )
+    change("assertion_key.rotated", kid=version.version)
+    with contextlib.suppress(KeyError):
+        vars(ctx.services)["assertion_keys"].refresh()
+    return {
+        "kid": version.version,
+        "alg": settings.assertion_algorithm,
+        "signs_from": (version.not_before or version.created_on).isoformat(),
+        "activate_in_seconds": activate,
+        "retire_previous_after_seconds": retire,
+        **_assertion_keys_json(ctx.services),
+    }
+
+
+def assertion_key_list(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
+    """Assertion key versions with their alg tag and state (never the PEM)."""
+    return _assertion_keys_json(ctx.services)
 
 
 # Tables
@@ -727,6 +791,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CLIENT_ID",
         help="client allowed to get tokens for this tenant (repeatable)",
     )
+    cmd.add_argument(
+        "--entra-app-id",
+        action="extend",
+        nargs="+",
+        metavar="APP_ID",
+        help="Entra ID application of this tenant whose app-only tokens are accepted "
+        "(repeatable; needs EHRB_ENTRA_AUDIENCE)",
+    )
     cmd.add_argument("--display-name", help="display name")
     cmd.add_argument("--disabled", action="store_true", help="store the mapping disabled")
     cmd.add_argument("--allow-writes", action="store_true", help="allow writes to the provider")
@@ -763,6 +835,28 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.set_defaults(handler=signing_key_rotate)
     actions.add_parser("list", help="key versions, alg and state (never the key)").set_defaults(
         handler=signing_key_list
+    )
+
+    keys = groups.add_parser(
+        "assertion-key",
+        help="the key of the client assertions we sign for private_key_jwt providers",
+    )
+    actions = keys.add_subparsers(dest="action", metavar="ACTION", required=True)
+    cmd = actions.add_parser(
+        "rotate", help="add an assertion key; published at once, it signs after the delay"
+    )
+    cmd.add_argument("--activate-in-seconds", type=int, metavar="N", help=ACTIVATE_HELP)
+    cmd.add_argument(
+        "--retire-previous-after-seconds",
+        type=int,
+        metavar="N",
+        help="seconds after activation until the previous keys leave the assertion JWKS; "
+        "default: cache TTL + assertion lifetime (120 s) + 60 s. 0 retires them at "
+        "activation: only for a leaked key",
+    )
+    cmd.set_defaults(handler=assertion_key_rotate)
+    actions.add_parser("list", help="key versions, alg and state (never the key)").set_defaults(
+        handler=assertion_key_list
     )
 
     tables = groups.add_parser("tables", help="Table Storage")

@@ -100,6 +100,18 @@ param consoleEntraClientId string
 
 @description('Tenant id of that app registration.')
 param consoleEntraTenantId string
+@description('EHRB_ASSERTION_ALGORITHM: RS384 or ES384.')
+@allowed([
+  'RS384'
+  'ES384'
+])
+param assertionAlgorithm string
+
+@description('EHRB_ENTRA_AUDIENCE: EHR Bridge\'s Entra application (client) ID; empty: Entra ID tokens off.')
+param entraAudience string
+
+@description('EHRB_ENTRA_AUTHORITY: the Entra ID authority (https origin).')
+param entraAuthority string
 
 // The platform's own host name, read from the site: with a unique default host name it is
 // <name>-<hash>.<region>-01.azurewebsites.net, which no template can guess.
@@ -223,6 +235,9 @@ resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
     EHRB_TOKEN_AUDIENCE: '${publicBaseUrl}/api/fhir'
     EHRB_TOKEN_LIFETIME_SECONDS: string(tokenLifetimeSeconds)
     EHRB_TOKEN_ALGORITHM: tokenAlgorithm
+    EHRB_ASSERTION_ALGORITHM: assertionAlgorithm
+    EHRB_ENTRA_AUDIENCE: entraAudience
+    EHRB_ENTRA_AUTHORITY: entraAuthority
     EHRB_CACHE_TTL_SECONDS: string(cacheTtlSeconds)
     EHRB_TOKEN_FAILURE_LIMIT: '10'
     EHRB_TOKEN_FAILURE_WINDOW_SECONDS: '60'

@@ -1,9 +1,14 @@
-"""Token signing keys held in Key Vault secret ``token-signing-key`` and their JWKS.
+"""Our signing keys held in a Key Vault secret, and their JWKS.
 
 Each version of the secret is one key (a PEM private key, tagged with its ``alg``); the version
 id is the JWT ``kid``. The newest usable version signs. Versions with a future ``not_before``
 are published in the JWKS before they sign, and the previous key is kept (until the expiry set
 at rotation) so that tokens it signed verify until they expire (RFC 8725 §3.10 key rollover).
+
+Two secrets hold such keys, one per kind of JWT we sign (RFC 8725 §3.12: different kinds,
+different keys): ``token-signing-key`` for our access tokens (RS256 or ES256) and
+``assertion-signing-key`` for the client assertions we present to providers (RS384 or ES384,
+SMART Backend Services' pair).
 """
 
 from __future__ import annotations
@@ -41,6 +46,10 @@ class SigningKey:
         return public_jwk(self.private_key, self.kid, self.algorithm)
 
 
+# cryptography's curve name → the JWK crv and the coordinate size (RFC 7518 §6.2.1).
+_CURVES = {"secp256r1": ("P-256", 32), "secp384r1": ("P-384", 48)}
+
+
 def _b64(number: int, length: int | None = None) -> str:
     size = length or (number.bit_length() + 7) // 8
     return base64.urlsafe_b64encode(number.to_bytes(size, "big")).rstrip(b"=").decode("ascii")
@@ -63,30 +72,33 @@ def public_jwk(private_key: Any, kid: str, algorithm: str) -> dict[str, str]:
         }
     if isinstance(public, ec.EllipticCurvePublicKey):
         point = public.public_numbers()
+        crv, size = _CURVES[public.curve.name]
         return {
             "kty": "EC",
             "kid": kid,
             "alg": algorithm,
             "use": "sig",
-            "crv": "P-256",
-            "x": _b64(point.x, 32),
-            "y": _b64(point.y, 32),
+            "crv": crv,
+            "x": _b64(point.x, size),
+            "y": _b64(point.y, size),
         }
     raise NoSigningKey("unsupported key type")
 
 
 def generate_private_key_pem(algorithm: str) -> str:
-    """A new PKCS#8 PEM private key for RS256 (RSA 2048) or ES256 (P-256)."""
+    """A new PKCS#8 PEM private key: RSA 2048 for RS256/RS384, P-256 for ES256, P-384 for ES384."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
     key: PrivateKeyTypes
-    if algorithm == "RS256":
+    if algorithm in ("RS256", "RS384"):
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     elif algorithm == "ES256":
         key = ec.generate_private_key(ec.SECP256R1())
+    elif algorithm == "ES384":
+        key = ec.generate_private_key(ec.SECP384R1())
     else:
-        raise ValueError("algorithm must be RS256 or ES256")
+        raise ValueError("algorithm must be RS256, ES256, RS384 or ES384")
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -100,6 +112,7 @@ def rotate_signing_key(
     *,
     activate_in: timedelta = timedelta(0),
     retire_previous_after: timedelta | None = None,
+    secret_name: str = SIGNING_KEY_NAME,
 ) -> SecretVersion:
     """Add a signing key; it signs after ``activate_in``; older keys expire later.
 
@@ -108,9 +121,9 @@ def rotate_signing_key(
     """
     now = utcnow()
     not_before = now + activate_in if activate_in > timedelta(0) else None
-    older = [v for v in store.list_versions(SIGNING_KEY_NAME) if v.is_usable(now)]
+    older = [v for v in store.list_versions(secret_name) if v.is_usable(now)]
     version = store.set_secret(
-        SIGNING_KEY_NAME,
+        secret_name,
         generate_private_key_pem(algorithm),
         not_before=not_before,
         tags={"alg": algorithm},
@@ -119,16 +132,24 @@ def rotate_signing_key(
         retire_at = now + activate_in + retire_previous_after
         for old in older:
             if old.expires_on is None or old.expires_on > retire_at:
-                store.update_version(SIGNING_KEY_NAME, old.version, expires_on=retire_at)
+                store.update_version(secret_name, old.version, expires_on=retire_at)
     return version
 
 
 class SigningKeys:
-    """Loads signing keys from the secret store, cached for ``ttl`` seconds."""
+    """Loads signing keys from the secret ``secret_name``, cached for ``ttl`` seconds."""
 
-    def __init__(self, store: SecretStore, algorithm: str, ttl: float) -> None:
+    def __init__(
+        self,
+        store: SecretStore,
+        algorithm: str,
+        ttl: float,
+        *,
+        secret_name: str = SIGNING_KEY_NAME,
+    ) -> None:
         self._store = store
         self._algorithm = algorithm
+        self._name = secret_name
         self._versions: TTLCache[list[SecretVersion]] = TTLCache(ttl)
         # A PEM parse costs milliseconds; a version's key never changes, so keep it.
         self._loaded: dict[str, SigningKey] = {}
@@ -139,7 +160,7 @@ class SigningKeys:
         return self._algorithm
 
     def _list(self) -> list[SecretVersion]:
-        return self._versions.get("versions", lambda: self._store.list_versions(SIGNING_KEY_NAME))
+        return self._versions.get("versions", lambda: self._store.list_versions(self._name))
 
     def _load(self, props: SecretVersion) -> SigningKey | None:
         cached = self._loaded.get(props.version)
@@ -148,7 +169,7 @@ class SigningKeys:
         from cryptography.hazmat.primitives import serialization
 
         try:
-            secret = self._store.get_secret(SIGNING_KEY_NAME, props.version)
+            secret = self._store.get_secret(self._name, props.version)
         except (SecretDisabled, SecretNotFound):
             return None
         key = serialization.load_pem_private_key(secret.value.encode("ascii"), password=None)
@@ -167,7 +188,7 @@ class SigningKeys:
                 key = self._load(props)
                 if key is not None:
                     return key
-        raise NoSigningKey(f"no usable {self._algorithm} key in {SIGNING_KEY_NAME}")
+        raise NoSigningKey(f"no usable {self._algorithm} key in {self._name}")
 
     def published(self, now: datetime | None = None) -> list[SigningKey]:
         """Keys a verifier should accept or expect: pending, current and unexpired previous."""
@@ -227,9 +248,11 @@ class SigningKeys:
         return None if key is None else key.private_key.public_key()
 
 
-def ensure_signing_key(store: SecretStore, algorithm: str) -> SecretVersion:
+def ensure_signing_key(
+    store: SecretStore, algorithm: str, *, secret_name: str = SIGNING_KEY_NAME
+) -> SecretVersion:
     """Create a signing key when none with ``algorithm`` is usable (bootstrap)."""
-    for props in store.list_versions(SIGNING_KEY_NAME):
+    for props in store.list_versions(secret_name):
         if props.is_usable() and props.tags.get("alg") == algorithm:
             return props
-    return rotate_signing_key(store, algorithm)
+    return rotate_signing_key(store, algorithm, secret_name=secret_name)

@@ -20,6 +20,7 @@ from shared.proxy.provider_tokens import (
     load_bearer,
     load_client_credentials,
     load_managed_identity,
+    load_private_key_jwt,
 )
 from shared.scopes import ScopeRefused, managed_identity_scope
 
@@ -31,6 +32,7 @@ class AuthKind(StrEnum):
     CLIENT_CREDENTIALS = "client_credentials"
     MANAGED_IDENTITY = "managed_identity"
     BEARER = "bearer"
+    PRIVATE_KEY_JWT = "private_key_jwt"
 
 
 class UnknownAuthKind(ValueError):
@@ -107,6 +109,15 @@ AUTH_KINDS: Final[Mapping[AuthKind, AuthKindRules]] = {
             "a static bearer token kept in Key Vault",
             stored_credential="the provider bearer token",
             load=load_bearer,
+        ),
+        # Nothing stored per tenant: the assertion key is EHR Bridge's own (Key Vault secret
+        # assertion-signing-key), and the provider knows its public half from our JWKS URL.
+        AuthKindRules(
+            AuthKind.PRIVATE_KEY_JWT,
+            "an OAuth client-credentials token from provider_token_url, authenticated by "
+            "EHR Bridge's signed assertion (RFC 7523, SMART Backend Services)",
+            required=("provider_token_url", "provider_client_id"),
+            load=load_private_key_jwt,
         ),
     )
 }

@@ -4,7 +4,9 @@ Order: find the one token (RFC 6750 §2) → cheap syntax and header checks, the
 before any key is touched (RFC 8725 §3.1) → signature with the key named by ``kid`` → claims →
 revocation against the cached lookups (RFC 9700 §4.10; the cache TTL is the documented delay)
 → tenant policy. Claims are only read after the signature holds, so an unsigned token cannot
-probe the lookups.
+probe the lookups. A header shaped like Entra ID's (``typ`` ``JWT``) goes to ``entra.py``
+instead, when Entra ID tokens are configured (``EHRB_ENTRA_AUDIENCE``); otherwise it fails the
+``typ`` rule like any token that is not ours.
 
 OperationOutcome issue codes (FHIR issue-type): ``login`` when no usable credential was sent
 ("the client needs to initiate an authentication process"); ``expired`` for an expired token;
@@ -27,7 +29,7 @@ import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.auth.signing_keys import SigningKeys
 from shared.cache import TTLCache
@@ -39,6 +41,9 @@ from shared.proxy.model import Caller
 from shared.secret_store import SecretStoreUnavailable
 from shared.settings import Settings
 from shared.tables import StoreUnavailable
+
+if TYPE_CHECKING:
+    from shared.proxy.entra import EntraTokens
 
 log = logging.getLogger(__name__)
 
@@ -144,10 +149,12 @@ class BearerVerifier:
         *,
         leeway_seconds: int = 30,
         clock: Callable[[], float] = time.time,
+        entra: EntraTokens | None = None,
     ) -> None:
         self._settings = settings
         self._keys = signing_keys
         self._lookups = lookups
+        self._entra = entra
         self._leeway = leeway_seconds
         self._clock = clock
         # The signature check of a token already seen is skipped for the cache TTL; that its
@@ -179,7 +186,10 @@ class BearerVerifier:
         if verified is None:
             # Every check that needs no key runs before the cache can be filled, so a token
             # that is garbage at sight costs no flight, entry or key lookup.
-            header = self._checked_header(token)
+            header = self._jose_header(token)
+            if self._entra is not None and self._entra.recognises(header):
+                return self._entra.verify(token, header, digest)
+            self._check_header(header)
             verified = self._verified.get(digest, lambda: self._verify_signature(token, header))
         kid, claims = verified
         if self._keys.verification_key(kid) is None:
@@ -239,8 +249,9 @@ class BearerVerifier:
             raise _invalid_request("the Authorization header must be 'Bearer <token>'")
         return parts[1]
 
-    def _checked_header(self, token: str) -> dict[str, Any]:
-        """The JOSE header, after every check that needs no key."""
+    @staticmethod
+    def _jose_header(token: str) -> dict[str, Any]:
+        """The decoded JOSE header of a compact token of at most ``MAX_TOKEN_BYTES``."""
         if len(token) > MAX_TOKEN_BYTES:
             raise _invalid_token("token is too large")
         if _COMPACT_JWS.fullmatch(token) is None:
@@ -255,6 +266,10 @@ class BearerVerifier:
             raise _invalid_token("token is malformed") from None
         if not isinstance(header, dict):
             raise _invalid_token("token is malformed")
+        return header
+
+    def _check_header(self, header: dict[str, Any]) -> None:
+        """Every check of our own tokens' header that needs no key."""
         # RFC 8725 §3.1-3.2: the one configured algorithm, checked before any key is looked
         # up; this refuses "none" and HS* signed with our public key (§2.1 key confusion).
         if header.get("alg") != self._settings.token_algorithm:
@@ -273,7 +288,6 @@ class BearerVerifier:
         if not _plain_id(kid) or len(kid) > MAX_KID_LENGTH:
             raise _invalid_token("unknown signing key")
         # jwk, jku, x5u and x5c are never read (RFC 8725 §3.10): keys come only from our store.
-        return header
 
     def _decode(self, token: str, key: Any) -> dict[str, Any]:
         """Claims of a token whose signature, issuer and audience hold."""

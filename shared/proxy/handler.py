@@ -121,14 +121,18 @@ class FhirProxy:
                 exchange,
             )
         except ProviderAuthError as error:
+            # The provider's own refusal (its OAuth error, sanitized: provider_tokens.py) says
+            # which rule failed; nothing else of ours (secret names, addresses) reaches the caller.
+            said = f"; the provider said {error.refusal}" if error.refusal else ""
             log.warning(
-                "ALERT provider credentials refused for tenant %s: %s",
+                "ALERT provider credentials refused for tenant %s: %s%s",
                 exchange.caller.tenant_id if exchange.caller else "?",
                 type(error).__name__,
+                said,
             )
             response = self._outcome(
                 UpstreamError(
-                    "EHR Bridge could not authenticate to the provider FHIR server "
+                    f"EHR Bridge could not authenticate to the provider FHIR server{said} "
                     f"(correlation id {exchange.request_id})"
                 ),
                 exchange,
@@ -513,6 +517,8 @@ class FhirProxy:
             "fhir.request",
             request_id=exchange.request_id,
             client_id=caller.client_id if caller else None,
+            # Whose id client_id is: one of our clients, or an Entra ID application.
+            via=caller.via if caller else None,
             tenant_id=caller.tenant_id if caller else None,
             face=exchange.face if exchange.face in FACES else None,
             method=exchange.method,

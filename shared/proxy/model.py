@@ -19,6 +19,9 @@ class Caller:
     kid: str
     secret_version: str
     expires_at: int
+    via: str = "ehr-bridge"
+    """Whose token it was: ``ehr-bridge`` (ours; ``client_id`` a registered client) or
+    ``entra`` (an Entra ID app-only token; ``client_id`` the calling app's id, no ``sv``)."""
 
 
 @dataclass

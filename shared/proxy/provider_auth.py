@@ -4,9 +4,9 @@ The tenant's auth kind (``TenantMapping.provider_auth_kind``, one row of
 ``shared/proxy/auth_kinds.py``) says whether calls carry a credential and which loader
 (``shared/proxy/provider_tokens.py``) obtains it. This module caches what the loaders return:
 
-- ``client_credentials``: until ``expires_in`` − the refresh margin (a token shorter than twice
-  the margin is kept for half its lifetime instead, so short-lived tokens are not fetched on
-  every call);
+- ``client_credentials`` and ``private_key_jwt``: until ``expires_in`` − the refresh margin (a
+  token shorter than twice the margin is kept for half its lifetime instead, so short-lived
+  tokens are not fetched on every call);
 - ``managed_identity``: until ``expires_on`` − the margin;
 - ``bearer``: for the secret-cache TTL, so a rotated token is used within that TTL (or at once
   after a 401).
@@ -52,6 +52,8 @@ if TYPE_CHECKING:
     import requests
     from azure.core.credentials import TokenCredential
 
+    from shared.auth.signing_keys import SigningKey, SigningKeys
+
 __all__ = [
     "ProviderAuth",
     "ProviderAuthError",
@@ -80,6 +82,7 @@ class ProviderAuth:
         timeout: tuple[float, float] = (5.0, 10.0),
         address_policy: AddressPolicy | None = None,
         managed_identity_scopes: tuple[str, ...] = (),
+        assertion_keys: SigningKeys | None = None,
     ) -> None:
         if refresh_margin_seconds < 0:
             raise ValueError("refresh_margin_seconds must not be negative")
@@ -97,6 +100,7 @@ class ProviderAuth:
         self._refresh_locks: dict[tuple[str, ...], threading.Lock] = {}
         self._session: requests.Session | None = None
         self._credential: TokenCredential | None = None
+        self._assertion_keys = assertion_keys
         self._sources = Sources(
             secret=self._secret,
             token_session=self._token_session,
@@ -105,6 +109,7 @@ class ProviderAuth:
             clock=clock,
             timeout=timeout,
             managed_identity_scopes=managed_identity_scopes,
+            assertion_key=self._assertion_key,
         )
 
     # -- public -----------------------------------------------------------------------------
@@ -216,6 +221,13 @@ class ProviderAuth:
         if not found or not found[0].value:
             raise ProviderAuthError(f"no usable version of the provider credential {name}")
         return found[0].value
+
+    def _assertion_key(self) -> SigningKey:
+        from shared.auth.signing_keys import NoSigningKey
+
+        if self._assertion_keys is None:
+            raise NoSigningKey("no assertion keys are configured")
+        return self._assertion_keys.current()
 
     # -- lazily built clients ---------------------------------------------------------------
 

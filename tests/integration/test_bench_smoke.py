@@ -166,3 +166,23 @@ def test_denial_of_service_measurements_return_figures(azurite: str) -> None:
         )
         assert hung["first_fast_503_s"] is not None
         assert hung["store_calls"] >= 1
+
+
+def test_signed_credential_measurements_return_positive_figures(azurite: str) -> None:
+    from tools.bench_signed import (
+        ASSERTION_ALGORITHMS,
+        measure_assertions,
+        measure_entra_verification,
+        measure_provider_tokens,
+    )
+
+    for algorithm in ASSERTION_ALGORITHMS:
+        assert_positive(measure_assertions(algorithm, requests=3), RATE_KEYS)
+    for kind in ("client_credentials", "private_key_jwt"):
+        result = measure_provider_tokens(kind, requests=3)
+        assert result["kind"] == kind
+        assert_positive(result, RATE_KEYS)
+    with bench.bench_fixture(azurite) as fixture:
+        entra = measure_entra_verification(fixture, requests=3)
+    for figures in (entra["first_seen"], entra["seen_before"]):
+        assert_positive(figures, RATE_KEYS)

@@ -14,7 +14,12 @@ from typing import Any
 import pytest
 
 from shared.auth.clients import IssuedSecret
-from shared.ids import SIGNING_KEY_NAME, client_secret_name, provider_secret_name
+from shared.ids import (
+    ASSERTION_KEY_NAME,
+    SIGNING_KEY_NAME,
+    client_secret_name,
+    provider_secret_name,
+)
 from shared.secret_store import LocalSecretStore, SecretStoreUnavailable, utcnow
 from shared.services import Services
 from shared.settings import SETTINGS
@@ -406,6 +411,80 @@ def test_signing_key_rotate_defaults_publish_first_and_retire_after_token_lifeti
     assert old.expires_on is not None
     expected = before + timedelta(seconds=activate + retire)
     assert abs(old.expires_on - expected) < timedelta(seconds=5)
+
+
+def test_assertion_key_rotate_creates_a_separate_rs384_key_that_signs_at_once_when_asked(
+    services: Services, secret_store: LocalSecretStore
+) -> None:
+    run = ops(services, "assertion-key", "rotate", "--activate-in-seconds", "0")
+    assert run.code == 0
+    kid = run.json()["kid"]
+    assert run.json()["alg"] == "RS384"
+    assert services.assertion_keys.current().kid == kid
+    assert [v.version for v in secret_store.list_versions(ASSERTION_KEY_NAME)] == [kid]
+    assert kid not in {v.version for v in secret_store.list_versions(SIGNING_KEY_NAME)}
+
+
+def test_assertion_key_rotate_defaults_publish_first_and_retire_after_the_assertion_lifetime(
+    services: Services, secret_store: LocalSecretStore
+) -> None:
+    settings = services.settings
+    first = ops(services, "assertion-key", "rotate", "--activate-in-seconds", "0").json()["kid"]
+    before = utcnow()
+    kid = ops(services, "assertion-key", "rotate").json()["kid"]
+    services.assertion_keys.refresh()
+    assert kid in {key["kid"] for key in services.assertion_keys.jwks()["keys"]}
+    assert services.assertion_keys.current().kid == first
+    activate = settings.cache_ttl_seconds + 60
+    retire = settings.cache_ttl_seconds + 120 + 60
+    old = next(v for v in secret_store.list_versions(ASSERTION_KEY_NAME) if v.version == first)
+    assert old.expires_on is not None
+    assert abs(old.expires_on - (before + timedelta(seconds=activate + retire))) < timedelta(
+        seconds=5
+    )
+
+
+def test_assertion_key_list_shows_versions_and_state_but_no_pem(services: Services) -> None:
+    kid = ops(services, "assertion-key", "rotate", "--activate-in-seconds", "0").json()["kid"]
+    run = ops(services, "assertion-key", "list")
+    assert run.code == 0
+    assert run.json()["signing_kid"] == kid
+    assert "PRIVATE KEY" not in run.out
+
+
+def test_a_private_key_jwt_tenant_has_no_provider_secret_to_set(
+    services: Services, client: IssuedSecret, secret_store: LocalSecretStore
+) -> None:
+    tenant_id = str(uuid.uuid4())
+    put = ops(
+        services,
+        *put_tenant_args(
+            tenant_id,
+            "--auth-kind",
+            "private_key_jwt",
+            "--token-url",
+            "https://fhir.hospital-a.example/oauth2/token",
+            "--provider-client-id",
+            "ehr-bridge",
+        ),
+    )
+    assert put.code == 0, put.err
+    assert put.json()["tenant"]["provider_auth_kind"] == "private_key_jwt"
+    run = ops(services, "tenants", "set-provider-secret", tenant_id, stdin="x")
+    assert "provider_auth_kind" in assert_one_line_error(run, 2)
+    assert secret_store.list_versions(provider_secret_name(tenant_id)) == []
+
+
+def test_tenants_put_takes_the_entra_app_ids_of_the_tenant(services: Services) -> None:
+    tenant_id, app_id = str(uuid.uuid4()), str(uuid.uuid4())
+    run = ops(services, *put_tenant_args(tenant_id, "--entra-app-id", app_id.upper()))
+    assert run.code == 0, run.err
+    assert run.json()["tenant"]["entra_app_ids"] == [app_id]
+
+
+def test_a_malformed_entra_app_id_names_the_flag(services: Services) -> None:
+    run = ops(services, *put_tenant_args(str(uuid.uuid4()), "--entra-app-id", "my-app"))
+    assert "(--entra-app-id)" in assert_one_line_error(run, 2)
 
 
 def test_signing_key_list_shows_versions_and_state_but_no_pem(services: Services) -> None:

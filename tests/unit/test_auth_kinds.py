@@ -41,10 +41,10 @@ def test_only_none_sends_no_credential() -> None:
     assert [k for k, rules in AUTH_KINDS.items() if not rules.sends_credential] == [AuthKind.NONE]
 
 
-def test_client_credentials_alone_owns_the_token_url_and_client_id() -> None:
+def test_the_two_token_endpoint_kinds_alone_own_the_token_url_and_client_id() -> None:
     assert CREDENTIAL_FIELDS == ("provider_token_url", "provider_client_id")
     for field in CREDENTIAL_FIELDS:
-        assert kinds_requiring(field) == (AuthKind.CLIENT_CREDENTIALS,)
+        assert kinds_requiring(field) == (AuthKind.CLIENT_CREDENTIALS, AuthKind.PRIVATE_KEY_JWT)
 
 
 def test_the_stored_credential_is_the_client_secret_or_the_static_token() -> None:
@@ -55,7 +55,8 @@ def test_the_validation_message_lists_the_tables_kinds() -> None:
     with pytest.raises(InvalidTenantInput) as refused:
         parse(provider_auth_kind="basic")
     assert str(refused.value) == (
-        "provider_auth_kind must be none, client_credentials, managed_identity or bearer"
+        "provider_auth_kind must be none, client_credentials, managed_identity, bearer "
+        "or private_key_jwt"
     )
     assert str(refused.value) == f"provider_auth_kind must be {one_of(list(AuthKind))}"
 
@@ -70,7 +71,9 @@ def test_a_field_of_another_kind_names_the_kind_that_owns_it() -> None:
     with pytest.raises(InvalidTenantInput) as refused:
         parse(provider_auth_kind="bearer", provider_client_id="bridge")
     assert refused.value.field == "provider_client_id"
-    assert str(refused.value) == "provider_client_id applies only to client_credentials"
+    assert str(refused.value) == (
+        "provider_client_id applies only to client_credentials or private_key_jwt"
+    )
 
 
 def test_the_ops_cli_offers_exactly_the_tables_kinds() -> None:
@@ -81,3 +84,16 @@ def test_the_ops_cli_offers_exactly_the_tables_kinds() -> None:
     assert [put(str(kind)) for kind in AuthKind] == [str(kind) for kind in AuthKind]
     with pytest.raises(CliError):
         put("kerberos")
+
+
+def test_private_key_jwt_needs_the_token_url_and_our_client_id_and_stores_nothing() -> None:
+    with pytest.raises(InvalidTenantInput) as refused:
+        parse(provider_auth_kind="private_key_jwt", provider_client_id="bridge")
+    assert refused.value.field == "provider_token_url"
+    mapping = parse(
+        provider_auth_kind="private_key_jwt",
+        provider_token_url="https://fhir.example.org/oauth2/token",
+        provider_client_id="bridge",
+    )
+    assert mapping.provider_auth_kind == "private_key_jwt"
+    assert AUTH_KINDS[AuthKind.PRIVATE_KEY_JWT].stored_credential is None

@@ -85,6 +85,12 @@ TRIGGERS: dict[str, tuple[str, str, dict[str, str], Callable[[func.HttpResponse]
     "console": ("GET", "console/clients", {"path": "clients"}, html_page),
     "oauth_token": ("POST", "oauth2/token", {}, oauth_error),
     "oauth_jwks": ("GET", "oauth2/jwks", {}, plain_503("error", "misconfigured")),
+    "oauth_assertion_jwks": (
+        "GET",
+        "oauth2/assertion-jwks",
+        {},
+        plain_503("error", "misconfigured"),
+    ),
     "health": ("GET", "health", {}, plain_503("status", "misconfigured")),
     "manage_clients": ("GET", "manage/clients", {}, management_error),
     "manage_client": ("GET", f"manage/clients/{TENANT}", {"client_id": TENANT}, management_error),

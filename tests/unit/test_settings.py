@@ -54,12 +54,30 @@ def test_a_worker_thread_count_below_one_is_refused_by_name():
         ("EHRB_PUBLIC_BASE_URL", "bridge.example"),
         ("EHRB_TRUSTED_PROXY_HOPS", "-1"),
         ("EHRB_TOKEN_CLIENT_FAILURE_CEILING", "0"),
+        ("EHRB_ASSERTION_ALGORITHM", "RS256"),
+        ("EHRB_ASSERTION_ALGORITHM", "HS384"),
+        ("EHRB_ENTRA_AUTHORITY", "http://login.microsoftonline.com"),
+        ("EHRB_ENTRA_AUTHORITY", "https://login.microsoftonline.com/common"),
+        ("EHRB_ENTRA_AUTHORITY", "https://user@login.microsoftonline.com"),
+        ("EHRB_ENTRA_AUTHORITY", "https://login.microsoftonline.com:badport"),
     ],
 )
 def test_invalid_values_are_refused_by_name(name, value):
     with pytest.raises(SettingsError) as error:
         Settings.from_env({name: value})
     assert name in str(error.value)
+
+
+def test_entra_tokens_are_off_and_assertions_rs384_unless_told():
+    settings = Settings.from_env({})
+    assert settings.entra_audience == ""
+    assert settings.entra_authority == "https://login.microsoftonline.com"
+    assert settings.assertion_algorithm == "RS384"
+
+
+def test_the_entra_authority_is_kept_as_a_plain_lower_case_origin():
+    settings = Settings.from_env({"EHRB_ENTRA_AUTHORITY": "https://Login.Example.US:8443/"})
+    assert settings.entra_authority == "https://login.example.us:8443"
 
 
 def test_flags_accept_the_spellings_core_tools_writes():

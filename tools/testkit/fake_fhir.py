@@ -19,8 +19,10 @@ drive real sockets, keep-alive, paging links and failures:
   is exercised.
 - Auth: ``require_bearer`` ("token": that static token or any issued one; ``True``: issued tokens
   only; ``None``: no auth). ``metadata`` is always open. A client-credentials token endpoint at
-  ``/oauth/token`` (``token_url``) issues tokens to clients registered with ``issue_tokens``;
-  ``rotate_tokens()`` revokes every token issued so far.
+  ``/oauth/token`` (``token_url``) issues tokens to clients registered with ``issue_tokens``,
+  and to clients registered with ``require_assertion`` that authenticate with a signed
+  ``client_assertion`` (RFC 7523; checked as ``tools/testkit/assertion_check.py`` says, against
+  their JWKS URL over HTTP); ``rotate_tokens()`` revokes every token issued so far.
 - Faults are queued and consumed one per matching request, in order (``fail``, ``slow``,
   ``slow_body``, ``drop``, ``truncate``, ``garbage``, ``redirect``, ``oversize``);
   ``extra_headers`` adds headers to every answer until cleared. By default a fault matches any
@@ -53,6 +55,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from tools.testkit.assertion_check import AssertionChecker, AssertionClient, Refused
 from tools.testkit.data import HL7_EXAMPLES, data_files
 from tools.testkit.loopback import BackgroundServer, LoopbackServer
 
@@ -307,6 +310,7 @@ class FakeFhirServer(BackgroundServer):
         self._extra_headers: list[tuple[str, str]] = []
         self._clients: dict[str, tuple[str, int]] = {}
         self._issued: dict[str, float] = {}
+        self.assertions = AssertionChecker()
         self._token_requests = 0
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -388,6 +392,16 @@ class FakeFhirServer(BackgroundServer):
         """Let ``client_id``/``secret`` obtain tokens valid ``expires_in`` seconds (reported)."""
         with self._lock:
             self._clients[client_id] = (secret, expires_in)
+
+    def require_assertion(self, client_id: str, jwks_url: str, **rules: Any) -> AssertionClient:
+        """Let ``client_id`` obtain tokens with an assertion signed by a key of ``jwks_url``.
+
+        ``rules`` are ``AssertionClient``'s: ``expires_in``, ``algorithms``, ``audience``,
+        ``max_lifetime``, ``ca_path``.
+        """
+        client = AssertionClient(client_id, jwks_url, **rules)
+        self.assertions.register(client)
+        return client
 
     def rotate_tokens(self) -> None:
         """Revoke every token issued so far: they get 401 from now on."""
@@ -979,6 +993,8 @@ class FakeFhirServer(BackgroundServer):
         if method != "POST":
             return _oauth_error(405, "invalid_request")
         form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        if "client_assertion" in form or "client_assertion_type" in form:
+            return self._assertion_token(form)
         client_id = form.get("client_id")
         secret = form.get("client_secret")
         authorization = handler.headers.get("Authorization") or ""
@@ -1005,6 +1021,30 @@ class FakeFhirServer(BackgroundServer):
             "access_token": token,
             "token_type": "bearer",
             "expires_in": registered[1],
+        }
+        if form.get("scope"):
+            document["scope"] = form["scope"]
+        return _Answer(
+            200,
+            _json(document),
+            "application/json",
+            [("Cache-Control", "no-store"), ("Pragma", "no-cache")],
+        )
+
+    def _assertion_token(self, form: dict[str, str]) -> _Answer:
+        if form.get("grant_type") != "client_credentials":
+            return _oauth_error(400, "unsupported_grant_type")
+        try:
+            client = self.assertions.check(form, self.token_url)
+        except Refused as refused:
+            return _oauth_error(refused.status, refused.error, refused.description)
+        token = f"fake-fhir-{secrets.token_hex(16)}"
+        with self._lock:
+            self._issued[token] = time.time() + client.expires_in
+        document: dict[str, Any] = {
+            "access_token": token,
+            "token_type": "bearer",
+            "expires_in": client.expires_in,
         }
         if form.get("scope"):
             document["scope"] = form["scope"]
@@ -1140,11 +1180,14 @@ def _json(document: Mapping[str, Any]) -> bytes:
     return json.dumps(document, separators=(",", ":")).encode("utf-8")
 
 
-def _oauth_error(status: int, error: str) -> _Answer:
+def _oauth_error(status: int, error: str, description: str | None = None) -> _Answer:
     headers = [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
     if status == 401:
         headers.append(("WWW-Authenticate", 'Basic realm="token"'))
-    return _Answer(status, _json({"error": error}), "application/json", headers)
+    document = {"error": error}
+    if description is not None:
+        document["error_description"] = description
+    return _Answer(status, _json(document), "application/json", headers)
 
 
 def _parse_resource(body: bytes, resource_type: str) -> dict[str, Any]:
@@ -1230,3 +1273,38 @@ def running_fake_fhir(**kwargs: Any) -> Iterator[FakeFhirServer]:
         yield server
     finally:
         server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve one fake provider in the foreground (manual walkthroughs), until SIGTERM or Ctrl-C."""
+    import argparse
+    import signal
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m tools.testkit.fake_fhir")
+    parser.add_argument("--version", choices=sorted(FHIR_VERSIONS), default="r4")
+    parser.add_argument(
+        "--require-assertion",
+        nargs=2,
+        metavar=("CLIENT_ID", "JWKS_URL"),
+        help="issue tokens only to CLIENT_ID's assertions, checked against JWKS_URL",
+    )
+    args = parser.parse_args(argv)
+    server = FakeFhirServer(args.version, require_bearer=bool(args.require_assertion)).start()
+    if args.require_assertion:
+        server.require_assertion(*args.require_assertion)
+    print(json.dumps({"base_url": server.base_url, "token_url": server.token_url}), flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
