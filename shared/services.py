@@ -7,6 +7,8 @@ shows as a clear error on the first request rather than "0 functions loaded" at 
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from shared.sandbox.store import SandboxStore
     from shared.sandbox.ui import SandboxUi
     from shared.secret_store import SecretStore
+    from shared.tables import EntityTable
     from shared.tenants import TenantRegistry
 
 
@@ -61,9 +64,12 @@ class Services:
         secret_store: SecretStore | None = None,
         table_service: TableServiceClient | None = None,
         credential: Any = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.settings = settings
         self._credential = credential
+        # One clock for every timed rule (tests pass a fake one); None: the real clocks.
+        self.clock = clock
         if secret_store is not None:
             self.__dict__["secret_store"] = secret_store
         if table_service is not None:
@@ -89,6 +95,16 @@ class Services:
         return store_breaker(self.settings)
 
     @cached_property
+    def expiring_table(self) -> EntityTable:
+        """The rows every instance shares that expire (failure counts, instances alive)."""
+        from shared.tables import EXPIRING_TABLE, AzureEntityTable, store_breaker
+
+        # A breaker of its own: trouble with this table alone must not pause the tables that
+        # every request needs, and its users carry on without it (per instance).
+        client = self.table_service.get_table_client(EXPIRING_TABLE)
+        return AzureEntityTable(client, store_breaker(self.settings))
+
+    @cached_property
     def clients(self) -> ClientRegistry:
         """Client registrations and their secrets."""
         from shared.auth.clients import ClientRegistry
@@ -112,7 +128,11 @@ class Services:
         from shared.lookups import Lookups
 
         return Lookups(
-            self.clients, self.tenants, self.secret_store, self.settings.cache_ttl_seconds
+            self.clients,
+            self.tenants,
+            self.secret_store,
+            self.settings.cache_ttl_seconds,
+            clock=self.clock,
         )
 
     @cached_property
@@ -127,17 +147,27 @@ class Services:
     @cached_property
     def token_endpoint(self) -> TokenEndpoint:
         """The OAuth token endpoint."""
+        from shared.auth.shared_attempts import NAMESPACE, SharedAttemptStore
         from shared.auth.throttle import FailureThrottle, MemoryAttemptStore
         from shared.auth.token_endpoint import TokenEndpoint
+        from shared.expiring import ExpiringRows
 
         limit = self.settings.token_failure_limit
+        window = self.settings.token_failure_window_seconds
+        wall = self.clock or time.time
+        store = SharedAttemptStore(
+            ExpiringRows(self.expiring_table, NAMESPACE, clock=wall),
+            MemoryAttemptStore(clock=self.clock or time.monotonic),
+            window_seconds=window,
+            clock=wall,
+        )
         throttle = FailureThrottle(
-            MemoryAttemptStore(),
+            store,
             limit=limit,
             # Per source address: five clients' worth, so one office behind NAT still works.
             address_limit=limit * 5,
             client_ceiling=self.settings.token_client_failure_ceiling,
-            window_seconds=self.settings.token_failure_window_seconds,
+            window_seconds=window,
         )
         return TokenEndpoint(self.settings, self.lookups, self.signing_keys, throttle)
 
