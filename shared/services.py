@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from shared.auth.signing_keys import SigningKeys
     from shared.auth.token_endpoint import TokenEndpoint
     from shared.circuit import CircuitBreaker
+    from shared.instances import InstanceCount
     from shared.lookups import Lookups
     from shared.manage_api import ManagementApi
     from shared.net.addresses import AddressPolicy
@@ -103,6 +104,17 @@ class Services:
         # every request needs, and its users carry on without it (per instance).
         client = self.table_service.get_table_client(EXPIRING_TABLE)
         return AzureEntityTable(client, store_breaker(self.settings))
+
+    @cached_property
+    def instance_count(self) -> InstanceCount:
+        """How many instances share the rate limits (each says so in the expiring table)."""
+        from shared.expiring import ExpiringRows
+        from shared.instances import NAMESPACE, InstanceCount
+
+        wall = self.clock or time.time
+        rows = ExpiringRows(self.expiring_table, NAMESPACE, clock=wall)
+        # A fake clock means a test: it counts when asked rather than from a thread.
+        return InstanceCount(rows, clock=wall, background=self.clock is None)
 
     @cached_property
     def clients(self) -> ClientRegistry:
@@ -228,8 +240,12 @@ class Services:
     def proxy(self) -> FhirProxy:
         """The FHIR proxy."""
         from shared.proxy.handler import FhirProxy
+        from shared.ratelimit import RequestRates
 
-        return FhirProxy(self.settings, self.verifier, self.lookups, self.transport)
+        rates = RequestRates.from_settings(
+            self.settings, instances=self.instance_count, clock=self.clock or time.monotonic
+        )
+        return FhirProxy(self.settings, self.verifier, self.lookups, self.transport, rates=rates)
 
     @cached_property
     def checker(self) -> TenantChecker:
