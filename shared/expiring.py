@@ -69,6 +69,10 @@ def digest(key: str) -> str:
     return hashlib.blake2b(key.encode("utf-8"), digest_size=16).hexdigest()
 
 
+LEASE_ROW: Final = digest(_LEASE)
+"""The row key of a bucket's sweep lease (a row like the others, swept with them)."""
+
+
 class ExpiringRows:
     """One namespace of the ``expiring`` table."""
 
@@ -165,7 +169,7 @@ class ExpiringRows:
             "PartitionKey ge @lo and PartitionKey lt @hi",
             {"lo": self._partition_prefix(int(now // BUCKET_SECONDS)), "hi": self._namespace + "/"},
         )
-        return [row for row in rows if self._live(row, now)]
+        return [row for row in rows if self._live(row, now) and row.row_key != LEASE_ROW]
 
     # -- bounds ----------------------------------------------------------------------------------
 

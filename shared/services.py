@@ -258,12 +258,23 @@ class Services:
     def sandbox_store(self) -> SandboxStore:
         """The sandbox provider's resources (Table Storage)."""
         from shared.sandbox.store import SandboxStore
-        from shared.tables import SANDBOX_TABLE, AzureEntityTable
+        from shared.tables import (
+            SANDBOX_CHART_TABLES,
+            SANDBOX_LOCATOR_TABLE,
+            SANDBOX_TABLE,
+            AzureEntityTable,
+        )
 
         # Without the tables' breaker, as before: a bulk load or a scan of the sandbox failing
         # must not pause the token endpoint and the proxy, which share it.
-        client = self.table_service.get_table_client(SANDBOX_TABLE)
-        return SandboxStore(AzureEntityTable(client))
+        def table(name: str) -> AzureEntityTable:
+            return AzureEntityTable(self.table_service.get_table_client(name))
+
+        return SandboxStore(
+            table(SANDBOX_TABLE),
+            charts=[table(name) for name in SANDBOX_CHART_TABLES],
+            locator=table(SANDBOX_LOCATOR_TABLE),
+        )
 
     @cached_property
     def sandbox_key(self) -> SandboxKey:

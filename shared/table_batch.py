@@ -33,11 +33,13 @@ _API_VERSION = "2019-02-02"
 
 @dataclass(frozen=True)
 class Operation:
-    """One operation of a transaction: ``upsert`` (insert or replace) or ``delete``."""
+    """One operation of a transaction: ``upsert`` (insert or replace whatever is there),
+    ``insert`` (only if absent), ``replace`` (only at ``etag``) or ``delete``."""
 
     kind: str
     row_key: str
     properties: Mapping[str, Any] | None = None
+    etag: str | None = None
 
 
 class TransactionFailed(Exception):
@@ -97,15 +99,23 @@ def _part(
     index: int, base: str, table: str, partition_key: str, operation: Operation, boundary: str
 ) -> bytes:
     url = f"{base}/{table}(PartitionKey='{_key(partition_key)}',RowKey='{_key(operation.row_key)}')"
-    if operation.kind == "upsert":
+    if operation.kind in ("upsert", "insert", "replace"):
         document = {
             **typed(operation.properties or {}),
             "PartitionKey": partition_key,
             "RowKey": operation.row_key,
         }
         payload = json.dumps(document, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        if operation.kind == "insert":
+            line, condition = f"POST {base}/{table}", "Prefer: return-no-content\r\n"
+        elif operation.kind == "replace":
+            if not operation.etag:
+                raise ValueError("replace needs the ETag the entity was read with")
+            line, condition = f"PUT {url}", f"If-Match: {operation.etag}\r\n"
+        else:
+            line, condition = f"PUT {url}", ""
         request = (
-            f"PUT {url} HTTP/1.1\r\nContent-Type: application/json\r\n"
+            f"{line} HTTP/1.1\r\n{condition}Content-Type: application/json\r\n"
             f"Accept: application/json;odata=nometadata\r\nDataServiceVersion: 3.0\r\n"
             f"Content-Length: {len(payload)}\r\n\r\n"
         ).encode()

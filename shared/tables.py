@@ -102,6 +102,12 @@ class EntityTable(Protocol):
         one is EntityNotFound, and nothing is deleted)."""
         ...
 
+    def write_batch(self, entities: Sequence[Entity]) -> None:
+        """Create each entity that has no ETag and replace each that has one (only at it), of
+        one partition, in one transaction: EntityExists / EntityChanged / EntityNotFound when
+        one was written meanwhile, and then none is."""
+        ...
+
     def query_partition(self, partition_key: str) -> list[Entity]:
         """Every entity of one partition."""
         ...
@@ -224,6 +230,22 @@ class AzureEntityTable:
         from shared.table_batch import Operation
 
         self._transact(partition_key, [Operation("delete", key) for key in row_keys])
+
+    def write_batch(self, entities: Sequence[Entity]) -> None:
+        """Create (no ETag) or replace at the ETag, entities of one partition, in one
+        transaction."""
+        from shared.table_batch import Operation
+
+        if not entities:
+            return
+        partition_key = entities[0].partition_key
+        if any(entity.partition_key != partition_key for entity in entities):
+            raise ValueError("a transaction holds entities of one partition")
+        operations = [
+            Operation("replace" if e.etag else "insert", e.row_key, e.properties, e.etag)
+            for e in entities
+        ]
+        self._transact(partition_key, operations)
 
     def _transact(self, partition_key: str, operations: list[Any]) -> None:
         from shared.table_batch import TransactionFailed, submit

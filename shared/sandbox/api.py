@@ -35,6 +35,7 @@ from shared.sandbox.access import SandboxKeyMissing
 from shared.sandbox.capability import capability_statement
 from shared.sandbox.errors import (
     InvalidResource,
+    LayoutOutdated,
     ResourceNotFound,
     UnsupportedSearch,
     UnsupportedType,
@@ -439,6 +440,9 @@ def _failure(error: Exception, rid: str) -> _Answer:
         if error.parameter not in message:
             message = f"{error.parameter}: {message}"
         return _outcome(400, "not-supported", message)
+    if isinstance(error, LayoutOutdated):
+        log.warning("sandbox request refused: %s", error)
+        return _outcome(503, "transient", str(error), {"Retry-After": "60"})
     if isinstance(error, SandboxKeyMissing):
         log.warning("sandbox request refused: %s", error)
         return _outcome(

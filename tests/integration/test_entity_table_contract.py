@@ -135,3 +135,31 @@ def test_a_query_stops_at_its_limit_in_key_order(table: EntityTable) -> None:
     table.upsert_batch([Entity("o", f"r{i}", {"v": str(i)}) for i in range(2)])
     found = table.query("PartitionKey ge @a", {"a": ""}, limit=3)
     assert [(e.partition_key, e.row_key) for e in found] == [("o", "r0"), ("o", "r1"), ("p", "r0")]
+
+
+def test_a_written_batch_creates_new_rows_and_replaces_at_their_etags(table: EntityTable) -> None:
+    old = table.create(Entity("p", "old", {"v": "1"}))
+    table.write_batch([Entity("p", "old", {"v": "2"}, old.etag), Entity("p", "new", {"v": "n"})])
+    assert [(e.row_key, e.properties["v"]) for e in table.query_partition("p")] == [
+        ("new", "n"),
+        ("old", "2"),
+    ]
+
+
+def test_a_written_batch_with_a_stale_etag_writes_nothing(table: EntityTable) -> None:
+    old = table.create(Entity("p", "old", {"v": "1"}))
+    table.replace(Entity("p", "old", {"v": "elsewhere"}, old.etag))
+    with pytest.raises(EntityChanged):
+        table.write_batch(
+            [Entity("p", "new", {"v": "n"}), Entity("p", "old", {"v": "2"}, old.etag)]
+        )
+    assert [(e.row_key, e.properties["v"]) for e in table.query_partition("p")] == [
+        ("old", "elsewhere")
+    ]
+
+
+def test_a_written_batch_creating_a_row_that_exists_writes_nothing(table: EntityTable) -> None:
+    table.create(Entity("p", "taken", {"v": "1"}))
+    with pytest.raises(EntityExists):
+        table.write_batch([Entity("p", "new", {"v": "n"}), Entity("p", "taken", {"v": "2"})])
+    assert [e.row_key for e in table.query_partition("p")] == ["taken"]

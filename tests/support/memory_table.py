@@ -104,6 +104,22 @@ class MemoryEntityTable:
             for key in keys:
                 del self._rows[key]
 
+    def write_batch(self, entities: Sequence[Entity]) -> None:
+        """Create (no ETag) or replace at the ETag, in one transaction of one partition."""
+        if len({entity.partition_key for entity in entities}) > 1:
+            raise ValueError("a transaction holds entities of one partition")
+        with self._lock:
+            for entity in entities:
+                current = self._rows.get((entity.partition_key, entity.row_key))
+                if entity.etag is None and current is not None:
+                    raise EntityExists("already exists")
+                if entity.etag is not None and current is None:
+                    raise EntityNotFound("not found")
+                if entity.etag is not None and current is not None and current.etag != entity.etag:
+                    raise EntityChanged("changed since read")
+            for entity in entities:
+                self._store(entity)
+
     def query_partition(self, partition_key: str) -> list[Entity]:
         """Every entity of one partition."""
         return self.query("PartitionKey eq @pk", {"pk": partition_key})
