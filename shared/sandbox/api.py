@@ -243,7 +243,9 @@ class SandboxApi:
         if all(_reads_only(entry) for entry in entries):
             # Reads change nothing, so they may run at once: the app's chart batch is six.
             answered = list(
-                self._entries.map(lambda item: self._entry(*item, base, rid), enumerate(entries))
+                self._entries.map(
+                    lambda item: self._entry(item[0], item[1], base, rid), enumerate(entries)
+                )
             )
         else:
             # In order, one at a time: a later entry may read what an earlier one wrote.
