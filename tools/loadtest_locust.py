@@ -30,7 +30,6 @@ _lock = threading.Lock()
 FHIR_JSON = "application/fhir+json"
 
 
-@events.request.add_listener
 def _record_failure(
     request_type: str,
     name: str,
@@ -47,6 +46,9 @@ def _record_failure(
     line = json.dumps({"t": time.time(), "name": name, "kind": kind})
     with _lock, open(_EVENTS, "a", encoding="utf-8") as out:
         out.write(line + "\n")
+
+
+events.request.add_listener(_record_failure)  # type: ignore[no-untyped-call]
 
 
 def _chart_batch(face: str, patient_id: str) -> dict[str, Any]:
