@@ -5,6 +5,8 @@
 #   make lint   ruff (lint + format check), mypy (shared/, functions/, tools/) and
 #               azure-functions-doctor
 #   make bench  benchmark figures
+#   make loadtest  three app instances behind nginx on one Azurite, under locust (tools/loadtest.py)
+#   make soak      the same, longer, with faults injected; fails when a protection does not hold
 #   make infra-check  parse the Bicep templates and run checkov on them (part of make test)
 #   make lock   re-resolve requirements.txt and requirements-dev.txt (pinned, hashed) from the
 #               .in files, moving indirect dependencies to their newest compatible releases
@@ -18,7 +20,7 @@ PYTEST_ARGS ?=
 INFRA_VENV := .venv-infra
 INFRA_DEPS := $(INFRA_VENV)/.deps-installed
 
-.PHONY: run test lint bench deps clean lock
+.PHONY: run test lint bench deps clean lock loadtest soak
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +57,19 @@ bench: deps local.settings.json
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 		nginx >/dev/null 2>&1; } || echo "make bench: nginx not installed; its row is skipped"
 	$(BIN)/python -m tools.bench
+
+NGINX := command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || { apt-get update -qq >/dev/null \
+	2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx \
+	>/dev/null 2>&1; } || { echo "make $@: could not install nginx (apt-get install nginx)"; exit 1; }
+LOADTEST_ARGS ?=
+
+loadtest: deps
+	@$(NGINX)
+	$(BIN)/python -m tools.loadtest $(LOADTEST_ARGS)
+
+soak: deps
+	@$(NGINX)
+	$(BIN)/python -m tools.loadtest --soak $(LOADTEST_ARGS)
 
 # checkov pins old dependencies: it gets its own virtualenv, which ignores itself in git.
 $(INFRA_VENV)/bin/python:

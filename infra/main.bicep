@@ -70,7 +70,7 @@ param logRetentionInDays int = 90
 
 // Flex Consumption's lowest maximum instance count is 40, its highest 1000
 // (learn.microsoft.com/azure/azure-functions/flex-consumption-plan, Considerations).
-@description('Most instances the app scales out to (40-1000 on Flex Consumption). Rate limits are per instance.')
+@description('Most instances the app scales out to (40-1000 on Flex Consumption). They share the rate limits.')
 @minValue(40)
 @maxValue(1000)
 param maximumInstanceCount int = 40
@@ -105,11 +105,11 @@ param tokenLifetimeSeconds int = 900
 @maxValue(3600)
 param cacheTtlSeconds int = 60
 
-@description('EHRB_TENANT_RATE_LIMIT_PER_SECOND: proxied requests per second per tenant, per instance.')
+@description('EHRB_TENANT_RATE_LIMIT_PER_SECOND: proxied requests per second per tenant, for the whole app (each instance allows its share).')
 @minValue(1)
 param tenantRateLimitPerSecond int = 50
 
-@description('EHRB_CLIENT_RATE_LIMIT_PER_SECOND: proxied requests per second per client, per instance.')
+@description('EHRB_CLIENT_RATE_LIMIT_PER_SECOND: proxied requests per second per client, for the whole app (each instance allows its share).')
 @minValue(1)
 param clientRateLimitPerSecond int = 50
 
@@ -212,7 +212,9 @@ module roles 'modules/roles.bicep' = {
     hostStorageAccountName: hostStorage.outputs.name
     clientsTableName: storage.outputs.clientsTableName
     tenantsTableName: storage.outputs.tenantsTableName
+    expiringTableName: storage.outputs.expiringTableName
     sandboxTableName: storage.outputs.sandboxTableName
+    sandboxDataTableNames: storage.outputs.sandboxDataTableNames
     applicationInsightsName: monitoring.outputs.applicationInsightsName
   }
 }

@@ -10,6 +10,9 @@ new mapping shows up quickly.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from shared.auth.clients import ClientRecord, ClientRegistry
 from shared.cache import TTLCache
 from shared.ids import client_secret_name
@@ -36,15 +39,18 @@ class Lookups:
         tenants: TenantRegistry,
         secrets: SecretStore,
         ttl: float,
+        *,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self._clients = clients
         self._tenants = tenants
         self._secrets = secrets
         self._ttl = ttl
         self._negative_ttl = min(ttl, NEGATIVE_TTL)
-        self._client_cache: TTLCache[dict[str, ClientRecord]] = TTLCache(ttl)
-        self._tenant_cache: TTLCache[TenantMapping | None] = TTLCache(ttl)
-        self._secret_cache: TTLCache[list[Secret]] = TTLCache(ttl)
+        now = clock or time.monotonic
+        self._client_cache: TTLCache[dict[str, ClientRecord]] = TTLCache(ttl, clock=now)
+        self._tenant_cache: TTLCache[TenantMapping | None] = TTLCache(ttl, clock=now)
+        self._secret_cache: TTLCache[list[Secret]] = TTLCache(ttl, clock=now)
 
     def client(self, client_id: str) -> ClientRecord | None:
         """The client record, or None when unknown."""

@@ -7,6 +7,8 @@ shows as a clear error on the first request rather than "0 functions loaded" at 
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     from shared.auth.token_endpoint import TokenEndpoint
     from shared.circuit import CircuitBreaker
     from shared.console.app import Console
+    from shared.instances import InstanceCount
     from shared.lookups import Lookups
     from shared.manage_api import ManagementApi
     from shared.net.addresses import AddressPolicy
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
     from shared.sandbox.store import SandboxStore
     from shared.sandbox.ui import SandboxUi
     from shared.secret_store import SecretStore
+    from shared.tables import EntityTable
     from shared.tenants import TenantRegistry
 
 
@@ -66,9 +70,12 @@ class Services:
         secret_store: SecretStore | None = None,
         table_service: TableServiceClient | None = None,
         credential: Any = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.settings = settings
         self._credential = credential
+        # One clock for every timed rule (tests pass a fake one); None: the real clocks.
+        self.clock = clock
         if secret_store is not None:
             self.__dict__["secret_store"] = secret_store
         if table_service is not None:
@@ -94,6 +101,27 @@ class Services:
         return store_breaker(self.settings)
 
     @cached_property
+    def expiring_table(self) -> EntityTable:
+        """The rows every instance shares that expire (failure counts, instances alive)."""
+        from shared.tables import EXPIRING_TABLE, AzureEntityTable, store_breaker
+
+        # A breaker of its own: trouble with this table alone must not pause the tables that
+        # every request needs, and its users carry on without it (per instance).
+        client = self.table_service.get_table_client(EXPIRING_TABLE)
+        return AzureEntityTable(client, store_breaker(self.settings))
+
+    @cached_property
+    def instance_count(self) -> InstanceCount:
+        """How many instances share the rate limits (each says so in the expiring table)."""
+        from shared.expiring import ExpiringRows
+        from shared.instances import NAMESPACE, InstanceCount
+
+        wall = self.clock or time.time
+        rows = ExpiringRows(self.expiring_table, NAMESPACE, clock=wall)
+        # A fake clock means a test: it counts when asked rather than from a thread.
+        return InstanceCount(rows, clock=wall, background=self.clock is None)
+
+    @cached_property
     def clients(self) -> ClientRegistry:
         """Client registrations and their secrets."""
         from shared.auth.clients import ClientRegistry
@@ -117,7 +145,11 @@ class Services:
         from shared.lookups import Lookups
 
         return Lookups(
-            self.clients, self.tenants, self.secret_store, self.settings.cache_ttl_seconds
+            self.clients,
+            self.tenants,
+            self.secret_store,
+            self.settings.cache_ttl_seconds,
+            clock=self.clock,
         )
 
     @cached_property
@@ -145,17 +177,27 @@ class Services:
     @cached_property
     def token_endpoint(self) -> TokenEndpoint:
         """The OAuth token endpoint."""
+        from shared.auth.shared_attempts import NAMESPACE, SharedAttemptStore
         from shared.auth.throttle import FailureThrottle, MemoryAttemptStore
         from shared.auth.token_endpoint import TokenEndpoint
+        from shared.expiring import ExpiringRows
 
         limit = self.settings.token_failure_limit
+        window = self.settings.token_failure_window_seconds
+        wall = self.clock or time.time
+        store = SharedAttemptStore(
+            ExpiringRows(self.expiring_table, NAMESPACE, clock=wall),
+            MemoryAttemptStore(clock=self.clock or time.monotonic),
+            window_seconds=window,
+            clock=wall,
+        )
         throttle = FailureThrottle(
-            MemoryAttemptStore(),
+            store,
             limit=limit,
             # Per source address: five clients' worth, so one office behind NAT still works.
             address_limit=limit * 5,
             client_ceiling=self.settings.token_client_failure_ceiling,
-            window_seconds=self.settings.token_failure_window_seconds,
+            window_seconds=window,
         )
         return TokenEndpoint(
             self.settings, self.lookups, self.signing_keys, throttle, usage=self.secret_usage
@@ -266,8 +308,12 @@ class Services:
     def proxy(self) -> FhirProxy:
         """The FHIR proxy."""
         from shared.proxy.handler import FhirProxy
+        from shared.ratelimit import RequestRates
 
-        return FhirProxy(self.settings, self.verifier, self.lookups, self.transport)
+        rates = RequestRates.from_settings(
+            self.settings, instances=self.instance_count, clock=self.clock or time.monotonic
+        )
+        return FhirProxy(self.settings, self.verifier, self.lookups, self.transport, rates=rates)
 
     @cached_property
     def checker(self) -> TenantChecker:
@@ -280,12 +326,23 @@ class Services:
     def sandbox_store(self) -> SandboxStore:
         """The sandbox provider's resources (Table Storage)."""
         from shared.sandbox.store import SandboxStore
-        from shared.tables import SANDBOX_TABLE, AzureEntityTable
+        from shared.tables import (
+            SANDBOX_CHART_TABLES,
+            SANDBOX_LOCATOR_TABLE,
+            SANDBOX_TABLE,
+            AzureEntityTable,
+        )
 
         # Without the tables' breaker, as before: a bulk load or a scan of the sandbox failing
         # must not pause the token endpoint and the proxy, which share it.
-        client = self.table_service.get_table_client(SANDBOX_TABLE)
-        return SandboxStore(AzureEntityTable(client))
+        def table(name: str) -> AzureEntityTable:
+            return AzureEntityTable(self.table_service.get_table_client(name))
+
+        return SandboxStore(
+            table(SANDBOX_TABLE),
+            charts=[table(name) for name in SANDBOX_CHART_TABLES],
+            locator=table(SANDBOX_LOCATOR_TABLE),
+        )
 
     @cached_property
     def sandbox_key(self) -> SandboxKey:

@@ -78,7 +78,8 @@ SETTINGS: tuple[Setting, ...] = (
         "EHRB_TOKEN_FAILURE_LIMIT",
         "10",
         "Failed client authentications per client_id and source address (and 5x that per "
-        "source address across clients) within the window before that source gets 429.",
+        "source address across clients) within the window before that source gets 429; "
+        "counted across instances.",
     ),
     Setting(
         "EHRB_TOKEN_FAILURE_WINDOW_SECONDS", "60", "Window of the failed-authentication limit."
@@ -192,12 +193,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "EHRB_TENANT_RATE_LIMIT_PER_SECOND",
         "50",
-        "Proxied requests per second per tenant, per instance (429 above; bursts of 2x).",
+        "Proxied requests per second per tenant, for the whole app: each of N live instances "
+        "allows 1/N (429 above; bursts of 2x).",
     ),
     Setting(
         "EHRB_CLIENT_RATE_LIMIT_PER_SECOND",
         "50",
-        "Proxied requests per second per client, per instance (429 above; bursts of 2x).",
+        "Proxied requests per second per client, for the whole app: each of N live instances "
+        "allows 1/N (429 above; bursts of 2x).",
     ),
     Setting(
         "EHRB_BATCH_MAX_ENTRIES",

@@ -22,6 +22,12 @@ if TYPE_CHECKING:
 CLIENTS_TABLE = "clients"
 TENANTS_TABLE = "tenants"
 SANDBOX_TABLE = "sandbox"
+# Rows that expire, shared by every instance: failure counters, instances alive (expiring.py).
+EXPIRING_TABLE = "expiring"
+# The sandbox's patient charts, sharded by patient, and its id -> patient locator
+# (shared/sandbox/layout.py says why).
+SANDBOX_LOCATOR_TABLE = "sandboxlocator"
+SANDBOX_CHART_TABLES = tuple(f"sandboxchart{shard:02d}" for shard in range(32))
 
 T = TypeVar("T")
 
@@ -91,6 +97,17 @@ class EntityTable(Protocol):
         """Insert or replace entities of one partition in one transaction: all of them or none."""
         ...
 
+    def delete_batch(self, partition_key: str, row_keys: Sequence[str]) -> None:
+        """Delete entities of one partition in one transaction: all of them or none (a missing
+        one is EntityNotFound, and nothing is deleted)."""
+        ...
+
+    def write_batch(self, entities: Sequence[Entity]) -> None:
+        """Create each entity that has no ETag and replace each that has one (only at it), of
+        one partition, in one transaction: EntityExists / EntityChanged / EntityNotFound when
+        one was written meanwhile, and then none is."""
+        ...
+
     def query_partition(self, partition_key: str) -> list[Entity]:
         """Every entity of one partition."""
         ...
@@ -100,10 +117,11 @@ class EntityTable(Protocol):
         text: str,
         parameters: Mapping[str, Any],
         select: Sequence[str] | None = None,
+        limit: int | None = None,
     ) -> list[Entity]:
-        """The entities an OData filter selects, with their keys and the ``select``ed properties
-        (every property when None). Values are bound as ``@name`` parameters, never spliced
-        into ``text``."""
+        """The entities an OData filter selects, in key order, with their keys and the
+        ``select``ed properties (every property when None), at most ``limit`` of them. Values
+        are bound as ``@name`` parameters, never spliced into ``text``."""
         ...
 
 
@@ -197,11 +215,48 @@ class AzureEntityTable:
 
     def upsert_batch(self, entities: Sequence[Entity]) -> None:
         """Insert or replace entities of one partition in one transaction: all of them or none."""
-        from azure.data.tables import UpdateMode
+        from shared.table_batch import Operation
 
-        replace = {"mode": UpdateMode.REPLACE}
-        operations = [("upsert", _to_raw(entity), replace) for entity in entities]
-        self._run(lambda: self._client.submit_transaction(operations))
+        if not entities:
+            return
+        partition_key = entities[0].partition_key
+        if any(entity.partition_key != partition_key for entity in entities):
+            raise ValueError("a transaction holds entities of one partition")
+        operations = [Operation("upsert", e.row_key, e.properties) for e in entities]
+        self._transact(partition_key, operations)
+
+    def delete_batch(self, partition_key: str, row_keys: Sequence[str]) -> None:
+        """Delete entities of one partition in one transaction (EntityNotFound if one is gone)."""
+        from shared.table_batch import Operation
+
+        self._transact(partition_key, [Operation("delete", key) for key in row_keys])
+
+    def write_batch(self, entities: Sequence[Entity]) -> None:
+        """Create (no ETag) or replace at the ETag, entities of one partition, in one
+        transaction."""
+        from shared.table_batch import Operation
+
+        if not entities:
+            return
+        partition_key = entities[0].partition_key
+        if any(entity.partition_key != partition_key for entity in entities):
+            raise ValueError("a transaction holds entities of one partition")
+        operations = [
+            Operation("replace" if e.etag else "insert", e.row_key, e.properties, e.etag)
+            for e in entities
+        ]
+        self._transact(partition_key, operations)
+
+    def _transact(self, partition_key: str, operations: list[Any]) -> None:
+        from shared.table_batch import TransactionFailed, submit
+
+        def send() -> None:
+            try:
+                submit(self._client, partition_key, operations)
+            except TransactionFailed as refused:
+                raise _refusal(refused.status) from None
+
+        self._run(send)
 
     def query_partition(self, partition_key: str) -> list[Entity]:
         """Every entity of one partition."""
@@ -213,14 +268,25 @@ class AzureEntityTable:
         text: str,
         parameters: Mapping[str, Any],
         select: Sequence[str] | None = None,
+        limit: int | None = None,
     ) -> list[Entity]:
-        """The entities an OData filter selects, with their keys and the ``select``ed properties
-        (every property when None)."""
+        """The entities an OData filter selects, in key order, with their keys and the
+        ``select``ed properties (every property when None), at most ``limit`` of them."""
+        import itertools
+
         bound = dict(parameters)
         # The keys always come, so that every Entity has them.
         columns = list(dict.fromkeys(["PartitionKey", "RowKey", *select])) if select else None
+        page = None if limit is None else min(limit, 1000)
         rows = self._run(
-            lambda: list(self._client.query_entities(text, parameters=bound, select=columns))
+            lambda: list(
+                itertools.islice(
+                    self._client.query_entities(
+                        text, parameters=bound, select=columns, results_per_page=page
+                    ),
+                    limit,
+                )
+            )
         )
         return [_to_entity(row) for row in rows]
 
@@ -240,6 +306,20 @@ def _to_entity(raw: Any) -> Entity:
         properties=props,
         etag=raw.metadata.get("etag"),
     )
+
+
+def _refusal(status: int) -> TableError:
+    """Our error for a status the table service answered a write with."""
+    if status == 404:
+        return EntityNotFound("not found")
+    if status == 409:
+        return EntityExists("already exists")
+    if status == 412:
+        return EntityChanged("changed since read")
+    if status in (400, 413):
+        # A request we built wrong (too large, a bad value): ours to fix, not an outage.
+        return TableError(f"table storage refused the transaction ({status})")
+    return StoreUnavailable(f"table storage answered {status}")
 
 
 def _call(operation: Callable[[], T]) -> T:
@@ -297,8 +377,14 @@ def table_service(settings: Settings, credential: Any = None) -> TableServiceCli
     raise StoreUnavailable("no table storage configured (EHRB_TABLES_*)")
 
 
+APP_TABLES = (CLIENTS_TABLE, TENANTS_TABLE, EXPIRING_TABLE)
+SANDBOX_TABLES = (SANDBOX_TABLE, SANDBOX_LOCATOR_TABLE, *SANDBOX_CHART_TABLES)
+
+
 def ensure_tables(service: TableServiceClient) -> None:
-    """Create the ``clients``, ``tenants`` and ``sandbox`` tables if missing (bootstrap, ops)."""
-    # The sandbox table is created even when the sandbox is off: an empty table costs nothing.
-    for name in (CLIENTS_TABLE, TENANTS_TABLE, SANDBOX_TABLE):
-        _call(lambda name=name: service.create_table_if_not_exists(name))  # type: ignore[misc]
+    """Create the app's and the sandbox's tables if missing (bootstrap, ops)."""
+    # The sandbox tables are created even when the sandbox is off: an empty table costs nothing.
+    existing = _call(lambda: {table.name for table in service.list_tables()})
+    for name in (*APP_TABLES, *SANDBOX_TABLES):
+        if name not in existing:
+            _call(lambda name=name: service.create_table_if_not_exists(name))  # type: ignore[misc]

@@ -16,7 +16,7 @@ from shared.http import Response
 from shared.secret_store import LocalSecretStore
 from shared.services import Services
 from shared.settings import Settings
-from shared.tables import CLIENTS_TABLE, TENANTS_TABLE, ensure_tables
+from shared.tables import CLIENTS_TABLE, EXPIRING_TABLE, TENANTS_TABLE, ensure_tables
 from shared.tenants import TenantMapping
 from tools.azurite import running_azurite
 from tools.testkit.inbound import form_request
@@ -36,12 +36,13 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 def table_service(azurite: str) -> Any:
-    """A TableServiceClient on Azurite with empty ``clients`` and ``tenants`` tables."""
+    """A TableServiceClient on Azurite with empty ``clients``, ``tenants`` and ``expiring``
+    tables (the last holds the failure throttle's shared counts)."""
     from azure.data.tables import TableServiceClient
 
     service = TableServiceClient.from_connection_string(azurite)
     ensure_tables(service)
-    for name in (CLIENTS_TABLE, TENANTS_TABLE):
+    for name in (CLIENTS_TABLE, TENANTS_TABLE, EXPIRING_TABLE):
         table = service.get_table_client(name)
         for entity in table.list_entities(select=["PartitionKey", "RowKey"]):
             table.delete_entity(entity["PartitionKey"], entity["RowKey"])

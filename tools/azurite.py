@@ -53,6 +53,13 @@ def running_azurite(workdir: Path) -> Iterator[str]:
     if external:
         yield external
         return
+    with azurite_process(workdir) as (_, connection):
+        yield connection
+
+
+@contextlib.contextmanager
+def azurite_process(workdir: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """A fresh in-memory Azurite table service: its process (to pause it) and connection string."""
     executable = str(AZURITE_TABLE) if AZURITE_TABLE.exists() else shutil.which("azurite-table")
     if executable is None:
         raise RuntimeError("azurite-table not found: `make deps` installs Azurite from npm")
@@ -75,7 +82,7 @@ def running_azurite(workdir: Path) -> Iterator[str]:
     )
     try:
         wait_for_port(port)
-        yield connection_string(port)
+        yield process, connection_string(port)
     finally:
         process.terminate()
         try:

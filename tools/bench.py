@@ -1389,6 +1389,11 @@ def main(argv: list[str] | None = None) -> int:
             ],
             measure_entra_verification(fixture),
         )
+
+    from tools.bench_shared import measure_shared, print_shared
+
+    with bench_fixture() as fixture:
+        print_shared(measure_shared(fixture))
     print()
     if args.sandbox_patients > 0:
         from tools.bench_sandbox import measure_sandbox, print_sandbox

@@ -206,13 +206,18 @@ def _seed(
             )
         provider = sandbox_base_url(origin)
         from shared.sandbox.errors import SandboxError
+        from shared.sandbox.migrate import migrate
 
         try:
+            # Data an earlier version loaded into .local/azurite moves to this version's layout.
+            migrated = migrate(services.sandbox_store)
             loaded = seed_sandbox(services.sandbox_store, patients=patients)
         except SandboxError as error:
             raise SystemExit(f"loading the sandbox failed: {error}") from None
         if report is not None:
             report.update(loaded)
+            if migrated.moved or migrated.located:
+                report["migrated"] = {"moved": migrated.moved, "located": migrated.located}
     tenant_id = _demo_tenant(services, previous, client_id, provider, sandbox=sandbox)
     document = {
         "faces": {face: face_base_url(origin, face) for face in FACES},

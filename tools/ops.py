@@ -65,9 +65,8 @@ from shared.secret_store import (
 from shared.services import Services
 from shared.settings import Settings, SettingsError
 from shared.tables import (
-    CLIENTS_TABLE,
-    SANDBOX_TABLE,
-    TENANTS_TABLE,
+    APP_TABLES,
+    SANDBOX_TABLES,
     EntityExists,
     ETagMismatch,
     StoreUnavailable,
@@ -608,10 +607,10 @@ def assertion_key_list(args: argparse.Namespace, ctx: Context) -> dict[str, Any]
 
 
 def tables_init(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
-    """Create the clients, tenants and sandbox tables when missing."""
+    """Create the app's and the sandbox's tables when missing."""
     ctx.require_tables()
     ensure_tables(ctx.services.table_service)
-    return {"tables": [CLIENTS_TABLE, TENANTS_TABLE, SANDBOX_TABLE], "status": "ok"}
+    return {"tables": [*APP_TABLES, *SANDBOX_TABLES], "status": "ok"}
 
 
 # Sandbox
@@ -646,6 +645,20 @@ def sandbox_connect(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
     changed = share_sandbox_key(ctx.services.secret_store, tenant_id)
     _forget_cached_lookups(ctx.services)
     return {"tenant_id": tenant_id, "secret": provider_secret_name(tenant_id), "changed": changed}
+
+
+def sandbox_migrate(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
+    """Move sandbox data of an earlier layout to this version's (nothing to do: zeros)."""
+    from shared.sandbox.migrate import migrate
+
+    ctx.require_tables()
+    ensure_tables(ctx.services.table_service)
+    report = migrate(ctx.services.sandbox_store)
+    return {
+        "located": report.located,
+        "moved": report.moved,
+        "seconds": round(report.seconds, 2),
+    }
 
 
 def sandbox_load(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
@@ -875,6 +888,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cmd.add_argument("tenant_id", metavar="TENANT_ID")
     cmd.set_defaults(handler=sandbox_connect)
+    actions.add_parser(
+        "migrate", help="move data loaded by an earlier version to this version's layout"
+    ).set_defaults(handler=sandbox_migrate)
     cmd = actions.add_parser("load", help="load generated patients and/or Synthea R4 bundles")
     cmd.add_argument("--patients", type=int, default=0, help="generated patients to load")
     cmd.add_argument("--seed", type=int, default=0, help="generator seed (same seed, same data)")

@@ -46,7 +46,7 @@ param applicationInsightsConnectionString string
 @description('Public host name callers use; empty: the app\'s default host name.')
 param publicHostName string
 
-@description('Most instances the app scales out to (rate limits are per instance).')
+@description('Most instances the app scales out to (they share the rate limits).')
 @minValue(40)
 @maxValue(1000)
 param maximumInstanceCount int
@@ -81,11 +81,11 @@ param tokenLifetimeSeconds int
 @maxValue(3600)
 param cacheTtlSeconds int
 
-@description('EHRB_TENANT_RATE_LIMIT_PER_SECOND (per instance).')
+@description('EHRB_TENANT_RATE_LIMIT_PER_SECOND (for the whole app).')
 @minValue(1)
 param tenantRateLimitPerSecond int
 
-@description('EHRB_CLIENT_RATE_LIMIT_PER_SECOND (per instance).')
+@description('EHRB_CLIENT_RATE_LIMIT_PER_SECOND (for the whole app).')
 @minValue(1)
 param clientRateLimitPerSecond int
 

@@ -17,10 +17,13 @@
 //                                                roleDefinitions/write, which the deploying
 //                                                principal does not have (docs/runbook.md 12).
 //   Storage Table Data Contributor  data tables  read and write client records and tenant
-//                                   clients and  mappings (get, insert, replace, delete,
-//                                   tenants      query); nothing else in the data account.
-//                                   (+ sandbox   the sandbox provider's synthetic resources,
-//                                   when on)     only when sandboxEnabled.
+//                                   clients,     mappings (get, insert, replace, delete,
+//                                   tenants,     query), and the rows every instance shares
+//                                   expiring     (failure counts, instances alive); nothing
+//                                   (+ sandbox   else in the data account. The sandbox
+//                                   tables when  provider's synthetic resources (its main,
+//                                   on)          locator and 32 chart tables: one assignment
+//                                                each, 34) only when sandboxEnabled.
 //   Storage Blob Data Owner         host account identity-based host storage
 //                                                (AzureWebJobsStorage__*) and the Flex
 //                                                Consumption deployment container. That
@@ -35,8 +38,8 @@
 //   Key Vault Secrets Officer       vault        register/rotate clients, set provider
 //                                                credentials, rotate the signing key.
 //   Storage Table Data Contributor  data tables  client records and tenant mappings, and the
-//                                                sandbox table when the sandbox is on
-//                                                (`ops sandbox load`).
+//                                                sandbox's tables when the sandbox is on
+//                                                (`ops sandbox load`, `ops sandbox migrate`).
 
 @description('Principal id of the app\'s user-assigned managed identity.')
 param appPrincipalId string
@@ -68,8 +71,14 @@ param clientsTableName string
 @description('Name of the tenants table.')
 param tenantsTableName string
 
+@description('Name of the expiring table (rows every instance shares: failure counts, instances alive).')
+param expiringTableName string
+
 @description('Name of the sandbox table; empty when the sandbox is off (no role is granted then).')
 param sandboxTableName string = ''
+
+@description('Names of the sandbox\'s locator and chart tables; empty when the sandbox is off.')
+param sandboxDataTableNames array = []
 
 @description('Name of the Application Insights component.')
 param applicationInsightsName string
@@ -113,10 +122,20 @@ resource tenantsTable 'Microsoft.Storage/storageAccounts/tableServices/tables@20
   name: tenantsTableName
 }
 
+resource expiringTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' existing = {
+  parent: tableService
+  name: expiringTableName
+}
+
 resource sandboxTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' existing = if (withSandbox) {
   parent: tableService
   name: sandboxTableName
 }
+
+resource sandboxDataTables 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' existing = [for name in sandboxDataTableNames: {
+  parent: tableService
+  name: name
+}]
 
 resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: applicationInsightsName
@@ -156,6 +175,28 @@ resource appTenantsTable 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
     description: 'EHR Bridge app: tenant mappings'
   }
 }
+
+resource appExpiringTable 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(expiringTable.id, appPrincipalId, storageTableDataContributor)
+  scope: expiringTable
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageTableDataContributor)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+    description: 'EHR Bridge app: rows every instance shares (failure counts, instances alive)'
+  }
+}
+
+resource appSandboxDataTables 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for (name, index) in sandboxDataTableNames: {
+  name: guid(sandboxDataTables[index].id, appPrincipalId, storageTableDataContributor)
+  scope: sandboxDataTables[index]
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageTableDataContributor)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+    description: 'EHR Bridge app: the sandbox\'s locator and chart tables (only when the sandbox is on)'
+  }
+}]
 
 resource appSandboxTable 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (withSandbox) {
   name: guid(sandboxTable.id, appPrincipalId, storageTableDataContributor)
@@ -235,6 +276,17 @@ resource operatorTenantsTable 'Microsoft.Authorization/roleAssignments@2022-04-0
     description: 'EHR Bridge operators: tenant mappings'
   }
 }
+
+resource operatorSandboxDataTables 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for (name, index) in sandboxDataTableNames: if (withOperator) {
+  name: guid(sandboxDataTables[index].id, operatorPrincipalId, storageTableDataContributor)
+  scope: sandboxDataTables[index]
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageTableDataContributor)
+    principalId: operatorPrincipalId
+    principalType: operatorType
+    description: 'EHR Bridge operators: the sandbox\'s locator and chart tables (ops sandbox load, migrate)'
+  }
+}]
 
 resource operatorSandboxTable 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (withOperator && withSandbox) {
   name: guid(sandboxTable.id, operatorPrincipalId, storageTableDataContributor)

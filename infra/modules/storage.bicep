@@ -1,5 +1,5 @@
-// The data account: the `clients`, `tenants` (and, with the sandbox, `sandbox`) tables of
-// shared/tables.py, and nothing else. Functions host storage and the deployment package live in
+// The data account: the `clients`, `tenants` and `expiring` tables (and, with the sandbox, its
+// tables) of shared/tables.py, and nothing else. Functions host storage and the deployment package live in
 // their own account (hoststorage.bicep), so the host's account-wide rights never reach these
 // tables and the app identity holds no blob role here. Shared-key access is disabled: every
 // caller authenticates with Microsoft Entra ID (identity-based connections).
@@ -96,11 +96,28 @@ resource tenantsTable 'Microsoft.Storage/storageAccounts/tableServices/tables@20
   name: 'tenants'
 }
 
+// EXPIRING_TABLE: rows every instance shares that expire (the failure throttle's counts, the
+// instances alive that share the rate limits); bounded and swept by the app (shared/expiring.py).
+resource expiringTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = {
+  parent: tableService
+  name: 'expiring'
+}
+
 // SANDBOX_TABLE: synthetic FHIR resources of the built-in sandbox provider, only when it is on.
 resource sandboxTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = if (sandboxEnabled) {
   parent: tableService
   name: 'sandbox'
 }
+
+// SANDBOX_LOCATOR_TABLE and SANDBOX_CHART_TABLES: the sandbox's id locator and the 32 tables its
+// patient charts are spread over (shared/sandbox/store.py says why), only when it is on.
+var sandboxChartTableNames = [for shard in range(0, 32): 'sandboxchart${padLeft(shard, 2, '0')}']
+var sandboxDataTableNames = concat(['sandboxlocator'], sandboxChartTableNames)
+
+resource sandboxDataTables 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = [for name in sandboxDataTableNames: if (sandboxEnabled) {
+  parent: tableService
+  name: name
+}]
 
 // Who read or changed a client record or tenant mapping.
 resource tableDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
@@ -130,4 +147,6 @@ output name string = account.name
 output tableEndpoint string = account.properties.primaryEndpoints.table
 output clientsTableName string = clientsTable.name
 output tenantsTableName string = tenantsTable.name
+output expiringTableName string = expiringTable.name
 output sandboxTableName string = sandboxEnabled ? sandboxTable.name : ''
+output sandboxDataTableNames array = sandboxEnabled ? sandboxDataTableNames : []

@@ -18,10 +18,11 @@ nothing. Successful attempts are never counted: a burst of the real client's req
 never slowed down.
 
 Counts live in an ``AttemptStore``. ``MemoryAttemptStore`` is this instance's memory: per
-instance, so with N instances a guesser gets N times the budget; a shared store can replace it
-(the interface is two atomic calls). It is bounded in bytes, not only in count: keys are
-16-byte digests and at most ``max_keys`` counters are kept, oldest window evicted first in O(1);
-only failures create one.
+instance, so on its own a guesser gets N times the budget from N instances.
+``shared.auth.shared_attempts.SharedAttemptStore`` puts the counts every instance shares in Table
+Storage, over this memory store, which keeps counting on its own if the table cannot answer. The
+memory store is bounded in bytes, not only in count: keys are 16-byte digests and at most
+``max_keys`` counters are kept, oldest window evicted first in O(1); only failures create one.
 """
 
 from __future__ import annotations
@@ -60,6 +61,11 @@ class Rule:
 class AttemptStore(Protocol):
     """Where failure counts live; each call is atomic over all the rules it is given."""
 
+    def screen(self, rules: Sequence[Rule]) -> int | None:
+        """What this instance already knows, without asking a shared store: whole seconds to
+        wait, or None (which proves nothing: ``blocked`` decides)."""
+        ...
+
     def blocked(self, rules: Sequence[Rule]) -> int | None:
         """Whole seconds to wait when any rule is at its limit, else None."""
         ...
@@ -97,6 +103,10 @@ class MemoryAttemptStore:
 
     def __len__(self) -> int:
         return len(self._counters)
+
+    def screen(self, rules: Sequence[Rule]) -> int | None:
+        """Whole seconds to wait (everything this store knows is local): as ``blocked``."""
+        return self.blocked(rules)
 
     def blocked(self, rules: Sequence[Rule]) -> int | None:
         """Whole seconds to wait when any rule is at its limit, else None."""
@@ -170,6 +180,13 @@ class FailureThrottle:
         self._ceiling = client_ceiling
         self._window = window_seconds
 
+    def screen(self, client_key: str, source: str) -> None:
+        """Raise ``Throttled`` when this instance already knows the caller must wait (a cheap
+        look before checking a secret; ``check`` afterwards is the verdict)."""
+        wait = self._store.screen(self._rules(client_key, source))
+        if wait is not None:
+            raise Throttled(wait)
+
     def check(self, client_key: str, source: str) -> None:
         """Raise ``Throttled`` when ``client_key`` from ``source`` must wait; a right secret too."""
         wait = self._store.blocked(self._rules(client_key, source))
@@ -184,8 +201,10 @@ class FailureThrottle:
 
     def _rules(self, client_key: str, source: str) -> tuple[Rule, ...]:
         pair = f"pair\0{client_key}\0{source}"
+        # The source first: a shared store stops counting at the first rule over its limit, so
+        # a source spraying client ids past its limit writes no new counters.
         return (
-            Rule(pair, self._limit),
             Rule(f"source\0{source}", self._address_limit),
+            Rule(pair, self._limit),
             Rule(f"client\0{client_key}", self._ceiling, exempt_while_clean=pair),
         )

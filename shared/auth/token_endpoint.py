@@ -142,7 +142,8 @@ class TokenEndpoint:
         credentials = self._client_auth.credentials(request, form)
         client_key = credentials.client_id.lower() if is_guid(credentials.client_id) else "?"
         source = source_address(request, self._settings.trusted_proxy_hops)
-        self._throttled(self._throttle.check, client_key, source)
+        # What this instance already knows; the verdict across instances comes after the secret.
+        self._throttled(self._throttle.screen, client_key, source)
 
         client_id = canonical_guid(credentials.client_id) if client_key != "?" else None
         record = self._lookups.client(client_id) if client_id else None

@@ -56,7 +56,7 @@ from shared.proxy.model import (
 from shared.proxy.provider_auth import ProviderAuthError
 from shared.proxy.transport import ProviderTransport
 from shared.proxy.upstream import Upstream
-from shared.ratelimit import RateLimiter
+from shared.ratelimit import RequestRates
 from shared.routes import face_base_url
 from shared.secret_store import SecretStoreUnavailable
 from shared.settings import FACES, Settings
@@ -87,16 +87,14 @@ class FhirProxy:
         transport: ProviderTransport,
         *,
         converter: VersionConverter | None = None,
+        rates: RequestRates | None = None,
     ) -> None:
         self._settings = settings
         self._verifier = verifier
         self._lookups = lookups
         self._transport = transport
         self._converter = converter or FhirVersionConverter()
-        burst_t = settings.tenant_rate_limit_per_second * 2
-        burst_c = settings.client_rate_limit_per_second * 2
-        self._tenant_rate = RateLimiter(settings.tenant_rate_limit_per_second, burst_t)
-        self._client_rate = RateLimiter(settings.client_rate_limit_per_second, burst_c)
+        self._rates = rates or RequestRates.from_settings(settings)
         self._batch_pool = ThreadPoolExecutor(
             max_workers=settings.batch_concurrency, thread_name_prefix="batch"
         )
@@ -227,8 +225,8 @@ class FhirProxy:
 
     def _check_rates(self, caller: Caller) -> None:
         for limiter, key, what in (
-            (self._tenant_rate, caller.tenant_id, "tenant"),
-            (self._client_rate, caller.client_id, "client"),
+            (self._rates.tenant, caller.tenant_id, "tenant"),
+            (self._rates.client, caller.client_id, "client"),
         ):
             wait = limiter.acquire(key)
             if wait is not None:

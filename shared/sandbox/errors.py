@@ -40,3 +40,7 @@ class UnsupportedSearch(SandboxError):
         super().__init__(f"{parameter}: {message}")
         self.parameter = parameter
         self.message = message
+
+
+class LayoutOutdated(SandboxError):
+    """The sandbox's tables hold data in an earlier version's layout (503 until migrated)."""

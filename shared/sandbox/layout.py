@@ -7,6 +7,7 @@ split across string properties within Table Storage's size limits.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -72,9 +73,23 @@ def id_of_row_key(row_key: str) -> str:
     return row_key.rpartition("|")[2]
 
 
-def lookup_partition(resource_type: str) -> str:
-    """The partition of the lookup rows (id -> patient) of one compartment type."""
+def v1_lookup_partition(resource_type: str) -> str:
+    """The partition of the per-id lookup rows of one compartment type in layout 1 (before the
+    locator, ``shared.sandbox.locator``); only the migration reads them now."""
     return f"ref-{resource_type}"
+
+
+LAYOUT_VERSION: Final = 2
+"""2: patient partitions in chart tables sharded by patient, ids located by bucket rows.
+1 (no marker row): everything in the one ``sandbox`` table, one lookup row per id."""
+LAYOUT_KEY: Final = ("layout", "version")
+"""The marker row (partition, row) in the main table that says which layout the data uses."""
+
+
+def chart_shard(patient_id: str, shards: int) -> int:
+    """The chart table of a patient: a stable hash of its id, so it never moves."""
+    digest = hashlib.blake2b(patient_id.encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big") % shards
 
 
 def patient_reference_id(reference: object) -> str | None:

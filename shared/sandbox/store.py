@@ -1,4 +1,4 @@
-"""The sandbox's R4 resources in one Azure Table Storage table (Azurite locally).
+"""The sandbox's R4 resources in Azure Table Storage (Azurite locally).
 
 Partition design, and why. Table Storage answers two things fast: a point read (PartitionKey +
 RowKey) and a range of row keys inside one partition; a transaction is limited to one partition.
@@ -10,23 +10,37 @@ and searches patients by name, birth date, gender or MRN. So:
   MedicationRequest, Coverage) lives in its patient's partition, ``patient-<patient id>``, row
   ``<Type>|<id>``: a by-patient search is one single-partition range query on the type prefix,
   and a patient's chart loads in entity-group transactions;
+- the patient partitions are spread over ``SANDBOX_CHART_TABLES`` (32 tables, by a hash of the
+  patient id; ``layout.chart_shard``). Azure's table service finds a partition through its index
+  whatever the table holds, so there this changes nothing: a table is a name, not a unit of
+  capacity or of cost (its limits are per partition and per account; tables are "limited only by
+  the capacity of the storage account"). Azurite evaluates every query over every entity of the
+  table it names (``LokiTableMetadataStore.queryTableEntities``: one JavaScript filter over the
+  table's whole collection), so a chart table of 1/32 of the charts is what keeps a by-patient
+  query at 10,000 patients as fast as at 300;
 - Patients, and the types outside the compartment (Location, Practitioner, Organization), live
-  in one partition per type, ``res-<Type>``, row ``<id>``: reads are point reads, and a Patient
-  search scans Patient rows only, never clinical ones;
-- a read by id of a compartment resource must find its patient first: a small lookup row in
-  ``ref-<Type>``, row ``<id>``, holds the patient id.
+  in one partition per type in the main ``sandbox`` table, ``res-<Type>``, row ``<id>``: reads
+  are point reads, and a Patient search scans Patient rows only, never clinical ones;
+- a read by id of a compartment resource must find its patient first: the locator
+  (``shared.sandbox.locator``, its own table) maps ids to patients in bucket rows.
 
-Writes never leave a half-written resource visible: the lookup is written before the resource
-and deleted after it, and a lookup that points to nothing reads as 404. A resource whose patient
-changes on update moves partition (lookup, new row, then delete the old row); the lookup keeps
-``moving_from`` until the old row is gone, so a move cut short is finished by the next write.
+Writes never leave a half-written resource visible: the locator entry is written before the
+resource and removed after it, and an entry that points to nothing reads as 404. A resource
+whose patient changes on update moves partition (entry, new row, then delete the old row); the
+entry keeps ``moving_from`` until the old row is gone, so a move cut short is finished by the next
+write.
 
 Each row holds the resource as compact JSON split over ``j0``, ``j1``, ... (a string property
 holds 64 KiB, an entity 1 MiB) plus the search document and columns of ``shared.sandbox.query``,
-written with it. Searches filter server-side where Table Storage can (a superset of the matches,
-fetching search columns only), re-check every candidate with FHIR's rules, then read only the
-resources of the requested page. A compartment type is searched by patient (or ``_id``), never
-across patients: the sandbox is for the app's by-patient queries.
+written with it. Searches filter server-side where Table Storage can (a superset of the matches),
+re-check every candidate with FHIR's rules, then read only the resources of the requested page;
+a search by patient reads its partition's rows whole, in one query. A compartment type is
+searched by patient (or ``_id``), never across patients: the sandbox is for the app's by-patient
+queries.
+
+The data of layout 1 (everything in ``sandbox``, one lookup row per id) is refused with
+``LayoutOutdated`` until ``shared.sandbox.migrate`` (``ops sandbox migrate``; ``make run`` does
+it) has moved it.
 """
 
 from __future__ import annotations
@@ -42,23 +56,32 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from shared.sandbox.errors import InvalidResource, ResourceNotFound, UnsupportedType
+from shared.sandbox.errors import (
+    InvalidResource,
+    LayoutOutdated,
+    ResourceNotFound,
+    UnsupportedType,
+)
 from shared.sandbox.layout import (
     COMPARTMENT_TYPES,
+    LAYOUT_KEY,
+    LAYOUT_VERSION,
     SUPPORTED_TYPES,
+    chart_shard,
     check_fits,
     decode_resource,
     encode_resource,
     entity_bytes,
     id_of_row_key,
     is_id,
-    lookup_partition,
     partition_patient,
     patient_of,
     resource_partition,
     resource_row_key,
     type_range,
+    v1_lookup_partition,
 )
+from shared.sandbox.locator import Locator, Place
 from shared.sandbox.query import (
     MAX_FILTER_COMPARISONS,
     Clause,
@@ -126,22 +149,20 @@ class LoadReport:
 
 @dataclass(frozen=True)
 class _Current:
-    """A resource's rows as stored now: its lookup (compartment types) and its entity."""
+    """A resource's rows as stored now: its locator entry (compartment types) and its entity."""
 
-    lookup: Entity | None
+    place: Place | None
     entity: Entity | None
 
     @property
     def patient_id(self) -> str | None:
-        """The patient the lookup points to."""
-        value = self.lookup.properties.get("patient") if self.lookup else None
-        return value if is_id(value) else None
+        """The patient the locator points to."""
+        return self.place.patient_id if self.place else None
 
     @property
     def moving_from(self) -> str | None:
         """The patient partition an unfinished move left a copy in."""
-        value = self.lookup.properties.get("moving_from") if self.lookup else None
-        return value if is_id(value) else None
+        return self.place.moving_from if self.place else None
 
 
 @dataclass(frozen=True)
@@ -149,25 +170,88 @@ class _Candidate:
     partition_key: str
     row_key: str
     document: dict[str, Any]
+    entity: Entity | None = None
+    """The whole row, when the search read rows whole."""
 
 
 class SandboxStore:
-    """Read, write, search and bulk-load R4 resources in the sandbox table."""
+    """Read, write, search and bulk-load R4 resources in the sandbox's tables.
 
-    def __init__(self, table: EntityTable) -> None:
+    ``table`` is the main table; ``charts`` the tables the patient partitions are spread over
+    and ``locator`` the locator's (both default to ``table``: one table holds everything).
+    """
+
+    def __init__(
+        self,
+        table: EntityTable,
+        *,
+        charts: Sequence[EntityTable] = (),
+        locator: EntityTable | None = None,
+    ) -> None:
         self._table = table
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_lock = threading.Lock()
+        self._charts = tuple(charts) or (table,)
+        self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="sandbox-store")
+        self._locator = Locator(locator or table, self._pool)
+        self._layout_checked = False
+        self._layout_lock = threading.Lock()
 
     @property
     def table(self) -> EntityTable:
-        """The table the sandbox lives in (the editor keeps its sessions in a partition of it)."""
+        """The main table (the editor keeps its sessions in a partition of it)."""
         return self._table
+
+    @property
+    def locator(self) -> Locator:
+        """Where each compartment resource lives."""
+        return self._locator
+
+    def table_of(self, partition_key: str) -> EntityTable:
+        """The table a partition lives in: a patient's chart table, else the main one."""
+        patient_id = partition_patient(partition_key)
+        if patient_id is None:
+            return self._table
+        return self._charts[chart_shard(patient_id, len(self._charts))]
+
+    def check_layout(self) -> None:
+        """Raise LayoutOutdated while layout-1 data waits for its migration; mark a new store."""
+        if self._layout_checked:
+            return
+        with self._layout_lock:
+            if self._layout_checked:
+                return
+            try:
+                marker = self._table.get(*LAYOUT_KEY)
+                version = marker.properties.get("version")
+            except EntityNotFound:
+                version = None
+            if version is None:
+                if self.holds_layout_1():
+                    raise LayoutOutdated(
+                        "the sandbox holds data of an earlier version's layout: run "
+                        "`python -m tools.ops sandbox migrate` (make run does it)"
+                    )
+                self._table.upsert(Entity(*LAYOUT_KEY, {"version": LAYOUT_VERSION}))
+            elif version != LAYOUT_VERSION:
+                raise LayoutOutdated(
+                    f"the sandbox's data has layout {version}, this version reads {LAYOUT_VERSION}"
+                )
+            self._layout_checked = True
+
+    def holds_layout_1(self) -> bool:
+        """True while the main table has layout 1's per-id lookup rows."""
+        rows = self._table.query(
+            "PartitionKey ge @lo and PartitionKey lt @hi",
+            {"lo": v1_lookup_partition(""), "hi": "ref."},
+            select=["patient"],
+            limit=1,
+        )
+        return bool(rows)
 
     # -- reads and writes ----------------------------------------------------------------------
 
     def read(self, resource_type: str, resource_id: str) -> dict[str, Any]:
         """The current version of a resource, or ResourceNotFound."""
+        self.check_layout()
         _check_type(resource_type)
         if not is_id(resource_id):
             raise ResourceNotFound(resource_type, resource_id[:64])
@@ -178,19 +262,21 @@ class SandboxStore:
 
     def create(self, resource: dict[str, Any]) -> dict[str, Any]:
         """Store a new resource under a new id (any id given is ignored); returns it as stored."""
+        self.check_layout()
         resource_type = _type_of(resource)
         stored = _stamped(resource, str(uuid.uuid4()), "1", _now())
         validate_resource(stored)
         entity, patient_id = _entity(stored)
         if patient_id is not None:
-            self._put_lookup(resource_type, stored["id"], patient_id)
-        self._table.create(entity)
+            self._locator.place(resource_type, stored["id"], Place(patient_id))
+        self.table_of(entity.partition_key).create(entity)
         return stored
 
     def update(
         self, resource_type: str, resource_id: str, resource: dict[str, Any]
     ) -> tuple[dict[str, Any], bool]:
         """Create or replace a resource at its id; returns (as stored, whether it was created)."""
+        self.check_layout()
         _check_type(resource_type)
         if _type_of(resource) != resource_type:
             raise InvalidResource("resourceType", f"must be {resource_type}, as in the URL")
@@ -214,15 +300,16 @@ class SandboxStore:
         raise StoreUnavailable("the resource is being changed concurrently", retry_after=1)
 
     def delete(self, resource_type: str, resource_id: str) -> None:
-        """Delete a resource (its row before its lookup), or ResourceNotFound."""
+        """Delete a resource (its row before its locator entry), or ResourceNotFound."""
+        self.check_layout()
         _check_type(resource_type)
         if not is_id(resource_id):
             raise ResourceNotFound(resource_type, resource_id[:64])
         current = self._current(resource_type, resource_id)
         entity = current.entity
         if entity is not None:
-            self._table.delete(entity.partition_key, entity.row_key)
-        if current.lookup is not None:
+            self.table_of(entity.partition_key).delete(entity.partition_key, entity.row_key)
+        if current.place is not None:
             self._tidy(resource_type, resource_id, current, None)
         if entity is None:
             raise ResourceNotFound(resource_type, resource_id)
@@ -231,6 +318,7 @@ class SandboxStore:
 
     def search(self, resource_type: str, params: Sequence[tuple[str, str]]) -> SearchPage:
         """One page of the resources matching ``params`` (decoded pairs, in order)."""
+        self.check_layout()
         _check_type(resource_type)
         query = parse_search(resource_type, params)
         scanned = self._candidates(query)
@@ -239,28 +327,34 @@ class SandboxStore:
         page = ordered[query.offset : query.offset + query.count]
         return SearchPage(
             total=len(ordered),
-            resources=self._read_page(query, page, len(scanned)),
+            resources=self._read_page(page),
             offset=query.offset,
             count=query.count,
         )
 
     def _candidates(self, query: SearchQuery) -> list[_Candidate]:
-        """Keys and search documents of every row the search must look at."""
+        """Search documents of every row the search must look at (whole rows when by patient)."""
         resource_type = query.resource_type
-        select = ["RowKey", *query.columns]
-        if query.patient_ids is None and resource_type in COMPARTMENT_TYPES:
-            # By _id alone: each id's lookup names the one partition to read.
+        if resource_type in COMPARTMENT_TYPES and query.patient_ids is None:
+            # By _id alone: each id's locator entry names the one partition to read.
             found = []
             for resource_id in sorted(query.ids or ()):
                 entity = self._current(resource_type, resource_id).entity
                 if entity is not None:
-                    found.append(_candidate(entity))
+                    found.append(_candidate(entity, whole=True))
             return found
-        return [
-            _candidate(row)
-            for partition_key in _partitions(query)
-            for row in self._query(query, partition_key, select)
-        ]
+        if resource_type in COMPARTMENT_TYPES:
+            # One patient's rows of one type are few: read them whole in the one query, rather
+            # than their search columns first and the page's resources after.
+            partitions = _partitions(query)
+            rows = (
+                self._pool.map(lambda pk: self._query(query, pk, None), partitions)
+                if len(partitions) > 1
+                else [self._query(query, partitions[0], None)]
+            )
+            return [_candidate(row, whole=True) for found in rows for row in found]
+        select = ["RowKey", *query.columns]
+        return [_candidate(row) for row in self._query(query, _partitions(query)[0], select)]
 
     def _query(
         self, query: SearchQuery, partition_key: str, select: list[str] | None
@@ -274,29 +368,13 @@ class SandboxStore:
         budget = MAX_FILTER_COMPARISONS - len(parameters)
         for clause in query.server_clauses(budget):
             text += " and " + _render(clause, parameters)
-        return self._table.query(text, parameters, select)
+        return self.table_of(partition_key).query(text, parameters, select)
 
-    def _read_page(
-        self, query: SearchQuery, page: list[_Candidate], scanned: int
-    ) -> list[dict[str, Any]]:
-        """The resources of ``page``, in order; rows deleted since the scan are skipped.
-
-        When the page is a good part of the rows scanned (a patient's few Conditions), running
-        the query again with every column is one round trip instead of one read per resource.
-        """
-        keys = [(c.partition_key, c.row_key) for c in page]
-        by_query = query.patient_ids is not None or query.resource_type not in COMPARTMENT_TYPES
-        if len(keys) > 1 and by_query and 4 * len(keys) >= scanned:
-            rows = {
-                (row.partition_key, row.row_key): row
-                for partition_key in sorted({pk for pk, _ in keys})
-                for row in self._query(query, partition_key, None)
-            }
-            entities = [rows.get(key) for key in keys]
-        elif len(keys) > 1:
-            entities = list(self._executor().map(lambda key: self._get(*key), keys))
-        else:
-            entities = [self._get(*key) for key in keys]
+    def _read_page(self, page: list[_Candidate]) -> list[dict[str, Any]]:
+        """The resources of ``page``, in order; rows deleted since the scan are skipped."""
+        keys = [(c.partition_key, c.row_key) for c in page if c.entity is None]
+        fetched = dict(zip(keys, self._pool.map(lambda key: self._get(*key), keys), strict=True))
+        entities = [c.entity or fetched[(c.partition_key, c.row_key)] for c in page]
         return [decode_resource(entity.properties) for entity in entities if entity is not None]
 
     # -- bulk load -------------------------------------------------------------------------------
@@ -305,14 +383,15 @@ class SandboxStore:
         """Upsert many resources keeping their ids; idempotent; skips unsupported types.
 
         Every resource is checked (and validated when ``validate``) before anything is written.
-        Rows go in entity-group transactions per partition, a few at once: all lookups first,
-        then the resources. Meta is kept when given (versionId defaults to 1). References must
+        The locator's entries go first, then the rows, in entity-group transactions per
+        partition, a few at once. Meta is kept when given (versionId defaults to 1). References must
         already be ``Type/id``. A failure part-way leaves a partial load that loading again
         completes. Load does not move a compartment resource to another patient (use update).
         """
+        self.check_layout()
         began = time.perf_counter()
         now = _now()
-        prepared: dict[tuple[str, str], tuple[Entity, Entity | None]] = {}
+        prepared: dict[tuple[str, str], tuple[Entity, str | None]] = {}
         skipped: Counter[str] = Counter()
         for resource in resources:
             resource_type = _type_of(resource, supported=False)
@@ -334,10 +413,13 @@ class SandboxStore:
             )
             if validate:
                 validate_resource(stored)
-            entity, patient_id = _entity(stored)
-            lookup = None if patient_id is None else _lookup(resource_type, entity, patient_id)
-            prepared[(resource_type, str(resource_id))] = (entity, lookup)
-        self._submit([lookup for _, lookup in prepared.values() if lookup is not None])
+            prepared[(resource_type, str(resource_id))] = _entity(stored)
+        places: defaultdict[str, dict[str, Place | None]] = defaultdict(dict)
+        for (resource_type, resource_id), (_, patient_id) in prepared.items():
+            if patient_id is not None:
+                places[resource_type][resource_id] = Place(patient_id)
+        for resource_type, entries in sorted(places.items()):
+            self._locator.place_many(resource_type, entries)
         self._submit([entity for entity, _ in prepared.values()])
         return LoadReport(
             stored=dict(Counter(resource_type for resource_type, _ in prepared)),
@@ -365,9 +447,7 @@ class SandboxStore:
                 size += row_size
             if batch:
                 batches.append(batch)
-        futures: list[Future[Any]] = [
-            self._executor().submit(self._transact, batch) for batch in batches
-        ]
+        futures: list[Future[Any]] = [self._pool.submit(self._transact, batch) for batch in batches]
         wait(futures)
         for future in futures:
             future.result()  # the first failure raises, once every batch has finished
@@ -377,7 +457,7 @@ class SandboxStore:
         # does not retry for a POST) is simply sent again.
         for attempt in range(WRITE_ATTEMPTS):
             try:
-                self._table.upsert_batch(batch)
+                self.table_of(batch[0].partition_key).upsert_batch(batch)
                 return
             except StoreUnavailable:
                 if attempt == WRITE_ATTEMPTS - 1:
@@ -388,7 +468,7 @@ class SandboxStore:
 
     def _get(self, partition_key: str, row_key: str) -> Entity | None:
         try:
-            return self._table.get(partition_key, row_key)
+            return self.table_of(partition_key).get(partition_key, row_key)
         except EntityNotFound:
             return None
 
@@ -397,22 +477,14 @@ class SandboxStore:
         row_key = resource_row_key(resource_type, resource_id)
         if resource_type not in COMPARTMENT_TYPES:
             return _Current(None, self._get(resource_partition(resource_type, None), row_key))
-        lookup = self._get(lookup_partition(resource_type), resource_id)
-        found = _Current(lookup, None)
+        place = self._locator.find(resource_type, resource_id)
+        found = _Current(place, None)
         for patient_id in (found.patient_id, found.moving_from):
             if patient_id is not None:
                 entity = self._get(resource_partition(resource_type, patient_id), row_key)
                 if entity is not None:
-                    return _Current(lookup, entity)
+                    return _Current(place, entity)
         return found
-
-    def _put_lookup(
-        self, resource_type: str, resource_id: str, patient_id: str, moving_from: str | None = None
-    ) -> None:
-        properties = {"patient": patient_id}
-        if moving_from is not None:
-            properties["moving_from"] = moving_from
-        self._table.upsert(Entity(lookup_partition(resource_type), resource_id, properties))
 
     def _write(
         self,
@@ -424,47 +496,41 @@ class SandboxStore:
     ) -> None:
         """Write a new version; EntityExists / EntityChanged when another write came first."""
         old = current.entity
+        table = self.table_of(entity.partition_key)
         if old is not None and old.partition_key == entity.partition_key:
             # Replaced only if unchanged since it was read.
-            self._table.replace(
-                Entity(entity.partition_key, entity.row_key, entity.properties, old.etag)
-            )
+            table.replace(Entity(entity.partition_key, entity.row_key, entity.properties, old.etag))
         elif old is None:
             if patient_id is not None:
-                self._put_lookup(resource_type, resource_id, patient_id)
-            self._table.create(entity)
+                self._locator.place(resource_type, resource_id, Place(patient_id))
+            table.create(entity)
         else:
-            # The patient changed: point the lookup at the new partition, write there, then
+            # The patient changed: point the locator at the new partition, write there, then
             # remove the old copy; "moving_from" lets reads and the next write finish a move
             # cut short.
             assert patient_id is not None
             moving_from = partition_patient(old.partition_key)
-            self._put_lookup(resource_type, resource_id, patient_id, moving_from=moving_from)
-            self._table.upsert(entity)
+            self._locator.place(resource_type, resource_id, Place(patient_id, moving_from))
+            table.upsert(entity)
         if patient_id is not None:
             self._tidy(resource_type, resource_id, current, patient_id)
 
     def _tidy(
         self, resource_type: str, resource_id: str, current: _Current, patient_id: str | None
     ) -> None:
-        """Delete copies in other patients' partitions, then leave the lookup plain.
+        """Delete copies in other patients' partitions, then leave the locator entry plain.
 
-        ``patient_id`` None (a delete) removes every copy the lookup knows of and the lookup.
+        ``patient_id`` None (a delete) removes every copy the entry knows of, and the entry.
         """
         row_key = resource_row_key(resource_type, resource_id)
         others = {current.patient_id, current.moving_from} - {None, patient_id}
         for other in sorted(p for p in others if p is not None):
-            self._table.delete(resource_partition(resource_type, other), row_key)
+            partition_key = resource_partition(resource_type, other)
+            self.table_of(partition_key).delete(partition_key, row_key)
         if patient_id is None:
-            self._table.delete(lookup_partition(resource_type), resource_id)
+            self._locator.place(resource_type, resource_id, None)
         elif others or current.moving_from is not None:
-            self._put_lookup(resource_type, resource_id, patient_id)
-
-    def _executor(self) -> ThreadPoolExecutor:
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="sandbox-store")
-            return self._pool
+            self._locator.place(resource_type, resource_id, Place(patient_id))
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -539,12 +605,6 @@ def _row(entity: Entity) -> dict[str, Any]:
     return {"PartitionKey": entity.partition_key, "RowKey": entity.row_key, **entity.properties}
 
 
-def _lookup(resource_type: str, entity: Entity, patient_id: str) -> Entity:
-    return Entity(
-        lookup_partition(resource_type), id_of_row_key(entity.row_key), {"patient": patient_id}
-    )
-
-
 def _partitions(query: SearchQuery) -> list[str]:
     """The partitions holding every possible match of a search by patient or of a type."""
     if query.resource_type not in COMPARTMENT_TYPES:
@@ -552,10 +612,10 @@ def _partitions(query: SearchQuery) -> list[str]:
     return [resource_partition(query.resource_type, p) for p in sorted(query.patient_ids or ())]
 
 
-def _candidate(row: Entity) -> _Candidate:
+def _candidate(row: Entity, *, whole: bool = False) -> _Candidate:
     document = read_document(row.properties)
     document["id"] = id_of_row_key(row.row_key)
-    return _Candidate(row.partition_key, row.row_key, document)
+    return _Candidate(row.partition_key, row.row_key, document, row if whole else None)
 
 
 def _render(clause: Clause, parameters: dict[str, Any]) -> str:

@@ -27,6 +27,7 @@ from shared.http import Request, Response, public_origin
 from shared.sandbox.access import SandboxKeyMissing
 from shared.sandbox.errors import (
     InvalidResource,
+    LayoutOutdated,
     ResourceNotFound,
     UnsupportedSearch,
     UnsupportedType,
@@ -451,6 +452,13 @@ class SandboxUi:
                 503,
                 "Sandbox not set up",
                 "The sandbox has no key yet. Provision it (make run does) and try again.",
+            )
+        except LayoutOutdated:
+            return self._pages.message(
+                503,
+                "Sandbox data to migrate",
+                "The sandbox holds data an earlier version loaded. Migrate it with "
+                "python -m tools.ops sandbox migrate (make run does) and try again.",
             )
         except (StoreUnavailable, SecretStoreUnavailable) as error:
             log.warning("sandbox editor dependency unavailable: %s", type(error).__name__)

@@ -75,6 +75,23 @@ def body(resource: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+def loop_array(resource: dict[str, Any]) -> str | None:
+    """The array a ``[for x in array: ...]`` resource loops over, else None."""
+    loop = resource["config"].get("loop_type") or {}
+    detail = loop.get("detail") or {}
+    name = detail.get("array_name")
+    return name if isinstance(name, str) else None
+
+
+def indexed(value: Any) -> str | None:
+    """The resource named by ``name[index]``, else None."""
+    operator = value.get("operator") if isinstance(value, dict) else None
+    if not operator or operator.get("type") != "index_accessor":
+        return None
+    target = operator["operands"]["operand_1"]
+    return target if isinstance(target, str) else None
+
+
 def condition(resource: dict[str, Any]) -> Any:
     """The ``if (...)`` condition of a conditional resource, else None."""
     return resource["config"].get("condition")

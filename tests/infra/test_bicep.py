@@ -14,7 +14,14 @@ import pytest
 
 from shared import routes
 from shared.settings import FACES, SETTINGS
-from shared.tables import CLIENTS_TABLE, SANDBOX_TABLE, TENANTS_TABLE
+from shared.tables import (
+    CLIENTS_TABLE,
+    EXPIRING_TABLE,
+    SANDBOX_CHART_TABLES,
+    SANDBOX_LOCATOR_TABLE,
+    SANDBOX_TABLE,
+    TENANTS_TABLE,
+)
 from tests.infra import bicep_model as bm
 from tools.testkit.data import REPO
 
@@ -280,6 +287,16 @@ def test_the_sandbox_table_and_its_role_exist_only_when_the_sandbox_is_on():
     }
     passed = bm.template(MAIN)["modules"]["roles"]["config"]["params"]["sandboxTableName"]
     assert bm.accessor(passed) == ["storage", "outputs", "sandboxTableName"]
+    # The locator and chart tables: created only when on, listed to roles.bicep only when on.
+    assert bm.condition(table["sandboxDataTables"]) == "sandboxEnabled"
+    names = storage["outputs"]["sandboxDataTableNames"]["value"]["operator"]["operands"]
+    assert names == {
+        "condition": "sandboxEnabled",
+        "true_value": "sandboxDataTableNames",
+        "false_value": [],
+    }
+    passed = bm.template(MAIN)["modules"]["roles"]["config"]["params"]["sandboxDataTableNames"]
+    assert bm.accessor(passed) == ["storage", "outputs", "sandboxDataTableNames"]
 
 
 # Roles -----------------------------------------------------------------------------------
@@ -301,7 +318,9 @@ def assignments() -> list[dict[str, Any]]:
     for (file, _), resource in bm.all_resources("Microsoft.Authorization/roleAssignments").items():
         model = bm.template(file)
         config = bm.body(resource)
-        scope = model["resources"][config["scope"]]
+        # A looped assignment's scope is `tables[index]`: it names the array the tables are.
+        looped = bm.indexed(config["scope"])
+        scope = model["resources"][looped or config["scope"]]
         found.append(
             {
                 "file": file,
@@ -309,7 +328,7 @@ def assignments() -> list[dict[str, Any]]:
                 "principal": config["properties"]["principalId"],
                 "principal_type": config["properties"]["principalType"],
                 "scope_type": scope["type"],
-                "scope_name": bm.body(scope)["name"],
+                "scope_name": bm.loop_array(scope) if looped else bm.body(scope)["name"],
                 "condition": bm.condition(resource),
             }
         )
@@ -340,11 +359,22 @@ def test_the_app_identity_has_exactly_the_roles_the_code_needs():
             "Microsoft.Storage/storageAccounts/tableServices/tables",
             "tenantsTableName",
         ),
-        # The sandbox provider's table, only when the sandbox is on (see the test below).
+        # The rows every instance shares (failure counts, instances alive).
+        (
+            STORAGE_TABLE_DATA_CONTRIBUTOR,
+            "Microsoft.Storage/storageAccounts/tableServices/tables",
+            "expiringTableName",
+        ),
+        # The sandbox provider's tables, only when the sandbox is on (see the tests below).
         (
             STORAGE_TABLE_DATA_CONTRIBUTOR,
             "Microsoft.Storage/storageAccounts/tableServices/tables",
             "sandboxTableName",
+        ),
+        (
+            STORAGE_TABLE_DATA_CONTRIBUTOR,
+            "Microsoft.Storage/storageAccounts/tableServices/tables",
+            "sandboxDataTableNames",
         ),
         # Identity-based host storage and the Flex Consumption deployment container, in the
         # host account only.
@@ -377,6 +407,13 @@ def test_operators_can_load_the_sandbox_only_when_it_is_on():
             "type": "and",
         }
     }
+    # Its other tables: one assignment each, over a list that is empty when the sandbox is off.
+    (data,) = [
+        a
+        for a in assignments()
+        if a["principal"] == "operatorPrincipalId" and a["scope_name"] == "sandboxDataTableNames"
+    ]
+    assert data["condition"] == "withOperator"
 
 
 def test_the_operator_principal_type_may_be_left_for_azure_to_look_up():
@@ -438,19 +475,36 @@ def test_the_app_principal_is_the_user_assigned_identity_the_app_runs_as():
     }
 
 
+def sandbox_data_table_names(storage: dict[str, Any]) -> list[str]:
+    """The names ``sandboxDataTableNames`` holds: the locator, then the range of chart tables."""
+    value = storage["variables"]["sandboxDataTableNames"]["value"]["function"]
+    assert value["type"] == "concat"
+    head, tail = value["parameters"]["arg_1"], value["parameters"]["arg_2"]
+    charts = storage["variables"][tail]["value"]
+    detail = charts["loop_type"]["detail"]
+    assert charts["loop_type"]["type"] == "range" and detail["start_index"] == 0
+    template = charts["config"]
+    assert template == "sandboxchart${padLeft(shard, 2, '0')}", template
+    return [*head, *(f"sandboxchart{shard:02d}" for shard in range(detail["count"]))]
+
+
 def test_the_tables_the_roles_cover_are_the_codes_tables():
     storage = bm.template(STORAGE)
     tables = bm.resources(storage, "Microsoft.Storage/storageAccounts/tableServices/tables")
-    assert {bm.body(t)["name"] for t in tables.values()} == {
-        CLIENTS_TABLE,
-        TENANTS_TABLE,
-        SANDBOX_TABLE,
-    }
+    single = {bm.body(t)["name"] for t in tables.values() if bm.loop_array(t) is None}
+    assert single == {CLIENTS_TABLE, TENANTS_TABLE, EXPIRING_TABLE, SANDBOX_TABLE}
+    looped = [bm.loop_array(t) for t in tables.values() if bm.loop_array(t) is not None]
+    assert looped == ["sandboxDataTableNames"]
+    assert sandbox_data_table_names(storage) == [SANDBOX_LOCATOR_TABLE, *SANDBOX_CHART_TABLES]
     roles = bm.template(MAIN)["modules"]["roles"]["config"]["params"]
-    assert bm.accessor(roles["clientsTableName"]) == ["storage", "outputs", "clientsTableName"]
-    assert bm.accessor(roles["tenantsTableName"]) == ["storage", "outputs", "tenantsTableName"]
+    for name in ("clientsTableName", "tenantsTableName", "expiringTableName"):
+        assert bm.accessor(roles[name]) == ["storage", "outputs", name]
     assert bm.accessor(storage["outputs"]["clientsTableName"]["value"]) == ["clientsTable", "name"]
     assert bm.accessor(storage["outputs"]["tenantsTableName"]["value"]) == ["tenantsTable", "name"]
+    assert bm.accessor(storage["outputs"]["expiringTableName"]["value"]) == [
+        "expiringTable",
+        "name",
+    ]
 
 
 def test_operators_get_secrets_and_tables_only_and_only_when_named():
@@ -460,6 +514,7 @@ def test_operators_get_secrets_and_tables_only_and_only_when_named():
         (STORAGE_TABLE_DATA_CONTRIBUTOR, "clientsTableName"),
         (STORAGE_TABLE_DATA_CONTRIBUTOR, "tenantsTableName"),
         (STORAGE_TABLE_DATA_CONTRIBUTOR, "sandboxTableName"),
+        (STORAGE_TABLE_DATA_CONTRIBUTOR, "sandboxDataTableNames"),
     }
     for item in operator:
         if item["scope_name"] != "sandboxTableName":

@@ -109,3 +109,57 @@ def test_a_query_binds_its_values_and_returns_keys_and_the_selected_columns(
     assert table.query("fam ne @x", {"x": "nobody"}) == [
         e for e in table.query("PartitionKey ge @a", {"a": ""}) if "fam" in e.properties
     ]
+
+
+def test_a_batch_of_deletes_removes_every_row_it_names(table: EntityTable) -> None:
+    table.upsert_batch([Entity("p", f"r{i}", {"v": str(i)}) for i in range(4)])
+    table.delete_batch("p", ["r0", "r2"])
+    assert [e.row_key for e in table.query_partition("p")] == ["r1", "r3"]
+
+
+def test_a_batch_of_deletes_naming_a_missing_row_deletes_nothing(table: EntityTable) -> None:
+    table.upsert_batch([Entity("p", f"r{i}", {"v": str(i)}) for i in range(2)])
+    with pytest.raises(EntityNotFound):
+        table.delete_batch("p", ["r0", "gone"])
+    assert [e.row_key for e in table.query_partition("p")] == ["r0", "r1"]
+
+
+def test_a_batch_keeps_each_value_type_and_awkward_keys(table: EntityTable) -> None:
+    properties = {"s": "é'\"\\ ✓", "i": -7, "f": 2.5, "b": True, "big": 2**31 - 1}
+    table.upsert_batch([Entity("p'q r", "a'b c%2Fé", properties)])
+    assert table.get("p'q r", "a'b c%2Fé").properties == properties
+
+
+def test_a_query_stops_at_its_limit_in_key_order(table: EntityTable) -> None:
+    table.upsert_batch([Entity("p", f"r{i}", {"v": str(i)}) for i in range(5)])
+    table.upsert_batch([Entity("o", f"r{i}", {"v": str(i)}) for i in range(2)])
+    found = table.query("PartitionKey ge @a", {"a": ""}, limit=3)
+    assert [(e.partition_key, e.row_key) for e in found] == [("o", "r0"), ("o", "r1"), ("p", "r0")]
+
+
+def test_a_written_batch_creates_new_rows_and_replaces_at_their_etags(table: EntityTable) -> None:
+    old = table.create(Entity("p", "old", {"v": "1"}))
+    table.write_batch([Entity("p", "old", {"v": "2"}, old.etag), Entity("p", "new", {"v": "n"})])
+    assert [(e.row_key, e.properties["v"]) for e in table.query_partition("p")] == [
+        ("new", "n"),
+        ("old", "2"),
+    ]
+
+
+def test_a_written_batch_with_a_stale_etag_writes_nothing(table: EntityTable) -> None:
+    old = table.create(Entity("p", "old", {"v": "1"}))
+    table.replace(Entity("p", "old", {"v": "elsewhere"}, old.etag))
+    with pytest.raises(EntityChanged):
+        table.write_batch(
+            [Entity("p", "new", {"v": "n"}), Entity("p", "old", {"v": "2"}, old.etag)]
+        )
+    assert [(e.row_key, e.properties["v"]) for e in table.query_partition("p")] == [
+        ("old", "elsewhere")
+    ]
+
+
+def test_a_written_batch_creating_a_row_that_exists_writes_nothing(table: EntityTable) -> None:
+    table.create(Entity("p", "taken", {"v": "1"}))
+    with pytest.raises(EntityExists):
+        table.write_batch([Entity("p", "new", {"v": "n"}), Entity("p", "taken", {"v": "2"})])
+    assert [e.row_key for e in table.query_partition("p")] == ["taken"]

@@ -18,6 +18,7 @@ from shared.sandbox.errors import (
     UnsupportedSearch,
     UnsupportedType,
 )
+from shared.sandbox.locator import Locator, Place
 from shared.sandbox.store import SandboxStore
 from shared.tables import AzureEntityTable, StoreUnavailable
 from tests.support import sandbox as support
@@ -51,8 +52,13 @@ def ids(page: Any) -> list[str]:
 
 
 def resource_rows(table: Any) -> list[dict[str, Any]]:
-    """Rows holding resources (lookup rows left out)."""
-    return [row for row in all_rows(table) if not row["PartitionKey"].startswith("ref-")]
+    """Rows holding resources (the locator's rows left out)."""
+    return [row for row in all_rows(table) if not row["PartitionKey"].startswith("loc-")]
+
+
+def locator(table: Any) -> Locator:
+    """The locator of a store on one table."""
+    return Locator(AzureEntityTable(table))
 
 
 # -- reads and writes -------------------------------------------------------------------------
@@ -115,7 +121,7 @@ def test_delete_then_read_is_not_found(sandbox_store: SandboxStore) -> None:
         sandbox_store.read("Observation", stored["id"])
 
 
-def test_delete_removes_resource_and_lookup_rows(
+def test_delete_removes_resource_and_locator_rows(
     sandbox_store: SandboxStore, sandbox_table: Any
 ) -> None:
     stored = sandbox_store.create(observation("p1"))
@@ -204,12 +210,10 @@ def test_update_that_changes_patient_moves_the_resource(
     assert [row["PartitionKey"] for row in resource_rows(sandbox_table)] == ["patient-p2"]
 
 
-def test_lookup_pointing_to_nothing_reads_as_not_found(
+def test_a_locator_entry_pointing_to_nothing_reads_as_not_found(
     sandbox_store: SandboxStore, sandbox_table: Any
 ) -> None:
-    sandbox_table.create_entity(
-        {"PartitionKey": "ref-Observation", "RowKey": "o1", "patient": "p1"}
-    )
+    locator(sandbox_table).place("Observation", "o1", Place("p1"))
     with pytest.raises(ResourceNotFound):
         sandbox_store.read("Observation", "o1")
 
@@ -218,20 +222,12 @@ def test_move_cut_short_still_reads_and_the_next_write_finishes_it(
     sandbox_store: SandboxStore, sandbox_table: Any
 ) -> None:
     created = sandbox_store.create(observation("p1"))
-    # As if a move to p2 stopped right after pointing the lookup at the new partition.
-    sandbox_table.upsert_entity(
-        {
-            "PartitionKey": "ref-Observation",
-            "RowKey": created["id"],
-            "patient": "p2",
-            "moving_from": "p1",
-        }
-    )
+    # As if a move to p2 stopped right after pointing the locator at the new partition.
+    locator(sandbox_table).place("Observation", created["id"], Place("p2", moving_from="p1"))
     assert sandbox_store.read("Observation", created["id"]) == created
     sandbox_store.update("Observation", created["id"], observation("p2", created["id"]))
     assert [row["PartitionKey"] for row in resource_rows(sandbox_table)] == ["patient-p2"]
-    lookup = sandbox_table.get_entity("ref-Observation", created["id"])
-    assert "moving_from" not in lookup
+    assert locator(sandbox_table).find("Observation", created["id"]) == Place("p2")
 
 
 def test_resource_larger_than_a_property_is_split_and_round_trips(
@@ -351,6 +347,7 @@ def test_search_by_patient_queries_only_that_patients_partition(sandbox_table: A
     spy = QuerySpy(sandbox_table)
     store = SandboxStore(AzureEntityTable(spy))
     store.load(chart("p1") + chart("p2"))
+    spy.queries.clear()  # the search's, not the load's
     page = store.search(
         "Observation", [("patient", "p1"), ("category", "vital-signs"), ("_sort", "-date")]
     )
@@ -365,6 +362,7 @@ def test_patient_search_scans_patient_rows_only(sandbox_table: Any) -> None:
     spy = QuerySpy(sandbox_table)
     store = SandboxStore(AzureEntityTable(spy))
     store.load(chart("p1"))
+    spy.queries.clear()  # the search's, not the load's
     store.search("Patient", [("family:contains", "lac")])
     assert [parameters["pk"] for _, parameters in spy.queries] == ["res-Patient"]
 

@@ -39,6 +39,10 @@ class MemoryEntityTable:
         self._etags = itertools.count(1)
         self._lock = threading.Lock()
 
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._rows)
+
     def get(self, partition_key: str, row_key: str) -> Entity:
         """One entity, or EntityNotFound."""
         with self._lock:
@@ -83,9 +87,36 @@ class MemoryEntityTable:
 
     def upsert_batch(self, entities: Sequence[Entity]) -> None:
         """Insert or replace entities of one partition in one transaction."""
+        if len(entities) > 100:
+            raise ValueError("a transaction holds at most 100 operations")
         if len({entity.partition_key for entity in entities}) > 1:
             raise ValueError("a transaction holds entities of one partition")
         with self._lock:
+            for entity in entities:
+                self._store(entity)
+
+    def delete_batch(self, partition_key: str, row_keys: Sequence[str]) -> None:
+        """Delete entities of one partition in one transaction (EntityNotFound if one is gone)."""
+        with self._lock:
+            keys = [(partition_key, row_key) for row_key in row_keys]
+            if any(key not in self._rows for key in keys):
+                raise EntityNotFound("not found")
+            for key in keys:
+                del self._rows[key]
+
+    def write_batch(self, entities: Sequence[Entity]) -> None:
+        """Create (no ETag) or replace at the ETag, in one transaction of one partition."""
+        if len({entity.partition_key for entity in entities}) > 1:
+            raise ValueError("a transaction holds entities of one partition")
+        with self._lock:
+            for entity in entities:
+                current = self._rows.get((entity.partition_key, entity.row_key))
+                if entity.etag is None and current is not None:
+                    raise EntityExists("already exists")
+                if entity.etag is not None and current is None:
+                    raise EntityNotFound("not found")
+                if entity.etag is not None and current is not None and current.etag != entity.etag:
+                    raise EntityChanged("changed since read")
             for entity in entities:
                 self._store(entity)
 
@@ -98,12 +129,14 @@ class MemoryEntityTable:
         text: str,
         parameters: Mapping[str, Any],
         select: Sequence[str] | None = None,
+        limit: int | None = None,
     ) -> list[Entity]:
         """The entities the filter selects, in key order, with the ``select``ed properties."""
         matches = _Filter(text, parameters).compile()
         with self._lock:
             rows = [self._rows[key] for key in sorted(self._rows)]
-        return [_projected(row, select) for row in rows if matches(row)]
+        found = [_projected(row, select) for row in rows if matches(row)]
+        return found if limit is None else found[:limit]
 
     def _store(self, entity: Entity) -> Entity:
         stored = Entity(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from shared.sandbox.errors import ResourceNotFound
+from shared.sandbox.locator import Locator, Place
 from shared.sandbox.store import SandboxStore
 from tests.support.memory_table import MemoryEntityTable
 from tests.support.sandbox import condition, encounter, observation, patient
@@ -41,7 +42,7 @@ def test_an_update_moves_a_chart_resource_to_its_new_patient(
     assert table.query_partition("patient-p1") == []
     [row] = table.query_partition("patient-p2")
     assert row.row_key == "Observation|hr-1"
-    assert table.get("ref-Observation", "hr-1").properties == {"patient": "p2"}
+    assert Locator(table).find("Observation", "hr-1") == Place("p2")
 
 
 def test_a_loaded_chart_is_searched_by_patient_newest_first(store: SandboxStore) -> None:
