@@ -41,3 +41,16 @@ def metadata_function(req: func.HttpRequest) -> func.HttpResponse:
 def smart_configuration_function(req: func.HttpRequest) -> func.HttpResponse:
     """The face's SMART configuration (token endpoint, grant types, auth methods)."""
     return _answer(req, metadata.smart_configuration_response)
+
+
+@bp.function_name("oauth_authorization_server")
+@bp.route(route=routes.AUTHORIZATION_SERVER, methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def oauth_authorization_server(req: func.HttpRequest) -> func.HttpResponse:
+    """RFC 8414 authorization server metadata."""
+    return serve(
+        req,
+        lambda services, request: metadata.authorization_server_response(
+            request, services.settings
+        ),
+        misconfigured.jwks_answer,
+    )

@@ -176,6 +176,19 @@ class ClientAuthentication:
         """The registered methods' names, as discovery documents advertise them."""
         return tuple(self._methods)
 
+    @property
+    def signing_algorithms(self) -> tuple[str, ...]:
+        """The JWS algorithms the methods that take a signed assertion accept (RFC 8414
+        ``token_endpoint_auth_signing_alg_values_supported``); none for shared secrets.
+
+        A method says so with an optional ``signing_algorithms`` attribute."""
+        found: list[str] = []
+        for method in self._methods.values():
+            for algorithm in getattr(method, "signing_algorithms", ()):
+                if algorithm not in found:
+                    found.append(algorithm)
+        return tuple(found)
+
     def describe(self) -> str:
         """The registered methods in words, for documents a person reads."""
         return " or ".join(method.description for method in self._methods.values())

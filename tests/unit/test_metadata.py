@@ -250,8 +250,7 @@ def request(
 def token_url_of(document: dict[str, Any]) -> str:
     (extension,) = document["rest"][0]["security"]["extension"]
     assert extension["url"] == OAUTH_URIS
-    (token,) = extension["extension"]
-    assert token["url"] == "token"
+    (token,) = [uri for uri in extension["extension"] if uri["url"] == "token"]
     return str(token["valueUri"])
 
 
@@ -428,9 +427,16 @@ def test_security_service_is_oauth_in_the_releases_code_system(face: str, system
 
 
 @pytest.mark.parametrize("face", FACES)
-def test_oauth_uris_extension_publishes_only_the_token_url(face: str) -> None:
+def test_oauth_uris_extension_publishes_the_token_introspect_and_revoke_urls(face: str) -> None:
     (extension,) = statement(face)["rest"][0]["security"]["extension"]
-    assert extension == {"url": OAUTH_URIS, "extension": [{"url": "token", "valueUri": TOKEN}]}
+    assert extension == {
+        "url": OAUTH_URIS,
+        "extension": [
+            {"url": "token", "valueUri": TOKEN},
+            {"url": "introspect", "valueUri": "https://bridge.example/api/oauth2/introspect"},
+            {"url": "revoke", "valueUri": "https://bridge.example/api/oauth2/revoke"},
+        ],
+    }
 
 
 @pytest.mark.parametrize(("face", "mode"), [("dstu2", True), ("stu3", False), ("r4", False)])
@@ -694,24 +700,29 @@ def test_post_to_metadata_is_405_with_allow_get(face: str) -> None:
 
 
 def test_smart_configuration_has_the_fields_a_client_credentials_client_needs() -> None:
-    document = metadata.smart_configuration(TOKEN, "https://bridge.example/api/oauth2/jwks")
+    document = metadata.smart_configuration("https://bridge.example")
+    scopes = document.pop("scopes_supported")
     assert document == {
         "token_endpoint": TOKEN,
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "grant_types_supported": ["client_credentials"],
         "jwks_uri": "https://bridge.example/api/oauth2/jwks",
-        "capabilities": ["client-confidential-symmetric"],
+        "introspection_endpoint": "https://bridge.example/api/oauth2/introspect",
+        "revocation_endpoint": "https://bridge.example/api/oauth2/revoke",
+        "capabilities": ["client-confidential-symmetric", "permission-v1", "permission-v2"],
     }
+    assert scopes[:4] == ["system/*.read", "system/*.rs", "system/*.write", "system/*.cruds"]
 
 
 def test_smart_configuration_claims_nothing_we_do_not_offer() -> None:
-    document = metadata.smart_configuration(TOKEN, "https://bridge.example/api/oauth2/jwks")
+    document = metadata.smart_configuration("https://bridge.example")
     for untrue in (
         "issuer",  # SMART 2.x: only with sso-openid-connect
         "authorization_endpoint",
         "code_challenge_methods_supported",
         "response_types_supported",
-        "scopes_supported",  # the scope is each customer's tenant GUID
+        # No method takes a signed assertion yet (RFC 8414 §2: present only then).
+        "token_endpoint_auth_signing_alg_values_supported",
     ):
         assert untrue not in document
 
