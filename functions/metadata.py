@@ -44,7 +44,8 @@ def smart_configuration_function(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.function_name("oauth_authorization_server")
-@bp.route(route=routes.AUTHORIZATION_SERVER, methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+# POST is routed too, so that it gets a JSON 405 instead of the host's bare 404.
+@bp.route(route=routes.AUTHORIZATION_SERVER, methods=_METHODS, auth_level=func.AuthLevel.ANONYMOUS)
 def oauth_authorization_server(req: func.HttpRequest) -> func.HttpResponse:
     """RFC 8414 authorization server metadata."""
     return serve(

@@ -866,3 +866,69 @@ def test_function_answers_500_outcome_when_settings_are_invalid(
     assert response.status_code == 500
     assert json.loads(response.get_body())["issue"][0]["code"] == "exception"
     assert b"ftp" not in response.get_body()
+
+
+# ---- RFC 8414 authorization server metadata ----------------------------------------------------
+
+
+def test_authorization_server_metadata_names_the_issuer_and_every_endpoint() -> None:
+    document = metadata.authorization_server_metadata("urn:ehr-bridge:oauth2", "https://h.example")
+    assert document["issuer"] == "urn:ehr-bridge:oauth2"
+    assert document["token_endpoint"] == "https://h.example/api/oauth2/token"
+    assert document["jwks_uri"] == "https://h.example/api/oauth2/jwks"
+    assert document["introspection_endpoint"] == "https://h.example/api/oauth2/introspect"
+    assert document["revocation_endpoint"] == "https://h.example/api/oauth2/revoke"
+    assert document["grant_types_supported"] == ["client_credentials"]
+
+
+def test_authorization_server_metadata_supports_no_response_type() -> None:
+    # RFC 8414 §2 requires the member; there is no authorization endpoint.
+    assert (
+        metadata.authorization_server_metadata("i", "https://h")["response_types_supported"] == []
+    )
+
+
+def test_every_endpoint_authenticates_clients_with_the_registrys_methods() -> None:
+    document = metadata.authorization_server_metadata("i", "https://h")
+    methods = ["client_secret_basic", "client_secret_post"]
+    assert document["token_endpoint_auth_methods_supported"] == methods
+    assert document["introspection_endpoint_auth_methods_supported"] == methods
+    assert document["revocation_endpoint_auth_methods_supported"] == methods
+    assert "token_endpoint_auth_signing_alg_values_supported" not in document
+
+
+def test_a_method_with_signing_algorithms_makes_both_documents_list_them(monkeypatch) -> None:
+    from shared.auth import client_auth
+
+    class SignedAssertion:
+        name = "private_key_jwt"
+        description = "a signed assertion"
+        signing_algorithms = ("RS384", "ES384")
+
+    registry = client_auth.ClientAuthentication(
+        [client_auth.ClientSecretBasic(), SignedAssertion()]  # type: ignore[list-item]
+    )
+    monkeypatch.setattr(client_auth, "default_client_authentication", lambda: registry)
+    server = metadata.authorization_server_metadata("i", "https://h")
+    smart = metadata.smart_configuration("https://h")
+    for document in (server, smart):
+        assert document["token_endpoint_auth_methods_supported"] == [
+            "client_secret_basic",
+            "private_key_jwt",
+        ]
+        assert document["token_endpoint_auth_signing_alg_values_supported"] == ["RS384", "ES384"]
+    assert "client-confidential-asymmetric" in smart["capabilities"]
+
+
+def test_authorization_server_response_is_json_and_cacheable() -> None:
+    url = "https://bridge.example/api/.well-known/oauth-authorization-server"
+    response = metadata.authorization_server_response(request(url=url), Settings())
+    assert response.status == 200
+    assert response.headers.get("Cache-Control") == "private, max-age=300"
+    assert response.json()["token_endpoint"] == "https://bridge.example/api/oauth2/token"
+
+
+def test_authorization_server_response_to_post_is_405() -> None:
+    url = "https://bridge.example/api/.well-known/oauth-authorization-server"
+    response = metadata.authorization_server_response(request("POST", url=url), Settings())
+    assert response.status == 405
