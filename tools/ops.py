@@ -263,6 +263,19 @@ def clients_enable(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
     return _set_enabled(args, ctx, True)
 
 
+def clients_scopes(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
+    """Set a client's allowed and default SMART scopes, or its resource-server flag."""
+    client_id = _guid(args.client_id, "CLIENT_ID")
+    record = ctx.clients.update(
+        client_id,
+        allowed_scopes=args.allowed,
+        default_scopes=args.default,
+        resource_server=args.resource_server,
+    )
+    _forget_cached_lookups(ctx.services)
+    return record.to_json()
+
+
 def clients_rotate(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
     """Add a new client secret (printed once); older ones end after the grace period."""
     grace = _non_negative(args.grace_seconds, "--grace-seconds") or 0
@@ -740,6 +753,23 @@ def build_parser() -> argparse.ArgumentParser:
         cmd = actions.add_parser(name, help=text)
         cmd.add_argument("client_id", metavar="CLIENT_ID")
         cmd.set_defaults(handler=handler)
+    cmd = actions.add_parser(
+        "scopes", help="set the SMART scopes a client may have, its default, resource server"
+    )
+    cmd.add_argument("client_id", metavar="CLIENT_ID")
+    cmd.add_argument(
+        "--allowed", metavar="SCOPES", help='most a token may carry, e.g. "system/*.rs"'
+    )
+    cmd.add_argument(
+        "--default", metavar="SCOPES", help="what a request naming only its tenant gets"
+    )
+    cmd.add_argument(
+        "--resource-server",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="may introspect the tokens of tenants that allow it",
+    )
+    cmd.set_defaults(handler=clients_scopes)
     cmd = actions.add_parser("rotate", help="add a new secret (printed once)")
     cmd.add_argument("client_id", metavar="CLIENT_ID")
     cmd.add_argument(

@@ -614,3 +614,35 @@ def test_tenants_check_reports_an_unreachable_provider_without_its_url(
     assert report["ok"] is False
     assert [step["step"] for step in report["steps"]][:2] == ["mapping", "auth"]
     assert provider not in out.getvalue()
+
+
+# -- scopes (docs/security.md table N) ----------------------------------------------------------
+
+
+def test_clients_scopes_sets_the_allowed_and_default_scopes(services, client):
+    run = ops(
+        services,
+        "clients",
+        "scopes",
+        client.client.client_id,
+        "--allowed",
+        "system/*.read system/Patient.write",
+        "--default",
+        "system/Patient.read",
+    )
+    assert run.code == 0, run.err
+    shown = json.loads(run.out)
+    assert shown["allowed_scopes"] == ["system/*.rs", "system/Patient.cud"]
+    assert shown["default_scopes"] == ["system/Patient.rs"]
+
+
+def test_clients_scopes_refuses_a_patient_scope_and_changes_nothing(services, client):
+    run = ops(services, "clients", "scopes", client.client.client_id, "--allowed", "patient/*.read")
+    assert run.code != 0
+    assert "only system/ scopes" in run.err
+    assert services.clients.get(client.client.client_id).allowed_scopes == ("system/*.rs",)
+
+
+def test_clients_scopes_flags_a_resource_server(services, client):
+    run = ops(services, "clients", "scopes", client.client.client_id, "--resource-server")
+    assert json.loads(run.out)["resource_server"] is True
