@@ -27,6 +27,7 @@ from shared.auth.clients import (
     validate_description,
     validate_display_name,
 )
+from shared.auth.smart_scopes import DEFAULT_SCOPES
 from shared.console import keys as signing
 from shared.console import onboarding
 from shared.console.access import (
@@ -102,6 +103,8 @@ CLIENT_LABELS = {
     "description": "Secret description",
     "expiry": "Secret expires after",
     "grace": "Keep the current secrets working for",
+    "allowed_scopes": "Allowed scopes",
+    "default_scopes": "Default scopes",
 }
 
 
@@ -143,7 +146,7 @@ def route_of(path: str) -> tuple[str, tuple[str, ...]]:
         client = parts[1].lower()
         if n == 2:
             return "client", (client,)
-        if n == 3 and parts[2] in ("secrets", "disable", "enable"):
+        if n == 3 and parts[2] in ("secrets", "disable", "enable", "scopes"):
             return f"client_{parts[2]}", (client,)
         if (
             n == 5
@@ -211,6 +214,7 @@ class Console:
             ("secret_delete", "POST"): self._secret_delete,
             ("client_disable", "POST"): self._client_disable,
             ("client_enable", "POST"): self._client_enable,
+            ("client_scopes", "POST"): self._client_scopes,
             ("tenants", "GET"): self._tenant_list,
             ("tenant_new", "GET"): self._tenant_new_form,
             ("tenant_new", "POST"): self._tenant_save,
@@ -467,7 +471,13 @@ class Console:
             client=record,
             rows=rows,
             errors=errors or FieldErrors(),
-            values=values or {"expiry": str(DEFAULT_EXPIRY_DAYS), "grace": "0"},
+            values={
+                "expiry": str(DEFAULT_EXPIRY_DAYS),
+                "grace": "0",
+                "allowed_scopes": " ".join(record.allowed_scopes),
+                "default_scopes": " ".join(record.default_scopes),
+                **(values or {}),
+            },
             labels=CLIENT_LABELS,
             expiries=expiry_choices(),
             graces=grace_choices(),
@@ -513,6 +523,28 @@ class Console:
         self._usage.mark_deleted(client_id, version)
         change("client.secret_deleted", client_id=client_id, secret_version=version)
         return self._redirect(f"clients/{client_id}", "deleted")
+
+    def _client_scopes(self, call: Call) -> Response:
+        """Save a client's allowed and default SMART scopes and its resource-server flag."""
+        values = {name: call.form.get(name, "").strip() for name in SCOPE_FIELDS}
+        errors = FieldErrors()
+        for name in SCOPE_FIELDS:
+            if not values[name]:
+                errors.add(name, f"Enter at least one scope, for example {DEFAULT_SCOPES[0]}")
+        if not errors:
+            try:
+                self._clients.update(
+                    call.ids[0],
+                    allowed_scopes=values["allowed_scopes"],
+                    default_scopes=values["default_scopes"],
+                    resource_server=call.form.get("resource_server") == "on",
+                )
+            except InvalidClientInput as error:
+                field = "default_scopes" if str(error).startswith("default") else "allowed_scopes"
+                errors.add(field, _sentence(str(error)))
+        if errors:
+            return self._client_page(call, 422, errors, values)
+        return self._redirect(f"clients/{call.ids[0]}", "scopes")
 
     def _client_disable(self, call: Call) -> Response:
         self._clients.update(call.ids[0], enabled=False)
@@ -728,11 +760,14 @@ class Console:
         return self._appview.run(call, self._render, self._origin(call.request))
 
 
+SCOPE_FIELDS = ("allowed_scopes", "default_scopes")
+
 NOTICES = {
     "invalidated": "The secret version was invalidated: it stopped working at once.",
     "deleted": "The secret version was deleted: it stopped working at once.",
     "disabled": "Disabled.",
     "enabled": "Enabled.",
+    "scopes": "Scopes saved: new tokens carry them; tokens issued before keep theirs.",
     "rotated": "A new signing key was added: it is published now and signs after the delay below.",
 }
 
