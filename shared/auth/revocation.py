@@ -5,7 +5,9 @@ A revocation is a row of the ``expiring`` table (namespace ``revoked``), keyed b
 nothing and is swept. Each instance keeps the digests of the live rows in memory and reads them
 again at most once per ``interval`` seconds (``EHRB_CACHE_TTL_SECONDS``, the documented delay
 for every way of stopping a token), with one range query that costs what it returns: no table
-read per request. The instance that records a revocation knows it at once.
+read per request. The instance that records a revocation knows it at once. When the set is due
+and the table cannot be read, requests fail closed (503), as every cached lookup does
+(docs/security.md §3, "Failing closed"): a revocation is never missed for an outage.
 
 Bounded: each instance records at most ``MAX_NEW_PER_MINUTE`` revocations a minute (past that,
 ``CapReached``: the client is told to retry), so the table, and the set every instance keeps,
@@ -29,9 +31,7 @@ log = logging.getLogger(__name__)
 NAMESPACE: Final = "revoked"
 MAX_NEW_PER_MINUTE: Final = 1_000
 RETRY_SECONDS: Final = 5.0
-"""After a failed read, the next attempt waits this long (the old set is used meanwhile)."""
-STALE_INTERVALS: Final = 3
-"""A set older than this many intervals is not trusted: requests fail closed (503)."""
+"""After a failed read, the next attempt waits this long; requests meanwhile fail closed."""
 
 
 class RevokedTokens:
@@ -50,8 +50,8 @@ class RevokedTokens:
         self._lock = threading.Lock()
         self._known: frozenset[str] = frozenset()
         self._mine: set[str] = set()
-        self._read_at: float | None = None
         self._next_read = float("-inf")
+        self._failed_until = float("-inf")
 
     def revoke(self, jti: str, expires_at: float) -> None:
         """Record ``jti`` as revoked until ``expires_at``; CapReached past this instance's share."""
@@ -72,17 +72,17 @@ class RevokedTokens:
         with self._lock:
             if now < self._next_read:
                 return  # another thread read meanwhile
+            if now < self._failed_until:
+                # No stale serving (docs/security.md §3): the set is past its interval.
+                raise StoreUnavailable("the revoked-token list cannot be read")
             try:
                 rows = self._rows.live()
             except (StoreUnavailable, TableError) as error:
-                self._next_read = now + min(RETRY_SECONDS, self._interval)
-                if self._read_at is None or now - self._read_at > STALE_INTERVALS * self._interval:
-                    log.warning("ALERT revoked tokens cannot be read: %s", error)
-                    raise StoreUnavailable("the revoked-token list cannot be read") from None
-                log.warning("revoked tokens not refreshed (using the last read): %s", error)
-                return
+                # One attempt per RETRY_SECONDS; the requests between fail closed at once.
+                self._failed_until = now + RETRY_SECONDS
+                log.warning("revoked tokens cannot be read: %s", error)
+                raise StoreUnavailable("the revoked-token list cannot be read") from None
             self._known = frozenset(row.row_key for row in rows)
             # What this instance wrote is in the table now; the set it kept can start over.
             self._mine.clear()
-            self._read_at = now
             self._next_read = now + self._interval

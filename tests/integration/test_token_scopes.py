@@ -8,8 +8,8 @@ from typing import Any
 
 import jwt
 
-from shared.tables import CLIENTS_TABLE, AzureEntityTable
 from shared.http import Headers, Request
+from shared.tables import CLIENTS_TABLE, AzureEntityTable
 from tests.conftest import ADMIN_KEY, request_token
 
 

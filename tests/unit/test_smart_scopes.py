@@ -106,9 +106,7 @@ def test_an_unset_registration_reads_as_the_patients_app_default() -> None:
 
 
 def test_a_registration_is_stored_in_v2_form() -> None:
-    assert registered(["system/Patient.read", "system/Patient.write"]) == (
-        "system/Patient.cruds",
-    )
+    assert registered(["system/Patient.read", "system/Patient.write"]) == ("system/Patient.cruds",)
 
 
 def test_a_registration_of_no_scope_is_invalid() -> None:
