@@ -17,6 +17,7 @@ _ROUTES = {
     "tenants": ("manage/tenants", ["GET"]),
     "tenant": ("manage/tenants/{tenant_id}", ["GET", "PUT", "DELETE"]),
     "tenant_check": ("manage/tenants/{tenant_id}/check", ["POST"]),
+    "tenant_audit": ("manage/tenants/{tenant_id}/audit", ["GET"]),
 }
 
 

@@ -16,6 +16,7 @@ from shared.settings import Settings
 if TYPE_CHECKING:
     from azure.data.tables import TableServiceClient
 
+    from shared.auditevents.export import AuditReader
     from shared.auth.clients import ClientRegistry
     from shared.auth.signing_keys import SigningKeys
     from shared.auth.token_endpoint import TokenEndpoint
@@ -160,7 +161,40 @@ class Services:
             self.lookups,
             checker=self.checker,
             address_policy=self.address_policy,
+            audit_store=lambda: self.audit_store,
         )
+
+    @cached_property
+    def audit_store(self) -> AuditReader:
+        """Where the per-tenant audit export reads: Log Analytics in Azure, else a local file
+        that this process's audit stream also writes to (``shared/auditevents/``)."""
+        from shared.settings import SettingsError
+
+        settings = self.settings
+        if settings.audit_workspace_id:
+            from shared.auditevents.loganalytics import LogAnalyticsAuditStore
+
+            credential = self._credential
+            if credential is None:
+                from azure.identity import DefaultAzureCredential
+
+                credential = DefaultAzureCredential()
+            return LogAnalyticsAuditStore(
+                settings.audit_workspace_id, settings.log_analytics_endpoint, credential
+            )
+        if settings.hosting.maybe_azure:
+            raise SettingsError("EHRB_AUDIT_WORKSPACE_ID is required in Azure (audit export)")
+        from shared.auditevents.local import LocalAuditStore
+        from shared.auditevents.stream import use_sink
+
+        store = LocalAuditStore(settings.local_audit_path)
+        use_sink(store)
+        return store
+
+    def keep_local_audit(self) -> None:
+        """Outside Azure, have the audit stream write the local store from the first request."""
+        if not self.settings.audit_workspace_id and not self.settings.hosting.maybe_azure:
+            self.audit_store  # noqa: B018 - built for its effect: the stream's local sink
 
     @cached_property
     def verifier(self) -> BearerVerifier:
@@ -190,9 +224,13 @@ class Services:
         """Pooled HTTP to provider FHIR servers."""
         from shared.proxy.transport import ProviderTransport
 
-        return ProviderTransport(
+        transport = ProviderTransport(
             self.settings, self.provider_auth, address_policy=self.address_policy
         )
+        from shared.telemetry import metrics
+
+        metrics.observe_circuits(transport.open_circuits)
+        return transport
 
     @cached_property
     def proxy(self) -> FhirProxy:
@@ -254,6 +292,7 @@ def get_services() -> Services:
                 settings = Settings.from_env()
                 log_hosting(settings.hosting)
                 _services = Services(settings)
+                _services.keep_local_audit()
     return _services
 
 

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from shared.telemetry import attributes
 
-Reading = Callable[[], Iterable[tuple[float, dict[str, attributes.Value | None]]]]
+Reading = Callable[[], Iterable[tuple[float, Mapping[str, attributes.Value | None]]]]
 
 _instruments: dict[str, Any] = {}
 _gauges: list[weakref.WeakMethod[Reading]] = []
@@ -98,7 +98,7 @@ def observe_circuits(read: Reading) -> None:
     Held weakly: a service that is gone stops being read, and nothing is kept alive for it.
     """
     with _lock:
-        _gauges.append(weakref.WeakMethod(read))  # type: ignore[arg-type]
+        _gauges.append(weakref.WeakMethod(read))
 
 
 def _read_gauges() -> Iterable[tuple[float, dict[str, Any]]]:

@@ -64,6 +64,14 @@ class Span:
         return time.perf_counter() - self.started
 
 
+class _Detached(Span):
+    """Stands in for a step outside any request when nothing is exported; keeps nothing."""
+
+    def tag(self, **values: attributes.Value | None) -> None:
+        """Nothing to tag."""
+
+
+_DETACHED = _Detached("detached", SpanContext("0" * 32, "0" * 16, sampled=False))
 _current: contextvars.ContextVar[Span | None] = contextvars.ContextVar(
     "ehrbridge_span", default=None
 )
@@ -114,6 +122,10 @@ def _start(
     name: str, kind: str, parent: SpanContext | None, tags: dict[str, attributes.Value | None]
 ) -> Iterator[Span]:
     exporter = _exporting
+    if exporter is None and kind == INTERNAL:
+        # Nothing is exported and no id leaves the process: the step is the enclosing span.
+        yield _current.get() or _DETACHED
+        return
     if exporter is None:
         enclosing = parent or _context_of(_current.get())
         context = SpanContext(

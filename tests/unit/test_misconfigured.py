@@ -101,6 +101,12 @@ TRIGGERS: dict[str, tuple[str, str, dict[str, str], Callable[[func.HttpResponse]
         {"tenant_id": TENANT},
         management_error,
     ),
+    "manage_tenant_audit": (
+        "GET",
+        f"manage/tenants/{TENANT}/audit",
+        {"tenant_id": TENANT},
+        management_error,
+    ),
 }
 
 
