@@ -12,8 +12,9 @@ would export provider and store URLs, query strings included. Our own spans
 - Logs go from the root logger, so the audit trail and ``ALERT`` lines reach ``traces``
   (``AppTraces``); the exporter authenticates with ``APPLICATIONINSIGHTS_AUTHENTICATION_STRING``
   (Entra ID; the template sets it).
-- The SDK's own statistics (statsbeat), its remote configuration (OneSettings) and live metrics
-  are off: none is needed, and each would call a Microsoft endpoint of its own.
+- The SDK's own statistics (statsbeat), its remote configuration (OneSettings), live metrics
+  and process performance counters are off: none is needed, and the first three would each
+  call a Microsoft endpoint of its own.
 - Telemetry the exporter cannot deliver is kept on local disk for a retry only in Azure.
 
 A failure to configure is logged and leaves telemetry off: the app serves requests regardless.
@@ -80,11 +81,14 @@ def _configure(connection: str, in_azure: bool | None) -> None:
             logger_name="",
             sampling_ratio=1.0,
             enable_live_metrics=False,
+            enable_performance_counters=False,
             disable_offline_storage=not in_azure,
             instrumentation_options={name: {"enabled": False} for name in _INSTRUMENTATIONS},
         )
         from shared.telemetry import otel
 
+        # The audit lines go out whatever the root logger's level (ALERT lines are warnings).
+        logging.getLogger("ehrbridge.audit").setLevel(logging.INFO)
         tracing.use_exporter(otel.Spans())
         metrics.use_meter(otel.Instruments())
     except Exception as error:  # the app must serve requests without its telemetry
