@@ -68,7 +68,7 @@ class InvocationContext(func.Context):
         return self._trace
 
     @property
-    def retry_context(self) -> RetryContext:  # type: ignore[override]
+    def retry_context(self) -> RetryContext:
         raise NotImplementedError("HTTP triggers have no retry context")
 
 

@@ -63,7 +63,9 @@ class FakeIngestion(BackgroundServer):
             if found(everything):
                 return everything
             if time.monotonic() > deadline:
-                raise AssertionError(f"not received within {timeout:.0f} s: {len(everything)} items")
+                raise AssertionError(
+                    f"not received within {timeout:.0f} s ({len(everything)} items)"
+                )
             time.sleep(0.2)
 
     def _receive(self, headers: dict[str, str], body: bytes) -> int:
@@ -88,7 +90,7 @@ class FakeIngestion(BackgroundServer):
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_POST(self) -> None:  # noqa: N802 - the http.server naming
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 if self.path.split("?")[0].rstrip("/") not in ("/v2.1/track", "/v2/track"):

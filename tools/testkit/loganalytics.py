@@ -24,9 +24,7 @@ from tools.testkit.loopback import BackgroundServer, LoopbackServer
 WORKSPACE_ID = "5e1c1d2e-7a6b-4c3d-9e8f-0a1b2c3d4e5f"
 TOKEN = "log-analytics-test-token"
 _TENANT = re.compile(r'Properties\["ehrbridge\.tenant_id"\]\) == "([0-9a-f-]{36})"')
-_WINDOW = re.compile(
-    r"where recorded >= datetime\(([^)]+)\) and recorded < datetime\(([^)]+)\)"
-)
+_WINDOW = re.compile(r"where recorded >= datetime\(([^)]+)\) and recorded < datetime\(([^)]+)\)")
 _AFTER = re.compile(r'strcmp\(audit_id, "([A-Za-z0-9-]+)"\) <= 0')
 _TAKE = re.compile(r"\| take (\d+)")
 _KIND = 'Properties["ehrbridge.kind"]) == "AuditEvent"'
@@ -78,7 +76,7 @@ class FakeLogAnalytics(BackgroundServer):
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_POST(self) -> None:  # noqa: N802 - the http.server naming
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
                 if self.path != f"/v1/workspaces/{WORKSPACE_ID}/query":
@@ -91,7 +89,8 @@ class FakeLogAnalytics(BackgroundServer):
                 try:
                     rows = stand_in._rows(body)
                 except (ValueError, KeyError) as error:
-                    self._answer(400, {"error": {"code": "BadArgumentError", "message": str(error)}})
+                    problem = {"code": "BadArgumentError", "message": str(error)}
+                    self._answer(400, {"error": problem})
                     return
                 table = {
                     "name": "PrimaryResult",
