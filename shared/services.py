@@ -120,10 +120,25 @@ class Services:
     def signing_keys(self) -> SigningKeys:
         """Token signing keys from the secret store."""
         from shared.auth.signing_keys import SigningKeys
+        from shared.telemetry import metrics
 
-        return SigningKeys(
+        keys = SigningKeys(
             self.secret_store, self.settings.token_algorithm, self.settings.cache_ttl_seconds
         )
+        metrics.observe_signing_key(self.signing_key_days_left)
+        return keys
+
+    def signing_key_days_left(self) -> list[tuple[float, dict[str, str | None]]]:
+        """Days until the signing key retires, when it has a date (a metric; none on errors)."""
+        from datetime import UTC, datetime
+
+        try:
+            expires = self.signing_keys.current().properties.expires_on
+        except Exception:  # no key, or the vault cannot answer: health and alerts say so
+            return []
+        if expires is None:
+            return []
+        return [((expires - datetime.now(UTC)).total_seconds() / 86400, {})]
 
     @cached_property
     def token_endpoint(self) -> TokenEndpoint:
@@ -230,7 +245,17 @@ class Services:
         from shared.telemetry import metrics
 
         metrics.observe_circuits(transport.open_circuits)
+        metrics.observe_circuits(self.store_circuits)
         return transport
+
+    def store_circuits(self) -> list[tuple[float, dict[str, str | None]]]:
+        """1 for Table Storage's circuit when it is not closed (a metric)."""
+        from shared.circuit import CLOSED
+
+        if "table_breaker" not in self.__dict__:
+            return []
+        state = self.table_breaker.state("tables")  # the key every table shares
+        return [] if state == CLOSED else [(1.0, {"circuit": "tables"})]
 
     @cached_property
     def proxy(self) -> FhirProxy:

@@ -43,6 +43,9 @@ param keyVaultUri string
 @description('Application Insights connection string (no key is usable: local auth is off).')
 param applicationInsightsConnectionString string
 
+@description('Log Analytics workspace id (customerId) the audit export reads (EHRB_AUDIT_WORKSPACE_ID).')
+param auditWorkspaceId string
+
 @description('Public host name callers use; empty: the app\'s default host name.')
 param publicHostName string
 
@@ -206,9 +209,14 @@ resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
     AzureWebJobsStorage__accountName: hostStorageAccountName
     AzureWebJobsStorage__credential: 'managedidentity'
     AzureWebJobsStorage__clientId: identityClientId
-    // Platform: Application Insights with Entra ID authentication.
+    // Platform: Application Insights with Entra ID authentication, for the host and for the
+    // app's exporter (shared/telemetry/setup.py reads the connection string; the exporter
+    // reads the authentication string). The worker streams the app's OpenTelemetry logs
+    // itself, so the host does not send them twice (host.json telemetryMode OpenTelemetry;
+    // learn.microsoft.com/azure/azure-functions/opentelemetry-howto).
     APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
     APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+    PYTHON_ENABLE_OPENTELEMETRY: 'true'
     // EHR Bridge: shared/settings.py SETTINGS, less the local_only ones.
     AZURE_CLIENT_ID: identityClientId
     EHRB_PUBLIC_BASE_URL: publicBaseUrl
@@ -245,6 +253,9 @@ resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
     EHRB_REQUEST_DEADLINE_SECONDS: '120'
     // The sandbox provider; off unless sandboxEnabled.
     EHRB_SANDBOX_ENABLED: sandboxEnabled ? 'true' : 'false'
+    // The audit export reads the workspace with the identity (Log Analytics Reader, roles.bicep).
+    EHRB_AUDIT_WORKSPACE_ID: auditWorkspaceId
+    EHRB_LOG_ANALYTICS_ENDPOINT: 'https://api.loganalytics.io'
     // The Python worker runs synchronous functions on this many threads: as many as the
     // platform sends one instance, so none waits for a thread (docs/runbook.md 1.6).
     PYTHON_THREADPOOL_THREAD_COUNT: string(httpPerInstanceConcurrency)

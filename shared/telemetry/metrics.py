@@ -9,7 +9,8 @@
 - ``ehrbridge.throttled``, counter: reason (``token_failures``, ``tenant_rate``,
   ``client_rate``), tenant, client;
 - ``ehrbridge.circuit.open``, gauge (1 per open circuit): circuit (``provider``, ``tables``,
-  ``keyvault``), tenant.
+  ``keyvault``), tenant;
+- ``ehrbridge.signing_key.days_left``, gauge: days until the signing key's ``expires_on``.
 
 Dimensions are bounded: tenants and clients only once verified (a registered client, a mapped
 tenant; an unknown client counts as ``unknown``), routes as templates, never a path or a query
@@ -18,6 +19,7 @@ tenant; an unknown client counts as ``unknown``), routes as templates, never a p
 
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
@@ -28,7 +30,7 @@ from shared.telemetry import attributes
 Reading = Callable[[], Iterable[tuple[float, Mapping[str, attributes.Value | None]]]]
 
 _instruments: dict[str, Any] = {}
-_gauges: list[weakref.WeakMethod[Reading]] = []
+_gauges: dict[str, list[weakref.WeakMethod[Reading]]] = {"circuits": [], "signing_key": []}
 _lock = threading.Lock()
 
 
@@ -48,7 +50,14 @@ def use_meter(instruments: Any) -> None:
             "ehrbridge.throttled", "Requests refused with 429 by a limit"
         )
         _instruments["circuits"] = instruments.gauge(
-            "ehrbridge.circuit.open", "Circuits open (or half-open) now", _read_gauges
+            "ehrbridge.circuit.open",
+            "Circuits open (or half-open) now",
+            functools.partial(_read_gauges, "circuits"),
+        )
+        _instruments["signing_key"] = instruments.gauge(
+            "ehrbridge.signing_key.days_left",
+            "Days until the signing key retires (only when it has a retirement date)",
+            functools.partial(_read_gauges, "signing_key"),
         )
 
 
@@ -98,13 +107,19 @@ def observe_circuits(read: Reading) -> None:
     Held weakly: a service that is gone stops being read, and nothing is kept alive for it.
     """
     with _lock:
-        _gauges.append(weakref.WeakMethod(read))
+        _gauges["circuits"].append(weakref.WeakMethod(read))
 
 
-def _read_gauges() -> Iterable[tuple[float, dict[str, Any]]]:
+def observe_signing_key(read: Reading) -> None:
+    """Report the signing key's days left, as ``read`` (a bound method) gives them."""
     with _lock:
-        _gauges[:] = [ref for ref in _gauges if ref() is not None]
-        readers = [ref() for ref in _gauges]
+        _gauges["signing_key"].append(weakref.WeakMethod(read))
+
+
+def _read_gauges(kind: str, _: object = None) -> Iterable[tuple[float, dict[str, Any]]]:
+    with _lock:
+        _gauges[kind] = [ref for ref in _gauges[kind] if ref() is not None]
+        readers = [ref() for ref in _gauges[kind]]
     for read in readers:
         if read is not None:
             for value, tags in read():

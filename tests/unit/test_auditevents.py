@@ -103,3 +103,35 @@ def test_the_local_store_answers_one_tenant_in_time_order(tmp_path):
     store.put(TENANT, {"id": "a", "recorded": TIME, "resourceType": "AuditEvent"})
     query = AuditQuery(TENANT, instant("2030-01-01T00:00:00Z"), instant("2030-01-02T00:00:00Z"))
     assert [e["id"] for e in store.read(query)] == ["a", "c"]
+
+
+def test_row_146_the_local_store_never_blocks_a_request_and_counts_what_it_dropped(
+    tmp_path, monkeypatch
+):
+    import queue
+
+    store = LocalAuditStore(tmp_path / "audit.jsonl")
+    monkeypatch.setattr(store, "_queue", queue.Queue(1))
+    store._queue.put_nowait((TENANT, {}))  # the writer is stuck elsewhere; the queue is full
+    store.put(TENANT, {"id": "x", "recorded": TIME})
+    assert store.dropped == 1
+
+
+def test_row_146_the_local_store_file_is_owner_only(tmp_path):
+    store = LocalAuditStore(tmp_path / "audit.jsonl")
+    store.put(TENANT, {"id": "a", "recorded": TIME, "resourceType": "AuditEvent"})
+    store.flush()
+    assert (tmp_path / "audit.jsonl").stat().st_mode & 0o077 == 0
+
+
+def test_row_146_in_azure_the_export_without_a_workspace_is_a_misconfiguration():
+    import pytest
+
+    from shared.hosting import detect
+    from shared.services import Services
+    from shared.settings import Settings, SettingsError
+
+    azure = detect({"CONTAINER_NAME": "c", "WEBSITE_SKU": "FlexConsumption"})
+    services = Services(Settings(hosting=azure))
+    with pytest.raises(SettingsError):
+        services.audit_store  # noqa: B018 - building it is what raises

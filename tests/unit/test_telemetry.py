@@ -110,3 +110,23 @@ def test_importing_the_app_without_a_connection_string_loads_no_opentelemetry():
         [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_row_141_a_refused_token_of_an_unknown_client_counts_as_no_client(monkeypatch):
+    from shared.telemetry import metrics, signals
+
+    counted: list[dict[str, object]] = []
+    monkeypatch.setattr(metrics, "token", lambda **tags: counted.append(tags))
+    random_id = "3f2b1c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
+    signals.audited({"event": "token.denied", "client_id": random_id, "reason": "unknown client"})
+    assert counted == [{"client": None, "outcome": "denied", "reason": "unknown client"}]
+
+
+def test_row_141_a_wrong_secret_for_a_registered_client_counts_against_that_client(monkeypatch):
+    from shared.telemetry import metrics, signals
+
+    counted: list[dict[str, object]] = []
+    monkeypatch.setattr(metrics, "token", lambda **tags: counted.append(tags))
+    client = "3f2b1c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
+    signals.audited({"event": "token.denied", "client_id": client, "reason": "secret mismatch"})
+    assert counted[0]["client"] == client
