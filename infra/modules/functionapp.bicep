@@ -210,10 +210,9 @@ resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
     AzureWebJobsStorage__credential: 'managedidentity'
     AzureWebJobsStorage__clientId: identityClientId
     // Platform: Application Insights with Entra ID authentication, for the host and for the
-    // app's exporter (shared/telemetry/setup.py reads the connection string; the exporter
-    // reads the authentication string). The worker streams the app's OpenTelemetry logs
-    // itself, so the host does not send them twice (host.json telemetryMode OpenTelemetry;
-    // learn.microsoft.com/azure/azure-functions/opentelemetry-howto).
+    // app's exporter, which shared/telemetry/setup.py turns on with the connection string.
+    // The worker streams the app's OpenTelemetry logs itself, so the host does not send them
+    // twice: host.json telemetryMode is OpenTelemetry, see docs/runbook.md 13.
     APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
     APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
     PYTHON_ENABLE_OPENTELEMETRY: 'true'
