@@ -23,12 +23,20 @@ query string, a body, a token, a secret or a provider URL: fields are picked, ne
 
 from __future__ import annotations
 
+import random
 import re
 import uuid
 from collections.abc import Mapping
 from typing import Any, Final
 
 MAX_PATIENTS: Final = 100
+_random = random.Random()  # noqa: S311 - ids must be unique, not secret
+
+
+def _new_id() -> str:
+    # Unique, not secret; no system call on the request's path (see shared/telemetry/context.py).
+    return str(uuid.UUID(int=_random.getrandbits(128), version=4))
+
 
 EVENT_TYPE = "http://terminology.hl7.org/CodeSystem/audit-event-type"
 RESTFUL = "http://hl7.org/fhir/restful-interaction"
@@ -141,7 +149,7 @@ def _fhir_request(record: Mapping[str, Any]) -> list[dict[str, Any]]:
     }
     chunks = [patients[i : i + MAX_PATIENTS] for i in range(0, len(patients), MAX_PATIENTS)]
     return [
-        {"id": str(uuid.uuid4()), **base, "entity": [*entities, *map(_patient, chunk)]}
+        {"id": _new_id(), **base, "entity": [*entities, *map(_patient, chunk)]}
         for chunk in chunks or [[]]
     ]
 
@@ -234,7 +242,7 @@ def _token(record: Mapping[str, Any]) -> dict[str, Any]:
     reason = record.get("reason")
     return {
         "resourceType": "AuditEvent",
-        "id": str(uuid.uuid4()),
+        "id": _new_id(),
         "type": _SECURITY_ALERT if throttled else _AUTHENTICATION,
         **({} if throttled else {"subtype": [_LOGIN]}),
         "action": "E",
@@ -283,7 +291,7 @@ def _change(record: Mapping[str, Any]) -> dict[str, Any]:
             )
     return {
         "resourceType": "AuditEvent",
-        "id": str(uuid.uuid4()),
+        "id": _new_id(),
         "type": _SECURITY_ALERT,
         "subtype": [_CREDENTIALS_CHANGED if subject == "client" else _SECURITY_CONFIGURATION],
         "action": _CHANGE_ACTIONS.get(verb.split("_")[-1], "U"),

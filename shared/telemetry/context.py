@@ -8,7 +8,7 @@ invalid value is ignored and a new trace starts, as the recommendation asks of a
 
 from __future__ import annotations
 
-import os
+import random
 import re
 from dataclasses import dataclass
 
@@ -45,10 +45,16 @@ def parse_traceparent(value: str | None) -> SpanContext | None:
     return SpanContext(trace_id, span_id, sampled=bool(int(flags, 16) & 1))
 
 
+# Ids need to be unique, not secret: the Mersenne Twister, as OpenTelemetry's own generator uses,
+# costs no system call (os.urandom releases the GIL, and a thread exporting telemetry then holds
+# the request up for a switch interval).
+_random = random.Random()  # noqa: S311 - ids must be unique, not secret
+
+
 def new_trace_id() -> str:
     """A random 128-bit trace id (never all zeros)."""
     while True:
-        value = os.urandom(16).hex()
+        value = f"{_random.getrandbits(128):032x}"
         if value != _ZERO_TRACE:
             return value
 
@@ -56,6 +62,6 @@ def new_trace_id() -> str:
 def new_span_id() -> str:
     """A random 64-bit span id (never all zeros)."""
     while True:
-        value = os.urandom(8).hex()
+        value = f"{_random.getrandbits(64):016x}"
         if value != _ZERO_SPAN:
             return value
