@@ -141,7 +141,7 @@ def test_every_management_route_is_admin_level_in_azure():
     import azure.functions as func
 
     manage = {n: f for n, f in registered_functions().items() if n.startswith("manage_")}
-    assert len(manage) == 7
+    assert len(manage) == 8
     for function in manage.values():
         trigger = function.get_trigger()
         assert trigger.auth_level == func.AuthLevel.ADMIN
