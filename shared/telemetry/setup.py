@@ -10,8 +10,11 @@ would export provider and store URLs, query strings included. Our own spans
 - Traces are kept whole (``sampling_ratio=1.0``): the trace of the one failed request an
   operator looks for must not have been sampled away. ``OTEL_TRACES_SAMPLER`` still overrides.
 - Logs go from the root logger, so the audit trail and ``ALERT`` lines reach ``traces``
-  (``AppTraces``); the exporter authenticates with ``APPLICATIONINSIGHTS_AUTHENTICATION_STRING``
-  (Entra ID; the template sets it).
+  (``AppTraces``), but only our code's (``ehrbridge.*``, ``shared.*``, ``functions.*``): a
+  library's lines may name URLs (the Azure SDK's HTTP logging policy logs request URLs at
+  INFO; urllib3 names hosts), and a local host's access log names request paths. The exporter
+  authenticates with ``APPLICATIONINSIGHTS_AUTHENTICATION_STRING`` (Entra ID; the template
+  sets it).
 - The SDK's own statistics (statsbeat), its remote configuration (OneSettings), live metrics
   and process performance counters are off: none is needed, and the first three would each
   call a Microsoft endpoint of its own.
@@ -41,6 +44,8 @@ _INSTRUMENTATIONS = (
     "urllib",
     "urllib3",
 )
+# The loggers whose lines are exported: our code's (docs/security.md row 140).
+EXPORTED_LOGGERS = ("ehrbridge", "shared", "functions")
 _SDK_SWITCHES = {
     "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
     "APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED": "true",
@@ -89,12 +94,28 @@ def _configure(connection: str, in_azure: bool | None) -> None:
 
         # The audit lines go out whatever the root logger's level (ALERT lines are warnings).
         logging.getLogger("ehrbridge.audit").setLevel(logging.INFO)
+        _export_only_our_loggers()
         tracing.use_exporter(otel.Spans())
         metrics.use_meter(otel.Instruments())
     except Exception as error:  # the app must serve requests without its telemetry
         _log.error("telemetry is off: configuring Azure Monitor failed (%s)", type(error).__name__)
         return
     _log.info("telemetry: exporting traces, metrics and logs to Application Insights")
+
+
+class _OurLoggers(logging.Filter):
+    """Admits records of ``EXPORTED_LOGGERS`` only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        name = record.name
+        return any(name == root or name.startswith(root + ".") for root in EXPORTED_LOGGERS)
+
+
+def _export_only_our_loggers() -> None:
+    # The distro's handler (OpenTelemetry's LoggingHandler) is the one it put on the root logger.
+    for handler in logging.getLogger().handlers:
+        if type(handler).__module__.startswith("opentelemetry"):
+            handler.addFilter(_OurLoggers())
 
 
 def flush() -> None:
