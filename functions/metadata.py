@@ -20,24 +20,25 @@ _METHODS = (func.HttpMethod.GET, func.HttpMethod.POST)
 _Handler = Callable[[Request, str, Settings], Response]
 
 
-def _answer(req: func.HttpRequest, handler: _Handler) -> func.HttpResponse:
+def _answer(req: func.HttpRequest, context: func.Context, handler: _Handler) -> func.HttpResponse:
     face = req.route_params.get("face", "")
     return serve(
         req,
         lambda services, request: handler(request, face, services.settings),
         lambda: misconfigured.fhir_answer(face),
+        context,
     )
 
 
 @bp.function_name("metadata")
 @bp.route(route=routes.METADATA, methods=_METHODS, auth_level=func.AuthLevel.ANONYMOUS)
-def metadata_function(req: func.HttpRequest) -> func.HttpResponse:
+def metadata_function(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     """The face's Conformance / CapabilityStatement."""
-    return _answer(req, metadata.metadata_response)
+    return _answer(req, context, metadata.metadata_response)
 
 
 @bp.function_name("smart_configuration")
 @bp.route(route=routes.SMART_CONFIGURATION, methods=_METHODS, auth_level=func.AuthLevel.ANONYMOUS)
-def smart_configuration_function(req: func.HttpRequest) -> func.HttpResponse:
+def smart_configuration_function(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     """The face's SMART configuration (token endpoint, grant types, auth methods)."""
-    return _answer(req, metadata.smart_configuration_response)
+    return _answer(req, context, metadata.smart_configuration_response)
