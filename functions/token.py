@@ -38,10 +38,13 @@ def oauth_jwks(req: func.HttpRequest, context: func.Context) -> func.HttpRespons
 
 @bp.function_name("oauth_assertion_jwks")
 @bp.route(route=routes.ASSERTION_JWKS, methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-def oauth_assertion_jwks(req: func.HttpRequest) -> func.HttpResponse:
+def oauth_assertion_jwks(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     """Publish the public keys of our client assertions (for private_key_jwt providers)."""
     from shared.auth.jwks import jwks_response
 
     return serve(
-        req, lambda services, _: jwks_response(services.assertion_keys), misconfigured.jwks_answer
+        req,
+        lambda services, _: jwks_response(services.assertion_keys),
+        misconfigured.jwks_answer,
+        context,
     )
