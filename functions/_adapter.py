@@ -11,6 +11,7 @@ import azure.functions as func
 from shared.http import Headers, Request, Response
 from shared.services import Services, get_services
 from shared.settings import SettingsError
+from shared.telemetry import invocation, setup
 
 _log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ def serve(
     req: func.HttpRequest,
     handle: Callable[[Services, Request], Response],
     misconfigured: Callable[[], Response],
+    context: func.Context | None = None,
 ) -> func.HttpResponse:
     """Answer one request with ``handle``, given the app's services (built on first use, so
     that an invalid setting never stops the app from loading).
@@ -49,9 +51,19 @@ def serve(
     An invalid setting (``SettingsError``, raised where the services read it) is answered with
     ``misconfigured``, the route's own error (``shared/misconfigured.py``), instead of reaching
     the host as a bare 500. Nothing is cached: fixing the setting heals the app.
+
+    The whole answer is one span continuing the host's invocation context (``context``), and
+    carries its trace id (``shared/telemetry/invocation.py``).
     """
-    try:
-        return to_http_response(handle(get_services(), to_request(req)))
-    except SettingsError:
-        _log.exception("invalid configuration")
-        return to_http_response(misconfigured())
+    setup.ensure()
+    request = to_request(req)
+    route = context.function_name if context is not None else "http"
+    host_traceparent = context.trace_context.trace_parent if context is not None else None
+    parent = invocation.parent_of(host_traceparent, request.headers)
+    with invocation.serving(route, request.method, parent) as span:
+        try:
+            response = handle(get_services(), request)
+        except SettingsError:
+            _log.exception("invalid configuration")
+            response = misconfigured()
+        return to_http_response(invocation.answered(span, response))

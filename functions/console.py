@@ -14,10 +14,10 @@ bp = func.Blueprint()
 # Entra ID through App Service Authentication in Azure) and checks roles on every request.
 @bp.function_name("console")
 @bp.route(route="console/{*path}", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
-def console(req: func.HttpRequest) -> func.HttpResponse:
+def console(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     """The console's pages."""
 
     def handle(services: Services, request: Request) -> Response:
         return services.console.handle(request)
 
-    return serve(req, handle, misconfigured.page_answer)
+    return serve(req, handle, misconfigured.page_answer, context)

@@ -21,20 +21,22 @@ _ROUTES = {
     "tenants": ("manage/tenants", ["GET"]),
     "tenant": ("manage/tenants/{tenant_id}", ["GET", "PUT", "DELETE"]),
     "tenant_check": ("manage/tenants/{tenant_id}/check", ["POST"]),
+    "tenant_audit": ("manage/tenants/{tenant_id}/audit", ["GET"]),
 }
 
 
-def _handle(route: str, req: func.HttpRequest) -> func.HttpResponse:
+def _handle(route: str, req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     return serve(
         req,
         lambda services, request: services.management.handle(route, request),
         misconfigured.management_answer,
+        context,
     )
 
 
 def _register(name: str, template: str, methods: list[str]) -> None:
-    def handler(req: func.HttpRequest) -> func.HttpResponse:
-        return _handle(name, req)
+    def handler(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+        return _handle(name, req, context)
 
     handler.__name__ = f"manage_{name}"
     handler.__doc__ = f"Management route {template}."

@@ -14,11 +14,12 @@ _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 @bp.function_name("fhir_proxy")
 @bp.route(route="fhir/{face}/{*path}", methods=_METHODS, auth_level=func.AuthLevel.ANONYMOUS)
-def fhir_proxy(req: func.HttpRequest) -> func.HttpResponse:
+def fhir_proxy(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     """Forward one FHIR call to the provider mapped to the token's tenant."""
     face = req.route_params.get("face", "")
     return serve(
         req,
         lambda services, request: services.proxy.handle(request, face),
         lambda: misconfigured.fhir_answer(face),
+        context,
     )

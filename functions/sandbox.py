@@ -19,7 +19,7 @@ _UI_METHODS = ["GET", "POST"]
 
 
 def _answer(
-    req: func.HttpRequest, handler: Callable[[Any, Request], Response]
+    req: func.HttpRequest, context: func.Context, handler: Callable[[Any, Request], Response]
 ) -> func.HttpResponse:
     def handle(services: Services, request: Request) -> Response:
         if not services.settings.sandbox_enabled:
@@ -29,18 +29,18 @@ def _answer(
         return handler(services, request)
 
     # The sandbox is R4 whatever the route: its errors are R4 OperationOutcomes.
-    return serve(req, handle, lambda: misconfigured.fhir_answer(None))
+    return serve(req, handle, lambda: misconfigured.fhir_answer(None), context)
 
 
 @bp.function_name("sandbox_fhir")
 @bp.route(route="sandbox/fhir/{*path}", methods=_FHIR_METHODS, auth_level=func.AuthLevel.ANONYMOUS)
-def sandbox_fhir(req: func.HttpRequest) -> func.HttpResponse:
+def sandbox_fhir(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     """The sandbox's FHIR R4 API (synthetic data), for the proxy and for partners."""
-    return _answer(req, lambda services, request: services.sandbox_api.handle(request))
+    return _answer(req, context, lambda services, request: services.sandbox_api.handle(request))
 
 
 @bp.function_name("sandbox_ui")
 @bp.route(route="sandbox/ui/{*path}", methods=_UI_METHODS, auth_level=func.AuthLevel.ANONYMOUS)
-def sandbox_ui(req: func.HttpRequest) -> func.HttpResponse:
+def sandbox_ui(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     """The sandbox's editor page (server-rendered HTML)."""
-    return _answer(req, lambda services, request: services.sandbox_ui.handle(request))
+    return _answer(req, context, lambda services, request: services.sandbox_ui.handle(request))

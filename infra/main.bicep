@@ -1,7 +1,8 @@
 // EHR Bridge: one resource group holding the Function App (Flex Consumption, Python 3.11), its
 // data storage account (the `clients` and `tenants` tables), a host storage account
 // (AzureWebJobsStorage and the deployment container), Key Vault, Log Analytics + Application
-// Insights, and the user-assigned managed identity the app runs as. Secure by default: HTTPS only, TLS 1.2, no FTP or basic-auth publishing, no CORS,
+// Insights with the alert rules and the operators' workbook, and the user-assigned managed
+// identity the app runs as. Secure by default: HTTPS only, TLS 1.2, no FTP or basic-auth publishing, no CORS,
 // no shared keys, no instrumentation keys, RBAC-only Key Vault with purge protection, and role
 // assignments limited to what the code does (modules/roles.bicep).
 //
@@ -136,6 +137,30 @@ param entraAudience string = ''
 
 @description('EHRB_ENTRA_AUTHORITY: the Entra ID authority whose tenant issuers and keys are trusted (a sovereign cloud has its own).')
 param entraAuthority string = 'https://login.microsoftonline.com'
+@description('Resource id of the action group the alert rules notify (e-mail, SMS, a webhook); empty: alerts show in the portal only.')
+param alertActionGroupId string = ''
+
+@description('Alert when 5xx answers exceed this percentage of requests over 5 minutes.')
+@minValue(1)
+@maxValue(100)
+param alertServerErrorPercent int = 5
+
+@description('Alert when one tenant\'s provider calls fail above this percentage over 15 minutes.')
+@minValue(1)
+@maxValue(100)
+param alertProviderErrorPercent int = 10
+
+@description('Alert when one tenant\'s provider calls have a 95th percentile above this (ms) over 15 minutes.')
+@minValue(100)
+param alertProviderLatencyMs int = 5000
+
+@description('Alert when one client\'s token requests are refused more often than this in 15 minutes.')
+@minValue(1)
+param alertTokenFailuresPerClient int = 50
+
+@description('Alert when the signing key\'s retirement date is fewer than this many days away.')
+@minValue(1)
+param alertSigningKeyDays int = 14
 
 var resourceToken = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
 var appName = empty(functionAppName) ? 'func-ehrb-${resourceToken}' : functionAppName
@@ -201,6 +226,30 @@ module keyVault 'modules/keyvault.bicep' = {
   }
 }
 
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  params: {
+    workspaceId: monitoring.outputs.workspaceId
+    location: location
+    tags: tags
+    actionGroupId: alertActionGroupId
+    serverErrorPercent: alertServerErrorPercent
+    providerErrorPercent: alertProviderErrorPercent
+    providerLatencyMs: alertProviderLatencyMs
+    tokenFailuresPerClient: alertTokenFailuresPerClient
+    signingKeyDays: alertSigningKeyDays
+  }
+}
+
+module workbook 'modules/workbook.bicep' = {
+  name: 'workbook'
+  params: {
+    workspaceId: monitoring.outputs.workspaceId
+    location: location
+    tags: tags
+  }
+}
+
 module roles 'modules/roles.bicep' = {
   name: 'roles'
   params: {
@@ -216,6 +265,7 @@ module roles 'modules/roles.bicep' = {
     sandboxTableName: storage.outputs.sandboxTableName
     sandboxDataTableNames: storage.outputs.sandboxDataTableNames
     applicationInsightsName: monitoring.outputs.applicationInsightsName
+    workspaceName: monitoring.outputs.workspaceName
   }
 }
 
@@ -233,6 +283,7 @@ module functionApp 'modules/functionapp.bicep' = {
     tablesEndpoint: storage.outputs.tableEndpoint
     keyVaultUri: keyVault.outputs.uri
     applicationInsightsConnectionString: monitoring.outputs.connectionString
+    auditWorkspaceId: monitoring.outputs.workspaceCustomerId
     publicHostName: publicHostName
     maximumInstanceCount: maximumInstanceCount
     httpPerInstanceConcurrency: httpPerInstanceConcurrency

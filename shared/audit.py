@@ -1,7 +1,9 @@
 """Structured audit events: one JSON line per event on the ``ehrbridge.audit`` logger.
 
 Application Insights collects these as traces; operators query ``customDimensions`` or the
-message. Callers pass identifiers only: never a secret, token, body or provider URL.
+message. Callers pass identifiers only: never a secret, token, body or provider URL. Each
+record also becomes an R4 AuditEvent on the audit stream (``shared.auditevents``) and tags the
+request's span and metrics (``shared.telemetry.signals``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from shared.auditevents import stream as auditevents
+from shared.telemetry import signals
 
 audit_log = logging.getLogger("ehrbridge.audit")
 
@@ -32,6 +37,8 @@ def audit(event: str, **fields: Any) -> dict[str, Any]:
             raise ValueError(f"audit field {name!r} may carry a secret")
         record[name] = value
     audit_log.info(json.dumps(record, separators=(",", ":"), default=str))
+    auditevents.record(record)
+    signals.audited(record)
     return record
 
 

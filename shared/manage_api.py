@@ -43,6 +43,7 @@ from shared.tenants import (
 )
 
 if TYPE_CHECKING:
+    from shared.auditevents.export import AuditReader
     from shared.proxy.check import TenantChecker
 
 log = logging.getLogger(__name__)
@@ -156,6 +157,7 @@ class ManagementApi:
         checker: TenantChecker | None = None,
         address_policy: AddressPolicy | None = None,
         admin_key: AdminKey | None = None,
+        audit_store: Callable[[], AuditReader] | None = None,
     ) -> None:
         self._settings = settings
         self._admin_key = admin_key or AdminKey(settings, _no_secret_store)
@@ -164,6 +166,7 @@ class ManagementApi:
         self._tenants = tenants
         self._lookups = lookups
         self._checker = checker
+        self._audit_store = audit_store
         self._handlers: dict[tuple[str, str], Callable[[Request], Response]] = {
             ("clients", "GET"): self._list_clients,
             ("clients", "POST"): self._register_client,
@@ -179,6 +182,7 @@ class ManagementApi:
             ("tenant", "PUT"): self._put_tenant,
             ("tenant", "DELETE"): self._delete_tenant,
             ("tenant_check", "POST"): self._check_tenant,
+            ("tenant_audit", "GET"): self._tenant_audit,
         }
 
     def allowed_methods(self, route: str) -> list[str]:
@@ -368,6 +372,27 @@ class ManagementApi:
             raise ApiError(501, "not_implemented", "no checker is configured")
         mapping = self._tenants.get(_tenant_id(request.route_params))
         return _ok(200, self._checker.check(mapping))
+
+    def _tenant_audit(self, request: Request) -> Response:
+        """The tenant's AuditEvents in a window, as a FHIR Bundle (``shared/auditevents/``)."""
+        from shared.auditevents.export import export_bundle
+        from shared.auditevents.query import InvalidQuery, parse_query
+
+        if self._audit_store is None:
+            raise ApiError(501, "not_implemented", "no audit store is configured")
+        tenant_id = _tenant_id(request.route_params)
+        params: dict[str, str] = {}
+        for name, value in request.query:
+            if name in params:
+                raise ApiError(400, "invalid_request", "a parameter is repeated")
+            params[name] = value
+        try:
+            query = parse_query(tenant_id, params)
+        except InvalidQuery as error:
+            raise ApiError(400, "invalid_request", str(error), field=error.field) from None
+        base_url = request.url.split("?", 1)[0]
+        bundle = export_bundle(self._audit_store(), query, base_url)
+        return json_response(200, bundle, content_type="application/fhir+json", headers=NO_STORE)
 
     def _delete_tenant(self, request: Request) -> Response:
         self._tenants.delete(_tenant_id(request.route_params), if_match=request.header("If-Match"))

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import requests
     from azure.data.tables import TableServiceClient
 
+    from shared.auditevents.export import AuditReader
     from shared.auth.client_gate import ClientGate
     from shared.auth.clients import ClientRegistry
     from shared.auth.introspection import IntrospectionEndpoint
@@ -160,13 +161,28 @@ class Services:
     def signing_keys(self) -> SigningKeys:
         """Token signing keys from the secret store."""
         from shared.auth.signing_keys import SigningKeys
+        from shared.telemetry import metrics
 
-        return SigningKeys(
+        keys = SigningKeys(
             self.secret_store,
             self.settings.token_algorithm,
             self.settings.cache_ttl_seconds,
             clock=self.clock or time.monotonic,
         )
+        metrics.observe_signing_key(self.signing_key_days_left)
+        return keys
+
+    def signing_key_days_left(self) -> list[tuple[float, dict[str, str | None]]]:
+        """Days until the signing key retires, when it has a date (a metric; none on errors)."""
+        from datetime import UTC, datetime
+
+        try:
+            expires = self.signing_keys.current().properties.expires_on
+        except Exception:  # no key, or the vault cannot answer: health and alerts say so
+            return []
+        if expires is None:
+            return []
+        return [((expires - datetime.now(UTC)).total_seconds() / 86400, {})]
 
     @cached_property
     def assertion_keys(self) -> SigningKeys:
@@ -240,6 +256,7 @@ class Services:
             checker=self.checker,
             address_policy=self.address_policy,
             admin_key=self.admin_key,
+            audit_store=lambda: self.audit_store,
         )
 
     @cached_property
@@ -248,6 +265,38 @@ class Services:
         from shared.operators import AdminKey
 
         return AdminKey(self.settings, lambda: self.secret_store)
+
+    @cached_property
+    def audit_store(self) -> AuditReader:
+        """Where the per-tenant audit export reads: Log Analytics in Azure, else a local file
+        that this process's audit stream also writes to (``shared/auditevents/``)."""
+        from shared.settings import SettingsError
+
+        settings = self.settings
+        if settings.audit_workspace_id:
+            from shared.auditevents.loganalytics import LogAnalyticsAuditStore
+
+            credential = self._credential
+            if credential is None:
+                from azure.identity import DefaultAzureCredential
+
+                credential = DefaultAzureCredential()
+            return LogAnalyticsAuditStore(
+                settings.audit_workspace_id, settings.log_analytics_endpoint, credential
+            )
+        if settings.hosting.maybe_azure:
+            raise SettingsError("EHRB_AUDIT_WORKSPACE_ID is required in Azure (audit export)")
+        from shared.auditevents.local import LocalAuditStore
+        from shared.auditevents.stream import use_sink
+
+        store = LocalAuditStore(settings.local_audit_path)
+        use_sink(store)
+        return store
+
+    def keep_local_audit(self) -> None:
+        """Outside Azure, have the audit stream write the local store from the first request."""
+        if not self.settings.audit_workspace_id and not self.settings.hosting.maybe_azure:
+            self.audit_store  # noqa: B018 - built for its effect: the stream's local sink
 
     @cached_property
     def verifier(self) -> BearerVerifier:
@@ -359,9 +408,23 @@ class Services:
         """Pooled HTTP to provider FHIR servers."""
         from shared.proxy.transport import ProviderTransport
 
-        return ProviderTransport(
+        transport = ProviderTransport(
             self.settings, self.provider_auth, address_policy=self.address_policy
         )
+        from shared.telemetry import metrics
+
+        metrics.observe_circuits(transport.open_circuits)
+        metrics.observe_circuits(self.store_circuits)
+        return transport
+
+    def store_circuits(self) -> list[tuple[float, dict[str, str | None]]]:
+        """1 for Table Storage's circuit when it is not closed (a metric)."""
+        from shared.circuit import CLOSED
+
+        if "table_breaker" not in self.__dict__:
+            return []
+        state = self.table_breaker.state("tables")  # the key every table shares
+        return [] if state == CLOSED else [(1.0, {"circuit": "tables"})]
 
     @cached_property
     def proxy(self) -> FhirProxy:
@@ -471,6 +534,7 @@ def get_services() -> Services:
                 settings = Settings.from_env()
                 log_hosting(settings.hosting)
                 _services = Services(settings)
+                _services.keep_local_audit()
     return _services
 
 

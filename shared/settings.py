@@ -250,6 +250,29 @@ SETTINGS: tuple[Setting, ...] = (
         "the template sets it to the per-instance HTTP concurrency.",
     ),
     Setting(
+        "APPLICATIONINSIGHTS_CONNECTION_STRING",
+        "",
+        "Application Insights connection string: when set, traces, metrics and logs are exported "
+        "through the Azure Monitor OpenTelemetry distro; empty: nothing is exported or loaded.",
+    ),
+    Setting(
+        "EHRB_AUDIT_WORKSPACE_ID",
+        "",
+        "Log Analytics workspace id (its customerId) the per-tenant audit export reads; required "
+        "in Azure. Empty outside Azure: the local audit store (EHRB_LOCAL_AUDIT_PATH).",
+    ),
+    Setting(
+        "EHRB_LOG_ANALYTICS_ENDPOINT",
+        "https://api.loganalytics.io",
+        "Log Analytics query API the audit export calls (another cloud has its own).",
+    ),
+    Setting(
+        "EHRB_LOCAL_AUDIT_PATH",
+        ".local/audit/auditevents.jsonl",
+        "File of the local audit store (development only; bounded, written in the background).",
+        local_only=True,
+    ),
+    Setting(
         "AZURE_CLIENT_ID",
         "",
         "Client id of the user-assigned managed identity (read by DefaultAzureCredential).",
@@ -325,6 +348,14 @@ def _authority(value: str) -> str:
     return f"https://{parts.netloc.lower()}"
 
 
+def _workspace_id(value: str) -> str:
+    from shared.ids import is_guid
+
+    if value and not is_guid(value):
+        raise SettingsError("EHRB_AUDIT_WORKSPACE_ID must be the workspace's id (a GUID)")
+    return value.lower()
+
+
 def _count(value: str, name: str) -> int:
     try:
         number = int(value)
@@ -397,6 +428,9 @@ class Settings:
     request_deadline_seconds: int = 120
     sandbox_enabled: bool = False
     entra_auth: bool = False
+    audit_workspace_id: str = ""
+    log_analytics_endpoint: str = _DEFAULTS["EHRB_LOG_ANALYTICS_ENDPOINT"]
+    local_audit_path: str = _DEFAULTS["EHRB_LOCAL_AUDIT_PATH"]
     worker_threads: int = field(default_factory=_default_worker_threads)
     hosting: Hosting = field(default_factory=Hosting)
 
@@ -475,6 +509,9 @@ class Settings:
             local_admin_key=get("EHRB_LOCAL_ADMIN_KEY"),
             sandbox_enabled=_flag(get("EHRB_SANDBOX_ENABLED"), "EHRB_SANDBOX_ENABLED"),
             entra_auth=_flag(get("EHRB_ENTRA_AUTH"), "EHRB_ENTRA_AUTH"),
+            audit_workspace_id=_workspace_id(get("EHRB_AUDIT_WORKSPACE_ID")),
+            log_analytics_endpoint=get("EHRB_LOG_ANALYTICS_ENDPOINT").rstrip("/"),
+            local_audit_path=get("EHRB_LOCAL_AUDIT_PATH"),
             **{
                 field_name: _positive_int(get(name), name)
                 for field_name, name in _PROXY_INTS.items()

@@ -55,6 +55,9 @@ HEAVY_MODULES = (
     "cryptography",
     "fhir.resources",
     "jinja2",
+    # Only with APPLICATIONINSIGHTS_CONNECTION_STRING set, on the first request.
+    "opentelemetry",
+    "azure.monitor.opentelemetry",
 )
 ALGORITHMS = ("RS256", "ES256")
 PROVIDER_URL = "https://fhir.bench.example/r4"
@@ -261,11 +264,19 @@ def _timed_loop(call: Callable[[], None], requests: int, budget_s: float) -> dic
 
 
 def measure_inprocess(
-    fixture: BenchFixture, algorithm: str, *, requests: int = 20_000, budget_s: float = 3.0
+    fixture: BenchFixture,
+    algorithm: str,
+    *,
+    requests: int = 20_000,
+    budget_s: float = 3.0,
+    traced: bool = False,
 ) -> dict[str, Any]:
-    """Single-threaded ``TokenEndpoint.handle`` calls: tokens/s, p50/p99, and the signing share."""
+    """Single-threaded ``TokenEndpoint.handle`` calls: tokens/s, p50/p99, and the signing share.
+
+    ``traced``: each call inside the invocation span every trigger runs in (``serve``)."""
     from shared.auth.tokens import issue_access_token
     from shared.services import Services
+    from shared.telemetry import invocation
     from tools.testkit.inbound import form_request
 
     services = Services(fixture.settings(algorithm))
@@ -273,7 +284,11 @@ def measure_inprocess(
     fields = fixture.form()
 
     def one() -> None:
-        response = endpoint.handle(form_request(fields))
+        if traced:
+            with invocation.serving("oauth_token", "POST", None) as span:
+                response = invocation.answered(span, endpoint.handle(form_request(fields)))
+        else:
+            response = endpoint.handle(form_request(fields))
         if response.status != 200:
             raise RuntimeError(f"token request answered {response.status}: {response.body!r}")
 
@@ -635,15 +650,19 @@ def measure_proxy_inprocess(
     *,
     requests: int = 5000,
     budget_s: float = 6.0,
+    traced: bool = False,
 ) -> dict[str, Any]:
     """``FhirProxy.handle`` for a vitals search over ``CannedTransport`` answering ``searchset``:
     the handler's own cost per request (no upstream time), warm caches; plus bearer
-    verification and URL rewriting timed alone on the same request and body."""
+    verification and URL rewriting timed alone on the same request and body.
+
+    ``traced``: each call inside the invocation span every trigger runs in (``serve``)."""
     from shared.http import Headers
     from shared.proxy.handler import FhirProxy
     from shared.proxy.model import UpstreamResponse
     from shared.proxy.rewrite import UrlRewriter
     from shared.services import Services
+    from shared.telemetry import invocation
     from tools.testkit.inbound import fhir_request
 
     settings = dataclasses.replace(
@@ -667,7 +686,11 @@ def measure_proxy_inprocess(
             raise RuntimeError("the proxy did not rewrite every provider URL")
 
         def handle() -> None:
-            proxy.handle(request, "r4")
+            if traced:
+                with invocation.serving("fhir_proxy", "GET", None) as span:
+                    invocation.answered(span, proxy.handle(request, "r4"))
+            else:
+                proxy.handle(request, "r4")
 
         def verify() -> None:
             services.verifier.verify(request)
@@ -1356,6 +1379,10 @@ def main(argv: list[str] | None = None) -> int:
     _print_proxy(proxy)
     print()
     _print_conversion(measure_conversion())
+    print()
+    from tools.bench_telemetry import measure_telemetry, print_telemetry
+
+    print_telemetry(measure_telemetry())
     print()
     from tools.bench_dos import (
         measure_hung_tables,

@@ -16,8 +16,11 @@ index:
 - the front end's ``X-Forwarded-For``: the peer address appended as the right-most hop, the
   only way a worker learns who connected (the host passes it no peer address).
 
+- the invocation ``context`` (``tools/invocation_context.py``): its trace context continues the
+  caller's ``traceparent`` with a span of the host's own, as the host does.
+
 Not emulated: function keys, CORS, HSTS, proxies, the admin API, non-HTTP triggers and other
-bindings, ``context`` parameters, the 230 s response timeout, dot-segment normalisation.
+bindings, the 230 s response timeout, dot-segment normalisation.
 
 Differs on purpose: a path whose template matches but not for the method answers 405 with an
 Allow header; the real host answers an empty 404 there (Azure/azure-functions-host#10098, and HEAD
@@ -33,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import hmac
 import http.server
 import importlib
@@ -684,10 +688,21 @@ def _query_params(pairs: list[tuple[str, str]]) -> dict[str, str]:
 
 
 def _call_function(route: Route, request: func.HttpRequest) -> Any:
-    result = route.handler(**{route.arg_name: request})
+    arguments: dict[str, Any] = {route.arg_name: request}
+    if _takes_context(route.handler):
+        from tools.invocation_context import invocation_context
+
+        arguments["context"] = invocation_context(route.function_name, dict(request.headers))
+    result = route.handler(**arguments)
     if inspect.iscoroutine(result):
         return asyncio.run(result)
     return result
+
+
+@functools.cache
+def _takes_context(handler: Any) -> bool:
+    # The worker passes the invocation context to a parameter named "context".
+    return "context" in inspect.signature(handler).parameters
 
 
 class _UnsupportedResult(Exception):

@@ -65,8 +65,10 @@ ACCEPTED: dict[str, Accepted] = {
     ),
     "check_app_insights": Accepted(
         "the doctor reads APPLICATIONINSIGHTS_* only from the environment and "
-        "local.settings.json; in Azure infra/modules/functionapp.bicep sets both and "
-        "tests/infra checks them; locally there is no Application Insights",
+        "local.settings.json; in Azure infra/modules/functionapp.bicep sets both (Entra ID "
+        "authentication) and tests/infra checks them; locally telemetry is off unless you point "
+        "APPLICATIONINSIGHTS_CONNECTION_STRING at a collector (README, Telemetry and audit), "
+        "which tests/e2e/test_telemetry_through_devhost.py does with a local ingestion endpoint",
         always=False,
     ),
 }

@@ -43,6 +43,9 @@ param keyVaultUri string
 @description('Application Insights connection string (no key is usable: local auth is off).')
 param applicationInsightsConnectionString string
 
+@description('Log Analytics workspace id (customerId) the audit export reads (EHRB_AUDIT_WORKSPACE_ID).')
+param auditWorkspaceId string
+
 @description('Public host name callers use; empty: the app\'s default host name.')
 param publicHostName string
 
@@ -224,9 +227,13 @@ resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
     AzureWebJobsStorage__accountName: hostStorageAccountName
     AzureWebJobsStorage__credential: 'managedidentity'
     AzureWebJobsStorage__clientId: identityClientId
-    // Platform: Application Insights with Entra ID authentication.
+    // Platform: Application Insights with Entra ID authentication, for the host and for the
+    // app's exporter, which shared/telemetry/setup.py turns on with the connection string.
+    // The worker streams the app's OpenTelemetry logs itself, so the host does not send them
+    // twice: host.json telemetryMode is OpenTelemetry, see docs/runbook.md 13.
     APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
     APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+    PYTHON_ENABLE_OPENTELEMETRY: 'true'
     // EHR Bridge: shared/settings.py SETTINGS, less the local_only ones.
     AZURE_CLIENT_ID: identityClientId
     EHRB_PUBLIC_BASE_URL: publicBaseUrl
@@ -269,6 +276,9 @@ resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
     // Sign-in through App Service Authentication (authSettings below); the app also requires
     // the platform's own WEBSITE_AUTH_ENABLED before it trusts the principal header.
     EHRB_ENTRA_AUTH: empty(consoleEntraClientId) ? 'false' : 'true'
+    // The audit export reads the workspace with the identity (Log Analytics Reader, roles.bicep).
+    EHRB_AUDIT_WORKSPACE_ID: auditWorkspaceId
+    EHRB_LOG_ANALYTICS_ENDPOINT: 'https://api.loganalytics.io'
     // The Python worker runs synchronous functions on this many threads: as many as the
     // platform sends one instance, so none waits for a thread (docs/runbook.md 1.6).
     PYTHON_THREADPOOL_THREAD_COUNT: string(httpPerInstanceConcurrency)

@@ -54,5 +54,7 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
 
 output workspaceId string = workspace.id
 output workspaceName string = workspace.name
+// The workspace id the Log Analytics query API takes (the audit export: EHRB_AUDIT_WORKSPACE_ID).
+output workspaceCustomerId string = workspace.properties.customerId
 output applicationInsightsName string = appInsights.name
 output connectionString string = appInsights.properties.ConnectionString

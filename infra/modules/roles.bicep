@@ -33,6 +33,12 @@
 //                                                creates itself (AZFD0003 otherwise;
 //                                                Azure/azure-functions-host#10995).
 //   Monitoring Metrics Publisher    App Insights telemetry with Entra ID auth (local auth off).
+//   Log Analytics Reader            workspace    the per-tenant audit export reads the audit
+//                                                stream back with the Log Analytics query API
+//                                                (manage/tenants/{id}/audit); no built-in
+//                                                role reads less (it reads every table of
+//                                                the workspace, which holds nothing but this
+//                                                deployment's logs).
 //
 // The optional operator principal (a group, ideally), for the ops CLI and the portal:
 //   Key Vault Secrets Officer       vault        register/rotate clients, set provider
@@ -83,11 +89,15 @@ param sandboxDataTableNames array = []
 @description('Name of the Application Insights component.')
 param applicationInsightsName string
 
+@description('Name of the Log Analytics workspace.')
+param workspaceName string
+
 // Built-in role definitions, by GUID (the same in every tenant).
 var keyVaultSecretsOfficer = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7' // Key Vault Secrets Officer
 var storageTableDataContributor = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3' // Storage Table Data Contributor
 var storageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b' // Storage Blob Data Owner
 var monitoringMetricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb' // Monitoring Metrics Publisher
+var logAnalyticsReader = '73c42c96-874c-492b-b04d-ab87d138a893' // Log Analytics Reader
 
 var withOperator = !empty(operatorPrincipalId)
 var withSandbox = !empty(sandboxTableName)
@@ -139,6 +149,10 @@ resource sandboxDataTables 'Microsoft.Storage/storageAccounts/tableServices/tabl
 
 resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: applicationInsightsName
+}
+
+resource workspace 'Microsoft.OperationalInsights/workspaces@2023-09-01' existing = {
+  name: workspaceName
 }
 
 // The app's identity.
@@ -239,6 +253,17 @@ resource appTelemetry 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'
     description: 'EHR Bridge app: Application Insights telemetry with Entra ID authentication'
+  }
+}
+
+resource appAuditReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(workspace.id, appPrincipalId, logAnalyticsReader)
+  scope: workspace
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', logAnalyticsReader)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+    description: 'EHR Bridge app: the per-tenant audit export reads the audit stream from the workspace'
   }
 }
 

@@ -11,7 +11,8 @@ more.
   (optimistic concurrency), and its verdict is judged on the counts before it, rule by rule; a
   rule over its limit ends the failure's counting, so a throttled source writes no new rows.
   Within one instance, failures on one key take turns (striped locks): contention on a counter
-  is between instances only.
+  is between instances only; one source's failures take turns through this instance's count and
+  the table's, so both verdicts agree on who came first.
 - ``check`` reads the source's and the pair's counts (and the client's only when the pair has
   failed): two point reads on a successful token request. ``screen``, the look before a secret
   is checked, asks nothing: it knows what this instance has counted and the verdicts it has seen.
@@ -64,6 +65,9 @@ class SharedAttemptStore:
         self._known: OrderedDict[str, float] = OrderedDict()
         self._known_lock = threading.Lock()
         self._stripes = [threading.Lock() for _ in range(_STRIPES)]
+        # Failures of one source take turns through both counts (see ``fail``); taken before
+        # any of ``_stripes`` and never while holding one, so the two families cannot deadlock.
+        self._turns = [threading.Lock() for _ in range(_STRIPES)]
         self._alerted_at = -math.inf
 
     def screen(self, rules: Sequence[Rule]) -> int | None:
@@ -96,6 +100,14 @@ class SharedAttemptStore:
 
     def fail(self, rules: Sequence[Rule], window: float) -> int | None:
         """Count one failure here and across instances; judged on the counts before it."""
+        if not rules:
+            return self._local.fail(rules, window)
+        # One source's concurrent failures are counted here and in the table in the same order:
+        # otherwise one of the ten admitted here could be the eleventh in the table, and get 429.
+        with self._turns[hash(rules[0].key) % _STRIPES]:
+            return self._fail_in_turn(rules, window)
+
+    def _fail_in_turn(self, rules: Sequence[Rule], window: float) -> int | None:
         local = self._local.fail(rules, window)
         now = self._clock()
         closes = self._closes(now)

@@ -22,12 +22,13 @@ REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{1,128}")
 """What a request id may look like: a plain token, safe in a header and a log line."""
 
 
-def request_id(incoming: Headers) -> str:
-    """The caller's X-Request-Id when it is a plain token, else a new random one."""
+def request_id(incoming: Headers, fallback: str | None = None) -> str:
+    """The caller's X-Request-Id when it is a plain token, else ``fallback`` (the trace id),
+    else a new random one."""
     value = incoming.get("X-Request-Id")
     if value is not None and REQUEST_ID.fullmatch(value):
         return value
-    return uuid.uuid4().hex
+    return fallback or uuid.uuid4().hex
 
 
 def is_json_patch(content_type: str | None) -> bool:

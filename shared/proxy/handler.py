@@ -62,6 +62,7 @@ from shared.routes import face_base_url
 from shared.secret_store import SecretStoreUnavailable
 from shared.settings import FACES, Settings
 from shared.tables import StoreUnavailable
+from shared.telemetry import tracing
 from shared.tenants import TenantMapping
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,9 @@ class FhirProxy:
 
     def handle(self, request: Request, face: str) -> Response:
         """Answer one FHIR request; never raises, never leaks a provider URL or a token."""
-        exchange = Exchange(request_id(request.headers), face, request.method)
+        # Without an X-Request-Id of the caller's, the trace id is the correlation id.
+        trace_id = tracing.current_trace_id()
+        exchange = Exchange(request_id(request.headers, trace_id), face, request.method)
         try:
             response = self._handle(request, exchange)
         except FhirError as error:
@@ -164,9 +167,11 @@ class FhirProxy:
             raise TooLarge("the URL is longer than 4 KB", status=414)
         if len(request.body) > settings.max_request_body_bytes:
             raise TooLarge(f"the body is larger than {settings.max_request_body_bytes} bytes")
-        caller = self._verifier.verify(request)
+        with tracing.span("bearer.verify"):
+            caller = self._verifier.verify(request)
         exchange.caller = caller
-        tenant = self._lookups.tenant(caller.tenant_id)
+        with tracing.span("tenant.lookup", tenant=caller.tenant_id):
+            tenant = self._lookups.tenant(caller.tenant_id)
         if tenant is None:  # unmapped between verification and now: fail closed
             raise Forbidden("tenant is not mapped")
         self._check_rates(caller)
@@ -344,7 +349,8 @@ class FhirProxy:
     def _run_batch(self, ctx: _Context, entries: list[BatchEntry]) -> Response:
         """The entries run by the proxy, a few at once, answered as one batch-response."""
         ctx.upstream.reserve_answers(len(entries))
-        bundle = run_entries(entries, lambda e: self._run_entry(ctx, e), self._batch_pool)
+        entry = tracing.in_this_trace(functools.partial(self._run_entry, ctx))
+        bundle = run_entries(entries, entry, self._batch_pool)
         body = json.dumps(bundle, separators=(",", ":")).encode("utf-8")
         headers = Headers({"Content-Type": f"{json_mime_type(ctx.face)}; charset=utf-8"})
         # Each entry was checked, converted and enriched on its own way back: not again.
@@ -438,7 +444,9 @@ class FhirProxy:
         self, ctx: _Context, request: UpstreamRequest, *, idempotent: bool = True
     ) -> ProviderCall:
         """The provider call for a request of the face's: converted to the provider's version."""
-        converted = self._converter.request(ctx.face, ctx.tenant.provider_fhir_version, request)
+        provider = ctx.tenant.provider_fhir_version
+        with tracing.span("request.translate", face=ctx.face, provider_version=provider):
+            converted = self._converter.request(ctx.face, provider, request)
         return ctx.upstream.call(converted, idempotent=idempotent)
 
     def _read_references(self, ctx: _Context, references: list[str]) -> dict[str, dict[str, Any]]:
@@ -449,6 +457,10 @@ class FhirProxy:
         )
         if not readable:
             return {}
+        with tracing.span("enrich.read", tenant=ctx.tenant.tenant_id):
+            return self._read_readable(ctx, readable)
+
+    def _read_readable(self, ctx: _Context, readable: list[str]) -> dict[str, dict[str, Any]]:
         if ctx.caps.batch:
             answer = self._batch_of_reads(ctx, readable)
             if answer is None:
@@ -490,7 +502,9 @@ class FhirProxy:
     def _in_face(self, ctx: _Context, answer: UpstreamResponse) -> UpstreamResponse:
         """The answer in the face's FHIR version, with displays and totals filled in."""
         enrich = ctx.enricher if answer_steps.enrichable(answer) else None
-        return self._converter.response(ctx.face, ctx.tenant.provider_fhir_version, answer, enrich)
+        provider = ctx.tenant.provider_fhir_version
+        with tracing.span("response.convert", face=ctx.face, provider_version=provider):
+            return self._converter.response(ctx.face, provider, answer, enrich)
 
     @staticmethod
     def _rewritten(ctx: _Context, response: Response) -> Response:
@@ -527,6 +541,8 @@ class FhirProxy:
         audit(
             "fhir.request",
             request_id=exchange.request_id,
+            trace_id=tracing.current_trace_id(),
+            jti=caller.jti if caller else None,
             client_id=caller.client_id if caller else None,
             # Whose id client_id is: one of our clients, or an Entra ID application.
             via=caller.via if caller else None,

@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from shared.circuit import CircuitBreaker
+from shared.circuit import CLOSED, CircuitBreaker
 from shared.fhir.errors import FhirError, Unavailable, UpstreamError, UpstreamTimeout
 from shared.http import Headers
 from shared.net.addresses import AddressPolicy, AddressRefused
@@ -179,6 +179,16 @@ class ProviderTransport:
     def probe(self, tenant: TenantMapping, url: str, headers: Headers) -> UpstreamResponse:
         """A GET like ``send`` that neither consults nor feeds the circuit breaker (diagnosis)."""
         return self._send(tenant, "GET", url, headers, b"", True, use_breaker=False)
+
+    def open_circuits(self) -> list[tuple[float, dict[str, str | None]]]:
+        """1 for each tenant whose provider's circuit is open or half-open (a metric)."""
+        with self._lock:
+            keys = list(self._sessions)
+        return [
+            (1.0, {"circuit": "provider", "tenant": tenant_id})
+            for tenant_id, base_url in keys
+            if self._breaker.state(base_url) != CLOSED
+        ]
 
     def close(self) -> None:
         """Close every pooled connection."""

@@ -23,6 +23,8 @@ from shared.fhir.paths import ALLOWED_TYPES, FhirPath, parse_fhir_path, upstream
 from shared.proxy.budget import RequestBudget
 from shared.proxy.model import Exchange, ProviderCall, UpstreamRequest, UpstreamResponse
 from shared.proxy.transport import ProviderTransport
+from shared.telemetry.provider import provider_call
+from shared.telemetry.tracing import in_this_trace
 from shared.tenants import TenantMapping
 
 _ALL_TYPES = frozenset().union(*ALLOWED_TYPES.values())
@@ -74,18 +76,22 @@ class Upstream:
         granted = calls[: self._budget.take_up_to(len(calls))]
         if len(granted) == 1:
             return [self._send(granted[0])]
-        return list(pool.map(self._send, granted))
+        return list(pool.map(in_this_trace(self._send), granted))
 
     def _send(self, call: ProviderCall) -> UpstreamResponse:
-        return self._transport.send(
-            self._tenant,
-            call.method,
-            call.url,
-            call.headers,
-            call.body,
-            idempotent=call.idempotent,
-            deadline=self._budget.deadline,
-        )
+        # A client span whose traceparent goes upstream, so the provider's tracing joins ours.
+        with provider_call(self._tenant.tenant_id, call.method) as traced:
+            answer = self._transport.send(
+                self._tenant,
+                call.method,
+                call.url,
+                traced.headers(call.headers),
+                call.body,
+                idempotent=call.idempotent,
+                deadline=self._budget.deadline,
+            )
+            traced.answered(answer.status)
+            return answer
 
     def _recorded(self, answer: UpstreamResponse) -> UpstreamResponse:
         self._exchange.provider_status = answer.status

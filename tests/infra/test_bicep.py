@@ -33,6 +33,8 @@ KEYVAULT = "infra/modules/keyvault.bicep"
 MONITORING = "infra/modules/monitoring.bicep"
 IDENTITY = "infra/modules/identity.bicep"
 HOST_STORAGE = "infra/modules/hoststorage.bicep"
+ALERTS = "infra/modules/alerts.bicep"
+WORKBOOK = "infra/modules/workbook.bicep"
 
 # App settings the template sets that are not EHR Bridge's own: the platform reads them.
 # On Flex Consumption the runtime, its version and the package location are functionAppConfig,
@@ -43,9 +45,11 @@ PLATFORM_SETTINGS = {
     "AzureWebJobsStorage__accountName",
     "AzureWebJobsStorage__credential",
     "AzureWebJobsStorage__clientId",
-    # Application Insights, with Entra ID authentication (local auth is disabled).
-    "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    # Application Insights with Entra ID authentication (local auth is disabled), read by the
+    # host and the exporter; the connection string is a setting of ours too (shared/settings.py).
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+    # The worker streams the app's OpenTelemetry logs itself (no duplicates from the host).
+    "PYTHON_ENABLE_OPENTELEMETRY",
 }
 # Settings the template deliberately sets away from the code's default, with the reason.
 DEPLOYMENT_CHOICES = {
@@ -59,6 +63,7 @@ KEY_VAULT_SECRETS_OFFICER = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"
 STORAGE_TABLE_DATA_CONTRIBUTOR = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3"
 STORAGE_BLOB_DATA_OWNER = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"
 MONITORING_METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
+LOG_ANALYTICS_READER = "73c42c96-874c-492b-b04d-ab87d138a893"
 # Roles that manage resources or access, or reach beyond what the code does: none may appear.
 FORBIDDEN_ROLES = {
     "8e3af657-a8ff-443c-a75c-2fe8c4bcb635": "Owner",
@@ -121,9 +126,18 @@ def test_every_bicep_file_is_parsed():
     from tools.infra_check import source_digests
 
     assert set(bm.load()) == set(source_digests())
-    assert {MAIN, APP, ROLES, STORAGE, HOST_STORAGE, KEYVAULT, MONITORING, IDENTITY} <= set(
-        bm.load()
-    )
+    assert {
+        MAIN,
+        APP,
+        ROLES,
+        STORAGE,
+        HOST_STORAGE,
+        KEYVAULT,
+        MONITORING,
+        IDENTITY,
+        ALERTS,
+        WORKBOOK,
+    } <= set(bm.load())
 
 
 def test_modules_are_local_files_that_exist():
@@ -387,6 +401,8 @@ def test_the_app_identity_has_exactly_the_roles_the_code_needs():
         ),
         # Application Insights with Entra ID authentication.
         (MONITORING_METRICS_PUBLISHER, "Microsoft.Insights/components", "applicationInsightsName"),
+        # The audit export reads the audit stream back from the workspace (row 143).
+        (LOG_ANALYTICS_READER, "Microsoft.OperationalInsights/workspaces", "workspaceName"),
     }
     for item in assignments():
         if item["principal"] == "appPrincipalId":
@@ -534,6 +550,7 @@ def test_no_broad_role_and_no_custom_role_anywhere():
         STORAGE_TABLE_DATA_CONTRIBUTOR,
         STORAGE_BLOB_DATA_OWNER,
         MONITORING_METRICS_PUBLISHER,
+        LOG_ANALYTICS_READER,
     }
     assert {a["role"] for a in assignments()} == allowed
 
@@ -722,3 +739,95 @@ def test_the_parameters_file_is_azd_style_and_envsubst_friendly():
 def test_funcignore_keeps_tests_tools_and_deployment_files_out_of_the_package(pattern: str):
     lines = (REPO / ".funcignore").read_text(encoding="utf-8").splitlines()
     assert pattern in lines
+
+
+# Telemetry, audit export, alerts and the workbook (issue 18) ------------------------------
+
+
+def test_row_143_the_app_reads_the_audit_from_its_own_workspace_only():
+    (reader,) = [a for a in assignments() if a["role"] == LOG_ANALYTICS_READER]
+    assert reader["principal"] == "appPrincipalId"
+    assert reader["scope_type"] == "Microsoft.OperationalInsights/workspaces"
+    passed = bm.template(MAIN)["modules"]["roles"]["config"]["params"]["workspaceName"]
+    assert bm.accessor(passed) == ["monitoring", "outputs", "workspaceName"]
+
+
+def test_the_audit_export_queries_the_deployments_workspace_by_its_customer_id():
+    model = bm.template(APP)
+    assert bm.reference(model, app_settings()["EHRB_AUDIT_WORKSPACE_ID"]) == "auditWorkspaceId"
+    assert bm.accessor(passed_to_app("auditWorkspaceId")) == [
+        "monitoring",
+        "outputs",
+        "workspaceCustomerId",
+    ]
+    output = bm.template(MONITORING)["outputs"]["workspaceCustomerId"]["value"]
+    assert bm.accessor(output) == ["workspace", "properties", "customerId"]
+
+
+def test_telemetry_is_exported_by_the_worker_in_open_telemetry_mode():
+    host = json.loads((REPO / "host.json").read_text(encoding="utf-8"))
+    assert host["telemetryMode"] == "OpenTelemetry"
+    assert app_settings()["PYTHON_ENABLE_OPENTELEMETRY"] == "true"
+    assert bm.reference(bm.template(APP), app_settings()["APPLICATIONINSIGHTS_CONNECTION_STRING"])
+
+
+def alert_rules() -> dict[str, dict[str, Any]]:
+    rules = bm.template(ALERTS)["variables"]["rules"]["value"]
+    return {rule["name"]: rule for rule in rules}
+
+
+@pytest.mark.parametrize(
+    ("rule", "needles"),
+    [
+        ("alert-line", ['Message startswith "ALERT"']),
+        ("server-errors", ["toint(ResultCode) >= 500", "${serverErrorPercent}"]),
+        (
+            "provider-health",
+            ['Target startswith "provider:"', "${providerErrorPercent}", "${providerLatencyMs}"],
+        ),
+        ("token-failures", ['"ehrbridge.tokens"', '== "denied"', "${tokenFailuresPerClient}"]),
+        ("store-throttling", ["httpStatusCode_d == 429", "ServerBusy"]),
+        ("signing-key-retirement", ['"ehrbridge.signing_key.days_left"', "${signingKeyDays}"]),
+    ],
+)
+def test_an_alert_rule_watches_each_condition_of_the_issue(rule: str, needles: list[str]):
+    query = alert_rules()[rule]["query"]
+    for needle in needles:
+        assert needle in query, (rule, needle)
+
+
+def test_alerts_per_tenant_and_per_client_fire_per_tenant_and_per_client():
+    rules = alert_rules()
+    assert [d["name"] for d in rules["provider-health"]["dimensions"]] == ["tenant"]
+    assert [d["name"] for d in rules["token-failures"]["dimensions"]] == ["client"]
+
+
+def test_alert_rules_query_the_workspace_and_notify_the_action_group_parameter():
+    (rules,) = bm.resources(bm.template(ALERTS), "Microsoft.Insights/scheduledQueryRules").values()
+    body = bm.body(rules)
+    properties = body.get("properties") or body["config"]["properties"]
+    assert properties["scopes"] == ["workspaceId"]
+    groups = properties["actions"]["actionGroups"]["operator"]["operands"]
+    assert groups["false_value"] == ["actionGroupId"]
+    alerts = bm.template(MAIN)["modules"]["alerts"]["config"]["params"]
+    assert alerts["actionGroupId"] == "alertActionGroupId"
+    assert main_param_default("alertActionGroupId") == ""
+
+
+def test_the_workbook_charts_tenants_providers_latency_and_tokens_per_secret_version():
+    document = json.loads(
+        (REPO / "infra" / "workbooks" / "ehr-bridge.workbook.json").read_text(encoding="utf-8")
+    )
+    queries = " ".join(
+        item["content"].get("query", "") for item in document["items"] if item["type"] == 3
+    )
+    for needle in (
+        'Properties["ehrbridge.tenant_id"]',
+        'Target startswith "provider:"',
+        "percentile(DurationMs, 95)",
+        'Properties["ehrbridge.secret_version"]',
+        "toint(ResultCode) >= 400",
+    ):
+        assert needle in queries, needle
+    (workbook,) = bm.resources(bm.template(WORKBOOK), "Microsoft.Insights/workbooks").values()
+    assert bm.body(workbook)["properties"]["sourceId"] == "workspaceId"

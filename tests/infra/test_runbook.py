@@ -89,6 +89,11 @@ def test_the_runbook_always_ignores_local_settings_against_azure():
         "perInstanceConcurrency",
         "AZFD0003",
         "## 13. First deployment checklist",
+        # issue 18: the 09:12 story, the audit export, alerts.
+        "## 17. Why did the app fail at 09:12?",
+        "manage/tenants/$TENANT/audit",
+        "OperationId == trace",
+        "ehrb-provider-health",
     ],
 )
 def test_the_runbook_covers_each_procedure(needle: str):

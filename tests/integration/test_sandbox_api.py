@@ -33,6 +33,7 @@ from tests.support.sandbox import (
     patient,
     practitioner,
 )
+from tools.invocation_context import invocation_context
 from tools.testkit.data import SEARCH_PARAMETERS, data_file
 
 ORIGIN = "https://bridge.test"
@@ -704,7 +705,9 @@ def test_both_sandbox_functions_answer_404_when_the_sandbox_is_off(
 ):
     set_services(Services(Settings(sandbox_enabled=False), secret_store=secrets))
     handler = app_functions[name].get_user_function()
-    response = handler(http_request("GET", url, url.split("/", 6)[-1]))
+    response = handler(
+        http_request("GET", url, url.split("/", 6)[-1]), invocation_context(name, {})
+    )
     assert response.status_code == 404
     assert json.loads(response.get_body())["resourceType"] == "OperationOutcome"
 
@@ -722,6 +725,6 @@ def test_the_fhir_function_answers_through_the_services_when_on(app_functions, s
         route_params={"path": "Patient/ruth"},
         body=b"",
     )
-    response = handler(req)
+    response = handler(req, invocation_context("sandbox_fhir", {}))
     assert response.status_code == 200
     assert json.loads(response.get_body())["id"] == "ruth"

@@ -23,6 +23,7 @@ from shared.http import Headers, Request
 from shared.services import set_services
 from shared.settings import FACES, Settings
 from tests.support.app import registered_functions
+from tools.invocation_context import invocation_context
 from tools.testkit.data import HL7_EXAMPLES, REPO, SEARCH_PARAMETERS, data_file, data_files
 
 TOKEN = "https://bridge.example/api/oauth2/token"
@@ -831,7 +832,8 @@ def test_routes_are_anonymous_get_and_post(
 def test_metadata_function_answers_through_the_blueprint(app_functions: dict[str, Any]) -> None:
     handler = app_functions["metadata"].get_user_function()
     response = handler(
-        http_request("GET", "http://localhost:7071/api/fhir/dstu2/metadata", "dstu2")
+        http_request("GET", "http://localhost:7071/api/fhir/dstu2/metadata", "dstu2"),
+        invocation_context("metadata", {}),
     )
     assert response.status_code == 200
     assert response.mimetype == "application/json+fhir"
@@ -842,7 +844,10 @@ def test_metadata_function_answers_through_the_blueprint(app_functions: dict[str
 
 def test_metadata_function_answers_post_with_405(app_functions: dict[str, Any]) -> None:
     handler = app_functions["metadata"].get_user_function()
-    response = handler(http_request("POST", "http://localhost:7071/api/fhir/r4/metadata", "r4"))
+    response = handler(
+        http_request("POST", "http://localhost:7071/api/fhir/r4/metadata", "r4"),
+        invocation_context("metadata", {}),
+    )
     assert response.status_code == 405
     assert response.headers["Allow"] == "GET"
 
@@ -852,7 +857,7 @@ def test_smart_configuration_function_answers_through_the_blueprint(
 ) -> None:
     handler = app_functions["smart_configuration"].get_user_function()
     url = "http://localhost:7071/api/fhir/stu3/.well-known/smart-configuration"
-    response = handler(http_request("GET", url, "stu3"))
+    response = handler(http_request("GET", url, "stu3"), invocation_context("metadata", {}))
     assert response.status_code == 200
     assert json.loads(response.get_body())["grant_types_supported"] == ["client_credentials"]
 
@@ -862,7 +867,10 @@ def test_function_answers_500_outcome_when_settings_are_invalid(
 ) -> None:
     monkeypatch.setenv("EHRB_PUBLIC_BASE_URL", "ftp://nope")
     handler = app_functions["metadata"].get_user_function()
-    response = handler(http_request("GET", "http://localhost:7071/api/fhir/r4/metadata", "r4"))
+    response = handler(
+        http_request("GET", "http://localhost:7071/api/fhir/r4/metadata", "r4"),
+        invocation_context("metadata", {}),
+    )
     assert response.status_code == 500
     assert json.loads(response.get_body())["issue"][0]["code"] == "exception"
     assert b"ftp" not in response.get_body()

@@ -15,6 +15,7 @@ import pytest
 
 from shared.services import set_services
 from tests.support.app import registered_functions
+from tools.invocation_context import invocation_context
 
 BAD_VALUE = "ftp://nope"
 STU3_R4 = "application/fhir+json"
@@ -122,6 +123,12 @@ TRIGGERS: dict[str, tuple[str, str, dict[str, str], Callable[[func.HttpResponse]
         {"tenant_id": TENANT},
         management_error,
     ),
+    "manage_tenant_audit": (
+        "GET",
+        f"manage/tenants/{TENANT}/audit",
+        {"tenant_id": TENANT},
+        management_error,
+    ),
 }
 
 
@@ -151,7 +158,7 @@ def test_an_invalid_setting_is_answered_in_the_routes_own_language(
         route_params=route_params,
         body=b"",
     )
-    response = misconfigured[name].get_user_function()(request)
+    response = misconfigured[name].get_user_function()(request, invocation_context(name, {}))
     expected(response)
     assert response.headers["Cache-Control"] == "no-store"
     assert BAD_VALUE.encode() not in response.get_body()
@@ -168,6 +175,6 @@ def test_fixing_the_setting_heals_the_app(misconfigured: dict[str, Any], monkeyp
         body=b"",
     )
     handler = misconfigured["metadata"].get_user_function()
-    assert handler(request).status_code == 500
+    assert handler(request, invocation_context("metadata", {})).status_code == 500
     monkeypatch.delenv("EHRB_PUBLIC_BASE_URL")
-    assert handler(request).status_code == 200
+    assert handler(request, invocation_context("metadata", {})).status_code == 200

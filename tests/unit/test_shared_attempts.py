@@ -96,6 +96,38 @@ def test_the_limit_holds_in_total_across_instances():
     assert verdicts(three, "c", "198.51.100.7", 9) == [401, 401, 401] + [429] * 6
 
 
+def test_concurrent_failures_on_one_instance_let_exactly_the_limit_through():
+    """Row 76 with the shared counts: this instance's verdict and the table's agree on order."""
+    import threading
+    import time
+
+    class SlowTable(MemoryEntityTable):
+        """Each write yields, so threads would interleave between the two counts."""
+
+        def create(self, entity: Entity) -> Entity:
+            time.sleep(0.001)
+            return super().create(entity)
+
+        def replace(self, entity: Entity) -> Entity:
+            time.sleep(0.001)
+            return super().replace(entity)
+
+    throttle = instance(SlowTable(), Clock(), limit=10, address=50)
+    barrier = threading.Barrier(40)
+    found: list[int] = []
+
+    def guess() -> None:
+        barrier.wait()
+        found.extend(verdicts([throttle], "c", "198.51.100.7", 1))
+
+    threads = [threading.Thread(target=guess) for _ in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert found.count(401) == 10
+
+
 def test_a_right_secret_on_another_instance_is_refused_during_a_lockout():
     table, clock = MemoryEntityTable(), Clock()
     first, second = instance(table, clock), instance(table, clock)
