@@ -23,6 +23,7 @@ import contextlib
 import getpass
 import json
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import IO, Any, NoReturn
 
 from shared.audit import Actor, acting_as, change
+from shared.auth.client_gate import MAX_TOKEN_CHARS
 from shared.auth.clients import (
     ClientConflict,
     ClientNotFound,
@@ -470,6 +472,28 @@ def _read_credential(stdin: IO[str] | None, what: str) -> str:
     return value
 
 
+def tokens_revoke(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
+    """Revoke one access token read from stdin, whichever client holds it (a leaked token)."""
+    ctx.require_tables()
+    source = ctx.stdin if ctx.stdin is not None else sys.stdin
+    token = source.read(MAX_TOKEN_CHARS + 2).strip()
+    if not token:
+        raise CliError(EXIT_INPUT, "no access token on stdin")
+    claims = ctx.services.verifier.signed_claims(token) if len(token) <= MAX_TOKEN_CHARS else None
+    if claims is None:
+        raise CliError(EXIT_INPUT, "not an access token of this app (or signed by a removed key)")
+    revoked = {"client_id": claims["client_id"], "tenant_id": claims["tid"], "jti": claims["jti"]}
+    if not isinstance(claims["exp"], int | float) or claims["exp"] <= time.time():
+        return {**revoked, "revoked": False, "note": "the token has expired already"}
+    ctx.services.revoked_tokens.revoke(str(claims["jti"]), float(claims["exp"]))
+    change("token.revoked", **revoked)
+    return {
+        **revoked,
+        "revoked": True,
+        "note": "refused by every instance within EHRB_CACHE_TTL_SECONDS",
+    }
+
+
 def tenants_set_provider_secret(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
     """Store the provider credential read from stdin as Key Vault secret provider-<tenant>."""
     tenant_id = _guid(args.tenant_id, "TENANT_ID")
@@ -870,6 +894,11 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("tenant_id", metavar="TENANT_ID")
         cmd.set_defaults(handler=handler)
 
+    tokens = groups.add_parser("tokens", help="access tokens")
+    actions = tokens.add_subparsers(dest="action", metavar="ACTION", required=True)
+    actions.add_parser(
+        "revoke", help="revoke the access token read from stdin (any client's; RFC 7009 list)"
+    ).set_defaults(handler=tokens_revoke)
     keys = groups.add_parser("signing-key", help="token signing keys")
     actions = keys.add_subparsers(dest="action", metavar="ACTION", required=True)
     cmd = actions.add_parser("rotate", help="add a signing key; expire the previous ones later")

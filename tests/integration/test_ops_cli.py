@@ -646,3 +646,23 @@ def test_clients_scopes_refuses_a_patient_scope_and_changes_nothing(services, cl
 def test_clients_scopes_flags_a_resource_server(services, client):
     run = ops(services, "clients", "scopes", client.client.client_id, "--resource-server")
     assert json.loads(run.out)["resource_server"] is True
+
+
+def test_tokens_revoke_revokes_a_leaked_token_read_from_stdin(services, client, tenant):
+    from tests.conftest import bearer_token
+    from tools.testkit.inbound import fhir_request
+
+    token = bearer_token(services, client, tenant.tenant_id)
+    run = ops(services, "tokens", "revoke", stdin=token + "\n")
+    assert run.code == 0, run.err
+    assert run.json()["revoked"] is True
+    assert run.json()["client_id"] == client.client.client_id
+    assert token not in run.out
+    refused = services.proxy.handle(fhir_request("GET", "Patient/example", token), "r4")
+    assert refused.status == 401
+
+
+def test_tokens_revoke_refuses_what_is_not_our_token(services):
+    run = ops(services, "tokens", "revoke", stdin="eyJhbGciOiJub25lIn0.e30.\n")
+    assert run.code == 2
+    assert "not an access token of this app" in run.err
