@@ -45,7 +45,7 @@ MAX_FIELDS = 16
 def _invalid_scope() -> OAuthError:
     # One description for every cause: a caller must not learn whether another tenant exists.
     return OAuthError(
-        "invalid_scope", "scope must be exactly one tenant id this client is allowed to use"
+        "invalid_scope", "scope must name exactly one tenant id this client is allowed to use"
     )
 
 
