@@ -178,10 +178,7 @@ class ClientAuthentication:
 
     @property
     def signing_algorithms(self) -> tuple[str, ...]:
-        """The JWS algorithms the methods that take a signed assertion accept (RFC 8414
-        ``token_endpoint_auth_signing_alg_values_supported``); none for shared secrets.
-
-        A method says so with an optional ``signing_algorithms`` attribute."""
+        """JWS algorithms accepted for client assertions (``..._signing_alg_values_supported``)."""
         found: list[str] = []
         for method in self._methods.values():
             for algorithm in getattr(method, "signing_algorithms", ()):

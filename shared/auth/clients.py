@@ -75,15 +75,15 @@ class ClientRecord:
     grant_types: tuple[str, ...]
     created_at: str
     updated_at: str
-    etag: str | None = None
-    # "<expiry ISO time> <random id>" while a rotation runs; empty otherwise. Not shown.
-    rotation_lease: str = ""
     # SMART system scopes (shared/auth/smart_scopes.py): the most a token may carry, and what a
     # request naming only its tenant gets. Rows stored before scopes existed read as the default.
     allowed_scopes: tuple[str, ...] = DEFAULT_SCOPES
     default_scopes: tuple[str, ...] = DEFAULT_SCOPES
     # May introspect (RFC 7662) the tokens of other clients, for tenants that allow it.
     resource_server: bool = False
+    etag: str | None = None
+    # "<expiry ISO time> <random id>" while a rotation runs; empty otherwise. Not shown.
+    rotation_lease: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """The record as the management API shows it."""
@@ -164,11 +164,11 @@ def _record(entity: Entity) -> ClientRecord:
         grant_types=grants,
         created_at=str(props.get("created_at", "")),
         updated_at=str(props.get("updated_at", "")),
-        etag=entity.etag,
-        rotation_lease=str(props.get("rotation_lease", "")),
         allowed_scopes=_stored_scopes(props.get("allowed_scopes")),
         default_scopes=_stored_scopes(props.get("default_scopes")),
         resource_server=props.get("resource_server") is True,
+        etag=entity.etag,
+        rotation_lease=str(props.get("rotation_lease", "")),
     )
 
 
@@ -203,12 +203,12 @@ def _props(record: ClientRecord, **changes: Any) -> dict[str, Any]:
         "display_name": record.display_name,
         "enabled": record.enabled,
         "grant_types": " ".join(record.grant_types),
-        "created_at": record.created_at,
-        "updated_at": record.updated_at,
-        "rotation_lease": record.rotation_lease,
         "allowed_scopes": " ".join(record.allowed_scopes),
         "default_scopes": " ".join(record.default_scopes),
         "resource_server": record.resource_server,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+        "rotation_lease": record.rotation_lease,
     }
     props.update(changes)
     return props

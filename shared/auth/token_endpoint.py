@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from shared.audit import audit
@@ -19,7 +20,6 @@ from shared.auth.client_auth import (
     default_client_authentication,
     refuse_unknown_client,
 )
-from shared.auth.clients import ClientRecord
 from shared.auth.errors import NO_STORE, OAuthError, invalid_client
 from shared.auth.secret_usage import SecretUsage
 from shared.auth.signing_keys import NoSigningKey, SigningKeys
@@ -33,6 +33,9 @@ from shared.secret_store import SecretStoreUnavailable
 from shared.settings import Settings
 from shared.source import source_address
 from shared.tables import StoreUnavailable
+
+if TYPE_CHECKING:
+    from shared.auth.clients import ClientRecord
 
 log = logging.getLogger(__name__)
 

@@ -100,11 +100,11 @@ READ_ONLY_POSTS = frozenset({"app"})
 SIGNIN_LABELS = {"key": "Admin key", "look_only": "Look only: this session cannot change anything"}
 CLIENT_LABELS = {
     "display_name": "Client name",
+    "allowed_scopes": "Allowed scopes",
+    "default_scopes": "Default scopes",
     "description": "Secret description",
     "expiry": "Secret expires after",
     "grace": "Keep the current secrets working for",
-    "allowed_scopes": "Allowed scopes",
-    "default_scopes": "Default scopes",
 }
 
 
@@ -146,7 +146,7 @@ def route_of(path: str) -> tuple[str, tuple[str, ...]]:
         client = parts[1].lower()
         if n == 2:
             return "client", (client,)
-        if n == 3 and parts[2] in ("secrets", "disable", "enable", "scopes"):
+        if n == 3 and parts[2] in ("secrets", "disable", "enable"):
             return f"client_{parts[2]}", (client,)
         if (
             n == 5
@@ -155,6 +155,8 @@ def route_of(path: str) -> tuple[str, tuple[str, ...]]:
             and parts[4] in ("invalidate", "delete")
         ):
             return f"secret_{parts[4]}", (client, parts[3])
+        if parts[2:] == ["scopes"]:
+            return "client_scopes", (client,)
     if parts[0] == "tenants" and n >= 2 and is_guid(parts[1]):
         tenant = parts[1].lower()
         if n == 2:
@@ -209,12 +211,12 @@ class Console:
             ("client_new", "GET"): self._client_new_form,
             ("client_new", "POST"): self._client_register,
             ("client", "GET"): self._client_page,
+            ("client_scopes", "POST"): self._client_scopes,
             ("client_secrets", "POST"): self._secret_new,
             ("secret_invalidate", "POST"): self._secret_invalidate,
             ("secret_delete", "POST"): self._secret_delete,
             ("client_disable", "POST"): self._client_disable,
             ("client_enable", "POST"): self._client_enable,
-            ("client_scopes", "POST"): self._client_scopes,
             ("tenants", "GET"): self._tenant_list,
             ("tenant_new", "GET"): self._tenant_new_form,
             ("tenant_new", "POST"): self._tenant_save,
@@ -763,11 +765,11 @@ class Console:
 SCOPE_FIELDS = ("allowed_scopes", "default_scopes")
 
 NOTICES = {
+    "scopes": "Scopes saved: new tokens carry them; tokens issued before keep theirs.",
     "invalidated": "The secret version was invalidated: it stopped working at once.",
     "deleted": "The secret version was deleted: it stopped working at once.",
     "disabled": "Disabled.",
     "enabled": "Enabled.",
-    "scopes": "Scopes saved: new tokens carry them; tokens issued before keep theirs.",
     "rotated": "A new signing key was added: it is published now and signs after the delay below.",
 }
 
