@@ -61,6 +61,10 @@ class IntrospectionEndpoint:
         except (SecretStoreUnavailable, StoreUnavailable) as error:
             log.warning("introspection dependency unavailable: %s", error)
             return _unavailable(getattr(error, "retry_after", 5))
+        except Exception:
+            # A bug of ours (or a client-authentication method's): logged, never sent.
+            log.exception("introspection failed")
+            return _server_error()
 
     def _introspect(self, request: Request) -> Response:
         record, form = self._gate.admit(request, "introspection")
@@ -119,3 +123,7 @@ def _unavailable(retry_after: int) -> Response:
         status=503,
         headers={"Retry-After": str(retry_after)},
     ).response()
+
+
+def _server_error() -> Response:
+    return OAuthError("server_error", "the service failed; retry later", status=500).response()

@@ -58,6 +58,12 @@ class RevocationEndpoint:
                 status=503,
                 headers={"Retry-After": str(getattr(error, "retry_after", 5))},
             ).response()
+        except Exception:
+            # A bug of ours (or a client-authentication method's): logged, never sent.
+            log.exception("revocation failed")
+            return OAuthError(
+                "server_error", "the service failed; retry later", status=500
+            ).response()
 
     def _revoke(self, request: Request) -> Response:
         record, form = self._gate.admit(request, "revocation")

@@ -237,3 +237,28 @@ def test_a_revoked_token_is_kept_in_the_shared_table_until_it_expires(
     claims = jwt.decode(token, options={"verify_signature": False})
     rows = proxy_services.revoked_tokens._rows.live()
     assert [row.properties["expires"] for row in rows] == [float(claims["exp"])]
+
+
+def test_a_failure_of_ours_during_introspection_is_a_500_without_a_trace(
+    proxy_services, client, token, monkeypatch
+):
+    def broken(token: str) -> Any:
+        raise RuntimeError("secret detail")
+
+    monkeypatch.setattr(proxy_services.introspection, "_verify", broken)
+    response = introspect(proxy_services, client, token)
+    assert response.status == 500
+    assert response.json()["error"] == "server_error"
+    assert "secret detail" not in response.text
+
+
+def test_a_failure_of_ours_during_revocation_is_a_500_without_a_trace(
+    proxy_services, client, token, monkeypatch
+):
+    def broken(token: str) -> Any:
+        raise RuntimeError("secret detail")
+
+    monkeypatch.setattr(proxy_services.revocation, "_signed_claims", broken)
+    response = revoke(proxy_services, client, token)
+    assert response.status == 500
+    assert "secret detail" not in response.text
