@@ -42,3 +42,18 @@ def metadata_function(req: func.HttpRequest, context: func.Context) -> func.Http
 def smart_configuration_function(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     """The face's SMART configuration (token endpoint, grant types, auth methods)."""
     return _answer(req, context, metadata.smart_configuration_response)
+
+
+# POST is routed too, so that it gets a JSON 405 instead of the host's bare 404.
+@bp.function_name("oauth_authorization_server")
+@bp.route(route=routes.AUTHORIZATION_SERVER, methods=_METHODS, auth_level=func.AuthLevel.ANONYMOUS)
+def oauth_authorization_server(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    """RFC 8414 authorization server metadata."""
+    return serve(
+        req,
+        lambda services, request: metadata.authorization_server_response(
+            request, services.settings
+        ),
+        misconfigured.jwks_answer,
+        context,
+    )

@@ -1,5 +1,5 @@
-"""OAuth endpoints: ``oauth2/token`` (client credentials), ``oauth2/jwks`` and
-``oauth2/assertion-jwks``."""
+"""OAuth endpoints: ``oauth2/token`` (client credentials), ``oauth2/introspect`` (RFC 7662),
+``oauth2/revoke`` (RFC 7009), ``oauth2/jwks`` and ``oauth2/assertion-jwks``."""
 
 import azure.functions as func
 
@@ -46,5 +46,29 @@ def oauth_assertion_jwks(req: func.HttpRequest, context: func.Context) -> func.H
         req,
         lambda services, _: jwks_response(services.assertion_keys),
         misconfigured.jwks_answer,
+        context,
+    )
+
+
+@bp.function_name("oauth_introspect")
+@bp.route(route=routes.INTROSPECT, methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def oauth_introspect(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    """RFC 7662: describe a token to its client or to a resource server of its tenant."""
+    return serve(
+        req,
+        lambda services, request: services.introspection.handle(request),
+        misconfigured.oauth_answer,
+        context,
+    )
+
+
+@bp.function_name("oauth_revoke")
+@bp.route(route=routes.REVOKE, methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def oauth_revoke(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    """RFC 7009: a client revokes one of its own access tokens."""
+    return serve(
+        req,
+        lambda services, request: services.revocation.handle(request),
+        misconfigured.oauth_answer,
         context,
     )

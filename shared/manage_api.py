@@ -47,6 +47,10 @@ if TYPE_CHECKING:
     from shared.proxy.check import TenantChecker
 
 log = logging.getLogger(__name__)
+# What PATCH /manage/clients/{id} may change.
+_CLIENT_FIELDS = frozenset(
+    {"display_name", "enabled", "allowed_scopes", "default_scopes", "resource_server"}
+)
 
 MAX_BODY_BYTES = 64 * 1024
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -273,17 +277,22 @@ class ManagementApi:
 
     def _update_client(self, request: Request) -> Response:
         client_id = _client_id(request.route_params)
-        body = read_json_object(request, frozenset({"display_name", "enabled"}))
+        body = read_json_object(request, _CLIENT_FIELDS)
         if not body:
-            raise ApiError(400, "invalid_request", "send display_name and/or enabled")
-        enabled = body.get("enabled")
-        if enabled is not None and not isinstance(enabled, bool):
-            raise ApiError(400, "invalid_request", "enabled must be true or false", field="enabled")
+            raise ApiError(
+                400, "invalid_request", f"send any of {', '.join(sorted(_CLIENT_FIELDS))}"
+            )
+        for flag in ("enabled", "resource_server"):
+            if body.get(flag) is not None and not isinstance(body[flag], bool):
+                raise ApiError(400, "invalid_request", f"{flag} must be true or false", field=flag)
         record = self._clients.update(
             client_id,
             display_name=body.get("display_name"),
-            enabled=enabled,
+            enabled=body.get("enabled"),
             if_match=request.header("If-Match"),
+            allowed_scopes=body.get("allowed_scopes"),
+            default_scopes=body.get("default_scopes"),
+            resource_server=body.get("resource_server"),
         )
         return _ok(200, record.to_json(), record.etag)
 

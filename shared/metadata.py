@@ -134,11 +134,15 @@ def capability_statement(
     return statement
 
 
+def _origin_of(token_url: str) -> str:
+    return token_url.removesuffix(f"/{routes.ROUTE_PREFIX}/{routes.TOKEN}")
+
+
 def _rest(face: str, rules: _FaceRules, token_url: str) -> dict[str, Any]:
     rest: dict[str, Any] = {
         "mode": "server",
         "documentation": _rest_documentation(rules),
-        "security": _security(rules, token_url),
+        "security": _security(rules, token_url, _origin_of(token_url)),
         "resource": _resources(face, rules),
     }
     # The app loads several resources with one batch Bundle POSTed to the base.
@@ -163,15 +167,20 @@ def _rest_documentation(rules: _FaceRules) -> str:
     )
 
 
-def _security(rules: _FaceRules, token_url: str) -> dict[str, Any]:
+def _security(rules: _FaceRules, token_url: str, origin: str) -> dict[str, Any]:
     from shared.auth.client_auth import default_client_authentication
 
     return {
         "extension": [
             {
                 "url": OAUTH_URIS_EXTENSION,
-                # Client credentials only: there is no authorize endpoint to publish.
-                "extension": [{"url": "token", "valueUri": token_url}],
+                # Client credentials only: there is no authorize endpoint to publish. SMART
+                # 1.0's oauth-uris also names introspect and revoke: ours are RFC 7662 and 7009.
+                "extension": [
+                    {"url": "token", "valueUri": token_url},
+                    {"url": "introspect", "valueUri": routes.introspection_url(origin)},
+                    {"url": "revoke", "valueUri": routes.revocation_url(origin)},
+                ],
             }
         ],
         "service": [
@@ -183,7 +192,9 @@ def _security(rules: _FaceRules, token_url: str) -> dict[str, Any]:
         "description": (
             "OAuth 2.0 client credentials grant (RFC 6749 section 4.4): POST "
             "grant_type=client_credentials and scope=<your Azure AD tenant ID> to the token URL, "
-            f"authenticating with {default_client_authentication().describe()}."
+            f"authenticating with {default_client_authentication().describe()}. The scope may "
+            "add SMART system scopes (system/Patient.rs); without them the token carries the "
+            "client's registered default."
         ),
     }
 
@@ -227,7 +238,30 @@ def _search_param(face: str, rules: _FaceRules, param: SearchParam) -> dict[str,
     return out
 
 
-def smart_configuration(token_url: str, jwks_url: str) -> dict[str, Any]:
+def _scopes_supported() -> list[str]:
+    """What a client may ask for: every type's read (v1 and v2), and the wildcards."""
+    from shared.auth.smart_scopes import type_names
+
+    wildcards = ["system/*.read", "system/*.rs", "system/*.write", "system/*.cruds"]
+    return wildcards + [f"system/{name}.{p}" for name in type_names() for p in ("read", "rs")]
+
+
+def _auth_methods() -> dict[str, list[str]]:
+    """The token endpoint's authentication methods and their signing algorithms, read from the
+    registry (``shared.auth.client_auth``), so the documents cannot promise another method."""
+    from shared.auth.client_auth import default_client_authentication
+
+    registry = default_client_authentication()
+    methods = {"token_endpoint_auth_methods_supported": list(registry.method_names)}
+    if registry.signing_algorithms:
+        # RFC 8414 §2: present exactly when a method takes a signed assertion.
+        methods["token_endpoint_auth_signing_alg_values_supported"] = list(
+            registry.signing_algorithms
+        )
+    return methods
+
+
+def smart_configuration(origin: str) -> dict[str, Any]:
     """The ``.well-known/smart-configuration`` of a client-credentials-only server."""
     # SMART App Launch 2.x: token_endpoint, grant_types_supported and capabilities are
     # required. Left out on purpose, because they would be untrue here:
@@ -235,23 +269,64 @@ def smart_configuration(token_url: str, jwks_url: str) -> dict[str, Any]:
     #   OpenID Connect issuer;
     # - authorization_endpoint, code_challenge_methods_supported, response_types_supported:
     #   they describe the authorization-code flow, which we do not offer (HL7's own backend
-    #   services example omits them too);
-    # - scopes_supported: the scope is the caller's Azure AD tenant ID (a GUID), different for
-    #   every customer; listing the ones we serve would disclose our customers, and the field
-    #   promises support for every scope listed.
-    from shared.auth.client_auth import default_client_authentication
-
+    #   services example omits them too).
+    # scopes_supported lists the SMART system scopes; the tenant GUID every request also names
+    # is different for every customer, and listing ours would disclose them.
+    methods = _auth_methods()
+    capabilities = ["client-confidential-symmetric"]
+    if "token_endpoint_auth_signing_alg_values_supported" in methods:
+        capabilities.append("client-confidential-asymmetric")
     return {
-        "token_endpoint": token_url,
-        # What the token endpoint registers, so the document cannot promise another method.
-        "token_endpoint_auth_methods_supported": list(default_client_authentication().method_names),
+        "token_endpoint": routes.token_url(origin),
+        **methods,
         "grant_types_supported": ["client_credentials"],
+        "scopes_supported": _scopes_supported(),
         # Optional without OpenID Connect; true, and what a resource server needs to check our
         # access tokens.
-        "jwks_uri": jwks_url,
-        # Confidential clients authenticating with a shared secret; no launch, no SMART scopes.
-        "capabilities": ["client-confidential-symmetric"],
+        "jwks_uri": routes.jwks_url(origin),
+        "introspection_endpoint": routes.introspection_url(origin),
+        "revocation_endpoint": routes.revocation_url(origin),
+        # Confidential clients; SMART v1 and v2 permission syntax in system/ scopes.
+        "capabilities": [*capabilities, "permission-v1", "permission-v2"],
     }
+
+
+def authorization_server_metadata(issuer: str, origin: str) -> dict[str, Any]:
+    """RFC 8414 authorization server metadata."""
+    methods = _auth_methods()
+    return {
+        "issuer": issuer,
+        "token_endpoint": routes.token_url(origin),
+        "jwks_uri": routes.jwks_url(origin),
+        "scopes_supported": _scopes_supported(),
+        # REQUIRED by §2; there is no authorization endpoint, so no response type is supported.
+        "response_types_supported": [],
+        "grant_types_supported": ["client_credentials"],
+        **methods,
+        "introspection_endpoint": routes.introspection_url(origin),
+        "introspection_endpoint_auth_methods_supported": methods[
+            "token_endpoint_auth_methods_supported"
+        ],
+        "revocation_endpoint": routes.revocation_url(origin),
+        "revocation_endpoint_auth_methods_supported": methods[
+            "token_endpoint_auth_methods_supported"
+        ],
+    }
+
+
+def authorization_server_response(request: Request, settings: Settings) -> Response:
+    """GET .well-known/oauth-authorization-server: the RFC 8414 document (JSON errors)."""
+    if request.method != "GET":
+        return json_response(
+            405,
+            {"error": "method_not_allowed"},
+            headers={"Allow": "GET", "Cache-Control": "no-store"},
+        )
+    if settings.hosting.maybe_azure and not settings.public_base_url:
+        log.warning("ALERT metadata refused: EHRB_PUBLIC_BASE_URL is not set in Azure")
+        return json_response(500, {"error": "misconfigured"}, headers={"Cache-Control": "no-store"})
+    document = authorization_server_metadata(settings.token_issuer, _origin(request, settings))
+    return json_response(200, document, headers=_cache_headers(settings))
 
 
 def metadata_response(request: Request, face: str, settings: Settings) -> Response:
@@ -280,7 +355,7 @@ def smart_configuration_response(request: Request, face: str, settings: Settings
     origin = _origin(request, settings)
     return json_response(
         200,
-        smart_configuration(routes.token_url(origin), routes.jwks_url(origin)),
+        smart_configuration(origin),
         headers=_cache_headers(settings),
     )
 

@@ -12,6 +12,11 @@ JWKS = "oauth2/jwks"
 # provider. A separate document: a provider trusts these keys for assertions only.
 ASSERTION_JWKS = "oauth2/assertion-jwks"
 SANDBOX_FHIR = "sandbox/fhir"
+INTROSPECT = "oauth2/introspect"  # RFC 7662
+REVOKE = "oauth2/revoke"  # RFC 7009
+# RFC 8414 metadata. Under the host's route prefix: /api/.well-known/oauth-authorization-server
+# (docs/architecture.md says why the origin's root cannot be served).
+AUTHORIZATION_SERVER = ".well-known/oauth-authorization-server"
 
 
 def token_url(origin: str) -> str:
@@ -37,3 +42,18 @@ def face_base_url(origin: str, face: str) -> str:
 def sandbox_base_url(origin: str) -> str:
     """The sandbox provider's FHIR base on this host, e.g. http://127.0.0.1:7071/api/sandbox/fhir."""
     return f"{origin.rstrip('/')}/{ROUTE_PREFIX}/{SANDBOX_FHIR}"
+
+
+def introspection_url(origin: str) -> str:
+    """Absolute URL of the introspection endpoint."""
+    return f"{origin}/{ROUTE_PREFIX}/{INTROSPECT}"
+
+
+def revocation_url(origin: str) -> str:
+    """Absolute URL of the revocation endpoint."""
+    return f"{origin}/{ROUTE_PREFIX}/{REVOKE}"
+
+
+def authorization_server_url(origin: str) -> str:
+    """Absolute URL of the RFC 8414 authorization server metadata."""
+    return f"{origin}/{ROUTE_PREFIX}/{AUTHORIZATION_SERVER}"

@@ -20,7 +20,11 @@ if TYPE_CHECKING:
     from azure.data.tables import TableServiceClient
 
     from shared.auditevents.export import AuditReader
+    from shared.auth.client_gate import ClientGate
     from shared.auth.clients import ClientRegistry
+    from shared.auth.introspection import IntrospectionEndpoint
+    from shared.auth.revocation import RevokedTokens
+    from shared.auth.revocation_endpoint import RevocationEndpoint
     from shared.auth.secret_usage import SecretUsage
     from shared.auth.signing_keys import SigningKeys
     from shared.auth.token_endpoint import TokenEndpoint
@@ -160,7 +164,10 @@ class Services:
         from shared.telemetry import metrics
 
         keys = SigningKeys(
-            self.secret_store, self.settings.token_algorithm, self.settings.cache_ttl_seconds
+            self.secret_store,
+            self.settings.token_algorithm,
+            self.settings.cache_ttl_seconds,
+            clock=self.clock or time.monotonic,
         )
         metrics.observe_signing_key(self.signing_key_days_left)
         return keys
@@ -297,7 +304,59 @@ class Services:
         from shared.proxy.bearer import BearerVerifier
 
         return BearerVerifier(
-            self.settings, self.signing_keys, self.lookups, entra=self.entra_tokens
+            self.settings,
+            self.signing_keys,
+            self.lookups,
+            entra=self.entra_tokens,
+            revoked=self.revoked_tokens,
+        )
+
+    @cached_property
+    def revoked_tokens(self) -> RevokedTokens:
+        """Revoked token ids: shared rows, read again by each instance once per cache TTL."""
+        from shared.auth.revocation import MAX_NEW_PER_MINUTE, NAMESPACE, RevokedTokens
+        from shared.expiring import ExpiringRows
+
+        rows = ExpiringRows(
+            self.expiring_table,
+            NAMESPACE,
+            max_new=MAX_NEW_PER_MINUTE,
+            clock=self.clock or time.time,
+            background=self.clock is None,
+        )
+        return RevokedTokens(
+            rows, self.settings.cache_ttl_seconds, clock=self.clock or time.monotonic
+        )
+
+    @cached_property
+    def client_gate(self) -> ClientGate:
+        """Client authentication for introspection and revocation (the token endpoint's)."""
+        from shared.auth.client_gate import ClientGate
+
+        token = self.token_endpoint
+        return ClientGate(
+            self.lookups, token.throttle, token.client_auth, self.settings.trusted_proxy_hops
+        )
+
+    @cached_property
+    def introspection(self) -> IntrospectionEndpoint:
+        """RFC 7662 token introspection."""
+        from shared.auth.introspection import IntrospectionEndpoint
+
+        return IntrospectionEndpoint(
+            self.settings, self.client_gate, self.lookups, self.verifier.verify_token
+        )
+
+    @cached_property
+    def revocation(self) -> RevocationEndpoint:
+        """RFC 7009 token revocation."""
+        from shared.auth.revocation_endpoint import RevocationEndpoint
+
+        return RevocationEndpoint(
+            self.client_gate,
+            self.revoked_tokens,
+            self.verifier.signed_claims,
+            clock=self.clock or time.time,
         )
 
     @cached_property

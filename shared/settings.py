@@ -71,8 +71,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "EHRB_CACHE_TTL_SECONDS",
         "60",
-        "TTL of the client, secret-version, tenant and signing-key caches; "
-        "the documented revocation delay.",
+        "TTL of the client, secret-version, tenant and signing-key caches and of each "
+        "instance's list of revoked tokens; the documented revocation delay.",
     ),
     Setting(
         "EHRB_TOKEN_FAILURE_LIMIT",

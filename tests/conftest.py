@@ -104,6 +104,13 @@ def client(services: Services) -> IssuedSecret:
     return services.clients.register("Teams Patients app")
 
 
+def writer_token(services: Services, client: IssuedSecret, tenant_id: str) -> str:
+    """A token with every permission (``system/*.cruds``), the client allowed it first."""
+    services.clients.update(client.client.client_id, allowed_scopes="system/*.cruds")
+    services.lookups.forget()
+    return bearer_token(services, client, tenant_id, "system/*.cruds")
+
+
 @pytest.fixture
 def make_tenant(services: Services) -> Callable[..., TenantMapping]:
     """Map a fresh tenant (random GUID) allowing the given clients."""
@@ -168,13 +175,14 @@ def proxy_services(make_services: Callable[..., Services]) -> Iterator[Services]
         services.transport.close()
 
 
-def bearer_token(services: Services, client: IssuedSecret, tenant_id: str) -> str:
-    """An access token from the token endpoint for ``client`` and ``tenant_id``."""
+def bearer_token(services: Services, client: IssuedSecret, tenant_id: str, *scopes: str) -> str:
+    """An access token from the token endpoint for ``client`` and ``tenant_id`` (and SMART
+    ``scopes``, when given; the client's registered default otherwise)."""
     response = request_token(
         services,
         {
             "grant_type": "client_credentials",
-            "scope": tenant_id,
+            "scope": " ".join((tenant_id, *scopes)),
             "client_id": client.client.client_id,
             "client_secret": client.secret,
         },

@@ -1417,6 +1417,10 @@ def main(argv: list[str] | None = None) -> int:
             measure_entra_verification(fixture),
         )
 
+    from tools.bench_scopes import measure_scope_check, print_scopes
+
+    print_scopes(measure_scope_check())
+    print()
     from tools.bench_shared import measure_shared, print_shared
 
     with bench_fixture() as fixture:

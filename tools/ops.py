@@ -23,6 +23,7 @@ import contextlib
 import getpass
 import json
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import IO, Any, NoReturn
 
 from shared.audit import Actor, acting_as, change
+from shared.auth.client_gate import MAX_TOKEN_CHARS
 from shared.auth.clients import (
     ClientConflict,
     ClientNotFound,
@@ -263,6 +265,19 @@ def clients_enable(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
     return _set_enabled(args, ctx, True)
 
 
+def clients_scopes(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
+    """Set a client's allowed and default SMART scopes, or its resource-server flag."""
+    client_id = _guid(args.client_id, "CLIENT_ID")
+    record = ctx.clients.update(
+        client_id,
+        allowed_scopes=args.allowed,
+        default_scopes=args.default,
+        resource_server=args.resource_server,
+    )
+    _forget_cached_lookups(ctx.services)
+    return record.to_json()
+
+
 def clients_rotate(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
     """Add a new client secret (printed once); older ones end after the grace period."""
     grace = _non_negative(args.grace_seconds, "--grace-seconds") or 0
@@ -455,6 +470,28 @@ def _read_credential(stdin: IO[str] | None, what: str) -> str:
     if len(value.encode("utf-8")) > MAX_PROVIDER_SECRET_BYTES:
         raise CliError(EXIT_INPUT, "the provider credential is larger than 25 KiB")
     return value
+
+
+def tokens_revoke(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
+    """Revoke one access token read from stdin, whichever client holds it (a leaked token)."""
+    ctx.require_tables()
+    source = ctx.stdin if ctx.stdin is not None else sys.stdin
+    token = source.read(MAX_TOKEN_CHARS + 2).strip()
+    if not token:
+        raise CliError(EXIT_INPUT, "no access token on stdin")
+    claims = ctx.services.verifier.signed_claims(token) if len(token) <= MAX_TOKEN_CHARS else None
+    if claims is None:
+        raise CliError(EXIT_INPUT, "not an access token of this app (or signed by a removed key)")
+    revoked = {"client_id": claims["client_id"], "tenant_id": claims["tid"], "jti": claims["jti"]}
+    if not isinstance(claims["exp"], int | float) or claims["exp"] <= time.time():
+        return {**revoked, "revoked": False, "note": "the token has expired already"}
+    ctx.services.revoked_tokens.revoke(str(claims["jti"]), float(claims["exp"]))
+    change("token.revoked", **revoked)
+    return {
+        **revoked,
+        "revoked": True,
+        "note": "refused by every instance within EHRB_CACHE_TTL_SECONDS",
+    }
 
 
 def tenants_set_provider_secret(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
@@ -740,6 +777,23 @@ def build_parser() -> argparse.ArgumentParser:
         cmd = actions.add_parser(name, help=text)
         cmd.add_argument("client_id", metavar="CLIENT_ID")
         cmd.set_defaults(handler=handler)
+    cmd = actions.add_parser(
+        "scopes", help="set the SMART scopes a client may have, its default, resource server"
+    )
+    cmd.add_argument("client_id", metavar="CLIENT_ID")
+    cmd.add_argument(
+        "--allowed", metavar="SCOPES", help='most a token may carry, e.g. "system/*.rs"'
+    )
+    cmd.add_argument(
+        "--default", metavar="SCOPES", help="what a request naming only its tenant gets"
+    )
+    cmd.add_argument(
+        "--resource-server",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="may introspect the tokens of tenants that allow it",
+    )
+    cmd.set_defaults(handler=clients_scopes)
     cmd = actions.add_parser("rotate", help="add a new secret (printed once)")
     cmd.add_argument("client_id", metavar="CLIENT_ID")
     cmd.add_argument(
@@ -840,6 +894,11 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("tenant_id", metavar="TENANT_ID")
         cmd.set_defaults(handler=handler)
 
+    tokens = groups.add_parser("tokens", help="access tokens")
+    actions = tokens.add_subparsers(dest="action", metavar="ACTION", required=True)
+    actions.add_parser(
+        "revoke", help="revoke the access token read from stdin (any client's; RFC 7009 list)"
+    ).set_defaults(handler=tokens_revoke)
     keys = groups.add_parser("signing-key", help="token signing keys")
     actions = keys.add_subparsers(dest="action", metavar="ACTION", required=True)
     cmd = actions.add_parser("rotate", help="add a signing key; expire the previous ones later")

@@ -86,6 +86,7 @@ _REQUEST_ID_TYPE: Final = _coding(BALP_ENTITY, "XrequestId", "X-Request-Id")
 _REST: Final = _coding(EVENT_TYPE, "rest", "Restful Operation")
 _AUTHENTICATION: Final = _coding(DICOM, "110114", "User Authentication")
 _LOGIN: Final = _coding(DICOM, "110122", "Login")
+_LOGOUT: Final = _coding(DICOM, "110123", "Logout")
 _SECURITY_ALERT: Final = _coding(DICOM, "110113", "Security Alert")
 _CREDENTIALS_CHANGED: Final = _coding(DICOM, "110137", "User Security Attributes Changed")
 _SECURITY_CONFIGURATION: Final = _coding(DICOM, "110129", "Security Configuration")
@@ -222,9 +223,11 @@ def _token(record: Mapping[str, Any]) -> dict[str, Any]:
     event = str(record.get("event"))
     issued = event == "token.issued"
     throttled = event == "token.throttled"
+    # RFC 7009 revocation ends a token's session: DICOM Logout.
+    revoked = event == "token.revoked"
     entities = []
     jti = record.get("jti")
-    if issued and isinstance(jti, str) and _PLAIN.fullmatch(jti):
+    if (issued or revoked) and isinstance(jti, str) and _PLAIN.fullmatch(jti):
         details = [
             {"type": name, "valueString": str(record[name])}
             for name in ("secret_version", "method")
@@ -244,12 +247,14 @@ def _token(record: Mapping[str, Any]) -> dict[str, Any]:
         "resourceType": "AuditEvent",
         "id": _new_id(),
         "type": _SECURITY_ALERT if throttled else _AUTHENTICATION,
-        **({} if throttled else {"subtype": [_LOGIN]}),
+        **({} if throttled else {"subtype": [_LOGOUT if revoked else _LOGIN]}),
         "action": "E",
         "recorded": _recorded(record),
-        "outcome": "0" if issued else "4",
+        "outcome": "0" if issued or revoked else "4",
         "outcomeDesc": "token issued"
         if issued
+        else "token revoked"
+        if revoked
         else "too many failed attempts"
         if throttled
         else f"token refused: {reason}"

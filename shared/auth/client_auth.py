@@ -176,6 +176,16 @@ class ClientAuthentication:
         """The registered methods' names, as discovery documents advertise them."""
         return tuple(self._methods)
 
+    @property
+    def signing_algorithms(self) -> tuple[str, ...]:
+        """JWS algorithms accepted for client assertions (``..._signing_alg_values_supported``)."""
+        found: list[str] = []
+        for method in self._methods.values():
+            for algorithm in getattr(method, "signing_algorithms", ()):
+                if algorithm not in found:
+                    found.append(algorithm)
+        return tuple(found)
+
     def describe(self) -> str:
         """The registered methods in words, for documents a person reads."""
         return " or ".join(method.description for method in self._methods.values())

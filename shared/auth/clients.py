@@ -18,6 +18,7 @@ from typing import Any
 
 from shared.audit import change
 from shared.auth.client_secrets import hash_secret, is_hashed, new_client_secret
+from shared.auth.smart_scopes import DEFAULT_SCOPES, InvalidScope, parse_scopes, registered
 from shared.ids import client_secret_name, is_guid, new_client_id
 from shared.secret_store import (
     SecretDisabled,
@@ -74,6 +75,12 @@ class ClientRecord:
     grant_types: tuple[str, ...]
     created_at: str
     updated_at: str
+    # SMART system scopes (shared/auth/smart_scopes.py): the most a token may carry, and what a
+    # request naming only its tenant gets. Rows stored before scopes existed read as the default.
+    allowed_scopes: tuple[str, ...] = DEFAULT_SCOPES
+    default_scopes: tuple[str, ...] = DEFAULT_SCOPES
+    # May introspect (RFC 7662) the tokens of other clients, for tenants that allow it.
+    resource_server: bool = False
     etag: str | None = None
     # "<expiry ISO time> <random id>" while a rotation runs; empty otherwise. Not shown.
     rotation_lease: str = ""
@@ -87,6 +94,9 @@ class ClientRecord:
             "grant_types": list(self.grant_types),
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            "allowed_scopes": list(self.allowed_scopes),
+            "default_scopes": list(self.default_scopes),
+            "resource_server": self.resource_server,
         }
 
 
@@ -154,9 +164,38 @@ def _record(entity: Entity) -> ClientRecord:
         grant_types=grants,
         created_at=str(props.get("created_at", "")),
         updated_at=str(props.get("updated_at", "")),
+        allowed_scopes=_stored_scopes(props.get("allowed_scopes")),
+        default_scopes=_stored_scopes(props.get("default_scopes")),
+        resource_server=props.get("resource_server") is True,
         etag=entity.etag,
         rotation_lease=str(props.get("rotation_lease", "")),
     )
+
+
+def _stored_scopes(value: object) -> tuple[str, ...]:
+    # A row no one wrote scopes to, or one no longer valid, reads as the safe default.
+    try:
+        return registered(value)
+    except InvalidScope:
+        log.warning("a client row holds scopes that are no longer valid; reading the default")
+        return DEFAULT_SCOPES
+
+
+def validate_scopes(
+    allowed: object, default: object, current: ClientRecord
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The allowed and default scopes to store; the default must lie within the allowed."""
+    try:
+        maximum = current.allowed_scopes if allowed is None else registered(allowed)
+    except InvalidScope as error:
+        raise InvalidClientInput(f"allowed_scopes: {error}") from None
+    try:
+        chosen = current.default_scopes if default is None else registered(default)
+    except InvalidScope as error:
+        raise InvalidClientInput(f"default_scopes: {error}") from None
+    if not parse_scopes(maximum).covers(parse_scopes(chosen)):
+        raise InvalidClientInput("default_scopes must lie within allowed_scopes")
+    return maximum, chosen
 
 
 def _props(record: ClientRecord, **changes: Any) -> dict[str, Any]:
@@ -164,6 +203,9 @@ def _props(record: ClientRecord, **changes: Any) -> dict[str, Any]:
         "display_name": record.display_name,
         "enabled": record.enabled,
         "grant_types": " ".join(record.grant_types),
+        "allowed_scopes": " ".join(record.allowed_scopes),
+        "default_scopes": " ".join(record.default_scopes),
+        "resource_server": record.resource_server,
         "created_at": record.created_at,
         "updated_at": record.updated_at,
         "rotation_lease": record.rotation_lease,
@@ -265,11 +307,15 @@ class ClientRegistry:
         display_name: str | None = None,
         enabled: bool | None = None,
         if_match: str | None = None,
+        allowed_scopes: object = None,
+        default_scopes: object = None,
+        resource_server: bool | None = None,
     ) -> ClientRecord:
-        """Change a client's display name or enabled flag, with ETag concurrency."""
+        """Change a client's name, enabled flag, scopes or resource-server flag (ETag checked)."""
         current = self.get(client_id)
         if if_match is not None and if_match != current.etag:
             raise ETagMismatch("the client changed since you read it (If-Match)")
+        maximum, default = validate_scopes(allowed_scopes, default_scopes, current)
         props = _props(
             current,
             display_name=current.display_name
@@ -277,6 +323,9 @@ class ClientRegistry:
             else validate_display_name(display_name),
             enabled=current.enabled if enabled is None else enabled,
             updated_at=utcnow().isoformat(),
+            allowed_scopes=" ".join(maximum),
+            default_scopes=" ".join(default),
+            resource_server=current.resource_server if resource_server is None else resource_server,
         )
         try:
             stored = self._table.replace(Entity(PARTITION, current.client_id, props, current.etag))
@@ -286,7 +335,13 @@ class ClientRegistry:
             raise ClientNotFound(client_id) from None
         changes = {
             field: {"old": old, "new": props[field]}
-            for field, old in (("display_name", current.display_name), ("enabled", current.enabled))
+            for field, old in (
+                ("display_name", current.display_name),
+                ("enabled", current.enabled),
+                ("allowed_scopes", " ".join(current.allowed_scopes)),
+                ("default_scopes", " ".join(current.default_scopes)),
+                ("resource_server", current.resource_server),
+            )
             if props[field] != old
         }
         change(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -146,11 +147,12 @@ class SigningKeys:
         ttl: float,
         *,
         secret_name: str = SIGNING_KEY_NAME,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
         self._algorithm = algorithm
         self._name = secret_name
-        self._versions: TTLCache[list[SecretVersion]] = TTLCache(ttl)
+        self._versions: TTLCache[list[SecretVersion]] = TTLCache(ttl, clock=clock)
         # A PEM parse costs milliseconds; a version's key never changes, so keep it.
         self._loaded: dict[str, SigningKey] = {}
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from shared.audit import audit
@@ -22,6 +23,7 @@ from shared.auth.client_auth import (
 from shared.auth.errors import NO_STORE, OAuthError, invalid_client
 from shared.auth.secret_usage import SecretUsage
 from shared.auth.signing_keys import NoSigningKey, SigningKeys
+from shared.auth.smart_scopes import InvalidScope, parse_scopes
 from shared.auth.throttle import FailureThrottle, Throttled
 from shared.auth.tokens import issue_access_token
 from shared.http import Request, Response, json_response
@@ -31,6 +33,9 @@ from shared.secret_store import SecretStoreUnavailable
 from shared.settings import Settings
 from shared.source import source_address
 from shared.tables import StoreUnavailable
+
+if TYPE_CHECKING:
+    from shared.auth.clients import ClientRecord
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +48,7 @@ MAX_FIELDS = 16
 def _invalid_scope() -> OAuthError:
     # One description for every cause: a caller must not learn whether another tenant exists.
     return OAuthError(
-        "invalid_scope", "scope must be exactly one tenant id this client is allowed to use"
+        "invalid_scope", "scope must name exactly one tenant id this client is allowed to use"
     )
 
 
@@ -111,6 +116,16 @@ class TokenEndpoint:
         self._throttle = throttle
         self._client_auth = client_auth or default_client_authentication()
 
+    @property
+    def client_auth(self) -> ClientAuthentication:
+        """The client-authentication methods (introspection and revocation use them too)."""
+        return self._client_auth
+
+    @property
+    def throttle(self) -> FailureThrottle:
+        """The failure throttle, shared with introspection and revocation."""
+        return self._throttle
+
     def handle(self, request: Request) -> Response:
         """Answer one token request."""
         try:
@@ -176,7 +191,7 @@ class TokenEndpoint:
                 "unauthorized_client", "this client may not use the client_credentials grant"
             )
 
-        tenant_id = self._tenant_of(form.get("scope"), record.client_id)
+        tenant_id, granted, asked = self._scope_of(form.get("scope"), record)
         issued = issue_access_token(
             self._keys.current(),
             issuer=self._settings.token_issuer,
@@ -186,6 +201,7 @@ class TokenEndpoint:
             secret_version=version,
             lifetime_seconds=self._settings.token_lifetime_seconds,
             now=time.time(),
+            scopes=granted,
         )
         audit(
             "token.issued",
@@ -205,7 +221,10 @@ class TokenEndpoint:
                 "access_token": issued.access_token,
                 "token_type": "Bearer",
                 "expires_in": issued.expires_in,
-                "scope": issued.scope,
+                # RFC 6749 §5.1: the scope granted when it differs from the one requested. The
+                # tenant GUID alone stands for the client's registered default, so a request
+                # naming only its tenant (the Patients app) gets its tenant back, as before.
+                "scope": issued.scope if asked else tenant_id,
             },
             headers=NO_STORE,
         )
@@ -224,14 +243,42 @@ class TokenEndpoint:
                 headers={"Retry-After": str(throttled.retry_after)},
             ) from None
 
-    def _tenant_of(self, scope: str | None, client_id: str) -> str:
-        # RFC 6749 §3.3: with no default scope, a missing scope is invalid_scope.
+    def _scope_of(
+        self, scope: str | None, record: ClientRecord
+    ) -> tuple[str, tuple[str, ...], bool]:
+        """The tenant, the SMART scopes granted, and whether the request named any."""
+        # RFC 6749 §3.3: the tenant has no default, so a missing scope is invalid_scope.
         if scope is None:
             raise _invalid_scope()
         values = scope.split(" ")
-        if len(values) != 1 or not is_guid(values[0]):
+        tenants = [value for value in values if is_guid(value)]
+        if len(tenants) != 1:
             raise _invalid_scope()
-        tenant_id = canonical_guid(values[0])
+        smart = [value for value in values if not is_guid(value)]
+        granted = self._granted(smart, record)
+        return self._tenant_of(tenants[0], record.client_id), granted, bool(smart)
+
+    @staticmethod
+    def _granted(requested: list[str], record: ClientRecord) -> tuple[str, ...]:
+        """SMART scopes for the token: the requested ones the registration allows, else its
+        default (docs/security.md table N)."""
+        if not requested:
+            return record.default_scopes
+        try:
+            grant = parse_scopes(requested)
+        except InvalidScope as error:
+            raise OAuthError("invalid_scope", str(error)) from None
+        # RFC 6749 §3.3: the server may grant less than asked; the response says what it did.
+        kept = grant.within(parse_scopes(record.allowed_scopes))
+        if kept.empty:
+            audit("token.denied", client_id=record.client_id, reason="scope not allowed")
+            raise OAuthError(
+                "invalid_scope", "none of the requested scopes is allowed to this client"
+            )
+        return kept.scopes()
+
+    def _tenant_of(self, value: str, client_id: str) -> str:
+        tenant_id = canonical_guid(value)
         mapping = self._lookups.tenant(tenant_id)
         if mapping is None or not mapping.enabled or not mapping.allows_client(client_id):
             audit(

@@ -32,8 +32,14 @@ def issue_access_token(
     secret_version: str,
     lifetime_seconds: int,
     now: float | None = None,
+    scopes: tuple[str, ...] = (),
 ) -> IssuedToken:
-    """Sign a token carrying the RFC 9068 claims plus ``tid`` and ``sv``."""
+    """Sign a token carrying the RFC 9068 claims plus ``tid`` and ``sv``.
+
+    ``scope`` (RFC 9068 §2.2.3) is the tenant GUID, which routes the token, then the SMART
+    system scopes granted (``shared/auth/smart_scopes.py``).
+    """
+    scope = " ".join((tenant_id, *scopes))
     import jwt
 
     issued_at = int(time.time() if now is None else now)
@@ -43,7 +49,7 @@ def issue_access_token(
         "sub": client_id,
         "client_id": client_id,
         "tid": tenant_id,
-        "scope": tenant_id,
+        "scope": scope,
         "iat": issued_at,
         "nbf": issued_at,
         "exp": issued_at + lifetime_seconds,
@@ -56,6 +62,4 @@ def issue_access_token(
         algorithm=key.algorithm,
         headers={"kid": key.kid, "typ": TOKEN_TYPE_HEADER},
     )
-    return IssuedToken(
-        access_token=token, expires_in=lifetime_seconds, scope=tenant_id, claims=claims
-    )
+    return IssuedToken(access_token=token, expires_in=lifetime_seconds, scope=scope, claims=claims)

@@ -27,6 +27,7 @@ from shared.auth.clients import (
     validate_description,
     validate_display_name,
 )
+from shared.auth.smart_scopes import DEFAULT_SCOPES
 from shared.console import keys as signing
 from shared.console import onboarding
 from shared.console.access import (
@@ -99,6 +100,8 @@ READ_ONLY_POSTS = frozenset({"app"})
 SIGNIN_LABELS = {"key": "Admin key", "look_only": "Look only: this session cannot change anything"}
 CLIENT_LABELS = {
     "display_name": "Client name",
+    "allowed_scopes": "Allowed scopes",
+    "default_scopes": "Default scopes",
     "description": "Secret description",
     "expiry": "Secret expires after",
     "grace": "Keep the current secrets working for",
@@ -152,6 +155,8 @@ def route_of(path: str) -> tuple[str, tuple[str, ...]]:
             and parts[4] in ("invalidate", "delete")
         ):
             return f"secret_{parts[4]}", (client, parts[3])
+        if parts[2:] == ["scopes"]:
+            return "client_scopes", (client,)
     if parts[0] == "tenants" and n >= 2 and is_guid(parts[1]):
         tenant = parts[1].lower()
         if n == 2:
@@ -206,6 +211,7 @@ class Console:
             ("client_new", "GET"): self._client_new_form,
             ("client_new", "POST"): self._client_register,
             ("client", "GET"): self._client_page,
+            ("client_scopes", "POST"): self._client_scopes,
             ("client_secrets", "POST"): self._secret_new,
             ("secret_invalidate", "POST"): self._secret_invalidate,
             ("secret_delete", "POST"): self._secret_delete,
@@ -467,7 +473,13 @@ class Console:
             client=record,
             rows=rows,
             errors=errors or FieldErrors(),
-            values=values or {"expiry": str(DEFAULT_EXPIRY_DAYS), "grace": "0"},
+            values={
+                "expiry": str(DEFAULT_EXPIRY_DAYS),
+                "grace": "0",
+                "allowed_scopes": " ".join(record.allowed_scopes),
+                "default_scopes": " ".join(record.default_scopes),
+                **(values or {}),
+            },
             labels=CLIENT_LABELS,
             expiries=expiry_choices(),
             graces=grace_choices(),
@@ -513,6 +525,28 @@ class Console:
         self._usage.mark_deleted(client_id, version)
         change("client.secret_deleted", client_id=client_id, secret_version=version)
         return self._redirect(f"clients/{client_id}", "deleted")
+
+    def _client_scopes(self, call: Call) -> Response:
+        """Save a client's allowed and default SMART scopes and its resource-server flag."""
+        values = {name: call.form.get(name, "").strip() for name in SCOPE_FIELDS}
+        errors = FieldErrors()
+        for name in SCOPE_FIELDS:
+            if not values[name]:
+                errors.add(name, f"Enter at least one scope, for example {DEFAULT_SCOPES[0]}")
+        if not errors:
+            try:
+                self._clients.update(
+                    call.ids[0],
+                    allowed_scopes=values["allowed_scopes"],
+                    default_scopes=values["default_scopes"],
+                    resource_server=call.form.get("resource_server") == "on",
+                )
+            except InvalidClientInput as error:
+                field = "default_scopes" if str(error).startswith("default") else "allowed_scopes"
+                errors.add(field, _sentence(str(error)))
+        if errors:
+            return self._client_page(call, 422, errors, values)
+        return self._redirect(f"clients/{call.ids[0]}", "scopes")
 
     def _client_disable(self, call: Call) -> Response:
         self._clients.update(call.ids[0], enabled=False)
@@ -728,7 +762,10 @@ class Console:
         return self._appview.run(call, self._render, self._origin(call.request))
 
 
+SCOPE_FIELDS = ("allowed_scopes", "default_scopes")
+
 NOTICES = {
+    "scopes": "Scopes saved: new tokens carry them; tokens issued before keep theirs.",
     "invalidated": "The secret version was invalidated: it stopped working at once.",
     "deleted": "The secret version was deleted: it stopped working at once.",
     "disabled": "Disabled.",

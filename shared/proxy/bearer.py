@@ -32,8 +32,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from shared.auth.signing_keys import SigningKeys
+from shared.auth.smart_scopes import LEGACY_GRANT, InvalidScope, ScopeGrant, parse_scopes
 from shared.cache import TTLCache
-from shared.fhir.errors import Forbidden, InvalidRequest, Unauthorized, Unavailable
+from shared.fhir.errors import FhirError, Forbidden, InvalidRequest, Unauthorized, Unavailable
 from shared.http import Request
 from shared.ids import is_guid
 from shared.lookups import Lookups
@@ -43,6 +44,7 @@ from shared.settings import Settings
 from shared.tables import StoreUnavailable
 
 if TYPE_CHECKING:
+    from shared.auth.revocation import RevokedTokens
     from shared.proxy.entra import EntraTokens
 
 log = logging.getLogger(__name__)
@@ -150,8 +152,10 @@ class BearerVerifier:
         leeway_seconds: int = 30,
         clock: Callable[[], float] = time.time,
         entra: EntraTokens | None = None,
+        revoked: RevokedTokens | None = None,
     ) -> None:
         self._settings = settings
+        self._revoked = revoked
         self._keys = signing_keys
         self._lookups = lookups
         self._entra = entra
@@ -180,14 +184,16 @@ class BearerVerifier:
             raise
 
     def _verify(self, request: Request) -> Caller:
-        token = self._token_of(request)
+        return self._caller_of(self._token_of(request), entra=True)
+
+    def _caller_of(self, token: str, *, entra: bool) -> Caller:
         digest = hashlib.sha256(token.encode("utf-8")).digest()
         verified = self._verified.peek(digest)  # a token seen before passed every check below
         if verified is None:
             # Every check that needs no key runs before the cache can be filled, so a token
             # that is garbage at sight costs no flight, entry or key lookup.
             header = self._jose_header(token)
-            if self._entra is not None and self._entra.recognises(header):
+            if entra and self._entra is not None and self._entra.recognises(header):
                 return self._entra.verify(token, header, digest)
             self._check_header(header)
             verified = self._verified.get(digest, lambda: self._verify_signature(token, header))
@@ -198,7 +204,10 @@ class BearerVerifier:
         now = self._clock()
         expires_at = self._check_times(claims, now)
         client_id, tenant_id, jti, secret_version = self._check_identity(claims)
+        scopes = self._scopes(claims, tenant_id)
         self._check_not_revoked(client_id, secret_version, now)
+        if self._revoked is not None and self._revoked.is_revoked(jti):
+            raise _invalid_token("token is revoked")
         self._check_tenant(client_id, tenant_id)
         log.debug(
             "bearer token accepted: client %s tenant %s kid %s jti %s",
@@ -214,7 +223,40 @@ class BearerVerifier:
             kid=kid,
             secret_version=secret_version,
             expires_at=expires_at,
+            scopes=scopes,
         )
+
+    @staticmethod
+    def _scopes(claims: dict[str, Any], tenant_id: str) -> ScopeGrant:
+        """The SMART scopes after the tenant in ``scope``; a token naming only its tenant was
+        issued before scopes existed and keeps what such tokens allowed (the default)."""
+        scopes = _smart_scopes_of(claims["scope"], tenant_id)
+        if scopes is None:
+            raise _invalid_token("invalid claim: scope")
+        return scopes
+
+    def verify_token(self, token: str) -> Caller:
+        """The caller a token of ours stands for, after every check a request gets (RFC 7662
+        introspection: "active"); FhirError otherwise. Entra ID tokens are not ours."""
+        try:
+            return self._caller_of(token, entra=False)
+        except (SecretStoreUnavailable, StoreUnavailable) as error:
+            raise Unavailable(
+                "a service dependency is unavailable; retry later",
+                headers={"Retry-After": str(error.retry_after)},
+            ) from None
+
+    def signed_claims(self, token: str) -> dict[str, Any] | None:
+        """The claims of a token we signed with a published key (issuer and audience ours),
+        whatever else holds of it now; None for anything else (RFC 7009 revocation)."""
+        try:
+            header = self._jose_header(token)
+            self._check_header(header)
+            _kid, claims = self._verify_signature(token, header)
+            self._check_identity(claims)
+        except FhirError:
+            return None
+        return claims
 
     def _verify_signature(self, token: str, header: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """The token's kid and claims once its key and signature check out."""
@@ -362,7 +404,7 @@ class BearerVerifier:
         # RFC 9068 §2.2: for a client-credentials token the subject is the client itself.
         if claims["sub"] != client_id:
             raise _invalid_token("invalid claim: sub")
-        if claims["scope"] != tenant_id:
+        if not isinstance(claims["scope"], str) or claims["scope"].split(" ")[0] != tenant_id:
             raise _invalid_token("invalid claim: scope")
         jti, secret_version = claims["jti"], claims["sv"]
         if not _plain_id(jti):
@@ -394,3 +436,17 @@ class BearerVerifier:
             raise _forbidden("tenant is disabled")
         if not mapping.allows_client(client_id):
             raise _forbidden("client is not allowed for this tenant")
+
+
+def _smart_scopes_of(scope: str, tenant_id: str) -> ScopeGrant | None:
+    """The grant of a ``scope`` claim that starts with ``tenant_id``; None when malformed."""
+    values = scope.split(" ")
+    if values[0] != tenant_id:
+        return None
+    if len(values) == 1:
+        return LEGACY_GRANT
+    try:
+        grant = parse_scopes(values[1:])
+    except InvalidScope:
+        return None
+    return None if grant.empty else grant

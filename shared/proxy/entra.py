@@ -30,9 +30,11 @@ one of the first three:
 6. on every request, like our tokens: the mapping still exists, is enabled and lists ``azp``
    (403 otherwise), and the signing key is still in the tenant's key set.
 
-Where section 2 (scopes) plugs in: the token's ``roles`` (the app roles the tenant's admin
-granted the calling app on EHR Bridge's registration) are what its ``scope`` is to our tokens;
-section 2 maps them to SMART system scopes on the ``Caller``, and one rule enforces both kinds.
+Scopes: the token's ``roles`` (the app roles the tenant's admin granted the calling app on
+EHR Bridge's registration) are what its ``scope`` is to our tokens. Roles whose value is a SMART
+system scope (``system/Patient.rs``) are the grant on the ``Caller``, and one rule enforces both
+kinds (``shared/proxy/scope_check.py``); other roles are ignored, and a token with no such role
+gets the default, ``system/*.rs``, what these tokens allowed before scopes existed.
 
 State per instance: verified signatures (10,000 digests, for the cache TTL), the directory of
 opted-in tenants, and each opted-in tenant's configuration and key set (``shared/jose``).
@@ -49,6 +51,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from shared.auth.smart_scopes import LEGACY_GRANT, InvalidScope, ScopeGrant, parse_scopes
 from shared.cache import TTLCache
 from shared.fhir.errors import Unavailable
 from shared.ids import is_guid
@@ -212,6 +215,7 @@ class EntraTokens:
             secret_version="",
             expires_at=expires_at,
             via=VIA,
+            scopes=roles_as_scopes(claims.get("roles", [])),
         )
 
     # -- before anything is fetched ------------------------------------------------------------
@@ -354,3 +358,17 @@ class EntraTokens:
             "the token issuer's keys cannot be read; retry later",
             headers={"Retry-After": str(UNAVAILABLE_RETRY_SECONDS)},
         )
+
+
+def roles_as_scopes(roles: list[str]) -> ScopeGrant:
+    """The SMART system scopes among an Entra token's app roles; the default when none."""
+    smart: list[str] = []
+    for role in roles:
+        try:
+            parse_scopes([role])
+        except InvalidScope:
+            continue
+        smart.append(role)
+    if not smart:
+        return LEGACY_GRANT
+    return parse_scopes(smart[:32])

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.audit import audit
+from shared.auth.smart_scopes import ScopeGrant
 from shared.fhir import json_mime_type
 from shared.fhir.errors import (
     FhirError,
@@ -37,7 +38,7 @@ from shared.fhir.paths import (
 from shared.http import Headers, Request, Response, public_origin
 from shared.lookups import Lookups
 from shared.proxy import answer as answer_steps
-from shared.proxy import compensate
+from shared.proxy import compensate, scope_check
 from shared.proxy.batch import BatchEntry, EntryResult, load_json, parse_batch, run_entries
 from shared.proxy.bearer import BearerVerifier
 from shared.proxy.budget import RequestBudget
@@ -188,6 +189,7 @@ class FhirProxy:
             raise MethodNotAllowed(
                 "EHR Bridge is read-only for this tenant", headers={"Allow": "GET, POST"}
             )
+        scope_check.check(caller.scopes, request.method, path, query)
         check_content_negotiation(request.headers, request.method, json_patch=writes)
         exchange.resource_type, exchange.resource_id = path.resource_type, path.resource_id
         context = self._context(request, query, exchange, tenant, path, budget)
@@ -261,6 +263,12 @@ class FhirProxy:
             ):
                 raise Forbidden("the request names a tenant other than the token's")
 
+    @staticmethod
+    def _scopes(ctx: _Context) -> ScopeGrant:
+        caller = ctx.exchange.caller
+        # Set before any context exists (verification comes first); nothing without it.
+        return caller.scopes if caller is not None else ScopeGrant()
+
     # -- interactions --------------------------------------------------------------------------
 
     def _get(self, ctx: _Context, path: FhirPath, interaction: Interaction) -> Response:
@@ -293,6 +301,7 @@ class FhirProxy:
         form = parse_form_body(ctx.request.body)
         # A form body is a query string in another place: the same rules apply to it.
         self._check_tenant_params(form, ctx.exchange.caller)
+        scope_check.check_includes(self._scopes(ctx), form)
         query_names = {name for name, _ in ctx.query}
         if query_names & {name for name, _ in form}:
             raise InvalidRequest("a search parameter is in both the URL and the body")
@@ -323,6 +332,7 @@ class FhirProxy:
             # Parameters in a batch entry follow the rules of the request's own query.
             pairs = _pairs(entry.query)
             self._check_tenant_params(pairs, ctx.exchange.caller)
+            scope_check.check_entry(self._scopes(ctx), entry.index, entry.path, pairs)
             self._note_patients(ctx.exchange, entry.path, pairs)
         if ctx.caps.batch:
             headers = self._headers(ctx)
@@ -441,7 +451,10 @@ class FhirProxy:
 
     def _read_references(self, ctx: _Context, references: list[str]) -> dict[str, dict[str, Any]]:
         """The resources behind ``references``: one provider batch of reads, else parallel reads."""
-        readable = [r for r in references if r.partition("/")[0] in _ALL_TYPES]
+        # Only types the token may read: a display is a piece of the resource it names.
+        readable = scope_check.readable(
+            self._scopes(ctx), [r for r in references if r.partition("/")[0] in _ALL_TYPES]
+        )
         if not readable:
             return {}
         with tracing.span("enrich.read", tenant=ctx.tenant.tenant_id):

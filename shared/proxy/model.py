@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from shared.auth.smart_scopes import LEGACY_GRANT, ScopeGrant
 from shared.http import Headers
 from shared.proxy.interaction import Interaction
 
@@ -22,6 +23,8 @@ class Caller:
     via: str = "ehr-bridge"
     """Whose token it was: ``ehr-bridge`` (ours; ``client_id`` a registered client) or
     ``entra`` (an Entra ID app-only token; ``client_id`` the calling app's id, no ``sv``)."""
+    scopes: ScopeGrant = LEGACY_GRANT
+    """The SMART system scopes granted (docs/security.md table N)."""
 
 
 @dataclass

@@ -188,3 +188,11 @@ def test_signed_credential_measurements_return_positive_figures(azurite: str) ->
         entra = measure_entra_verification(fixture, requests=3)
     for figures in (entra["first_seen"], entra["seen_before"]):
         assert_positive(figures, RATE_KEYS)
+
+
+def test_scope_rule_measurements_return_positive_figures() -> None:
+    from tools.bench_scopes import measure_scope_check
+
+    figures = measure_scope_check(runs=50)
+    assert set(figures) == {"grant_from_claim_p50_us", "read_p50_us", "batch_of_6_p50_us"}
+    assert all(value > 0 for value in figures.values())

@@ -461,3 +461,56 @@ def test_rotating_the_signing_key_publishes_before_it_signs(browser, console_ser
     console_services.signing_keys.refresh()
     assert console_services.signing_keys.current().kid == before
     assert len(console_services.signing_keys.jwks()["keys"]) == 2
+
+
+# -- scopes (docs/security.md table N) ----------------------------------------------------------
+
+
+def test_the_client_page_shows_the_registered_scopes(browser):
+    registered = register(browser)
+    page = dom(browser.get(f"clients/{registered['client_id']}"))
+    assert page.one("input", id="allowed_scopes").attrs.get("value") == "system/*.rs"
+    assert page.one("input", id="default_scopes").attrs.get("value") == "system/*.rs"
+
+
+def test_scopes_saved_on_the_client_page_are_what_a_tenant_only_token_gets(
+    browser, console_services
+):
+    import jwt
+
+    registered = register(browser)
+    client_id = registered["client_id"]
+    tenant_id = mapped_tenant(console_services, client_id)
+    browser.get(f"clients/{client_id}")
+    response = browser.post(
+        f"clients/{client_id}/scopes",
+        {"allowed_scopes": "system/*.read", "default_scopes": "system/Patient.read"},
+    )
+    assert response.status == 303
+    status, body = token_status(console_services, client_id, registered["secret"], tenant_id)
+    claims = jwt.decode(body["access_token"], options={"verify_signature": False})
+    assert (status, claims["scope"]) == (200, f"{tenant_id} system/Patient.rs")
+
+
+def test_a_default_outside_the_allowed_scopes_is_refused_on_the_form(browser, console_services):
+    registered = register(browser)
+    client_id = registered["client_id"]
+    browser.get(f"clients/{client_id}")
+    page = browser.post(
+        f"clients/{client_id}/scopes",
+        {"allowed_scopes": "system/Patient.rs", "default_scopes": "system/*.rs"},
+    )
+    assert page.status == 422
+    assert dom(page).one("input", id="default_scopes").attrs.get("aria-invalid") == "true"
+    assert console_services.clients.get(client_id).default_scopes == ("system/*.rs",)
+
+
+def test_a_patient_scope_is_refused_on_the_form(browser):
+    registered = register(browser)
+    browser.get(f"clients/{registered['client_id']}")
+    page = browser.post(
+        f"clients/{registered['client_id']}/scopes",
+        {"allowed_scopes": "patient/*.read", "default_scopes": "system/*.rs"},
+    )
+    assert page.status == 422
+    assert dom(page).one("input", id="allowed_scopes").attrs.get("aria-invalid") == "true"

@@ -614,3 +614,55 @@ def test_tenants_check_reports_an_unreachable_provider_without_its_url(
     assert report["ok"] is False
     assert [step["step"] for step in report["steps"]][:2] == ["mapping", "auth"]
     assert provider not in out.getvalue()
+
+
+# -- scopes (docs/security.md table N) ----------------------------------------------------------
+
+
+def test_clients_scopes_sets_the_allowed_and_default_scopes(services, client):
+    run = ops(
+        services,
+        "clients",
+        "scopes",
+        client.client.client_id,
+        "--allowed",
+        "system/*.read system/Patient.write",
+        "--default",
+        "system/Patient.read",
+    )
+    assert run.code == 0, run.err
+    shown = json.loads(run.out)
+    assert shown["allowed_scopes"] == ["system/*.rs", "system/Patient.cud"]
+    assert shown["default_scopes"] == ["system/Patient.rs"]
+
+
+def test_clients_scopes_refuses_a_patient_scope_and_changes_nothing(services, client):
+    run = ops(services, "clients", "scopes", client.client.client_id, "--allowed", "patient/*.read")
+    assert run.code != 0
+    assert "only system/ scopes" in run.err
+    assert services.clients.get(client.client.client_id).allowed_scopes == ("system/*.rs",)
+
+
+def test_clients_scopes_flags_a_resource_server(services, client):
+    run = ops(services, "clients", "scopes", client.client.client_id, "--resource-server")
+    assert json.loads(run.out)["resource_server"] is True
+
+
+def test_tokens_revoke_revokes_a_leaked_token_read_from_stdin(services, client, tenant):
+    from tests.conftest import bearer_token
+    from tools.testkit.inbound import fhir_request
+
+    token = bearer_token(services, client, tenant.tenant_id)
+    run = ops(services, "tokens", "revoke", stdin=token + "\n")
+    assert run.code == 0, run.err
+    assert run.json()["revoked"] is True
+    assert run.json()["client_id"] == client.client.client_id
+    assert token not in run.out
+    refused = services.proxy.handle(fhir_request("GET", "Patient/example", token), "r4")
+    assert refused.status == 401
+
+
+def test_tokens_revoke_refuses_what_is_not_our_token(services):
+    run = ops(services, "tokens", "revoke", stdin="eyJhbGciOiJub25lIn0.e30.\n")
+    assert run.code == 2
+    assert "not an access token of this app" in run.err

@@ -19,7 +19,7 @@ from shared.ids import provider_secret_name
 from shared.secret_store import SecretStoreUnavailable
 from shared.services import Services
 from shared.tenants import TenantMapping
-from tests.conftest import ADMIN_KEY, bearer_token
+from tests.conftest import ADMIN_KEY, bearer_token, writer_token
 from tools.testkit.fake_fhir import HTML_STACK_TRACE, TOKEN_PATH, closed_port
 from tools.testkit.inbound import fhir_request
 
@@ -137,7 +137,7 @@ def test_following_the_next_link_through_the_proxy_reaches_page_two(
 
 def test_location_headers_are_rewritten(proxy_services, provider, client, fhir_server):
     writable = mapped(proxy_services, client, provider.base_url, allow_writes=True)
-    token = bearer_token(proxy_services, client, writable.tenant_id)
+    token = writer_token(proxy_services, client, writable.tenant_id)
     patient = {"resourceType": "Patient", "name": [{"family": "Black"}]}
     response = send(
         proxy_services,

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.conftest import bearer_token
+from tests.conftest import bearer_token, writer_token
 from tests.integration.test_proxy import mapped, outcome, send
 
 FHIR_JSON = "application/fhir+json"
@@ -112,7 +112,7 @@ def test_row_103_json_patch_is_forwarded_when_the_tenant_allows_writes(
     proxy_services, client, provider
 ):
     writable = mapped(proxy_services, client, provider.base_url, allow_writes=True)
-    token = bearer_token(proxy_services, client, writable.tenant_id)
+    token = writer_token(proxy_services, client, writable.tenant_id)
     response = send(
         proxy_services,
         "PATCH",
@@ -131,7 +131,7 @@ def test_row_103_json_patch_is_forwarded_when_the_tenant_allows_writes(
 def test_a_json_patch_across_fhir_versions_is_501(proxy_services, client, fhir_server):
     stu3 = fhir_server(version="stu3")
     writable = mapped(proxy_services, client, stu3.base_url, "stu3", allow_writes=True)
-    token = bearer_token(proxy_services, client, writable.tenant_id)
+    token = writer_token(proxy_services, client, writable.tenant_id)
     response = send(
         proxy_services,
         "PATCH",

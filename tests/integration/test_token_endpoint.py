@@ -102,7 +102,8 @@ def test_issued_token_verifies_against_the_published_jwks_with_every_claim(
     assert header["kid"] == services.signing_keys.current().kid
     claims = verify_with_jwks(services, body["access_token"])
     assert claims["client_id"] == claims["sub"] == client.client.client_id
-    assert claims["tid"] == claims["scope"] == tenant.tenant_id
+    assert claims["tid"] == tenant.tenant_id
+    assert claims["scope"] == f"{tenant.tenant_id} system/*.rs"  # the registered default
     assert claims["exp"] - claims["iat"] == body["expires_in"]
     assert claims["nbf"] == claims["iat"]
     assert claims["sv"] == client.version.version

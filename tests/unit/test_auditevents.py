@@ -62,6 +62,16 @@ def test_a_refused_token_names_the_reason_and_no_token_entity():
     assert "entity" not in event
 
 
+def test_a_revoked_token_is_a_successful_logout_naming_its_jti():
+    jti = "6f0fa3cf-fafb-45e7-b869-e313bebf4865"
+    (event,) = audit_events(
+        {"event": "token.revoked", "time": TIME, "client_id": CLIENT, "jti": jti}
+    )
+    assert (event["outcome"], event["outcomeDesc"]) == ("0", "token revoked")
+    assert event["subtype"][0]["code"] == "110123"
+    assert event["entity"][0]["what"]["identifier"]["value"] == jti
+
+
 def test_row_142_a_management_change_names_the_fields_changed_not_their_values():
     record = {
         "event": "tenant.replaced",

@@ -251,8 +251,7 @@ def request(
 def token_url_of(document: dict[str, Any]) -> str:
     (extension,) = document["rest"][0]["security"]["extension"]
     assert extension["url"] == OAUTH_URIS
-    (token,) = extension["extension"]
-    assert token["url"] == "token"
+    (token,) = [uri for uri in extension["extension"] if uri["url"] == "token"]
     return str(token["valueUri"])
 
 
@@ -429,9 +428,16 @@ def test_security_service_is_oauth_in_the_releases_code_system(face: str, system
 
 
 @pytest.mark.parametrize("face", FACES)
-def test_oauth_uris_extension_publishes_only_the_token_url(face: str) -> None:
+def test_oauth_uris_extension_publishes_the_token_introspect_and_revoke_urls(face: str) -> None:
     (extension,) = statement(face)["rest"][0]["security"]["extension"]
-    assert extension == {"url": OAUTH_URIS, "extension": [{"url": "token", "valueUri": TOKEN}]}
+    assert extension == {
+        "url": OAUTH_URIS,
+        "extension": [
+            {"url": "token", "valueUri": TOKEN},
+            {"url": "introspect", "valueUri": "https://bridge.example/api/oauth2/introspect"},
+            {"url": "revoke", "valueUri": "https://bridge.example/api/oauth2/revoke"},
+        ],
+    }
 
 
 @pytest.mark.parametrize(("face", "mode"), [("dstu2", True), ("stu3", False), ("r4", False)])
@@ -695,24 +701,29 @@ def test_post_to_metadata_is_405_with_allow_get(face: str) -> None:
 
 
 def test_smart_configuration_has_the_fields_a_client_credentials_client_needs() -> None:
-    document = metadata.smart_configuration(TOKEN, "https://bridge.example/api/oauth2/jwks")
+    document = metadata.smart_configuration("https://bridge.example")
+    scopes = document.pop("scopes_supported")
     assert document == {
         "token_endpoint": TOKEN,
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "grant_types_supported": ["client_credentials"],
         "jwks_uri": "https://bridge.example/api/oauth2/jwks",
-        "capabilities": ["client-confidential-symmetric"],
+        "introspection_endpoint": "https://bridge.example/api/oauth2/introspect",
+        "revocation_endpoint": "https://bridge.example/api/oauth2/revoke",
+        "capabilities": ["client-confidential-symmetric", "permission-v1", "permission-v2"],
     }
+    assert scopes[:4] == ["system/*.read", "system/*.rs", "system/*.write", "system/*.cruds"]
 
 
 def test_smart_configuration_claims_nothing_we_do_not_offer() -> None:
-    document = metadata.smart_configuration(TOKEN, "https://bridge.example/api/oauth2/jwks")
+    document = metadata.smart_configuration("https://bridge.example")
     for untrue in (
         "issuer",  # SMART 2.x: only with sso-openid-connect
         "authorization_endpoint",
         "code_challenge_methods_supported",
         "response_types_supported",
-        "scopes_supported",  # the scope is each customer's tenant GUID
+        # No method takes a signed assertion yet (RFC 8414 §2: present only then).
+        "token_endpoint_auth_signing_alg_values_supported",
     ):
         assert untrue not in document
 
@@ -863,3 +874,69 @@ def test_function_answers_500_outcome_when_settings_are_invalid(
     assert response.status_code == 500
     assert json.loads(response.get_body())["issue"][0]["code"] == "exception"
     assert b"ftp" not in response.get_body()
+
+
+# ---- RFC 8414 authorization server metadata ----------------------------------------------------
+
+
+def test_authorization_server_metadata_names_the_issuer_and_every_endpoint() -> None:
+    document = metadata.authorization_server_metadata("urn:ehr-bridge:oauth2", "https://h.example")
+    assert document["issuer"] == "urn:ehr-bridge:oauth2"
+    assert document["token_endpoint"] == "https://h.example/api/oauth2/token"
+    assert document["jwks_uri"] == "https://h.example/api/oauth2/jwks"
+    assert document["introspection_endpoint"] == "https://h.example/api/oauth2/introspect"
+    assert document["revocation_endpoint"] == "https://h.example/api/oauth2/revoke"
+    assert document["grant_types_supported"] == ["client_credentials"]
+
+
+def test_authorization_server_metadata_supports_no_response_type() -> None:
+    # RFC 8414 §2 requires the member; there is no authorization endpoint.
+    assert (
+        metadata.authorization_server_metadata("i", "https://h")["response_types_supported"] == []
+    )
+
+
+def test_every_endpoint_authenticates_clients_with_the_registrys_methods() -> None:
+    document = metadata.authorization_server_metadata("i", "https://h")
+    methods = ["client_secret_basic", "client_secret_post"]
+    assert document["token_endpoint_auth_methods_supported"] == methods
+    assert document["introspection_endpoint_auth_methods_supported"] == methods
+    assert document["revocation_endpoint_auth_methods_supported"] == methods
+    assert "token_endpoint_auth_signing_alg_values_supported" not in document
+
+
+def test_a_method_with_signing_algorithms_makes_both_documents_list_them(monkeypatch) -> None:
+    from shared.auth import client_auth
+
+    class SignedAssertion:
+        name = "private_key_jwt"
+        description = "a signed assertion"
+        signing_algorithms = ("RS384", "ES384")
+
+    registry = client_auth.ClientAuthentication(
+        [client_auth.ClientSecretBasic(), SignedAssertion()]  # type: ignore[list-item]
+    )
+    monkeypatch.setattr(client_auth, "default_client_authentication", lambda: registry)
+    server = metadata.authorization_server_metadata("i", "https://h")
+    smart = metadata.smart_configuration("https://h")
+    for document in (server, smart):
+        assert document["token_endpoint_auth_methods_supported"] == [
+            "client_secret_basic",
+            "private_key_jwt",
+        ]
+        assert document["token_endpoint_auth_signing_alg_values_supported"] == ["RS384", "ES384"]
+    assert "client-confidential-asymmetric" in smart["capabilities"]
+
+
+def test_authorization_server_response_is_json_and_cacheable() -> None:
+    url = "https://bridge.example/api/.well-known/oauth-authorization-server"
+    response = metadata.authorization_server_response(request(url=url), Settings())
+    assert response.status == 200
+    assert response.headers.get("Cache-Control") == "private, max-age=300"
+    assert response.json()["token_endpoint"] == "https://bridge.example/api/oauth2/token"
+
+
+def test_authorization_server_response_to_post_is_405() -> None:
+    url = "https://bridge.example/api/.well-known/oauth-authorization-server"
+    response = metadata.authorization_server_response(request("POST", url=url), Settings())
+    assert response.status == 405
