@@ -176,6 +176,16 @@ class ClientAuthentication:
         """The registered methods' names, as discovery documents advertise them."""
         return tuple(self._methods)
 
+    @property
+    def signing_algorithms(self) -> tuple[str, ...]:
+        """JWS algorithms accepted for client assertions (``..._signing_alg_values_supported``)."""
+        found: list[str] = []
+        for method in self._methods.values():
+            for algorithm in getattr(method, "signing_algorithms", ()):
+                if algorithm not in found:
+                    found.append(algorithm)
+        return tuple(found)
+
     def describe(self) -> str:
         """The registered methods in words, for documents a person reads."""
         return " or ".join(method.description for method in self._methods.values())
@@ -205,6 +215,16 @@ class ClientAuthentication:
         return self._methods[credentials.method].verify(credentials, client_id, lookups)
 
 
-def default_client_authentication() -> ClientAuthentication:
-    """``client_secret_basic`` and ``client_secret_post``, the methods RFC 6749 defines."""
-    return ClientAuthentication([ClientSecretBasic(), ClientSecretPost()])
+def default_client_authentication(
+    private_key_jwt: ClientAuthMethod | None = None,
+) -> ClientAuthentication:
+    """``client_secret_basic``, ``client_secret_post`` and RFC 7523 ``private_key_jwt``.
+
+    Without a wired ``private_key_jwt`` (services.py passes one with its key sets and replay
+    cache) the method is still recognised, for its name, and refuses every assertion.
+    """
+    from shared.auth.client_assertions import PrivateKeyJwt
+
+    return ClientAuthentication(
+        [ClientSecretBasic(), ClientSecretPost(), private_key_jwt or PrivateKeyJwt()]
+    )

@@ -697,7 +697,11 @@ def test_smart_configuration_has_the_fields_a_client_credentials_client_needs() 
     document = metadata.smart_configuration(TOKEN, "https://bridge.example/api/oauth2/jwks")
     assert document == {
         "token_endpoint": TOKEN,
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt",
+        ],
         "grant_types_supported": ["client_credentials"],
         "jwks_uri": "https://bridge.example/api/oauth2/jwks",
         "capabilities": ["client-confidential-symmetric"],
