@@ -228,7 +228,7 @@ class Services:
 
         wall = self.clock or time.time
         verifier = AssertionVerifier(
-            RemoteKeySets(session),
+            RemoteKeySets(session, clock=self.clock or time.monotonic),
             ExpiringRows(self.expiring_table, REPLAY_NAMESPACE, clock=wall),
             clock=wall,
         )

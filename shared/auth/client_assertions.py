@@ -164,15 +164,28 @@ class AssertionVerifier:
                 audience=audience,
                 issuer=record.client_id,
                 leeway=CLOCK_SKEW_SECONDS,
-                options={"require": ["exp", "iss", "sub", "aud", "jti"]},
+                # Times are judged below against our clock, the one the replay cache uses.
+                options={
+                    "require": ["exp", "iss", "sub", "aud", "jti"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
             )
         except jwt.InvalidTokenError as invalid:
             return f"invalid assertion ({type(invalid).__name__})"
         if claims["sub"] != record.client_id:
             return "sub is not the client id"
-        exp = claims["exp"]
+        times = _times(claims)
+        if times is None:
+            return "exp, iat or nbf is not a number"
+        exp, not_before = times
+        if exp <= now - CLOCK_SKEW_SECONDS:
+            return "expired"
         if exp > now + MAX_LIFETIME_SECONDS:
             return "exp is more than five minutes ahead"
+        if not_before > now + CLOCK_SKEW_SECONDS:
+            return "iat or nbf is in the future"
         jti = claims["jti"]
         if not isinstance(jti, str) or not 0 < len(jti) <= MAX_JTI_LENGTH:
             return "jti is not a string of 1 to 255 characters"
@@ -195,6 +208,20 @@ class AssertionVerifier:
             # tokens; refusing is safer than accepting assertions we cannot check for replay.
             log.warning("ALERT the jti replay cache is full on this instance this minute")
             raise AssertionKeysUnavailable("replay cache full") from None
+
+
+def _times(claims: Mapping[str, Any]) -> tuple[float, float] | None:
+    """``exp`` and the later of ``iat``/``nbf`` (RFC 7519 NumericDate), or None if malformed."""
+    values = [claims.get(name) for name in ("exp", "iat", "nbf")]
+    for value in values:
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int | float) or value != value
+        ):
+            return None
+    exp, iat, nbf = values
+    if exp is None:
+        return None
+    return float(exp), float(max(iat or 0, nbf or 0))
 
 
 @dataclass(frozen=True)
