@@ -528,3 +528,27 @@ def test_changing_the_jwks_url_stops_tokens_of_the_old_one(
     url_services.lookups.forget()
     with pytest.raises(Unauthorized):
         verifier_of(url_services).verify(bearer(url_services, token))
+
+
+# -- many instances (table M) ------------------------------------------------------------------
+
+
+def test_a_jti_used_on_one_instance_is_refused_on_another(
+    settings, secret_store, table_service, key, make_tenant
+):
+    """Two Services on one Azurite are two instances: no memory shared, only the tables."""
+    configured = dataclasses.replace(settings, cache_ttl_seconds=60)
+    ensure_signing_key(secret_store, configured.token_algorithm)
+    first, second = (
+        Services(configured, secret_store=secret_store, table_service=table_service)
+        for _ in range(2)
+    )
+    client_id = first.clients.register("Backend service").client.client_id
+    first.clients.set_keys(client_id, "", validate_inline_jwks(key.jwks()))
+    mapping = make_tenant(client_id)
+    assertion = assertion_fields(key.assertion(client_id, AUDIENCE))
+    assert token_with(first, mapping, assertion).status == 200
+    replayed = token_with(second, mapping, assertion)
+    assert refused_as(replayed, 401, "invalid_client") == GENERIC
+    # And the second instance was able to verify the assertion: only the jti stopped it.
+    assert token_with(second, mapping, key.form(client_id, AUDIENCE)).status == 200
