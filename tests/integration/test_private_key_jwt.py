@@ -552,3 +552,9 @@ def test_a_jti_used_on_one_instance_is_refused_on_another(
     assert refused_as(replayed, 401, "invalid_client") == GENERIC
     # And the second instance was able to verify the assertion: only the jti stopped it.
     assert token_with(second, mapping, key.form(client_id, AUDIENCE)).status == 200
+
+
+def test_an_assertion_from_the_future_is_invalid_client(services, inline_client, key, tenant):
+    later = int(time.time()) + CLOCK_SKEW_SECONDS + 30
+    fields = key.form(inline_client, AUDIENCE, iat=later, exp=later + 60)
+    refused_as(token_with(services, tenant, fields), 401, "invalid_client")
