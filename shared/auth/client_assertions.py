@@ -229,7 +229,7 @@ class _Accepted:
     credential: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)  # the parent's repr, which never shows the proof
 class AssertionCredentials(ClientCredentials):
     """A client assertion, with the token URL it must be addressed to."""
 
