@@ -15,7 +15,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from shared.audit import Actor, acting_as
-from shared.auth.client_keys import InvalidClientKeys, keys_json, parse_registration
+from shared.auth.client_keys import (
+    InvalidClientKeys,
+    check_jwks_uri_address,
+    keys_json,
+    parse_registration,
+)
 from shared.auth.clients import (
     ClientConflict,
     ClientNotFound,
@@ -336,6 +341,8 @@ class ManagementApi:
         client_id = _client_id(request.route_params)
         body = read_json_object(request, frozenset({"jwks_uri", "jwks"}))
         jwks_uri, jwks = parse_registration(body)
+        if jwks_uri:
+            check_jwks_uri_address(jwks_uri, self._policy)
         record = self._clients.set_keys(
             client_id, jwks_uri, jwks, if_match=request.header("If-Match")
         )

@@ -309,6 +309,7 @@ def clients_set_keys(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
     from shared.auth.client_keys import (
         MAX_INLINE_JWKS_BYTES,
         InvalidClientKeys,
+        check_jwks_uri_address,
         keys_json,
         validate_inline_jwks,
         validate_jwks_uri,
@@ -318,6 +319,7 @@ def clients_set_keys(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
     try:
         if args.jwks_uri is not None:
             jwks_uri, jwks = validate_jwks_uri(args.jwks_uri), ""
+            check_jwks_uri_address(jwks_uri, ctx.services.address_policy)
         else:
             text = _read_jwks_file(args.jwks_file, ctx.stdin, MAX_INLINE_JWKS_BYTES)
             jwks_uri, jwks = "", validate_inline_jwks(text)

@@ -82,7 +82,8 @@ def read_unverified(assertion: str) -> _Unverified:
     if len(assertion) > MAX_ASSERTION_BYTES:
         raise invalid_client("client assertion is too large")
     parts = assertion.split(".")
-    if len(parts) != 3 or not all(parts):
+    # An empty signature is left for the alg check to refuse by name (alg none).
+    if len(parts) != 3 or not parts[0] or not parts[1]:
         raise invalid_client("client assertion is malformed")
     try:
         header = json.loads(_b64(parts[0]))

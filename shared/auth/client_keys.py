@@ -19,10 +19,13 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 from shared.jose.jwk import ALGORITHMS, InvalidKeySet, KeySet, PublicKey, parse_key_set
+
+if TYPE_CHECKING:
+    from shared.net.addresses import AddressPolicy
 
 MAX_INLINE_JWKS_BYTES: Final = 16 * 1024
 """Room for a few 4096-bit RSA keys (about 750 bytes each); a Table property holds 64 KiB."""
@@ -76,6 +79,25 @@ def validate_jwks_uri(value: object) -> str:
     if parts.username is not None or parts.password is not None or parts.fragment:
         raise InvalidClientKeys("jwks_uri must not carry credentials or a fragment")
     return url
+
+
+def check_jwks_uri_address(url: str, policy: AddressPolicy) -> None:
+    """Refuse a JWKS URL whose host resolves, now, to an address the policy refuses.
+
+    The policy holds again at every fetch (a name's answer can change); checking at
+    registration as well tells the operator at once instead of every token request failing.
+    """
+    from shared.net.addresses import AddressRefused, InvalidHost
+
+    parts = urlsplit(url)
+    try:
+        policy.check_resolved(parts.hostname or "", parts.port or 443)
+    except InvalidHost:
+        raise InvalidClientKeys("jwks_uri has a host that is no DNS name or IP address") from None
+    except AddressRefused as refused:
+        raise InvalidClientKeys(
+            f"jwks_uri resolves to {refused.reason}, which EHR Bridge never connects to"
+        ) from None
 
 
 def validate_inline_jwks(value: object) -> str:

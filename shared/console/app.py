@@ -22,6 +22,7 @@ from urllib.parse import quote
 from shared.audit import acting_as, change
 from shared.auth.client_keys import (
     InvalidClientKeys,
+    check_jwks_uri_address,
     keys_json,
     validate_inline_jwks,
     validate_jwks_uri,
@@ -499,6 +500,7 @@ class Console:
             try:
                 if field == "jwks_uri":
                     jwks_uri = validate_jwks_uri(values["jwks_uri"])
+                    check_jwks_uri_address(jwks_uri, self._policy)
                 else:
                     jwks = validate_inline_jwks(values["jwks"])
             except InvalidClientKeys as invalid:

@@ -124,3 +124,13 @@ def test_registering_keys_is_audited_without_the_url(services, key, caplog):
     events = [r.message for r in caplog.records if r.name == "ehrbridge.audit"]
     assert any("client.keys_registered" in event for event in events)
     assert not any("secret-path" in event for event in events)
+
+
+@pytest.mark.parametrize(
+    "url", ["https://169.254.169.254/jwks.json", "https://127.0.0.1/jwks.json", "https://[::1]/j"]
+)
+def test_a_jwks_url_at_a_refused_address_is_refused_when_registered(services, url):
+    client_id = register(services)["client_id"]
+    response = put_keys(services, client_id, {"jwks_uri": url})
+    assert response.status == 400
+    assert "never connects to" in response.json()["message"]

@@ -56,3 +56,12 @@ def test_remove_keys_leaves_no_private_key_jwt(services: Services, client: Issue
     run = ops(services, "clients", "remove-keys", client.client.client_id)
     assert run.code == 0
     assert run.json()["token_endpoint_auth_method"] is None
+
+
+def test_set_keys_refuses_a_jwks_url_at_the_metadata_address(
+    services: Services, client: IssuedSecret
+):
+    url = "https://169.254.169.254/metadata/jwks"
+    run = ops(services, "clients", "set-keys", client.client.client_id, "--jwks-uri", url)
+    assert run.code == 2
+    assert "never connects to" in run.err

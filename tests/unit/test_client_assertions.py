@@ -101,3 +101,8 @@ def test_two_methods_are_refused_before_the_assertion_is_read() -> None:
 
 def test_the_registry_names_the_assertion_algorithms_smart_requires_first() -> None:
     assert default_client_authentication().signing_algorithms[:2] == ("RS384", "ES384")
+
+
+def test_alg_none_with_an_empty_signature_is_refused_by_its_alg() -> None:
+    unsigned = f"{segment({'alg': 'none', 'kid': 'k1'})}.{segment(GOOD_CLAIMS)}."
+    assert "alg" in refusal(form(unsigned)).description
