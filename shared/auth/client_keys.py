@@ -41,6 +41,10 @@ class InvalidClientKeys(ValueError):
     """Keys or a JWKS URL the registry will not store; the message says why."""
 
 
+class PrivateKeyRefused(InvalidClientKeys):
+    """A pasted key carries private members: a form must not show it back."""
+
+
 @dataclass(frozen=True)
 class KeySummary:
     """What the console and the API show of one public key: never key material."""
@@ -137,7 +141,7 @@ def _check_entry(number: int, entry: object) -> None:
     if entry.get("kty") == "oct":
         raise InvalidClientKeys(f"key {number} is symmetric (kty oct); register a public key")
     if private:
-        raise InvalidClientKeys(
+        raise PrivateKeyRefused(
             f"key {number} carries private members ({', '.join(private)}); "
             "register the public key only"
         )

@@ -22,6 +22,7 @@ from urllib.parse import quote
 from shared.audit import acting_as, change
 from shared.auth.client_keys import (
     InvalidClientKeys,
+    PrivateKeyRefused,
     check_jwks_uri_address,
     keys_json,
     validate_inline_jwks,
@@ -505,8 +506,11 @@ class Console:
                     jwks = validate_inline_jwks(values["jwks"])
             except InvalidClientKeys as invalid:
                 errors.add(field, _sentence(str(invalid)))
+                if isinstance(invalid, PrivateKeyRefused):
+                    values["jwks"] = ""  # a private key is never written into a page
         if errors:
-            return self._client_page(call, 422, errors, values)
+            defaults = {"expiry": str(DEFAULT_EXPIRY_DAYS), "grace": "0"}
+            return self._client_page(call, 422, errors, {**defaults, **values})
         self._clients.set_keys(call.ids[0], jwks_uri, jwks)
         return self._redirect(f"clients/{call.ids[0]}", "keys_saved")
 

@@ -60,6 +60,7 @@ def test_a_pasted_private_key_is_refused_with_the_reason_and_not_echoed_back(bro
     document = dom(page)
     assert "private members" in document.one(role="alert").text()
     assert field_for(document, "Public keys (JWK Set)").attrs.get("aria-invalid") == "true"
+    assert private.private_jwk()["d"] not in page.text
 
 
 def test_a_jwks_url_is_registered_and_shown(browser):
@@ -67,6 +68,16 @@ def test_a_jwks_url_is_registered_and_shown(browser):
     url = "https://keys.backend.example/jwks.json"
     assert save_keys(browser, client_id, jwks_uri=url).status == 303
     assert url in browser.get(f"clients/{client_id}").text
+
+
+def test_a_refused_public_key_set_is_shown_back_for_correction(browser):
+    short = BackendKey("RS256", kid="short", rsa_bits=1024)
+    client_id = register(browser)["client_id"]
+    page = save_keys(browser, client_id, jwks=json.dumps({"keys": [short.public_jwk()]}))
+    assert page.status == 422
+    assert field_for(dom(page), "Public keys (JWK Set)").text() == json.dumps(
+        {"keys": [short.public_jwk()]}
+    )
 
 
 def test_a_plain_http_jwks_url_is_refused(browser):
