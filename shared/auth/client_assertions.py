@@ -202,7 +202,10 @@ class AssertionVerifier:
 
         try:
             # Keyed by client too: two clients may pick the same jti (RFC 7519 §4.1.7 makes it
-            # unique per issuer).
+            # unique per issuer). The row's partition is the minute of the signed exp, so a
+            # captured assertion replayed finds its row at once (and of two concurrent uses
+            # exactly one creates it); a new assertion that reuses a jti with an exp in another
+            # minute is not caught, but only the holder of the private key can sign one.
             return self._replay.insert_if_absent(f"{client_id}\n{jti}", expires_at)
         except CapReached:
             # Only assertions with a valid signature get here, so this is a real flood of
