@@ -101,6 +101,7 @@ class SharedAttemptStore:
         closes = self._closes(now)
         before: dict[str, int] = {}
         shared: int | None = None
+        answered = True
         try:
             for rule in rules:
                 with self._stripes[hash(rule.key) % _STRIPES]:
@@ -112,10 +113,15 @@ class SharedAttemptStore:
             shared = 1  # a burst on this very key from every instance: it is over, surely
         except (TableError, CapReached) as error:
             self._degraded(error)
+            answered = False
         # What the next attempt will meet: a count now at its limit blocks it.
         after = {key: count + 1 for key, count in before.items()}
         self._remember([rule for rule in rules if rule.key in after and _over(rule, after)], closes)
-        return max((w for w in (local, shared) if w is not None), default=None)
+        if not answered:
+            return local  # the table cannot answer: this instance's counts alone decide
+        # The shared counts decide: concurrent failures reach the local and the shared counter
+        # in different orders, so the local verdict could refuse one of the first `limit`.
+        return shared
 
     # -- helpers ---------------------------------------------------------------------------------
 
