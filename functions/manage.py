@@ -18,6 +18,7 @@ _ROUTES = {
     "client": ("manage/clients/{client_id}", ["GET", "PUT", "DELETE"]),
     "client_secrets": ("manage/clients/{client_id}/secrets", ["GET", "POST"]),
     "client_secret": ("manage/clients/{client_id}/secrets/{version}", ["GET", "DELETE"]),
+    "client_keys": ("manage/clients/{client_id}/keys", ["GET", "PUT", "DELETE"]),
     "tenants": ("manage/tenants", ["GET"]),
     "tenant": ("manage/tenants/{tenant_id}", ["GET", "PUT", "DELETE"]),
     "tenant_check": ("manage/tenants/{tenant_id}/check", ["POST"]),

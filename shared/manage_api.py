@@ -15,6 +15,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from shared.audit import Actor, acting_as
+from shared.auth.client_keys import (
+    InvalidClientKeys,
+    check_jwks_uri_address,
+    keys_json,
+    parse_registration,
+)
 from shared.auth.clients import (
     ClientConflict,
     ClientNotFound,
@@ -177,6 +183,9 @@ class ManagementApi:
             ("client_secrets", "POST"): self._rotate,
             ("client_secret", "GET"): self._get_version,
             ("client_secret", "DELETE"): self._disable_version,
+            ("client_keys", "GET"): self._get_keys,
+            ("client_keys", "PUT"): self._put_keys,
+            ("client_keys", "DELETE"): self._delete_keys,
             ("tenants", "GET"): self._list_tenants,
             ("tenant", "GET"): self._get_tenant,
             ("tenant", "PUT"): self._put_tenant,
@@ -213,6 +222,8 @@ class ManagementApi:
         except (ClientConflict, TenantConflict) as error:
             return ApiError(409, "conflict", str(error)).response()
         except InvalidClientInput as error:
+            return ApiError(400, "invalid_request", str(error)).response()
+        except InvalidClientKeys as error:
             return ApiError(400, "invalid_request", str(error)).response()
         except InvalidTenantInput as error:
             return ApiError(400, "invalid_request", str(error), field=error.field).response()
@@ -331,6 +342,32 @@ class ManagementApi:
         client_id = _client_id(request.route_params)
         props = self._clients.disable_secret_version(client_id, _version(request.route_params))
         return _ok(200, version_json(props))
+
+    # Client keys (private_key_jwt)
+
+    def _get_keys(self, request: Request) -> Response:
+        record = self._clients.get(_client_id(request.route_params))
+        document = {"client_id": record.client_id, **keys_json(record.jwks_uri, record.jwks)}
+        return _ok(200, document, record.etag)
+
+    def _put_keys(self, request: Request) -> Response:
+        client_id = _client_id(request.route_params)
+        body = read_json_object(request, frozenset({"jwks_uri", "jwks"}))
+        jwks_uri, jwks = parse_registration(body)
+        if jwks_uri:
+            check_jwks_uri_address(jwks_uri, self._policy)
+        record = self._clients.set_keys(
+            client_id, jwks_uri, jwks, if_match=request.header("If-Match")
+        )
+        document = {"client_id": record.client_id, **keys_json(record.jwks_uri, record.jwks)}
+        return _ok(200, document, record.etag)
+
+    def _delete_keys(self, request: Request) -> Response:
+        record = self._clients.set_keys(
+            _client_id(request.route_params), "", "", if_match=request.header("If-Match")
+        )
+        document = {"client_id": record.client_id, **keys_json(record.jwks_uri, record.jwks)}
+        return _ok(200, document, record.etag)
 
     # Tenants
 

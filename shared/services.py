@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from azure.data.tables import TableServiceClient
 
     from shared.auditevents.export import AuditReader
+    from shared.auth.client_auth import ClientAuthentication
     from shared.auth.client_gate import ClientGate
     from shared.auth.clients import ClientRegistry
     from shared.auth.introspection import IntrospectionEndpoint
@@ -223,8 +224,38 @@ class Services:
             window_seconds=window,
         )
         return TokenEndpoint(
-            self.settings, self.lookups, self.signing_keys, throttle, usage=self.secret_usage
+            self.settings,
+            self.lookups,
+            self.signing_keys,
+            throttle,
+            client_auth=self.client_authentication,
+            usage=self.secret_usage,
         )
+
+    @cached_property
+    def client_authentication(self) -> ClientAuthentication:
+        """The token endpoint's client-authentication methods, private_key_jwt wired."""
+        from shared.auth.client_assertions import REPLAY_NAMESPACE, AssertionVerifier, PrivateKeyJwt
+        from shared.auth.client_auth import default_client_authentication
+        from shared.expiring import ExpiringRows
+        from shared.jose.remote import RemoteKeySets
+
+        def session() -> requests.Session:
+            from shared.proxy.provider_auth import upstream_session
+
+            # The address policy of provider URLs: a client's JWKS URL is another party's URL.
+            made = upstream_session(4, policy=self.address_policy)
+            if self.settings.client_jwks_ca_bundle:
+                made.verify = self.settings.client_jwks_ca_bundle
+            return made
+
+        wall = self.clock or time.time
+        verifier = AssertionVerifier(
+            RemoteKeySets(session, clock=self.clock or time.monotonic),
+            ExpiringRows(self.expiring_table, REPLAY_NAMESPACE, clock=wall),
+            clock=wall,
+        )
+        return default_client_authentication(PrivateKeyJwt(self.settings, verifier))
 
     @cached_property
     def secret_usage(self) -> SecretUsage:

@@ -69,6 +69,13 @@ SETTINGS: tuple[Setting, ...] = (
         local_only=True,
     ),
     Setting(
+        "EHRB_CLIENT_JWKS_CA_BUNDLE",
+        "",
+        "PEM file of the CAs trusted for clients' JWKS URLs (private_key_jwt) instead of the "
+        "system's (development: a local server's throwaway CA).",
+        local_only=True,
+    ),
+    Setting(
         "EHRB_CACHE_TTL_SECONDS",
         "60",
         "TTL of the client, secret-version, tenant and signing-key caches and of each "
@@ -397,6 +404,7 @@ class Settings:
     entra_audience: str = ""
     entra_authority: str = _DEFAULTS["EHRB_ENTRA_AUTHORITY"]
     entra_ca_bundle: str = ""
+    client_jwks_ca_bundle: str = ""
     cache_ttl_seconds: int = 60
     token_failure_limit: int = 10
     token_failure_window_seconds: int = 60
@@ -471,6 +479,7 @@ class Settings:
             entra_audience=get("EHRB_ENTRA_AUDIENCE"),
             entra_authority=_authority(get("EHRB_ENTRA_AUTHORITY")),
             entra_ca_bundle=get("EHRB_ENTRA_CA_BUNDLE"),
+            client_jwks_ca_bundle=get("EHRB_CLIENT_JWKS_CA_BUNDLE"),
             cache_ttl_seconds=_positive_int(
                 get("EHRB_CACHE_TTL_SECONDS"), "EHRB_CACHE_TTL_SECONDS"
             ),

@@ -1352,6 +1352,15 @@ def main(argv: list[str] | None = None) -> int:
                 f"{algorithm}: signing alone {result['sign_p50_ms']:.2f} ms, "
                 f"{share:.0%} of the in-process p50 ({verdict})"
             )
+        from tools.bench_client_assertions import CLIENT_ALGORITHMS, measure_private_key_jwt
+
+        for client_algorithm in CLIENT_ALGORITHMS:
+            signed = measure_private_key_jwt(fixture, ALGORITHMS[0], client_algorithm)
+            rows.append(
+                _token_row(
+                    ALGORITHMS[0], "in-process", 1, signed, f"private_key_jwt {client_algorithm}"
+                )
+            )
         http_algorithm = ALGORITHMS[0]
         with devhost_for(fixture, http_algorithm) as base_url:
             for threads in (1, 4):
@@ -1371,8 +1380,9 @@ def main(argv: list[str] | None = None) -> int:
         proxy_began = time.perf_counter()
         proxy = measure_proxy(fixture)
         proxy["seconds"] = time.perf_counter() - proxy_began
-    print("Token issuance (client_credentials, client_secret_post, warm caches, loopback)")
-    print(_table(("alg", "path", "threads", "tokens/s", "p50", "p99", "requests", "time"), rows))
+    print("Token issuance (client_credentials, warm caches, loopback)")
+    columns = ("alg", "client auth", "path", "threads", "tokens/s", "p50", "p99", "requests")
+    print(_table((*columns, "time"), rows))
     for note in notes:
         print(f"  {note}")
     print()
@@ -1436,9 +1446,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _token_row(algorithm: str, path: str, threads: int, result: dict[str, Any]) -> tuple[str, ...]:
+def _token_row(
+    algorithm: str,
+    path: str,
+    threads: int,
+    result: dict[str, Any],
+    method: str = "client_secret_post",
+) -> tuple[str, ...]:
     return (
         algorithm,
+        method,
         path,
         str(threads),
         f"{result['tokens_per_s']:.0f}",

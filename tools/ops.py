@@ -311,6 +311,65 @@ def clients_versions(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
     return {"client_id": client_id, "versions": [version_json(v, now) for v in versions]}
 
 
+def clients_keys(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
+    """A client's public keys for private_key_jwt: its JWKS URL or its inline keys' kids."""
+    from shared.auth.client_keys import keys_json
+
+    record = ctx.clients.get(_guid(args.client_id, "CLIENT_ID"))
+    return {"client_id": record.client_id, **keys_json(record.jwks_uri, record.jwks)}
+
+
+def clients_set_keys(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
+    """Register a JWKS URL or an inline JWK Set (replacing what the client had)."""
+    from shared.auth.client_keys import (
+        MAX_INLINE_JWKS_BYTES,
+        InvalidClientKeys,
+        check_jwks_uri_address,
+        keys_json,
+        validate_inline_jwks,
+        validate_jwks_uri,
+    )
+
+    client_id = _guid(args.client_id, "CLIENT_ID")
+    try:
+        if args.jwks_uri is not None:
+            jwks_uri, jwks = validate_jwks_uri(args.jwks_uri), ""
+            check_jwks_uri_address(jwks_uri, ctx.services.address_policy)
+        else:
+            text = _read_jwks_file(args.jwks_file, ctx.stdin, MAX_INLINE_JWKS_BYTES)
+            jwks_uri, jwks = "", validate_inline_jwks(text)
+    except InvalidClientKeys as invalid:
+        raise CliError(EXIT_INPUT, str(invalid)) from None
+    record = ctx.clients.set_keys(client_id, jwks_uri, jwks)
+    _forget_cached_lookups(ctx.services)
+    return {"client_id": record.client_id, **keys_json(record.jwks_uri, record.jwks)}
+
+
+def _read_jwks_file(path: str, stdin: IO[str] | None, limit: int) -> str:
+    try:
+        if path == "-":
+            text = (stdin or sys.stdin).read(limit + 1)
+        else:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read(limit + 1)
+    except FileNotFoundError:
+        raise CliError(EXIT_INPUT, f"JWKS file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise CliError(EXIT_INPUT, f"cannot read JWKS file {path}: {error}") from None
+    if len(text) > limit:
+        raise CliError(EXIT_INPUT, f"JWKS file is larger than {limit} bytes")
+    return text
+
+
+def clients_remove_keys(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
+    """Remove a client's keys: its private_key_jwt tokens stop within the cache TTL."""
+    from shared.auth.client_keys import keys_json
+
+    record = ctx.clients.set_keys(_guid(args.client_id, "CLIENT_ID"), "", "")
+    _forget_cached_lookups(ctx.services)
+    return {"client_id": record.client_id, **keys_json(record.jwks_uri, record.jwks)}
+
+
 def clients_disable_version(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
     """Disable one secret version at once."""
     client_id = _guid(args.client_id, "CLIENT_ID")
@@ -773,6 +832,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("disable", clients_disable, "disable a client (no new tokens; old ones stop within TTL)"),
         ("enable", clients_enable, "enable a client"),
         ("versions", clients_versions, "secret versions and their state (never values)"),
+        ("keys", clients_keys, "public keys for private_key_jwt (JWKS URL, or kids)"),
+        ("remove-keys", clients_remove_keys, "remove the keys (their tokens stop within TTL)"),
     ):
         cmd = actions.add_parser(name, help=text)
         cmd.add_argument("client_id", metavar="CLIENT_ID")
@@ -809,6 +870,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cmd.add_argument("client_ids", metavar="CLIENT_ID", nargs="*")
     cmd.set_defaults(handler=clients_hash_secrets)
+    cmd = actions.add_parser(
+        "set-keys", help="register a JWKS URL or an inline JWK Set for private_key_jwt"
+    )
+    cmd.add_argument("client_id", metavar="CLIENT_ID")
+    source = cmd.add_mutually_exclusive_group(required=True)
+    source.add_argument("--jwks-uri", metavar="URL", help="https URL of the client's JWK Set")
+    source.add_argument(
+        "--jwks-file", metavar="FILE", help="a JWK Set of public keys (- for stdin)"
+    )
+    cmd.set_defaults(handler=clients_set_keys)
     cmd = actions.add_parser("disable-version", help="disable one secret version at once")
     cmd.add_argument("client_id", metavar="CLIENT_ID")
     cmd.add_argument("version", metavar="VERSION")

@@ -195,11 +195,11 @@ class ClientAuthentication:
         used = [m for m in self._methods.values() if m.presented(request, form)]
         if not used:
             raise invalid_client("client authentication is required")
-        # The first method's evidence is read before a second one is refused, so a malformed
-        # credential is named as such whatever else the request carries.
-        credentials = used[0].credentials(request, form)
+        # Refused before any evidence is read: a secret beside an assertion is two methods
+        # whichever of them is complete (RFC 7521 §4.2 names this case for assertions).
         if len(used) > 1:
             raise OAuthError("invalid_request", "use one client authentication method")
+        credentials = used[0].credentials(request, form)
         # A client_id parameter beside another method must name the same client (§3.2.1).
         named = form.get("client_id")
         if named is not None and named != credentials.client_id:
@@ -215,6 +215,16 @@ class ClientAuthentication:
         return self._methods[credentials.method].verify(credentials, client_id, lookups)
 
 
-def default_client_authentication() -> ClientAuthentication:
-    """``client_secret_basic`` and ``client_secret_post``, the methods RFC 6749 defines."""
-    return ClientAuthentication([ClientSecretBasic(), ClientSecretPost()])
+def default_client_authentication(
+    private_key_jwt: ClientAuthMethod | None = None,
+) -> ClientAuthentication:
+    """``client_secret_basic``, ``client_secret_post`` and RFC 7523 ``private_key_jwt``.
+
+    Without a wired ``private_key_jwt`` (services.py passes one with its key sets and replay
+    cache) the method is still recognised, for its name, and refuses every assertion.
+    """
+    from shared.auth.client_assertions import PrivateKeyJwt
+
+    return ClientAuthentication(
+        [ClientSecretBasic(), ClientSecretPost(), private_key_jwt or PrivateKeyJwt()]
+    )

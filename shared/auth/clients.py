@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.audit import change
+from shared.audit import change, fingerprint
 from shared.auth.client_secrets import hash_secret, is_hashed, new_client_secret
 from shared.auth.smart_scopes import DEFAULT_SCOPES, InvalidScope, parse_scopes, registered
 from shared.ids import client_secret_name, is_guid, new_client_id
@@ -84,6 +84,14 @@ class ClientRecord:
     etag: str | None = None
     # "<expiry ISO time> <random id>" while a rotation runs; empty otherwise. Not shown.
     rotation_lease: str = ""
+    # private_key_jwt (shared/auth/client_keys.py): a JWKS URL or an inline JWK Set, or neither.
+    jwks_uri: str = ""
+    jwks: str = ""
+
+    @property
+    def has_keys(self) -> bool:
+        """True when the client may authenticate with ``private_key_jwt``."""
+        return bool(self.jwks_uri or self.jwks)
 
     def to_json(self) -> dict[str, Any]:
         """The record as the management API shows it."""
@@ -169,6 +177,8 @@ def _record(entity: Entity) -> ClientRecord:
         resource_server=props.get("resource_server") is True,
         etag=entity.etag,
         rotation_lease=str(props.get("rotation_lease", "")),
+        jwks_uri=str(props.get("jwks_uri", "")),
+        jwks=str(props.get("jwks", "")),
     )
 
 
@@ -209,6 +219,8 @@ def _props(record: ClientRecord, **changes: Any) -> dict[str, Any]:
         "created_at": record.created_at,
         "updated_at": record.updated_at,
         "rotation_lease": record.rotation_lease,
+        "jwks_uri": record.jwks_uri,
+        "jwks": record.jwks,
     }
     props.update(changes)
     return props
@@ -346,6 +358,31 @@ class ClientRegistry:
         }
         change(
             "client.updated", client_id=current.client_id, enabled=props["enabled"], changes=changes
+        )
+        return _record(stored)
+
+    def set_keys(
+        self, client_id: str, jwks_uri: str, jwks: str, *, if_match: str | None = None
+    ) -> ClientRecord:
+        """Register (or, both empty, remove) the client's JWKS URL or inline JWK Set."""
+        current = self.get(client_id)
+        if if_match is not None and if_match != current.etag:
+            raise ETagMismatch("the client changed since you read it (If-Match)")
+        props = _props(current, jwks_uri=jwks_uri, jwks=jwks, updated_at=utcnow().isoformat())
+        try:
+            stored = self._table.replace(Entity(PARTITION, current.client_id, props, current.etag))
+        except EntityChanged:
+            raise ClientConflict("the client changed concurrently; read it and retry") from None
+        except EntityNotFound:
+            raise ClientNotFound(client_id) from None
+        change(
+            "client.keys_removed" if not (jwks_uri or jwks) else "client.keys_registered",
+            client_id=current.client_id,
+            changes={
+                # A digest, as for provider URLs: audit logs are read more widely than the table.
+                "jwks_uri": {"old": fingerprint(current.jwks_uri), "new": fingerprint(jwks_uri)},
+                "jwks": {"old": bool(current.jwks), "new": bool(jwks)},
+            },
         )
         return _record(stored)
 

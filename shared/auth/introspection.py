@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from shared.audit import audit
+from shared.auth.client_assertions import AssertionKeysUnavailable
 from shared.auth.client_gate import MAX_TOKEN_CHARS, ClientGate, token_parameter
 from shared.auth.clients import ClientRecord
 from shared.auth.errors import NO_STORE, OAuthError
@@ -58,7 +59,7 @@ class IntrospectionEndpoint:
             return self._introspect(request)
         except OAuthError as error:
             return error.response()
-        except (SecretStoreUnavailable, StoreUnavailable) as error:
+        except (SecretStoreUnavailable, StoreUnavailable, AssertionKeysUnavailable) as error:
             log.warning("introspection dependency unavailable: %s", error)
             return _unavailable(getattr(error, "retry_after", 5))
         except Exception:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from shared.audit import audit
+from shared.auth.client_assertions import AssertionKeysUnavailable
 from shared.auth.client_gate import MAX_TOKEN_CHARS, ClientGate, token_parameter
 from shared.auth.errors import NO_STORE, OAuthError
 from shared.auth.revocation import RevokedTokens
@@ -49,7 +50,12 @@ class RevocationEndpoint:
             return self._revoke(request)
         except OAuthError as error:
             return error.response()
-        except (SecretStoreUnavailable, StoreUnavailable, CapReached) as error:
+        except (
+            SecretStoreUnavailable,
+            StoreUnavailable,
+            CapReached,
+            AssertionKeysUnavailable,
+        ) as error:
             # §2.2.1: the token is not revoked; the client must retry (503 + Retry-After).
             log.warning("revocation not recorded: %s", error)
             return OAuthError(

@@ -11,8 +11,7 @@ more.
   (optimistic concurrency), and its verdict is judged on the counts before it, rule by rule; a
   rule over its limit ends the failure's counting, so a throttled source writes no new rows.
   Within one instance, failures on one key take turns (striped locks): contention on a counter
-  is between instances only; one source's failures take turns through this instance's count and
-  the table's, so both verdicts agree on who came first.
+  is between instances only.
 - ``check`` reads the source's and the pair's counts (and the client's only when the pair has
   failed): two point reads on a successful token request. ``screen``, the look before a secret
   is checked, asks nothing: it knows what this instance has counted and the verdicts it has seen.
@@ -65,9 +64,6 @@ class SharedAttemptStore:
         self._known: OrderedDict[str, float] = OrderedDict()
         self._known_lock = threading.Lock()
         self._stripes = [threading.Lock() for _ in range(_STRIPES)]
-        # Failures of one source take turns through both counts (see ``fail``); taken before
-        # any of ``_stripes`` and never while holding one, so the two families cannot deadlock.
-        self._turns = [threading.Lock() for _ in range(_STRIPES)]
         self._alerted_at = -math.inf
 
     def screen(self, rules: Sequence[Rule]) -> int | None:
@@ -100,19 +96,12 @@ class SharedAttemptStore:
 
     def fail(self, rules: Sequence[Rule], window: float) -> int | None:
         """Count one failure here and across instances; judged on the counts before it."""
-        if not rules:
-            return self._local.fail(rules, window)
-        # One source's concurrent failures are counted here and in the table in the same order:
-        # otherwise one of the ten admitted here could be the eleventh in the table, and get 429.
-        with self._turns[hash(rules[0].key) % _STRIPES]:
-            return self._fail_in_turn(rules, window)
-
-    def _fail_in_turn(self, rules: Sequence[Rule], window: float) -> int | None:
         local = self._local.fail(rules, window)
         now = self._clock()
         closes = self._closes(now)
         before: dict[str, int] = {}
         shared: int | None = None
+        answered = True
         try:
             for rule in rules:
                 with self._stripes[hash(rule.key) % _STRIPES]:
@@ -124,10 +113,15 @@ class SharedAttemptStore:
             shared = 1  # a burst on this very key from every instance: it is over, surely
         except (TableError, CapReached) as error:
             self._degraded(error)
+            answered = False
         # What the next attempt will meet: a count now at its limit blocks it.
         after = {key: count + 1 for key, count in before.items()}
         self._remember([rule for rule in rules if rule.key in after and _over(rule, after)], closes)
-        return max((w for w in (local, shared) if w is not None), default=None)
+        if not answered:
+            return local  # the table cannot answer: this instance's counts alone decide
+        # The shared counts decide: concurrent failures reach the local and the shared counter
+        # in different orders, so the local verdict could refuse one of the first `limit`.
+        return shared
 
     # -- helpers ---------------------------------------------------------------------------------
 

@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from shared.audit import audit
+from shared.auth.client_assertions import AssertionKeysUnavailable
 from shared.auth.client_auth import (
     ClientAuthentication,
     default_client_authentication,
     refuse_unknown_client,
 )
+from shared.auth.client_keys import is_key_credential
 from shared.auth.errors import NO_STORE, OAuthError, invalid_client
 from shared.auth.secret_usage import SecretUsage
 from shared.auth.signing_keys import NoSigningKey, SigningKeys
@@ -132,7 +134,7 @@ class TokenEndpoint:
             return self._token(request)
         except OAuthError as error:
             return error.response()
-        except (SecretStoreUnavailable, StoreUnavailable) as error:
+        except (SecretStoreUnavailable, StoreUnavailable, AssertionKeysUnavailable) as error:
             log.warning("token endpoint dependency unavailable: %s", error)
             return self._unavailable(getattr(error, "retry_after", 5))
         except NoSigningKey:
@@ -177,6 +179,8 @@ class TokenEndpoint:
                 if record is None
                 else "client disabled"
                 if not record.enabled
+                else "assertion refused"
+                if credentials.method == "private_key_jwt"
                 else "secret mismatch",
                 method=credentials.method,
             )
@@ -211,7 +215,7 @@ class TokenEndpoint:
             secret_version=version,
             method=credentials.method,
         )
-        if self._usage is not None:
+        if self._usage is not None and not is_key_credential(version):
             # At most one background write per version per interval: the console's "last used".
             self._usage.record(record.client_id, version)
         # RFC 6749 §4.4.3: no refresh token for client credentials.

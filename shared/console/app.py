@@ -20,6 +20,14 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from shared.audit import acting_as, change
+from shared.auth.client_keys import (
+    InvalidClientKeys,
+    PrivateKeyRefused,
+    check_jwks_uri_address,
+    keys_json,
+    validate_inline_jwks,
+    validate_jwks_uri,
+)
 from shared.auth.clients import (
     ClientConflict,
     ClientNotFound,
@@ -105,6 +113,8 @@ CLIENT_LABELS = {
     "description": "Secret description",
     "expiry": "Secret expires after",
     "grace": "Keep the current secrets working for",
+    "jwks_uri": "JWKS URL",
+    "jwks": "Public keys (JWK Set)",
 }
 
 
@@ -146,8 +156,10 @@ def route_of(path: str) -> tuple[str, tuple[str, ...]]:
         client = parts[1].lower()
         if n == 2:
             return "client", (client,)
-        if n == 3 and parts[2] in ("secrets", "disable", "enable"):
+        if n == 3 and parts[2] in ("secrets", "disable", "enable", "keys"):
             return f"client_{parts[2]}", (client,)
+        if n == 4 and parts[2:] == ["keys", "remove"]:
+            return "client_keys_remove", (client,)
         if (
             n == 5
             and parts[2] == "secrets"
@@ -217,6 +229,8 @@ class Console:
             ("secret_delete", "POST"): self._secret_delete,
             ("client_disable", "POST"): self._client_disable,
             ("client_enable", "POST"): self._client_enable,
+            ("client_keys", "POST"): self._client_keys,
+            ("client_keys_remove", "POST"): self._client_keys_remove,
             ("tenants", "GET"): self._tenant_list,
             ("tenant_new", "GET"): self._tenant_new_form,
             ("tenant_new", "POST"): self._tenant_save,
@@ -484,7 +498,37 @@ class Console:
             expiries=expiry_choices(),
             graces=grace_choices(),
             notice=_notice(call),
+            keys=keys_json(record.jwks_uri, record.jwks),
         )
+
+    def _client_keys(self, call: Call) -> Response:
+        """Register the client's JWKS URL or pasted JWK Set (private_key_jwt)."""
+        values = {name: call.form.get(name, "").strip() for name in ("jwks_uri", "jwks")}
+        errors = FieldErrors()
+        jwks_uri = jwks = ""
+        if bool(values["jwks_uri"]) == bool(values["jwks"]):
+            errors.add("jwks_uri", "Give either a JWKS URL or a JWK Set, not both and not neither")
+        else:
+            field = "jwks_uri" if values["jwks_uri"] else "jwks"
+            try:
+                if field == "jwks_uri":
+                    jwks_uri = validate_jwks_uri(values["jwks_uri"])
+                    check_jwks_uri_address(jwks_uri, self._policy)
+                else:
+                    jwks = validate_inline_jwks(values["jwks"])
+            except InvalidClientKeys as invalid:
+                errors.add(field, _sentence(str(invalid)))
+                if isinstance(invalid, PrivateKeyRefused):
+                    values["jwks"] = ""  # a private key is never written into a page
+        if errors:
+            defaults = {"expiry": str(DEFAULT_EXPIRY_DAYS), "grace": "0"}
+            return self._client_page(call, 422, errors, {**defaults, **values})
+        self._clients.set_keys(call.ids[0], jwks_uri, jwks)
+        return self._redirect(f"clients/{call.ids[0]}", "keys_saved")
+
+    def _client_keys_remove(self, call: Call) -> Response:
+        self._clients.set_keys(call.ids[0], "", "")
+        return self._redirect(f"clients/{call.ids[0]}", "keys_removed")
 
     def _secret_new(self, call: Call) -> Response:
         values = {
@@ -770,6 +814,8 @@ NOTICES = {
     "deleted": "The secret version was deleted: it stopped working at once.",
     "disabled": "Disabled.",
     "enabled": "Enabled.",
+    "keys_saved": "The public keys were saved: the client may use private_key_jwt.",
+    "keys_removed": "The public keys were removed: tokens they got stop within the cache TTL.",
     "rotated": "A new signing key was added: it is published now and signs after the delay below.",
 }
 

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from shared.auth.client_keys import is_key_credential, key_credential_current
 from shared.auth.signing_keys import SigningKeys
 from shared.auth.smart_scopes import LEGACY_GRANT, InvalidScope, ScopeGrant, parse_scopes
 from shared.cache import TTLCache
@@ -418,6 +419,11 @@ class BearerVerifier:
         record = self._lookups.client(client_id)
         if record is None or not record.enabled:
             raise _invalid_token("client is disabled")
+        if is_key_credential(secret_version):
+            # private_key_jwt: valid while the client keeps the key (or JWKS URL) it used.
+            if not key_credential_current(secret_version, record.jwks_uri, record.jwks):
+                raise _invalid_token("client key is no longer registered")
+            return
         version = self._lookups.secret_version(client_id, secret_version)
         if version is None:
             # Rotated in elsewhere since this instance cached the versions: look once more.

@@ -30,9 +30,9 @@ def refusal(call) -> tuple[str, int]:
     return caught.value.error, caught.value.status
 
 
-def test_the_registry_advertises_basic_then_post() -> None:
+def test_the_registry_advertises_basic_then_post_then_private_key_jwt() -> None:
     names = default_client_authentication().method_names
-    assert names == ("client_secret_basic", "client_secret_post")
+    assert names == ("client_secret_basic", "client_secret_post", "private_key_jwt")
 
 
 def test_basic_credentials_name_their_method() -> None:

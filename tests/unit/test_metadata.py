@@ -705,12 +705,22 @@ def test_smart_configuration_has_the_fields_a_client_credentials_client_needs() 
     scopes = document.pop("scopes_supported")
     assert document == {
         "token_endpoint": TOKEN,
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt",
+        ],
         "grant_types_supported": ["client_credentials"],
         "jwks_uri": "https://bridge.example/api/oauth2/jwks",
         "introspection_endpoint": "https://bridge.example/api/oauth2/introspect",
         "revocation_endpoint": "https://bridge.example/api/oauth2/revoke",
-        "capabilities": ["client-confidential-symmetric", "permission-v1", "permission-v2"],
+        "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384", "RS256", "ES256"],
+        "capabilities": [
+            "client-confidential-symmetric",
+            "client-confidential-asymmetric",
+            "permission-v1",
+            "permission-v2",
+        ],
     }
     assert scopes[:4] == ["system/*.read", "system/*.rs", "system/*.write", "system/*.cruds"]
 
@@ -722,8 +732,6 @@ def test_smart_configuration_claims_nothing_we_do_not_offer() -> None:
         "authorization_endpoint",
         "code_challenge_methods_supported",
         "response_types_supported",
-        # No method takes a signed assertion yet (RFC 8414 §2: present only then).
-        "token_endpoint_auth_signing_alg_values_supported",
     ):
         assert untrue not in document
 
@@ -898,11 +906,13 @@ def test_authorization_server_metadata_supports_no_response_type() -> None:
 
 def test_every_endpoint_authenticates_clients_with_the_registrys_methods() -> None:
     document = metadata.authorization_server_metadata("i", "https://h")
-    methods = ["client_secret_basic", "client_secret_post"]
+    methods = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
     assert document["token_endpoint_auth_methods_supported"] == methods
     assert document["introspection_endpoint_auth_methods_supported"] == methods
     assert document["revocation_endpoint_auth_methods_supported"] == methods
-    assert "token_endpoint_auth_signing_alg_values_supported" not in document
+    # RFC 8414 §2: present because private_key_jwt takes a signed assertion; SMART's pair first.
+    algorithms = ["RS384", "ES384", "RS256", "ES256"]
+    assert document["token_endpoint_auth_signing_alg_values_supported"] == algorithms
 
 
 def test_a_method_with_signing_algorithms_makes_both_documents_list_them(monkeypatch) -> None:

@@ -115,6 +115,12 @@ TRIGGERS: dict[str, tuple[str, str, dict[str, str], Callable[[func.HttpResponse]
         {"client_id": TENANT, "version": "abc"},
         management_error,
     ),
+    "manage_client_keys": (
+        "PUT",
+        f"manage/clients/{TENANT}/keys",
+        {"client_id": TENANT},
+        management_error,
+    ),
     "manage_tenants": ("GET", "manage/tenants", {}, management_error),
     "manage_tenant": ("PUT", f"manage/tenants/{TENANT}", {"tenant_id": TENANT}, management_error),
     "manage_tenant_check": (

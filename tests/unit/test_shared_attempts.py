@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from shared.auth.shared_attempts import SharedAttemptStore
-from shared.auth.throttle import FailureThrottle, MemoryAttemptStore, Throttled
+from shared.auth.throttle import FailureThrottle, MemoryAttemptStore, Rule, Throttled
 from shared.expiring import ExpiringRows
 from shared.tables import Entity, StoreUnavailable
 from tests.support.memory_table import MemoryEntityTable
@@ -216,3 +216,16 @@ def test_past_its_share_of_new_rows_an_instance_counts_on_its_own():
     throttle = instance(table, clock, limit=3, max_new=2)
     verdicts([throttle], "other", "203.0.113.1", 1)  # two new rows: the share is used up
     assert verdicts([throttle], "c", "198.51.100.7", 4) == [401, 401, 401, 429]
+
+
+def test_while_the_table_answers_its_counts_decide_not_this_instances():
+    """Concurrent failures reach the two counters in different orders: the local verdict alone
+    could refuse one of the first `limit` (integration row 76 saw 9 of 10 let through)."""
+    table, clock = MemoryEntityTable(), Clock()
+    local = MemoryAttemptStore(clock=clock)
+    rows = ExpiringRows(table, "throttle", clock=clock, background=False)
+    store = SharedAttemptStore(rows, local, window_seconds=60, clock=clock)
+    rule = Rule("pair", 3)
+    for _ in range(3):
+        local.fail([rule], 60)  # this instance has counted three already...
+    assert store.fail([rule], 60) is None  # ...but the shared count was at 0: let through
