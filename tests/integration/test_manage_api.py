@@ -155,7 +155,7 @@ def test_every_management_route_is_anonymous_at_the_host_and_checked_by_the_app(
     import azure.functions as func
 
     manage = {n: f for n, f in registered_functions().items() if n.startswith("manage_")}
-    assert len(manage) == 8
+    assert len(manage) == 9
     for function in manage.values():
         trigger = function.get_trigger()
         assert trigger.auth_level == func.AuthLevel.ANONYMOUS
