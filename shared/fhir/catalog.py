@@ -296,14 +296,12 @@ RESOURCE_TYPES: Final[tuple[ResourceType, ...]] = (
         heading="Encounters",
         search=(
             _patient("Encounter"),
-            # Promised as the app's sort key. The sandbox sorts Encounters by date but refuses
-            # date as a filter (400): a gap kept as it is (tests/unit/test_catalog.py).
+            # The app's sort key; the sandbox filters on it too (the period's range).
             SearchParam(
                 "date",
                 "date",
                 _defs("Encounter-date", "clinical-date", "clinical-date"),
                 sortable=True,
-                sandbox=False,
             ),
         ),
         sort_dates=(_dated("period.start"),),

@@ -687,3 +687,11 @@ def test_coverage_cannot_be_sorted(chart_store: SandboxStore) -> None:
 
 def test_another_patients_records_are_never_returned(chart_store: SandboxStore) -> None:
     assert ids(chart_store.search("Encounter", [("patient", "p2")])) == []
+
+
+def test_encounter_date_filters_on_the_period(chart_store: SandboxStore) -> None:
+    # Each period has a start and no end (in progress), so it reaches every later date; an
+    # encounter without a period has no date and matches no date filter.
+    assert chart_ids(chart_store, "Encounter", ("date", "lt2023-03")) == ["enc-1"]
+    assert chart_ids(chart_store, "Encounter", ("date", "lt2023-07")) == ["enc-1", "enc-3"]
+    assert chart_ids(chart_store, "Encounter", ("date", "ge2024-03")) == ["enc-1", "enc-2", "enc-3"]
