@@ -106,7 +106,7 @@ P1 = ("patient", "p1")
         ("Observation", [P1, ("value-quantity", "72")], "value-quantity"),
         ("Encounter", [P1, ("_sort", "-period")], "_sort"),
         ("Encounter", [P1, ("_sort", "-date,_id")], "_sort"),
-        ("Encounter", [P1, ("date", "2024")], "date"),
+        ("Encounter", [P1, ("date", "sa2024")], "date"),
         ("Coverage", [P1, ("_sort", "date")], "_sort"),
         ("Location", [("name", "Ward")], "name"),
     ],
