@@ -402,9 +402,12 @@ class FhirProxy:
                 return self._respond(ctx, answer)
             page = _provider_page(answer)
             total = page.get("total", total)
-            for entry in page.get("entry") or []:
-                if (entry.get("search") or {}).get("mode", "match") == "match":
-                    collected.append(entry.get("resource") or {})
+            for entry in _page_entries(page):
+                search = entry.get("search")
+                mode = search.get("mode", "match") if isinstance(search, dict) else "match"
+                resource = entry.get("resource")
+                if mode == "match" and isinstance(resource, dict):
+                    collected.append(resource)
             url = _next_link(page, ctx.tenant.provider_base_url)
             if url is None or len(collected) >= cap:
                 break
@@ -594,6 +597,14 @@ def _provider_page(answer: UpstreamResponse) -> dict[str, Any]:
     if not isinstance(page, dict):
         raise UpstreamError("the provider answered a page that is not FHIR JSON")
     return page
+
+
+def _page_entries(page: dict[str, Any]) -> list[dict[str, Any]]:
+    """The page's entries (a 502 when ``entry`` is not a list of JSON objects)."""
+    entries = page.get("entry") or []
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise UpstreamError("the provider answered a page that is not FHIR JSON")
+    return entries
 
 
 def _next_link(page: dict[str, Any], provider_base: str) -> str | None:

@@ -769,6 +769,25 @@ def test_a_page_that_is_json_but_no_object_while_sorting_for_the_provider_is_a_5
     assert outcome(response)["code"] == "exception"
 
 
+@pytest.mark.parametrize(
+    "page",
+    [
+        '{"resourceType":"Bundle","type":"searchset","entry":["Observation/1"]}',
+        '{"resourceType":"Bundle","type":"searchset","entry":{"resource":{}}}',
+    ],
+)
+def test_a_page_whose_entries_are_not_objects_while_sorting_for_the_provider_is_a_502(
+    proxy_services, client, fhir_server, page
+):
+    unsorted = fhir_server(version="r4", capabilities={"sort": False})
+    tenant = mapped(proxy_services, client, unsorted.base_url, capabilities={"sort_by_date": False})
+    token = bearer_token(proxy_services, client, tenant.tenant_id)
+    unsorted.fail(200, page, "application/fhir+json")
+    response = send(proxy_services, "GET", "Observation", token, query="patient=x&_sort=-date")
+    assert response.status == 502
+    assert outcome(response)["code"] == "exception"
+
+
 def test_slow_provider_is_504(proxy_services, provider, token):
     provider.slow(3)
     response = send(proxy_services, "GET", "Patient/example", token)
