@@ -295,6 +295,12 @@ def _seed(
             }
         )
     writer_client = services.clients.register("Soak writer")
+    # Writes need a write scope as well as the tenant's allow_writes (docs/security.md table N).
+    services.clients.update(
+        writer_client.client.client_id,
+        allowed_scopes=["system/Patient.crs"],
+        default_scopes=["system/Patient.crs"],
+    )
     writer_tenant = str(uuid.uuid4())
     services.tenants.put(
         TenantMapping(
