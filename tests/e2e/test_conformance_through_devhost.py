@@ -15,15 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from shared.auth.signing_keys import ensure_signing_key
-from shared.services import Services, get_services, set_services
-from shared.tables import ensure_tables
 from shared.tenants import TenantMapping
-from tests.conftest import ADMIN_KEY
+from tests.support.app import app_services, served_app
 from tests.support.broken_fhir import PATIENT_ID, AppFhirServer
 from tools.conformance import main, run_checks
-from tools.testkit.data import REPO
-from tools.testkit.devhost import running_devhost
 
 pytestmark = pytest.mark.e2e
 
@@ -46,25 +41,13 @@ class Bridge:
 @pytest.fixture(scope="module")
 def bridge(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bridge]:
     """function_app on the dev host over Azurite, a tenant mapped to an R4 provider."""
-    import function_app
-
-    workdir = Path(tmp_path_factory.mktemp("e2e-conformance"))
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in {
-            "EHRB_SECRET_STORE": "local",
-            "EHRB_LOCAL_SECRETS_PATH": str(workdir / "secrets.json"),
-            "EHRB_TABLES_CONNECTION_STRING": azurite,
-            "EHRB_LOCAL_ADMIN_KEY": ADMIN_KEY,
-            "EHRB_TOKEN_ISSUER": "http://bridge.e2e/api/oauth2",
-            "EHRB_TOKEN_AUDIENCE": "http://bridge.e2e/api/fhir",
-            "EHRB_PUBLIC_BASE_URL": "",
-            "EHRB_ALLOW_INSECURE_PROVIDER_URLS": "true",
-        }.items():
-            patch.setenv(name, value)
-        set_services(None)
-        services: Services = get_services()
-        ensure_tables(services.table_service)
-        ensure_signing_key(services.secret_store, services.settings.token_algorithm)
+    with app_services(
+        azurite,
+        Path(tmp_path_factory.mktemp("e2e-conformance")),
+        EHRB_TOKEN_ISSUER="http://bridge.e2e/api/oauth2",
+        EHRB_TOKEN_AUDIENCE="http://bridge.e2e/api/fhir",
+        EHRB_ALLOW_INSECURE_PROVIDER_URLS="true",
+    ) as services:
         provider = AppFhirServer("r4", protected=False).start()
         try:
             issued = services.clients.register("Conformance partner")
@@ -75,16 +58,10 @@ def bridge(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[B
                 allowed_client_ids=(issued.client.client_id,),
             )
             services.tenants.put(tenant)
-            with running_devhost(
-                function_app.app, host_json_path=REPO / "host.json", master_key=ADMIN_KEY
-            ) as origin:
+            with served_app() as origin:
                 yield Bridge(origin, issued.client.client_id, issued.secret, tenant.tenant_id)
         finally:
             provider.stop()
-            for name in ("proxy", "transport"):
-                if name in services.__dict__:
-                    getattr(services, name).close()
-            set_services(None)
 
 
 @pytest.mark.parametrize("face", FACES)

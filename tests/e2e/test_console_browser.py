@@ -24,9 +24,9 @@ import requests
 from shared.console.access import COOKIE_NAME
 from shared.sandbox.access import ensure_sandbox_key
 from shared.sandbox.generate import generate_patients, generate_shared
-from shared.services import Services, get_services, set_services
-from shared.tables import ensure_tables
+from shared.services import Services
 from tests.conftest import ADMIN_KEY
+from tests.support.app import app_services, served_app
 from tests.support.browser import (
     MISSING,
     axe_report,
@@ -37,8 +37,6 @@ from tests.support.browser import (
     screenshot,
     viewport,
 )
-from tools.testkit.data import REPO
-from tools.testkit.devhost import running_devhost
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(browser_missing() is not None, reason=MISSING)]
 
@@ -75,40 +73,21 @@ class Console:
 
 @pytest.fixture(scope="module")
 def console(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
-    import function_app
-
     folder = Path(tmp_path_factory.mktemp("console"))
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in {
-            "EHRB_SECRET_STORE": "local",
-            "EHRB_LOCAL_SECRETS_PATH": str(folder / "secrets.json"),
-            "EHRB_TABLES_CONNECTION_STRING": azurite,
-            "EHRB_LOCAL_ADMIN_KEY": ADMIN_KEY,
-            "EHRB_PUBLIC_BASE_URL": "",
-            "EHRB_SANDBOX_ENABLED": "true",
-            "EHRB_ALLOW_INSECURE_PROVIDER_URLS": "true",
-        }.items():
-            patch.setenv(name, value)
-        set_services(None)
-        services = get_services()
-        ensure_tables(services.table_service)
-        from shared.auth.signing_keys import ensure_signing_key
-
-        ensure_signing_key(services.secret_store, services.settings.token_algorithm)
+    with app_services(
+        azurite,
+        folder,
+        EHRB_SANDBOX_ENABLED="true",
+        EHRB_ALLOW_INSECURE_PROVIDER_URLS="true",
+    ) as services:
         key = ensure_sandbox_key(services.secret_store)
         resources = list(generate_shared(SEED))
         for chart in generate_patients(3, SEED, start=9000):
             resources.extend(chart)
         services.sandbox_store.load(resources)
         family = next(r for r in resources if r["resourceType"] == "Patient")["name"][0]["family"]
-        with (
-            running_devhost(
-                function_app.app, host_json_path=REPO / "host.json", master_key=ADMIN_KEY
-            ) as origin,
-            headless_chromium(folder / "profile") as driver,
-        ):
+        with served_app() as origin, headless_chromium(folder / "profile") as driver:
             yield Console(origin, services, driver, key, family)
-        set_services(None)
 
 
 # -- browser helpers ----------------------------------------------------------------------------

@@ -24,13 +24,8 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 import requests
 
-from shared.auth.signing_keys import ensure_signing_key
-from shared.services import Services, get_services, set_services
-from shared.tables import ensure_tables
 from shared.tenants import TenantMapping
-from tests.conftest import ADMIN_KEY
-from tools.testkit.data import REPO
-from tools.testkit.devhost import running_devhost
+from tests.support.app import app_services, served_app
 from tools.testkit.fake_fhir import FakeFhirServer, RecordedRequest
 
 pytestmark = pytest.mark.e2e
@@ -303,26 +298,15 @@ class Visit:
 def app(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     """The dev host serving function_app over Azurite, an R4 provider holding the chart, and
     the app's client registered for a tenant mapped to that provider."""
-    import function_app
-
     workdir = Path(tmp_path_factory.mktemp("e2e-conversion"))
     (workdir / "no-fixtures").mkdir()
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in {
-            "EHRB_SECRET_STORE": "local",
-            "EHRB_LOCAL_SECRETS_PATH": str(workdir / "secrets.json"),
-            "EHRB_TABLES_CONNECTION_STRING": azurite,
-            "EHRB_LOCAL_ADMIN_KEY": ADMIN_KEY,
-            "EHRB_TOKEN_ISSUER": ISSUER,
-            "EHRB_TOKEN_AUDIENCE": AUDIENCE,
-            "EHRB_PUBLIC_BASE_URL": "",
-            "EHRB_ALLOW_INSECURE_PROVIDER_URLS": "true",
-        }.items():
-            patch.setenv(name, value)
-        set_services(None)
-        services: Services = get_services()
-        ensure_tables(services.table_service)
-        ensure_signing_key(services.secret_store, services.settings.token_algorithm)
+    with app_services(
+        azurite,
+        workdir,
+        EHRB_TOKEN_ISSUER=ISSUER,
+        EHRB_TOKEN_AUDIENCE=AUDIENCE,
+        EHRB_ALLOW_INSECURE_PROVIDER_URLS="true",
+    ) as services:
         provider = ChartProvider(version="r4", fixtures_dir=workdir / "no-fixtures").start()
         try:
             for resource in CHART:
@@ -335,17 +319,10 @@ def app(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]
                 allowed_client_ids=(issued.client.client_id,),
             )
             services.tenants.put(tenant)
-            with running_devhost(
-                function_app.app, host_json_path=REPO / "host.json", master_key=ADMIN_KEY
-            ) as base:
+            with served_app() as base:
                 yield App(base, provider, issued.client.client_id, issued.secret, tenant.tenant_id)
         finally:
             provider.stop()
-            if "proxy" in services.__dict__:
-                services.proxy.close()
-            if "transport" in services.__dict__:
-                services.transport.close()
-            set_services(None)
 
 
 def chart_batch(face: str) -> dict[str, Any]:

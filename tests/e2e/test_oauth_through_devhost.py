@@ -17,13 +17,11 @@ import jwt
 import pytest
 import requests
 
-from shared.auth.signing_keys import ensure_signing_key
-from shared.services import Services, get_services, set_services
-from shared.tables import EXPIRING_TABLE, ensure_tables
+from shared.services import Services
+from shared.tables import EXPIRING_TABLE
 from shared.tenants import TenantMapping
 from tests.conftest import ADMIN_KEY, empty_tables
-from tools.testkit.data import REPO
-from tools.testkit.devhost import running_devhost
+from tests.support.app import app_services, served_app
 
 pytestmark = pytest.mark.e2e
 
@@ -43,31 +41,18 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    import function_app
-
-    secrets_path = Path(tmp_path_factory.mktemp("e2e")) / "secrets.json"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
-        for name, value in {
-            "EHRB_SECRET_STORE": "local",
-            "EHRB_LOCAL_SECRETS_PATH": str(secrets_path),
-            "EHRB_TABLES_CONNECTION_STRING": azurite,
-            "EHRB_LOCAL_ADMIN_KEY": ADMIN_KEY,
-            "EHRB_TOKEN_ISSUER": ISSUER,
-            "EHRB_TOKEN_AUDIENCE": AUDIENCE,
-            "EHRB_TOKEN_FAILURE_LIMIT": "5",
-            "EHRB_PUBLIC_BASE_URL": "",
-        }.items():
-            patch.setenv(name, value)
-        set_services(None)
-        services = get_services()
-        ensure_tables(services.table_service)
-        ensure_signing_key(services.secret_store, services.settings.token_algorithm)
-        with running_devhost(
-            function_app.app, host_json_path=REPO / "host.json", master_key=ADMIN_KEY
-        ) as base:
-            yield Stack(base, services)
-        set_services(None)
+    with (
+        app_services(
+            azurite,
+            Path(tmp_path_factory.mktemp("e2e")),
+            OAUTHLIB_INSECURE_TRANSPORT="1",
+            EHRB_TOKEN_ISSUER=ISSUER,
+            EHRB_TOKEN_AUDIENCE=AUDIENCE,
+            EHRB_TOKEN_FAILURE_LIMIT="5",
+        ) as services,
+        served_app() as base,
+    ):
+        yield Stack(base, services)
 
 
 @pytest.fixture

@@ -19,14 +19,12 @@ import jwt
 import pytest
 import requests
 
-from shared.auth.signing_keys import ensure_signing_key
-from shared.services import Services, get_services, set_services
-from shared.tables import EXPIRING_TABLE, ensure_tables
+from shared.services import Services
+from shared.tables import EXPIRING_TABLE
 from shared.tenants import TenantMapping
-from tests.conftest import ADMIN_KEY
+from tests.conftest import ADMIN_KEY, empty_tables
+from tests.support.app import app_services, served_app
 from tools.testkit.backend_client import BackendKey, JwksServer
-from tools.testkit.data import REPO
-from tools.testkit.devhost import running_devhost
 
 pytestmark = pytest.mark.e2e
 
@@ -44,34 +42,20 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    import function_app
-
-    secrets_path = Path(tmp_path_factory.mktemp("pkjwt")) / "secrets.json"
-    with JwksServer() as jwks_server, pytest.MonkeyPatch.context() as patch:
-        for name, value in {
-            "EHRB_SECRET_STORE": "local",
-            "EHRB_LOCAL_SECRETS_PATH": str(secrets_path),
-            "EHRB_TABLES_CONNECTION_STRING": azurite,
-            "EHRB_LOCAL_ADMIN_KEY": ADMIN_KEY,
-            "EHRB_PUBLIC_BASE_URL": "",
+    with (
+        JwksServer() as jwks_server,
+        app_services(
+            azurite,
+            Path(tmp_path_factory.mktemp("pkjwt")),
             # The JWKS server is on loopback: the development address policy, and its CA.
-            "EHRB_ALLOW_INSECURE_PROVIDER_URLS": "true",
-            "EHRB_CLIENT_JWKS_CA_BUNDLE": jwks_server.ca_path,
-        }.items():
-            patch.setenv(name, value)
-        set_services(None)
-        services = get_services()
-        ensure_tables(services.table_service)
-        ensure_signing_key(services.secret_store, services.settings.token_algorithm)
-        with running_devhost(
-            function_app.app, host_json_path=REPO / "host.json", master_key=ADMIN_KEY
-        ) as base:
+            EHRB_ALLOW_INSECURE_PROVIDER_URLS="true",
+            EHRB_CLIENT_JWKS_CA_BUNDLE=jwks_server.ca_path,
+        ) as services,
+    ):
+        with served_app() as base:
             yield Stack(base, services, jwks_server)
         # The refusal below failed from 127.0.0.1: leave no shared throttle count behind.
-        shared = services.table_service.get_table_client(EXPIRING_TABLE)
-        for row in shared.list_entities(select=["PartitionKey", "RowKey"]):
-            shared.delete_entity(row["PartitionKey"], row["RowKey"])
-        set_services(None)
+        empty_tables(services.table_service, EXPIRING_TABLE)
 
 
 def register(stack: Stack, keys: dict[str, Any]) -> tuple[str, str]:

@@ -22,12 +22,11 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from shared.auth.signing_keys import ensure_signing_key
 from shared.ids import provider_secret_name
 from shared.sandbox.access import ensure_sandbox_key
-from shared.services import Services, get_services, set_services
-from shared.tables import ensure_tables
+from shared.services import Services, set_services
 from tests.conftest import ADMIN_KEY
+from tests.support.app import app_services, served_app
 from tests.support.sandbox import (
     allergy,
     condition,
@@ -38,8 +37,6 @@ from tests.support.sandbox import (
     patient,
     practitioner,
 )
-from tools.testkit.data import REPO
-from tools.testkit.devhost import running_devhost
 
 pytestmark = pytest.mark.e2e
 
@@ -121,40 +118,20 @@ def _unique_family() -> str:
 
 @pytest.fixture(scope="module")
 def stack(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    import function_app
-
-    secrets_path = Path(tmp_path_factory.mktemp("e2e-sandbox")) / "secrets.json"
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in {
-            "EHRB_SECRET_STORE": "local",
-            "EHRB_LOCAL_SECRETS_PATH": str(secrets_path),
-            "EHRB_TABLES_CONNECTION_STRING": azurite,
-            "EHRB_LOCAL_ADMIN_KEY": ADMIN_KEY,
-            "EHRB_TOKEN_ISSUER": ISSUER,
-            "EHRB_TOKEN_AUDIENCE": AUDIENCE,
-            "EHRB_PUBLIC_BASE_URL": "",
-            "EHRB_ALLOW_INSECURE_PROVIDER_URLS": "true",
-            "EHRB_SANDBOX_ENABLED": "true",
-        }.items():
-            patch.setenv(name, value)
-        set_services(None)
-        services = get_services()
-        ensure_tables(services.table_service)
-        ensure_signing_key(services.secret_store, services.settings.token_algorithm)
+    with app_services(
+        azurite,
+        Path(tmp_path_factory.mktemp("e2e-sandbox")),
+        EHRB_TOKEN_ISSUER=ISSUER,
+        EHRB_TOKEN_AUDIENCE=AUDIENCE,
+        EHRB_ALLOW_INSECURE_PROVIDER_URLS="true",
+        EHRB_SANDBOX_ENABLED="true",
+    ) as services:
         key = ensure_sandbox_key(services.secret_store)
         run = uuid.uuid4().hex[:8]
         chart = Chart(f"e2e-{run}", _unique_family(), f"ward-{run}", f"dr-{run}")
         services.sandbox_store.load(chart.resources())
-        try:
-            with running_devhost(
-                function_app.app, host_json_path=REPO / "host.json", master_key=ADMIN_KEY
-            ) as base:
-                yield Stack(base, services, key, chart)
-        finally:
-            for name in ("proxy", "transport"):
-                if name in services.__dict__:
-                    services.__dict__[name].close()
-            set_services(None)
+        with served_app() as base:
+            yield Stack(base, services, key, chart)
 
 
 def outcome(response: requests.Response) -> dict[str, Any]:

@@ -20,9 +20,8 @@ import pytest
 
 from shared.sandbox.access import ensure_sandbox_key
 from shared.sandbox.ui import COOKIE_NAME
-from shared.services import Services, get_services, set_services
-from shared.tables import ensure_tables
-from tests.conftest import ADMIN_KEY
+from shared.services import Services
+from tests.support.app import app_services, served_app
 from tests.support.browser import (
     MISSING,
     axe_report,
@@ -33,8 +32,6 @@ from tests.support.browser import (
     screenshot,
     viewport,
 )
-from tools.testkit.data import REPO
-from tools.testkit.devhost import running_devhost
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(browser_missing() is not None, reason=MISSING)]
 
@@ -54,31 +51,11 @@ class Editor:
 
 @pytest.fixture(scope="module")
 def editor(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Editor]:
-    import function_app
-
     folder = Path(tmp_path_factory.mktemp("sandbox-ui"))
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in {
-            "EHRB_SECRET_STORE": "local",
-            "EHRB_LOCAL_SECRETS_PATH": str(folder / "secrets.json"),
-            "EHRB_TABLES_CONNECTION_STRING": azurite,
-            "EHRB_LOCAL_ADMIN_KEY": ADMIN_KEY,
-            "EHRB_PUBLIC_BASE_URL": "",
-            "EHRB_SANDBOX_ENABLED": "true",
-        }.items():
-            patch.setenv(name, value)
-        set_services(None)
-        services = get_services()
-        ensure_tables(services.table_service)
+    with app_services(azurite, folder, EHRB_SANDBOX_ENABLED="true") as services:
         key = ensure_sandbox_key(services.secret_store)
-        with (
-            running_devhost(
-                function_app.app, host_json_path=REPO / "host.json", master_key=ADMIN_KEY
-            ) as origin,
-            headless_chromium(folder / "profile") as driver,
-        ):
+        with served_app() as origin, headless_chromium(folder / "profile") as driver:
             yield Editor(origin, key, services, driver)
-        set_services(None)
 
 
 @pytest.fixture

@@ -19,11 +19,9 @@ import requests
 
 from shared.auth.signing_keys import ensure_signing_key
 from shared.ids import ASSERTION_KEY_NAME
-from shared.services import Services, get_services, set_services
-from shared.tables import ensure_tables
+from shared.services import Services
 from tests.conftest import ADMIN_KEY
-from tools.testkit.data import REPO
-from tools.testkit.devhost import running_devhost
+from tests.support.app import app_services, served_app
 from tools.testkit.entra import LocalEntra, running_entra
 from tools.testkit.fake_fhir import FakeFhirServer, running_fake_fhir
 
@@ -47,41 +45,24 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    import function_app
-
-    secrets_path = Path(tmp_path_factory.mktemp("e2e-signed")) / "secrets.json"
     with (
         running_entra() as entra,
         running_fake_fhir(version="r4", require_bearer=True) as provider,
-        pytest.MonkeyPatch.context() as patch,
+        app_services(
+            azurite,
+            Path(tmp_path_factory.mktemp("e2e-signed")),
+            EHRB_ALLOW_INSECURE_PROVIDER_URLS="true",
+            EHRB_ENTRA_AUDIENCE=API_CLIENT_ID,
+            EHRB_ENTRA_AUTHORITY=entra.authority,
+            EHRB_ENTRA_CA_BUNDLE=entra.ca_path,
+            EHRB_ASSERTION_ALGORITHM="ES384",
+        ) as services,
     ):
         entra.register_api(API_ID_URI, API_CLIENT_ID)
-        for name, value in {
-            "EHRB_SECRET_STORE": "local",
-            "EHRB_LOCAL_SECRETS_PATH": str(secrets_path),
-            "EHRB_TABLES_CONNECTION_STRING": azurite,
-            "EHRB_LOCAL_ADMIN_KEY": ADMIN_KEY,
-            "EHRB_PUBLIC_BASE_URL": "",
-            "EHRB_ALLOW_INSECURE_PROVIDER_URLS": "true",
-            "EHRB_ENTRA_AUDIENCE": API_CLIENT_ID,
-            "EHRB_ENTRA_AUTHORITY": entra.authority,
-            "EHRB_ENTRA_CA_BUNDLE": entra.ca_path,
-            "EHRB_ASSERTION_ALGORITHM": "ES384",
-        }.items():
-            patch.setenv(name, value)
-        set_services(None)
-        services = get_services()
-        ensure_tables(services.table_service)
-        ensure_signing_key(services.secret_store, services.settings.token_algorithm)
         ensure_signing_key(services.secret_store, "ES384", secret_name=ASSERTION_KEY_NAME)
-        with running_devhost(
-            function_app.app, host_json_path=REPO / "host.json", master_key=ADMIN_KEY
-        ) as base:
+        with served_app() as base:
             provider.require_assertion("ehr-bridge", f"{base}/api/oauth2/assertion-jwks")
             yield Stack(base, services, entra, provider)
-        if "proxy" in services.__dict__:
-            services.proxy.close()
-        set_services(None)
 
 
 @pytest.fixture(scope="module")
