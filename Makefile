@@ -49,8 +49,10 @@ lint: $(DEPS)
 	$(BIN)/mypy
 	$(BIN)/python -m tools.functions_doctor
 
+# A test module runs whole on one worker: its module-scoped stack starts once, and the browser
+# journeys, numbered in order, share their session as written.
 test: deps lint infra-check
-	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 bench: deps local.settings.json
 	@command -v nginx >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && \
