@@ -628,24 +628,44 @@ def _assertion_keys_json(services: Services) -> dict[str, Any]:
 def signing_key_rotate(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
     """Add a signing key; it is published at once and signs after the activation delay."""
     settings = ctx.services.settings
+    return _rotate(
+        args,
+        ctx,
+        SIGNING_KEY_NAME,
+        settings.token_algorithm,
+        default_retire_after_seconds(settings),
+        event="signing_key.rotated",
+        cached="signing_keys",
+    )
+
+
+def _rotate(
+    args: argparse.Namespace,
+    ctx: Context,
+    name: str,
+    algorithm: str,
+    default_retire: int,
+    *,
+    event: str,
+    cached: str,
+) -> dict[str, Any]:
+    """Rotate the key ``name`` (published at once, signing after the activation delay)."""
     activate = _non_negative(args.activate_in_seconds, "--activate-in-seconds")
     retire = _non_negative(args.retire_previous_after_seconds, "--retire-previous-after-seconds")
-    activate = default_activate_in_seconds(settings) if activate is None else activate
-    retire = default_retire_after_seconds(settings) if retire is None else retire
-    version = _rotate_key(
-        ctx.services, SIGNING_KEY_NAME, settings.token_algorithm, activate, retire
-    )
-    change("signing_key.rotated", kid=version.version)
+    activate = default_activate_in_seconds(ctx.services.settings) if activate is None else activate
+    retire = default_retire if retire is None else retire
+    version = _rotate_key(ctx.services, name, algorithm, activate, retire)
+    change(event, kid=version.version)
     with contextlib.suppress(KeyError):
         # Only matters when this process also signs (tests, an embedded host).
-        vars(ctx.services)["signing_keys"].refresh()
+        vars(ctx.services)[cached].refresh()
     return {
         "kid": version.version,
-        "alg": settings.token_algorithm,
+        "alg": algorithm,
         "signs_from": (version.not_before or version.created_on).isoformat(),
         "activate_in_seconds": activate,
         "retire_previous_after_seconds": retire,
-        **_signing_keys_json(ctx.services),
+        **_keys_json(ctx.services, name, algorithm),
     }
 
 
@@ -674,24 +694,15 @@ def signing_key_list(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
 def assertion_key_rotate(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
     """Add an assertion key: published at once at oauth2/assertion-jwks, signing later."""
     settings = ctx.services.settings
-    activate = _non_negative(args.activate_in_seconds, "--activate-in-seconds")
-    retire = _non_negative(args.retire_previous_after_seconds, "--retire-previous-after-seconds")
-    activate = default_activate_in_seconds(settings) if activate is None else activate
-    retire = default_assertion_retire_after_seconds(settings) if retire is None else retire
-    version = _rotate_key(
-        ctx.services, ASSERTION_KEY_NAME, settings.assertion_algorithm, activate, retire
+    return _rotate(
+        args,
+        ctx,
+        ASSERTION_KEY_NAME,
+        settings.assertion_algorithm,
+        default_assertion_retire_after_seconds(settings),
+        event="assertion_key.rotated",
+        cached="assertion_keys",
     )
-    change("assertion_key.rotated", kid=version.version)
-    with contextlib.suppress(KeyError):
-        vars(ctx.services)["assertion_keys"].refresh()
-    return {
-        "kid": version.version,
-        "alg": settings.assertion_algorithm,
-        "signs_from": (version.not_before or version.created_on).isoformat(),
-        "activate_in_seconds": activate,
-        "retire_previous_after_seconds": retire,
-        **_assertion_keys_json(ctx.services),
-    }
 
 
 def assertion_key_list(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
