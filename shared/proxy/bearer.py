@@ -100,6 +100,57 @@ def _invalid_request(diagnostics: str) -> InvalidRequest:
     )
 
 
+def decode_signed(
+    token: str,
+    key: Any,
+    *,
+    algorithm: str,
+    audience: str,
+    issuer: str,
+    required: tuple[str, ...],
+) -> dict[str, Any]:
+    """Claims of a JWT whose signature, ``alg``, issuer, audience and required claims hold;
+    times are the caller's to check, against its own clock. ``Unauthorized`` names the rule."""
+    import jwt
+
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key,
+            algorithms=[algorithm],
+            audience=audience,
+            issuer=issuer,
+            options={
+                "require": list(required),
+                # Times are checked by the caller against the injected clock, with the same
+                # rules (pyjwt 2.15 raises ImmatureSignatureError for a future iat and nbf alike).
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+                # A token for us carries one audience; a multi-audience token is not ours.
+                "strict_aud": True,
+            },
+        )
+    except jwt.InvalidSignatureError:
+        raise _invalid_token("token signature is invalid") from None
+    except jwt.InvalidAlgorithmError:
+        raise _invalid_token("algorithm not allowed") from None
+    except jwt.MissingRequiredClaimError as error:
+        claim = error.claim if error.claim in required else "unknown"
+        raise _invalid_token(f"missing claim: {claim}") from None
+    except jwt.InvalidIssuerError:
+        raise _invalid_token("wrong issuer") from None
+    except jwt.InvalidAudienceError:
+        raise _invalid_token("wrong audience") from None
+    except jwt.exceptions.InvalidSubjectError:
+        raise _invalid_token("invalid claim: sub") from None
+    except jwt.exceptions.InvalidJTIError:
+        raise _invalid_token("invalid claim: jti") from None
+    except (jwt.InvalidTokenError, ValueError, TypeError, RecursionError):
+        raise _invalid_token("token is malformed") from None
+    return claims
+
+
 def _invalid_token(diagnostics: str, code: str = "unknown") -> Unauthorized:
     return Unauthorized(
         diagnostics,
@@ -334,44 +385,14 @@ class BearerVerifier:
 
     def _decode(self, token: str, key: Any) -> dict[str, Any]:
         """Claims of a token whose signature, issuer and audience hold."""
-        import jwt
-
-        algorithm = self._settings.token_algorithm
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key,
-                algorithms=[algorithm],
-                audience=self._settings.token_audience,
-                issuer=self._settings.token_issuer,
-                options={
-                    "require": list(REQUIRED_CLAIMS),
-                    # Times are checked below against the injected clock, with the same rules
-                    # (pyjwt 2.15 raises ImmatureSignatureError for a future iat and nbf alike).
-                    "verify_exp": False,
-                    "verify_iat": False,
-                    "verify_nbf": False,
-                    # Our tokens carry one audience; a multi-audience token is not ours.
-                    "strict_aud": True,
-                },
-            )
-        except jwt.InvalidSignatureError:
-            raise _invalid_token("token signature is invalid") from None
-        except jwt.InvalidAlgorithmError:
-            raise _invalid_token("algorithm not allowed") from None
-        except jwt.MissingRequiredClaimError as error:
-            claim = error.claim if error.claim in REQUIRED_CLAIMS else "unknown"
-            raise _invalid_token(f"missing claim: {claim}") from None
-        except jwt.InvalidIssuerError:
-            raise _invalid_token("wrong issuer") from None
-        except jwt.InvalidAudienceError:
-            raise _invalid_token("wrong audience") from None
-        except jwt.exceptions.InvalidSubjectError:
-            raise _invalid_token("invalid claim: sub") from None
-        except jwt.exceptions.InvalidJTIError:
-            raise _invalid_token("invalid claim: jti") from None
-        except (jwt.InvalidTokenError, ValueError, TypeError, RecursionError):
-            raise _invalid_token("token is malformed") from None
+        claims = decode_signed(
+            token,
+            key,
+            algorithm=self._settings.token_algorithm,
+            audience=self._settings.token_audience,
+            issuer=self._settings.token_issuer,
+            required=REQUIRED_CLAIMS,
+        )
         # pyjwt already compared these; exact equality again costs nothing and does not depend
         # on the library's container rules (pyjwt 2.10.0 matched issuer substrings).
         if claims.get("iss") != self._settings.token_issuer:
