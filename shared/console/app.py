@@ -73,6 +73,7 @@ from shared.web.csrf import Csrf
 from shared.web.errors import PageError
 from shared.web.forms import FieldErrors, read_form
 from shared.web.pages import NavLink, Pages, Site, Visitor
+from shared.web.routing import handler_for
 
 if TYPE_CHECKING:
     from shared.auth.clients import ClientRegistry, IssuedSecret
@@ -272,20 +273,8 @@ class Console:
 
     def _dispatch(self, request: Request) -> Response:
         route, ids = route_of(request.route_params.get("path", ""))
-        handler = self._handlers.get((route, request.method))
-        if handler is None:
-            allowed = sorted(method for name, method in self._handlers if name == route)
-            raise PageError(
-                405,
-                "Method not allowed",
-                "This page does not accept that kind of request.",
-                headers={"Allow": ", ".join(allowed)},
-            )
+        handler = handler_for(self._handlers, route, request, self._origin(request))
         posted = request.method == "POST"
-        if posted and not _same_origin(request, self._origin(request)):
-            raise PageError(
-                403, "Request refused", "This form was sent from another site, so it was refused."
-            )
         browser = self._access.who(request)
         if browser.operator is None and route not in PUBLIC_ROUTES:
             return self._signin_page(401, request, FieldErrors())
@@ -835,12 +824,6 @@ def _check_description(value: str, errors: FieldErrors) -> None:
 def _sentence(text: str) -> str:
     text = text.strip()
     return (text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")) if text else text
-
-
-def _same_origin(request: Request, origin: str) -> bool:
-    from shared.web.origin import same_origin
-
-    return same_origin(request, origin)
 
 
 def _templates() -> Any:

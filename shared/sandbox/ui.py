@@ -43,8 +43,8 @@ from shared.web.csrf import Csrf
 from shared.web.errors import PageError
 from shared.web.forms import FieldErrors, first_values, read_form
 from shared.web.login import Login
-from shared.web.origin import same_origin
 from shared.web.pages import Cell, NavLink, Pages, Site, Visitor, link
+from shared.web.routing import handler_for
 from shared.web.templates import Templates
 
 if TYPE_CHECKING:
@@ -471,20 +471,8 @@ class SandboxUi:
 
     def _dispatch(self, request: Request) -> Response:
         route, patient_id = self._route(request.route_params.get("path", ""))
-        handler = self._handlers.get((route, request.method))
-        if handler is None:
-            allowed = sorted(method for name, method in self._handlers if name == route)
-            raise PageError(
-                405,
-                "Method not allowed",
-                "This page does not accept that kind of request.",
-                headers={"Allow": ", ".join(allowed)},
-            )
+        handler = handler_for(self._handlers, route, request, self._origin(request))
         posted = request.method == "POST"
-        if posted and not same_origin(request, self._origin(request)):
-            raise PageError(
-                403, "Request refused", "This form was sent from another site, so it was refused."
-            )
         session = self._login.current(request)
         if session is None and route not in ("home", "signin", "signout"):
             return self._signin_page(401, self._visitor(request, None), FieldErrors())
