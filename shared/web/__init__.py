@@ -27,6 +27,8 @@ Each piece has one job:
   binding to the credential that signed in).
 - ``csrf``: a token in every POST form, HMAC-bound to the session, or before sign-in to a
   pre-session cookie. ``origin``: the Origin / Sec-Fetch-Site check every POST passes first.
+- ``routing``: the handler of a page for the request's method (405 with ``Allow`` otherwise), once
+  a POST has passed the origin check.
 
 Rules for pages built on it: every change is a POST that carries the CSRF token and answers
 with a redirect (or the form again, with errors); a secret is rendered only in the answer to
