@@ -362,12 +362,7 @@ class Services:
     @cached_property
     def client_gate(self) -> ClientGate:
         """Client authentication for introspection and revocation (the token endpoint's)."""
-        from shared.auth.client_gate import ClientGate
-
-        token = self.token_endpoint
-        return ClientGate(
-            self.lookups, token.throttle, token.client_auth, self.settings.trusted_proxy_hops
-        )
+        return self.token_endpoint.gate
 
     @cached_property
     def introspection(self) -> IntrospectionEndpoint:

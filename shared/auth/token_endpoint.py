@@ -10,30 +10,27 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl
 
 from shared.audit import audit
 from shared.auth.client_assertions import AssertionKeysUnavailable
 from shared.auth.client_auth import (
     ClientAuthentication,
     default_client_authentication,
-    refuse_unknown_client,
 )
+from shared.auth.client_gate import ClientGate, parse_form
 from shared.auth.client_keys import is_key_credential
-from shared.auth.errors import NO_STORE, OAuthError, invalid_client
+from shared.auth.errors import NO_STORE, OAuthError
 from shared.auth.secret_usage import SecretUsage
 from shared.auth.signing_keys import NoSigningKey, SigningKeys
 from shared.auth.smart_scopes import InvalidScope, parse_scopes
-from shared.auth.throttle import FailureThrottle, Throttled
+from shared.auth.throttle import FailureThrottle
 from shared.auth.tokens import issue_access_token
 from shared.http import Request, Response, json_response
 from shared.ids import canonical_guid, is_guid
 from shared.lookups import Lookups
 from shared.secret_store import SecretStoreUnavailable
 from shared.settings import Settings
-from shared.source import source_address
 from shared.tables import StoreUnavailable
 
 if TYPE_CHECKING:
@@ -42,9 +39,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CLIENT_CREDENTIALS = "client_credentials"
-FORM_TYPE = "application/x-www-form-urlencoded"
-MAX_BODY_BYTES = 16 * 1024
-MAX_FIELDS = 16
 
 
 def _invalid_scope() -> OAuthError:
@@ -52,39 +46,6 @@ def _invalid_scope() -> OAuthError:
     return OAuthError(
         "invalid_scope", "scope must name exactly one tenant id this client is allowed to use"
     )
-
-
-def parse_form(request: Request) -> dict[str, str]:
-    """The form parameters, enforcing RFC 6749 §3.2 (no repeats; empty means omitted)."""
-    if request.raw_query:
-        # §2.3.1 and §3.2: parameters, credentials above all, never travel in the URI.
-        raise OAuthError("invalid_request", "parameters must be sent in the request body")
-    media_type = (request.header("Content-Type") or "").split(";")[0].strip().lower()
-    if media_type != FORM_TYPE:
-        raise OAuthError("invalid_request", "body must be application/x-www-form-urlencoded")
-    if len(request.body) > MAX_BODY_BYTES:
-        raise OAuthError("invalid_request", "request body is too large", status=413)
-    try:
-        text = request.body.decode("ascii")
-        pairs = parse_qsl(
-            text,
-            keep_blank_values=True,
-            strict_parsing=False,
-            encoding="utf-8",
-            errors="strict",
-            max_num_fields=MAX_FIELDS,
-        )
-    except (UnicodeDecodeError, ValueError):
-        raise OAuthError("invalid_request", "body is not a valid form") from None
-    form: dict[str, str] = {}
-    seen: set[str] = set()
-    for name, value in pairs:
-        if name in seen:
-            raise OAuthError("invalid_request", "a parameter is repeated")
-        seen.add(name)
-        if value != "":
-            form[name] = value
-    return form
 
 
 def grant_type_of(form: dict[str, str]) -> str:
@@ -115,18 +76,17 @@ class TokenEndpoint:
         self._usage = usage
         self._lookups = lookups
         self._keys = signing_keys
-        self._throttle = throttle
-        self._client_auth = client_auth or default_client_authentication()
+        self._gate = ClientGate(
+            lookups,
+            throttle,
+            client_auth or default_client_authentication(),
+            settings.trusted_proxy_hops,
+        )
 
     @property
-    def client_auth(self) -> ClientAuthentication:
-        """The client-authentication methods (introspection and revocation use them too)."""
-        return self._client_auth
-
-    @property
-    def throttle(self) -> FailureThrottle:
-        """The failure throttle, shared with introspection and revocation."""
-        return self._throttle
+    def gate(self) -> ClientGate:
+        """Client authentication with its throttle (introspection and revocation use it too)."""
+        return self._gate
 
     def handle(self, request: Request) -> Response:
         """Answer one token request."""
@@ -156,38 +116,7 @@ class TokenEndpoint:
             raise OAuthError("invalid_request", "use POST", status=405, headers={"Allow": "POST"})
         form = parse_form(request)
         grant_type_of(form)
-        credentials = self._client_auth.credentials(request, form)
-        client_key = credentials.client_id.lower() if is_guid(credentials.client_id) else "?"
-        source = source_address(request, self._settings.trusted_proxy_hops)
-        # What this instance already knows; the verdict across instances comes after the secret.
-        self._throttled(self._throttle.screen, client_key, source)
-
-        client_id = canonical_guid(credentials.client_id) if client_key != "?" else None
-        record = self._lookups.client(client_id) if client_id else None
-        if client_id is None or record is None:
-            refuse_unknown_client(credentials.proof)
-            version = None
-        else:
-            version = self._client_auth.verify(credentials, client_id, self._lookups)
-        if record is None or not record.enabled or version is None:
-            # Counted and judged in one step: of concurrent guesses, only `limit` get a 401.
-            self._throttled(self._throttle.failed, client_key, source)
-            audit(
-                "token.denied",
-                client_id=client_id,
-                reason="unknown client"
-                if record is None
-                else "client disabled"
-                if not record.enabled
-                else "assertion refused"
-                if credentials.method == "private_key_jwt"
-                else "secret mismatch",
-                method=credentials.method,
-            )
-            raise invalid_client("client authentication failed")
-        # Judged again now that the answer is known: guesses that failed meanwhile count, so a
-        # right secret during a lockout gets the same 429 as a wrong one.
-        self._throttled(self._throttle.check, client_key, source)
+        record, version, method = self._gate.authenticate(request, form, "token")
 
         if CLIENT_CREDENTIALS not in record.grant_types:
             audit("token.denied", client_id=record.client_id, reason="grant not allowed")
@@ -213,7 +142,7 @@ class TokenEndpoint:
             tenant_id=tenant_id,
             jti=issued.claims["jti"],
             secret_version=version,
-            method=credentials.method,
+            method=method,
         )
         if self._usage is not None and not is_key_credential(version):
             # At most one background write per version per interval: the console's "last used".
@@ -232,20 +161,6 @@ class TokenEndpoint:
             },
             headers=NO_STORE,
         )
-
-    @staticmethod
-    def _throttled(judge: Callable[[str, str], None], client_key: str, source: str) -> None:
-        try:
-            judge(client_key, source)
-        except Throttled as throttled:
-            audit("token.throttled", client_id=client_key if client_key != "?" else None)
-            # slow_down: the registered OAuth error (RFC 8628 §3.5) for "too many requests".
-            raise OAuthError(
-                "slow_down",
-                "too many failed attempts; retry after the Retry-After delay",
-                status=429,
-                headers={"Retry-After": str(throttled.retry_after)},
-            ) from None
 
     def _scope_of(
         self, scope: str | None, record: ClientRecord
