@@ -10,11 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
-from typing import Any, Final, TypeGuard
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Final, TypeGuard
 
 from shared.fhir.catalog import RESOURCE_TYPES
 from shared.sandbox.errors import InvalidResource
+
+if TYPE_CHECKING:
+    from shared.tables import Entity
 
 # What the sandbox keeps: the catalogue's sandbox types, by their R4 names.
 SUPPORTED_TYPES: Final[tuple[str, ...]] = tuple(t.name for t in RESOURCE_TYPES if t.sandbox)
@@ -167,6 +170,33 @@ def entity_bytes(entity: Mapping[str, Any]) -> int:
         else:
             size += 8  # int64, double and datetime
     return size
+
+
+MAX_BATCH_OPERATIONS: Final = 100
+"""Operations in one entity-group transaction (Table Storage's limit)."""
+# A transaction carries at most 4 MiB; entity_bytes counts UTF-16 (2 bytes a character) while
+# the request is UTF-8 JSON (up to 3 bytes a character, plus escaping), so stay well under.
+MAX_BATCH_BYTES: Final = 2_500_000
+
+
+def transactions(entities: Iterable[Entity]) -> list[list[Entity]]:
+    """``entities`` (of one partition), in order, in the chunks one entity-group transaction
+    takes: at most ``MAX_BATCH_OPERATIONS``, and ``MAX_BATCH_BYTES`` by Table Storage's sizes."""
+    chunks: list[list[Entity]] = []
+    chunk: list[Entity] = []
+    size = 0
+    for entity in entities:
+        weight = entity_bytes(
+            {"PartitionKey": entity.partition_key, "RowKey": entity.row_key, **entity.properties}
+        )
+        if chunk and (len(chunk) == MAX_BATCH_OPERATIONS or size + weight > MAX_BATCH_BYTES):
+            chunks.append(chunk)
+            chunk, size = [], 0
+        chunk.append(entity)
+        size += weight
+    if chunk:
+        chunks.append(chunk)
+    return chunks
 
 
 def check_fits(entity: Mapping[str, Any], resource_type: str) -> None:

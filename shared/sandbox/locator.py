@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from shared.sandbox.errors import InvalidResource
-from shared.sandbox.layout import CHUNK_CHARS, JSON_PREFIX, entity_bytes, is_id
+from shared.sandbox.layout import CHUNK_CHARS, JSON_PREFIX, entity_bytes, is_id, transactions
 from shared.tables import (
     Entity,
     EntityChanged,
@@ -37,7 +37,6 @@ from shared.tables import (
 
 BUCKETS: Final = 1024
 WRITE_ATTEMPTS: Final = 8
-_BATCH_BYTES: Final = 2_500_000
 _POINT_READS: Final = 64
 """Above this many buckets of one type, read the whole partition rather than each bucket."""
 
@@ -131,18 +130,7 @@ class Locator:
             except (EntityChanged, EntityNotFound):
                 conflicted.add(row.row_key)
         rows = [row for row in rows if row.properties.get(f"{JSON_PREFIX}0") != "{}"]
-        batches: list[list[Entity]] = []
-        batch: list[Entity] = []
-        size = 0
-        for row in rows:
-            row_size = entity_bytes({"PartitionKey": row.partition_key, **row.properties})
-            if batch and (len(batch) == 100 or size + row_size > _BATCH_BYTES):
-                batches.append(batch)
-                batch, size = [], 0
-            batch.append(row)
-            size += row_size
-        if batch:
-            batches.append(batch)
+        batches = transactions(rows)
 
         def write(chunk: list[Entity]) -> None:
             try:

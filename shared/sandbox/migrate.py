@@ -20,12 +20,12 @@ from shared.sandbox.layout import (
     COMPARTMENT_TYPES,
     LAYOUT_KEY,
     LAYOUT_VERSION,
-    entity_bytes,
     is_id,
+    transactions,
     v1_lookup_partition,
 )
 from shared.sandbox.locator import Place
-from shared.sandbox.store import MAX_BATCH_BYTES, SandboxStore
+from shared.sandbox.store import SandboxStore
 from shared.tables import Entity, EntityNotFound, EntityTable
 
 PAGE: Final = 1_000
@@ -73,25 +73,11 @@ def _move_charts(store: SandboxStore) -> int:
                 Entity(row.partition_key, row.row_key, row.properties)
             )
         for partition_key, entities in by_partition.items():
-            for chunk in _transactions(entities):
+            for chunk in transactions(entities):
                 store.table_of(partition_key).upsert_batch(chunk)
                 _delete(main, partition_key, [e.row_key for e in chunk])
                 moved += len(chunk)
     return moved
-
-
-def _transactions(entities: list[Entity]) -> list[list[Entity]]:
-    """Entities of one partition in chunks a transaction takes (100, and well under 4 MiB)."""
-    chunks: list[list[Entity]] = [[]]
-    size = 0
-    for entity in entities:
-        weight = entity_bytes({"PartitionKey": entity.partition_key, **entity.properties})
-        if chunks[-1] and (len(chunks[-1]) == 100 or size + weight > MAX_BATCH_BYTES):
-            chunks.append([])
-            size = 0
-        chunks[-1].append(entity)
-        size += weight
-    return [chunk for chunk in chunks if chunk]
 
 
 def _delete_range(table: EntityTable, low: str, high: str) -> None:

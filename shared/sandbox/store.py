@@ -71,13 +71,13 @@ from shared.sandbox.layout import (
     check_fits,
     decode_resource,
     encode_resource,
-    entity_bytes,
     id_of_row_key,
     is_id,
     partition_patient,
     patient_of,
     resource_partition,
     resource_row_key,
+    transactions,
     type_range,
     v1_lookup_partition,
 )
@@ -111,11 +111,6 @@ __all__ = [
 
 WORKERS: Final = 8
 """Table requests in flight at once (page reads, load transactions)."""
-MAX_BATCH_OPERATIONS: Final = 100
-"""Operations in one entity-group transaction (Table Storage's limit)."""
-# A transaction carries at most 4 MiB; entity_bytes counts UTF-16 (2 bytes a character) while
-# the request is UTF-8 JSON (up to 3 bytes a character, plus escaping), so stay well under.
-MAX_BATCH_BYTES: Final = 2_500_000
 WRITE_ATTEMPTS: Final = 3
 """Tries of a write that meets a concurrent one (or of a transaction cut off)."""
 
@@ -432,21 +427,7 @@ class SandboxStore:
         by_partition: defaultdict[str, list[Entity]] = defaultdict(list)
         for entity in entities:
             by_partition[entity.partition_key].append(entity)
-        batches: list[list[Entity]] = []
-        for rows in by_partition.values():
-            batch: list[Entity] = []
-            size = 0
-            for row in rows:
-                row_size = entity_bytes(_row(row))
-                if batch and (
-                    len(batch) == MAX_BATCH_OPERATIONS or size + row_size > MAX_BATCH_BYTES
-                ):
-                    batches.append(batch)
-                    batch, size = [], 0
-                batch.append(row)
-                size += row_size
-            if batch:
-                batches.append(batch)
+        batches = [batch for rows in by_partition.values() for batch in transactions(rows)]
         futures: list[Future[Any]] = [self._pool.submit(self._transact, batch) for batch in batches]
         wait(futures)
         for future in futures:
