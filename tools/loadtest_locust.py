@@ -69,6 +69,25 @@ def _chart_batch(face: str, patient_id: str) -> dict[str, Any]:
     }
 
 
+def take_token(client: Any, seat: dict[str, Any], name: str) -> dict[str, str] | None:
+    """POST oauth2/token with the seat's credentials, reported as ``name``; the headers its FHIR
+    calls carry, or None when no token came (locust counts the failure)."""
+    with client.post(
+        "/api/oauth2/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": seat["client_id"],
+            "client_secret": seat["client_secret"],
+            "scope": seat["tenant_id"],
+        },
+        name=name,
+        catch_response=True,
+    ) as answer:
+        if answer.status_code != 200:
+            return None
+        return {"Authorization": f"Bearer {answer.json()['access_token']}", "Accept": FHIR_JSON}
+
+
 class PatientsApp(FastHttpUser):
     """One tenant's Patients app."""
 
@@ -85,22 +104,9 @@ class PatientsApp(FastHttpUser):
 
     def token(self) -> None:
         """POST oauth2/token, as the app does when its token nears its end."""
-        with self.client.post(
-            "/api/oauth2/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": self.seat["client_id"],
-                "client_secret": self.seat["client_secret"],
-                "scope": self.seat["tenant_id"],
-            },
-            name="token",
-            catch_response=True,
-        ) as answer:
-            if answer.status_code == 200:
-                self.headers = {
-                    "Authorization": f"Bearer {answer.json()['access_token']}",
-                    "Accept": FHIR_JSON,
-                }
+        headers = take_token(self.client, self.seat, "token")
+        if headers is not None:
+            self.headers = headers
 
     @task(1)
     def renew(self) -> None:
@@ -164,23 +170,9 @@ class SandboxWriter(FastHttpUser):
 
     def token(self) -> None:
         """A token for the writer's tenant."""
-        with self.client.post(
-            "/api/oauth2/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": self.seat["client_id"],
-                "client_secret": self.seat["client_secret"],
-                "scope": self.seat["tenant_id"],
-            },
-            name="token (writer)",
-            catch_response=True,
-        ) as answer:
-            if answer.status_code == 200:
-                self.headers = {
-                    "Authorization": f"Bearer {answer.json()['access_token']}",
-                    "Accept": FHIR_JSON,
-                    "Content-Type": FHIR_JSON,
-                }
+        headers = take_token(self.client, self.seat, "token (writer)")
+        if headers is not None:
+            self.headers = {**headers, "Content-Type": FHIR_JSON}
 
     @task
     def create(self) -> None:
